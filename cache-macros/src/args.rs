@@ -1,0 +1,302 @@
+//! The attribute's arguments: parsed into [`Args`], one field per argument with its span.
+//!
+//! Every mistake is recorded in [`Errors`] and parsing goes on, so one compile shows them all.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser as _;
+use syn::spanned::Spanned as _;
+use syn::{Expr, ExprLit, Lit, LitStr};
+
+use crate::duration;
+use crate::errors::Errors;
+
+/// A value and where it was written.
+#[derive(Clone, Copy)]
+pub(crate) struct At<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Memory,
+    Redis,
+    Tiered,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockKind {
+    None,
+    Local,
+    Distributed,
+}
+
+/// The arguments as written; `None` where an argument was left out.
+#[derive(Default)]
+pub(crate) struct Args {
+    /// Milliseconds.
+    pub(crate) ttl: Option<At<u64>>,
+    pub(crate) key: Option<LitStr>,
+    pub(crate) name: Option<LitStr>,
+    /// Milliseconds; zero turns null caching off.
+    pub(crate) null_ttl: Option<At<u64>>,
+    pub(crate) jitter: Option<At<f64>>,
+    pub(crate) max_entries: Option<At<u64>>,
+    pub(crate) backend: Option<At<Backend>>,
+    pub(crate) lock: Option<At<LockKind>>,
+    /// Milliseconds.
+    pub(crate) lock_timeout: Option<At<u64>>,
+    pub(crate) krate: Option<syn::Path>,
+}
+
+const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
+                     `lock`, `lock_timeout`, `crate`";
+
+/// Stores `value` in `slot` unless the argument was given before.
+fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
+    if slot.is_some() {
+        errors.at(
+            name.span(),
+            format!("duplicate argument `{name}`: give it once"),
+        );
+    } else {
+        *slot = Some(value);
+    }
+}
+
+impl Args {
+    /// Parses the tokens inside `#[cached(...)]`.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
+        let mut args = Args::default();
+        let parser = syn::meta::parser(|meta| {
+            let Some(name) = meta.path.get_ident().cloned() else {
+                errors.at(meta.path.span(), format!("expected one of {NAMES}"));
+                return skip_value(&meta);
+            };
+            if !meta.input.peek(syn::Token![=]) {
+                errors.at(
+                    name.span(),
+                    format!("`{name}` needs a value: `{name} = ...`"),
+                );
+                return Ok(());
+            }
+            let value: Expr = meta.value()?.parse()?;
+            args.parse_one(&name, &value, errors);
+            Ok(())
+        });
+        if let Err(e) = parser.parse2(tokens) {
+            errors.push(e);
+        }
+        args
+    }
+
+    fn parse_one(&mut self, name: &syn::Ident, value: &Expr, errors: &mut Errors) {
+        let span = value.span();
+        match name.to_string().as_str() {
+            "ttl" => match duration_ms(value, "ttl", errors) {
+                Some(0) => errors.at(
+                    span,
+                    "`ttl` must be at least 1 second: write `ttl = 1`, or remove `ttl` to keep \
+                     entries until they are evicted or invalidated",
+                ),
+                Some(ms) => set(&mut self.ttl, At { value: ms, span }, name, errors),
+                None => {}
+            },
+            "null_ttl" => {
+                if let Some(ms) = duration_ms(value, "null_ttl", errors) {
+                    set(&mut self.null_ttl, At { value: ms, span }, name, errors);
+                }
+            }
+            "lock_timeout" => match duration_ms(value, "lock_timeout", errors) {
+                Some(0) => errors.at(
+                    span,
+                    "`lock_timeout` must be more than zero: write `lock_timeout = \"5s\"`, or \
+                     `lock = \"none\"` to never wait for another caller's load",
+                ),
+                Some(ms) => set(&mut self.lock_timeout, At { value: ms, span }, name, errors),
+                None => {}
+            },
+            "key" => {
+                if let Some(lit) = string(value, "key", "key = \"user:{id}\"", errors) {
+                    set(&mut self.key, lit, name, errors);
+                }
+            }
+            "name" => match string(value, "name", "name = \"user:profile\"", errors) {
+                Some(lit) if lit.value().is_empty() => errors.at(
+                    span,
+                    "`name` must not be empty: write `name = \"user:profile\"`, or remove it",
+                ),
+                Some(lit) => set(&mut self.name, lit, name, errors),
+                None => {}
+            },
+            "jitter" => {
+                if let Some(j) = jitter(value, errors) {
+                    set(&mut self.jitter, At { value: j, span }, name, errors);
+                }
+            }
+            "max_entries" => match integer(value) {
+                Some(0) => errors.at(
+                    span,
+                    "`max_entries` must be at least 1: write `max_entries = 10_000`",
+                ),
+                Some(n) => set(&mut self.max_entries, At { value: n, span }, name, errors),
+                None => errors.at(
+                    span,
+                    "`max_entries` takes a whole number of entries: `max_entries = 10_000`",
+                ),
+            },
+            "backend" => {
+                let choices = [
+                    ("memory", Backend::Memory),
+                    ("redis", Backend::Redis),
+                    ("tiered", Backend::Tiered),
+                ];
+                if let Some(b) = choice(value, "backend", &choices, errors) {
+                    set(&mut self.backend, At { value: b, span }, name, errors);
+                }
+            }
+            "lock" => {
+                let choices = [
+                    ("none", LockKind::None),
+                    ("local", LockKind::Local),
+                    ("distributed", LockKind::Distributed),
+                ];
+                if let Some(l) = choice(value, "lock", &choices, errors) {
+                    set(&mut self.lock, At { value: l, span }, name, errors);
+                }
+            }
+            "crate" => {
+                let example = "crate = \"my_crate::cache_runtime\"";
+                if let Some(lit) = string(value, "crate", example, errors) {
+                    match lit.parse::<syn::Path>() {
+                        Ok(path) => set(&mut self.krate, path, name, errors),
+                        Err(_) => errors.at(
+                            span,
+                            format!("`crate` must be a path to `cache_runtime`: `{example}`"),
+                        ),
+                    }
+                }
+            }
+            other => errors.at(
+                name.span(),
+                format!("unknown argument `{other}`: expected one of {NAMES}"),
+            ),
+        }
+    }
+}
+
+/// Skips `= value` after a path that is not an argument name.
+fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        let _: Expr = meta.value()?.parse()?;
+    }
+    Ok(())
+}
+
+fn literal(value: &Expr) -> Option<&Lit> {
+    match value {
+        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+        Expr::Group(g) => literal(&g.expr),
+        _ => None,
+    }
+}
+
+fn integer(value: &Expr) -> Option<u64> {
+    match literal(value)? {
+        Lit::Int(i) => i.base10_parse().ok(),
+        _ => None,
+    }
+}
+
+/// Whole seconds (`3600`) or a duration string (`"1h"`), in milliseconds.
+fn duration_ms(value: &Expr, name: &str, errors: &mut Errors) -> Option<u64> {
+    let wrong = format!(
+        "`{name}` takes whole seconds or a duration string: `{name} = 90` or `{name} = \"1m30s\"` \
+         (units `ms`, `s`, `m`, `h`, `d`)"
+    );
+    match literal(value) {
+        Some(Lit::Int(i)) => match i
+            .base10_parse::<u64>()
+            .ok()
+            .and_then(|s| s.checked_mul(1000))
+        {
+            Some(ms) => Some(ms),
+            None => {
+                errors.at(i.span(), wrong);
+                None
+            }
+        },
+        Some(Lit::Str(s)) => match duration::parse_ms(&s.value()) {
+            Ok(ms) => Some(ms),
+            Err(why) => {
+                errors.at(
+                    s.span(),
+                    format!("bad duration `{}` for `{name}`: {why}; {wrong}", s.value()),
+                );
+                None
+            }
+        },
+        _ => {
+            errors.at(value.span(), wrong);
+            None
+        }
+    }
+}
+
+fn string(value: &Expr, name: &str, example: &str, errors: &mut Errors) -> Option<LitStr> {
+    match literal(value) {
+        Some(Lit::Str(s)) => Some(s.clone()),
+        _ => {
+            errors.at(
+                value.span(),
+                format!("`{name}` takes a string: `{example}`"),
+            );
+            None
+        }
+    }
+}
+
+fn jitter(value: &Expr, errors: &mut Errors) -> Option<f64> {
+    let j = match literal(value) {
+        Some(Lit::Float(f)) => f.base10_parse::<f64>().ok(),
+        Some(Lit::Int(i)) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match j {
+        Some(j) if (0.0..=1.0).contains(&j) => Some(j),
+        _ => {
+            errors.at(
+                value.span(),
+                "`jitter` must be a number from 0 to 1, the fraction of `ttl` added at random: \
+                 `jitter = 0.1`",
+            );
+            None
+        }
+    }
+}
+
+fn choice<T: Copy>(
+    value: &Expr,
+    name: &str,
+    choices: &[(&str, T)],
+    errors: &mut Errors,
+) -> Option<T> {
+    let written = match literal(value) {
+        Some(Lit::Str(s)) => Some(s.value()),
+        _ => None,
+    };
+    let found = written
+        .as_deref()
+        .and_then(|w| choices.iter().find(|(n, _)| *n == w));
+    if found.is_none() {
+        let list: Vec<String> = choices
+            .iter()
+            .map(|(n, _)| format!("`{name} = \"{n}\"`"))
+            .collect();
+        errors.at(
+            value.span(),
+            format!("`{name}` must be one of {}", list.join(", ")),
+        );
+    }
+    found.map(|(_, t)| *t)
+}

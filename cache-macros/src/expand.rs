@@ -1,0 +1,443 @@
+//! Code generation: the cached wrapper and its companions, one small function per item.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::{Attribute, ItemFn, Visibility};
+
+use crate::args::{Args, Backend, LockKind};
+use crate::errors::Errors;
+use crate::key::Key;
+use crate::sig::{Param, Sig};
+
+const DEFAULT_NULL_TTL_MS: u64 = 300_000;
+const DEFAULT_JITTER: f64 = 0.1;
+const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+const DEFAULT_LOCK_TIMEOUT_MS: u64 = 5_000;
+
+/// Expands `#[cached(attr)] item`. On any error, emits every error beside the unchanged item.
+pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = Args::parse(attr, &mut errors);
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(e) => {
+            errors.at(
+                e.span(),
+                "`#[cached]` goes on a function: `#[cached] fn f(..) -> T`",
+            );
+            return with_errors(errors, item);
+        }
+    };
+    let sig = Sig::read(&func.sig, &mut errors);
+    let key = Key::read(args.key.as_ref(), &sig, &mut errors);
+    if let (Some(b), Some(l)) = (args.backend, args.lock)
+        && b.value == Backend::Memory
+        && l.value == LockKind::Distributed
+    {
+        errors.at(
+            l.span,
+            "`lock = \"distributed\"` coordinates processes through Redis, but this function \
+             uses `backend = \"memory\"`: write `lock = \"local\"`, or `backend = \"redis\"`",
+        );
+    }
+    if !errors.is_empty() {
+        return with_errors(errors, item);
+    }
+    Gen::new(&args, &func, &sig, &key).all()
+}
+
+fn with_errors(errors: Errors, item: TokenStream) -> TokenStream {
+    let errors = errors.into_error().map(|e| e.to_compile_error());
+    quote!(#errors #item)
+}
+
+/// Everything the generators share.
+struct Gen<'a> {
+    args: &'a Args,
+    func: &'a ItemFn,
+    sig: &'a Sig,
+    key: &'a Key<'a>,
+    krate: TokenStream,
+    /// `#[cfg]` and `#[cfg_attr]`: forwarded to every item.
+    cfgs: Vec<&'a Attribute>,
+}
+
+fn is_cfg(attr: &Attribute) -> bool {
+    attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr")
+}
+
+impl<'a> Gen<'a> {
+    fn new(args: &'a Args, func: &'a ItemFn, sig: &'a Sig, key: &'a Key<'a>) -> Self {
+        let krate = match &args.krate {
+            Some(path) => path.to_token_stream(),
+            None => quote!(::cache_runtime),
+        };
+        let cfgs = func.attrs.iter().filter(|a| is_cfg(a)).collect();
+        Gen {
+            args,
+            func,
+            sig,
+            key,
+            krate,
+            cfgs,
+        }
+    }
+
+    fn all(&self) -> TokenStream {
+        let mut out = self.backend_checks();
+        out.extend(self.store());
+        out.extend(self.wrapper());
+        out.extend(self.uncached());
+        out.extend(self.invalidate());
+        out.extend(self.refresh());
+        out.extend(self.cache_handle());
+        out
+    }
+
+    fn ident(&self, suffix: &str) -> syn::Ident {
+        let f = &self.func.sig.ident;
+        format_ident!("{}{}", f, suffix, span = f.span())
+    }
+
+    fn vis(&self) -> &Visibility {
+        &self.func.vis
+    }
+
+    /// `f_uncached` or `Self::f_uncached` (and likewise for the other companions).
+    fn path_to(&self, ident: &syn::Ident) -> TokenStream {
+        match self.sig.receiver {
+            Some(_) => quote!(Self::#ident),
+            None => quote!(#ident),
+        }
+    }
+
+    /// `backend = "redis"` and `lock = "distributed"` need the runtime's `redis` feature.
+    fn backend_checks(&self) -> TokenStream {
+        let krate = &self.krate;
+        let mut out = TokenStream::new();
+        if let Some(b) = self.args.backend {
+            let what = match b.value {
+                Backend::Memory => None,
+                Backend::Redis => Some("backend = \"redis\""),
+                Backend::Tiered => Some("backend = \"tiered\""),
+            };
+            if let Some(what) = what {
+                out.extend(quote_spanned!(b.span=> #krate::__private::require_redis!(#what);));
+            }
+        }
+        if let Some(l) = self.args.lock
+            && l.value == LockKind::Distributed
+        {
+            let what = "lock = \"distributed\"";
+            out.extend(quote_spanned!(l.span=> #krate::__private::require_redis!(#what);));
+        }
+        out
+    }
+
+    /// The runtime policy built from the arguments and their defaults.
+    fn policy(&self) -> TokenStream {
+        let krate = &self.krate;
+        let args = self.args;
+        let ms = |v: u64| quote!(#krate::__private::Duration::from_millis(#v));
+        let ttl_ms = args.ttl.map(|t| t.value);
+        let ttl = match ttl_ms {
+            Some(v) => {
+                let d = ms(v);
+                quote!(::core::option::Option::Some(#d))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let null_ms = match (args.null_ttl, ttl_ms) {
+            (Some(n), _) => n.value,
+            (None, Some(t)) => t.min(DEFAULT_NULL_TTL_MS),
+            (None, None) => DEFAULT_NULL_TTL_MS,
+        };
+        let null_ttl = ms(null_ms);
+        let jitter = Literal::f64_suffixed(args.jitter.map_or(DEFAULT_JITTER, |j| j.value));
+        let max_entries = args.max_entries.map_or(DEFAULT_MAX_ENTRIES, |m| m.value);
+        let lock = match args.lock.map(|l| l.value) {
+            Some(LockKind::None) => quote!(None),
+            _ => quote!(Local),
+        };
+        let lock_timeout = ms(args
+            .lock_timeout
+            .map_or(DEFAULT_LOCK_TIMEOUT_MS, |l| l.value));
+        quote! {
+            #krate::__private::Policy {
+                ttl: #ttl,
+                null_ttl: #null_ttl,
+                jitter: #jitter,
+                max_entries: #max_entries,
+                lock: #krate::__private::Lock::#lock,
+                lock_timeout: #lock_timeout,
+            }
+        }
+    }
+
+    /// The cache's name: `name = "..."`, or the function's path.
+    fn name(&self) -> TokenStream {
+        if let Some(name) = &self.args.name {
+            return name.to_token_stream();
+        }
+        let f = self.func.sig.ident.to_string();
+        match self.sig.receiver {
+            Some(_) => quote!(::std::format!("{}::{}", ::core::any::type_name::<Self>(), #f)),
+            None => quote!(::core::concat!(::core::module_path!(), "::", #f)),
+        }
+    }
+
+    /// ```ignore
+    /// fn __cached_f() -> &'static Cache<(K0, K1,), V> {
+    ///     /* bound assertions */
+    ///     static CACHE: OnceLock<Cache<(K0, K1,), V>> = OnceLock::new();
+    ///     CACHE.get_or_init(|| Cache::new("path::f", Policy { .. }))
+    /// }
+    /// ```
+    fn store(&self) -> TokenStream {
+        let krate = &self.krate;
+        let ident = self.store_ident();
+        let key_ty = self.key.owned_type();
+        let value_ty = &self.sig.value_ty;
+        let cache_ty = quote!(#krate::__private::Cache<#key_ty, #value_ty>);
+        let value_check = quote_spanned! {self.sig.output_span=>
+            let _ = #krate::__private::assert_value::<#value_ty>;
+        };
+        let key_checks = self.key.assertions(krate, self.args.key.is_some());
+        let (name, policy, cfgs) = (self.name(), self.policy(), &self.cfgs);
+        let cache = Span::mixed_site();
+        let cache = syn::Ident::new("CACHE", cache);
+        quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            #[allow(clippy::type_complexity)]
+            fn #ident() -> &'static #cache_ty {
+                #value_check
+                #key_checks
+                static #cache: #krate::__private::OnceLock<#cache_ty> =
+                    #krate::__private::OnceLock::new();
+                #cache.get_or_init(|| #krate::__private::Cache::new(#name, #policy))
+            }
+        }
+    }
+
+    fn store_ident(&self) -> syn::Ident {
+        let f = &self.func.sig.ident;
+        format_ident!("__cached_{}", f, span = f.span())
+    }
+
+    /// `f_uncached(a, b)` or `Self::f_uncached(self, a, b)`: the call that runs the body.
+    fn call_uncached(&self) -> TokenStream {
+        let path = self.path_to(&self.ident("_uncached"));
+        let receiver = self.sig.receiver.as_ref().map(|r| {
+            let s = &r.self_token;
+            quote!(#s,)
+        });
+        let args = self.sig.params.iter().map(|p| &p.ident);
+        quote!(#path(#receiver #(#args),*))
+    }
+
+    /// The signature of a generated function: `f`'s with another name, parameters and output.
+    fn signature(
+        &self,
+        ident: &syn::Ident,
+        receiver: Option<&syn::Receiver>,
+        params: &[&Param],
+        output: Option<&syn::Type>,
+    ) -> TokenStream {
+        let sig = &self.func.sig;
+        let (asyncness, safety, generics) = (&sig.asyncness, &sig.safety, &sig.generics);
+        let where_clause = &generics.where_clause;
+        let receiver = receiver.map(|r| quote!(#r,));
+        let params = params.iter().map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#ident: #ty)
+        });
+        let output = output.map(|ty| quote!(-> #ty));
+        quote! {
+            #asyncness #safety fn #ident #generics (#receiver #(#params),*) #output #where_clause
+        }
+    }
+
+    fn all_params(&self) -> Vec<&Param> {
+        self.sig.params.iter().collect()
+    }
+
+    /// ```ignore
+    /// fn f(a: A, b: &B) -> R {
+    ///     let cache = __cached_f();
+    ///     if let Some(hit) = cache.get::<Shape, _, _>(&Lookup((&a, &*b))) { return hit; }
+    ///     let key = (ToOwned::to_owned(&a), ToOwned::to_owned(&*b));
+    ///     cache.load::<Shape, _>(key, move || f_uncached(a, b))  // async: load_async(.., fut).await
+    /// }
+    /// ```
+    fn wrapper(&self) -> TokenStream {
+        let attrs = self.func.attrs.iter().map(wrapper_attr);
+        let vis = self.vis();
+        let sig = self.signature(
+            &self.func.sig.ident,
+            self.sig.receiver.as_ref(),
+            &self.all_params(),
+            Some(&self.sig.output),
+        );
+        let store = self.path_to(&self.store_ident());
+        let shape = self.shape();
+        let code = self.key.code(&self.krate);
+        let (prelude, lookup, owned) = (&code.prelude, &code.lookup, &code.owned);
+        let call = self.call_uncached();
+        let [cache, hit, key] = mixed(["__cache", "__hit", "__key"]);
+        let load = match self.func.sig.asyncness {
+            Some(_) => quote!(#cache.load_async::<#shape, _>(#key, #call).await),
+            None => quote!(#cache.load::<#shape, _>(#key, move || #call)),
+        };
+        quote! {
+            #(#attrs)*
+            #vis #sig {
+                let #cache = #store();
+                #prelude
+                if let ::core::option::Option::Some(#hit) =
+                    #cache.get::<#shape, _, _>(&#lookup)
+                {
+                    return #hit;
+                }
+                let #key = #owned;
+                #load
+            }
+        }
+    }
+
+    fn shape(&self) -> TokenStream {
+        let krate = &self.krate;
+        let marker = syn::Ident::new(self.sig.shape.marker(), self.sig.output_span);
+        quote_spanned!(self.sig.output_span=> #krate::__private::#marker)
+    }
+
+    /// The body as written, under `f_uncached`, with the function's attributes but its docs.
+    fn uncached(&self) -> TokenStream {
+        let mut func = self.func.clone();
+        func.sig.ident = self.ident("_uncached");
+        func.attrs.retain(|a| !a.path().is_ident("doc"));
+        let f = &self.func.sig.ident;
+        let doc = format!(" Runs the body of `{f}` without the cache: no lookup, no store.");
+        quote! {
+            #[doc = #doc]
+            #func
+        }
+    }
+
+    /// ```ignore
+    /// fn f_invalidate(a: A) { __cached_f().invalidate(&Lookup((&a,))) }
+    /// ```
+    fn invalidate(&self) -> TokenStream {
+        let ident = self.ident("_invalidate");
+        let receiver = if self.key.uses_self {
+            self.shared_receiver()
+        } else {
+            None
+        };
+        let params = self.key.params(self.sig);
+        let sig = self.signature(&ident, receiver.as_ref(), &params, None);
+        let store = self.path_to(&self.store_ident());
+        let code = self.key.code(&self.krate);
+        let (prelude, lookup) = (&code.prelude, &code.lookup);
+        let (vis, cfgs) = (self.vis(), &self.cfgs);
+        let f = &self.func.sig.ident;
+        let doc = format!(
+            " Removes the cached result of `{f}` for these key arguments. A load of the same \
+             key in flight keeps its result out of the cache."
+        );
+        quote! {
+            #(#cfgs)*
+            #[doc = #doc]
+            #[allow(dead_code)]
+            #vis #sig {
+                #prelude
+                #store().invalidate(&#lookup);
+            }
+        }
+    }
+
+    /// `&self` for a method whose key names `self`, whatever `f` takes.
+    fn shared_receiver(&self) -> Option<syn::Receiver> {
+        let self_token = &self.sig.receiver.as_ref()?.self_token;
+        Some(syn::parse_quote!(&#self_token))
+    }
+
+    /// ```ignore
+    /// fn f_refresh(a: A, b: &B) -> R {
+    ///     let key = (ToOwned::to_owned(&a), ToOwned::to_owned(&*b));
+    ///     __cached_f().refresh::<Shape, _>(key, move || f_uncached(a, b))
+    /// }
+    /// ```
+    fn refresh(&self) -> TokenStream {
+        let ident = self.ident("_refresh");
+        let sig = self.signature(
+            &ident,
+            self.sig.receiver.as_ref(),
+            &self.all_params(),
+            Some(&self.sig.output),
+        );
+        let store = self.path_to(&self.store_ident());
+        let shape = self.shape();
+        let code = self.key.code(&self.krate);
+        let (prelude, owned) = (&code.prelude, &code.owned);
+        let call = self.call_uncached();
+        let [key] = mixed(["__key"]);
+        let refresh = match self.func.sig.asyncness {
+            Some(_) => quote!(#store().refresh_async::<#shape, _>(#key, #call).await),
+            None => quote!(#store().refresh::<#shape, _>(#key, move || #call)),
+        };
+        let (vis, cfgs) = (self.vis(), &self.cfgs);
+        let f = &self.func.sig.ident;
+        let doc = format!(" Runs the body of `{f}` now, stores its result and returns it.");
+        quote! {
+            #(#cfgs)*
+            #[doc = #doc]
+            #[allow(dead_code)]
+            #vis #sig {
+                #prelude
+                let #key = #owned;
+                #refresh
+            }
+        }
+    }
+
+    /// ```ignore
+    /// fn f_cache() -> &'static CacheHandle { /* a static handle to __cached_f() */ }
+    /// ```
+    fn cache_handle(&self) -> TokenStream {
+        let krate = &self.krate;
+        let ident = self.ident("_cache");
+        let store = self.path_to(&self.store_ident());
+        let (vis, cfgs) = (self.vis(), &self.cfgs);
+        let handle = syn::Ident::new("HANDLE", Span::mixed_site());
+        let f = &self.func.sig.ident;
+        let doc = format!(" The cache of `{f}`: its name, stats, and `clear()`.");
+        quote! {
+            #(#cfgs)*
+            #[doc = #doc]
+            #[allow(dead_code)]
+            #vis fn #ident() -> &'static #krate::__private::CacheHandle {
+                static #handle: #krate::__private::OnceLock<#krate::__private::CacheHandle> =
+                    #krate::__private::OnceLock::new();
+                #handle.get_or_init(|| #store().handle())
+            }
+        }
+    }
+}
+
+/// Local names the generated code introduces, invisible to the user's code.
+fn mixed<const N: usize>(names: [&str; N]) -> [syn::Ident; N] {
+    names.map(|n| syn::Ident::new(n, Span::mixed_site()))
+}
+
+/// The wrapper keeps the function's attributes, with `#[expect(..)]` turned into
+/// `#[allow(..)]` (the expectation is met by the body, under `f_uncached`).
+fn wrapper_attr(attr: &Attribute) -> TokenStream {
+    if attr.path().is_ident("expect")
+        && let syn::Meta::List(list) = &attr.meta
+    {
+        let tokens = &list.tokens;
+        return quote!(#[allow(#tokens)]);
+    }
+    attr.to_token_stream()
+}

@@ -1,0 +1,219 @@
+//! The key of a cached function: which values make it up, and the code that borrows them
+//! (for lookups) or owns them (for inserts).
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::LitStr;
+
+use crate::errors::Errors;
+use crate::sig::{Param, Sig};
+use crate::template::{self, Segment};
+
+/// At most this many key parts (the largest tuple `cache_runtime` implements lookups for).
+const MAX_PARTS: usize = 12;
+
+/// One value of the key.
+enum Part<'a> {
+    /// A whole parameter, keyed by its own `Hash + Eq`.
+    Param(&'a Param),
+    /// `{root.field...}`, keyed by the field's `Display` text. `root` is `None` for `self`.
+    Field {
+        root: Option<&'a Param>,
+        members: Vec<syn::Member>,
+        span: Span,
+    },
+}
+
+pub(crate) struct Key<'a> {
+    parts: Vec<Part<'a>>,
+    /// The template names `self`: `f_invalidate` needs the receiver.
+    pub(crate) uses_self: bool,
+}
+
+/// The tokens that build a key, for one generated function body.
+pub(crate) struct KeyCode {
+    /// Statements that compute field parts (`let __part0 = display_part(&req.user);`).
+    pub(crate) prelude: TokenStream,
+    /// `Lookup((&id, &*name,))`.
+    pub(crate) lookup: TokenStream,
+    /// `(ToOwned::to_owned(&id), ToOwned::to_owned(&*name),)`.
+    pub(crate) owned: TokenStream,
+}
+
+impl<'a> Key<'a> {
+    /// The key from the template, or all parameters in order.
+    pub(crate) fn read(template: Option<&LitStr>, sig: &'a Sig, errors: &mut Errors) -> Self {
+        let Some(lit) = template else {
+            let parts: Vec<Part<'a>> = sig.params.iter().map(Part::Param).collect();
+            if parts.len() > MAX_PARTS {
+                errors.at(
+                    sig.params[MAX_PARTS].ident.span(),
+                    format!(
+                        "a key has at most {MAX_PARTS} parts, and this function has {} \
+                         parameters: name the ones that identify a result with `key = \"...\"`",
+                        parts.len()
+                    ),
+                );
+            }
+            return Key {
+                parts,
+                uses_self: false,
+            };
+        };
+        let span = lit.span();
+        let segments = match template::parse(&lit.value()) {
+            Ok(segments) => segments,
+            Err(why) => {
+                errors.at(span, why);
+                return Key {
+                    parts: Vec::new(),
+                    uses_self: false,
+                };
+            }
+        };
+        let mut key = Key {
+            parts: Vec::new(),
+            uses_self: false,
+        };
+        for segment in segments {
+            let Segment::Placeholder { root, fields } = segment else {
+                continue;
+            };
+            let members = fields.iter().map(|f| member(f, span)).collect::<Vec<_>>();
+            if root == "self" {
+                if sig.receiver.is_none() {
+                    errors.at(span, "`{self...}` needs a method that takes `&self`");
+                } else if members.is_empty() {
+                    errors.at(
+                        span,
+                        "`{self}` cannot be a key part: name a field, e.g. `{self.tenant}`",
+                    );
+                }
+                key.uses_self = true;
+                key.parts.push(Part::Field {
+                    root: None,
+                    members,
+                    span,
+                });
+                continue;
+            }
+            let Some(param) = sig.param(&root) else {
+                let names: Vec<String> = sig
+                    .params
+                    .iter()
+                    .map(|p| format!("`{}`", p.ident))
+                    .collect();
+                let known = if names.is_empty() {
+                    "the function has no parameters".to_owned()
+                } else {
+                    format!("the parameters are {}", names.join(", "))
+                };
+                errors.at(span, format!("`{{{root}}}` names no parameter: {known}"));
+                continue;
+            };
+            key.parts.push(if members.is_empty() {
+                Part::Param(param)
+            } else {
+                Part::Field {
+                    root: Some(param),
+                    members,
+                    span,
+                }
+            });
+        }
+        if key.parts.len() > MAX_PARTS {
+            errors.at(span, format!("a key has at most {MAX_PARTS} placeholders"));
+        }
+        key
+    }
+
+    /// The parameters the key uses, in signature order (the arguments of `f_invalidate`).
+    pub(crate) fn params(&self, sig: &'a Sig) -> Vec<&'a Param> {
+        sig.params
+            .iter()
+            .filter(|p| {
+                self.parts.iter().any(|part| match part {
+                    Part::Param(q) | Part::Field { root: Some(q), .. } => q.ident == p.ident,
+                    Part::Field { root: None, .. } => false,
+                })
+            })
+            .collect()
+    }
+
+    /// The owned key tuple type, e.g. `(<u64 as ToOwned>::Owned, String,)`.
+    pub(crate) fn owned_type(&self) -> TokenStream {
+        let types = self.parts.iter().map(|part| match part {
+            Part::Param(p) => {
+                let ty = p.borrowed_ty();
+                quote!(<#ty as ::std::borrow::ToOwned>::Owned)
+            }
+            Part::Field { .. } => quote!(::std::string::String),
+        });
+        quote!((#(#types,)*))
+    }
+
+    /// Assertions whose errors land on the parameter's type (not `Hash`, no `Display`...).
+    pub(crate) fn assertions(&self, krate: &TokenStream, templated: bool) -> TokenStream {
+        self.parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Param(p) => Some(p),
+                Part::Field { .. } => None,
+            })
+            .map(|p| {
+                let ty = p.borrowed_ty();
+                let span = syn::spanned::Spanned::span(&p.ty);
+                let display = templated.then(
+                    || quote_spanned!(span=> let _ = #krate::__private::assert_display::<#ty>;),
+                );
+                quote_spanned! {span=>
+                    let _ = #krate::__private::assert_key_part::<#ty>;
+                    #display
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn code(&self, krate: &TokenStream) -> KeyCode {
+        let mut prelude = TokenStream::new();
+        let mut lookups = Vec::new();
+        for (i, part) in self.parts.iter().enumerate() {
+            match part {
+                Part::Param(p) => lookups.push(p.borrow_expr()),
+                Part::Field {
+                    root,
+                    members,
+                    span,
+                } => {
+                    let var = format_ident!("__part{}", i, span = Span::mixed_site());
+                    let root = match root {
+                        Some(p) => {
+                            let ident = &p.ident;
+                            quote!(#ident)
+                        }
+                        None => quote_spanned!(*span=> self),
+                    };
+                    prelude.extend(quote_spanned! {*span=>
+                        let #var = #krate::__private::display_part(&#root #(.#members)*);
+                    });
+                    lookups.push(quote!(&#var));
+                }
+            }
+        }
+        let owned = lookups
+            .iter()
+            .map(|l| quote!(::std::borrow::ToOwned::to_owned(#l)));
+        KeyCode {
+            prelude,
+            lookup: quote!(#krate::__private::Lookup((#(#lookups,)*))),
+            owned: quote!((#(#owned,)*)),
+        }
+    }
+}
+
+fn member(field: &str, span: Span) -> syn::Member {
+    match field.parse::<u32>() {
+        Ok(index) => syn::Member::Unnamed(syn::Index { index, span }),
+        Err(_) => syn::Member::Named(syn::Ident::new(field, span)),
+    }
+}

@@ -1,0 +1,24 @@
+//! The `#[cached]` attribute of [`cache-runtime`](https://docs.rs/cache-runtime).
+//!
+//! Depend on `cache-runtime`, which re-exports [`macro@cached`] and documents it; the code
+//! this macro generates reaches the runtime only through `cache_runtime::__private`.
+
+#![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod args;
+mod duration;
+mod errors;
+mod expand;
+mod key;
+mod sig;
+mod template;
+
+use proc_macro::TokenStream;
+
+/// Turns a function into a cache-aside wrapper. Documented on `cache_runtime::cached`, where
+/// its examples can run.
+#[proc_macro_attribute]
+pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cached(attr.into(), item.into()).into()
+}

@@ -1,0 +1,100 @@
+//! What an attribute decided, at run time: lifetimes, jitter, capacity and locking.
+
+use std::time::Duration;
+
+use crate::clock;
+
+/// How callers of one key coordinate a load (the `lock` argument of `#[cached]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// Every caller that misses runs the body.
+    None,
+    /// One load per key per process: other callers wait for it (single-flight).
+    Local,
+}
+
+/// The settings of one cached function, built by the generated code from its attribute.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// Lifetime of a value; `None` keeps it until it is evicted or invalidated.
+    pub ttl: Option<Duration>,
+    /// Lifetime of a null result; zero turns null caching off.
+    pub null_ttl: Duration,
+    /// Each entry lives `ttl × (1 + u)`, `u` uniform in `[0, jitter]`.
+    pub jitter: f64,
+    /// Capacity of the in-process store, in entries.
+    pub max_entries: u64,
+    /// Stampede protection.
+    pub lock: Lock,
+    /// How long a caller waits for another caller's load before loading itself.
+    pub lock_timeout: Duration,
+}
+
+impl Policy {
+    /// The deadline, on the cache clock, of an entry written now; `u64::MAX` means never.
+    pub(crate) fn deadline(&self, null: bool, now_ms: u64) -> u64 {
+        let ttl = if null { Some(self.null_ttl) } else { self.ttl };
+        match ttl {
+            None => u64::MAX,
+            Some(ttl) => {
+                let stretch = 1.0 + fastrand::f64() * self.jitter;
+                let ms = ttl.as_millis() as f64 * stretch;
+                now_ms.saturating_add(ms as u64)
+            }
+        }
+    }
+
+    /// Whether a null result is stored at all.
+    pub(crate) fn caches_nulls(&self) -> bool {
+        !self.null_ttl.is_zero()
+    }
+
+    /// The deadline of an entry written at the current time.
+    pub(crate) fn deadline_from_now(&self, null: bool) -> u64 {
+        self.deadline(null, clock::now_ms())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(ttl_s: u64, jitter: f64) -> Policy {
+        Policy {
+            ttl: Some(Duration::from_secs(ttl_s)),
+            null_ttl: Duration::from_secs(7),
+            jitter,
+            max_entries: 10,
+            lock: Lock::Local,
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn deadlines_spread_over_the_jitter_window() {
+        let p = policy(100, 0.5);
+        let deadlines: Vec<u64> = (0..2000).map(|_| p.deadline(false, 1_000)).collect();
+        assert!(deadlines.iter().all(|&d| (101_000..=151_000).contains(&d)));
+        let early = deadlines.iter().filter(|&&d| d < 126_000).count();
+        assert!(
+            (600..1400).contains(&early),
+            "jitter is not uniform: {early} of 2000 early"
+        );
+    }
+
+    #[test]
+    fn no_jitter_means_exact_ttl_and_nulls_use_their_own_ttl() {
+        let p = policy(100, 0.0);
+        assert_eq!(p.deadline(false, 5), 100_005);
+        assert_eq!(p.deadline(true, 5), 7_005);
+    }
+
+    #[test]
+    fn no_ttl_never_expires() {
+        let p = Policy {
+            ttl: None,
+            ..policy(1, 0.1)
+        };
+        assert_eq!(p.deadline(false, 5), u64::MAX);
+    }
+}

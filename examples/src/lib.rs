@@ -1,0 +1,1 @@
+//! Runnable examples of cache-runtime: see `examples/*.rs`.

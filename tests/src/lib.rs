@@ -1,0 +1,1 @@
+//! Integration tests of cache-runtime live in `tests/`; this library is empty.
