@@ -96,8 +96,9 @@ impl Args {
             "ttl" => match duration_ms(value, "ttl", errors) {
                 Some(0) => errors.at(
                     span,
-                    "`ttl` must be at least 1 second: write `ttl = 1`, or remove `ttl` to keep \
-                     entries until they are evicted or invalidated",
+                    "`ttl` must be more than zero: write `ttl = 60` (seconds) or \
+                     `ttl = \"500ms\"`, or remove `ttl` to keep entries until they are evicted \
+                     or invalidated",
                 ),
                 Some(ms) => set(&mut self.ttl, At { value: ms, span }, name, errors),
                 None => {}

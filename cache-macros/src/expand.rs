@@ -6,7 +6,7 @@ use syn::{Attribute, ItemFn, Visibility};
 
 use crate::args::{Args, Backend, LockKind};
 use crate::errors::Errors;
-use crate::key::Key;
+use crate::key::{Key, respan};
 use crate::sig::{Param, Sig};
 
 const DEFAULT_NULL_TTL_MS: u64 = 300_000;
@@ -113,7 +113,6 @@ impl<'a> Gen<'a> {
 
     /// `backend = "redis"` and `lock = "distributed"` need the runtime's `redis` feature.
     fn backend_checks(&self) -> TokenStream {
-        let krate = &self.krate;
         let mut out = TokenStream::new();
         if let Some(b) = self.args.backend {
             let what = match b.value {
@@ -122,6 +121,7 @@ impl<'a> Gen<'a> {
                 Backend::Tiered => Some("backend = \"tiered\""),
             };
             if let Some(what) = what {
+                let krate = respan(&self.krate, b.span);
                 out.extend(quote_spanned!(b.span=> #krate::__private::require_redis!(#what);));
             }
         }
@@ -129,6 +129,7 @@ impl<'a> Gen<'a> {
             && l.value == LockKind::Distributed
         {
             let what = "lock = \"distributed\"";
+            let krate = respan(&self.krate, l.span);
             out.extend(quote_spanned!(l.span=> #krate::__private::require_redis!(#what);));
         }
         out
@@ -186,34 +187,64 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// ```ignore
-    /// fn __cached_f() -> &'static Cache<(K0, K1,), V> {
-    ///     /* bound assertions */
-    ///     static CACHE: OnceLock<Cache<(K0, K1,), V>> = OnceLock::new();
+    /// ```text
+    /// fn __cached_f() -> &'static Cache<impl for<'x> Function<Lookup<'x> = .., Output = R>> {
+    ///     struct F;
+    ///     impl Function for F { type Key = ..; type Lookup<'x> = ..; type Output = R; .. }
+    ///     static CACHE: OnceLock<Cache<F>> = OnceLock::new();
     ///     CACHE.get_or_init(|| Cache::new("path::f", Policy { .. }))
     /// }
     /// ```
+    ///
+    /// Every bound the cache needs is checked once, in the `impl Function`, whose types carry
+    /// the spans of the parameters and the return type; uses of the cache need none.
     fn store(&self) -> TokenStream {
         let krate = &self.krate;
         let ident = self.store_ident();
-        let key_ty = self.key.owned_type();
-        let value_ty = &self.sig.value_ty;
-        let cache_ty = quote!(#krate::__private::Cache<#key_ty, #value_ty>);
-        let value_check = quote_spanned! {self.sig.output_span=>
-            let _ = #krate::__private::assert_value::<#value_ty>;
+        let out = self.sig.output_span;
+        let x = syn::Lifetime::new("'__cached", self.key.span(out));
+        let lookup_ty = self.key.lookup_type(krate, &x, out);
+        let key_ty = self.key.owned_type(out);
+        let (output, value_ty, shape) = (&self.sig.output, &self.sig.value_ty, self.shape());
+        let display_checks = match self.args.key {
+            Some(_) => self.key.display_checks(krate),
+            None => TokenStream::new(),
         };
-        let key_checks = self.key.assertions(krate, self.args.key.is_some());
+        let [function, cache, lookup] = mixed(["__Function", "CACHE", "__lookup"]);
+        // Each item carries the span its bound failures belong to.
+        let opaque = quote_spanned! {self.key.span(out)=>
+            impl for<#x> #krate::__private::Function<
+                Key = #key_ty,
+                Lookup<#x> = #lookup_ty,
+                Output = #output,
+            >
+        };
+        let key_items = quote_spanned! {self.key.span(out)=>
+            type Key = #key_ty;
+            type Lookup<#x> = #lookup_ty;
+        };
+        let value_items = quote_spanned! {out=>
+            type Output = #output;
+            type Value = #value_ty;
+            type Shape = #shape;
+        };
+        let to_key = self.key.to_key_body(krate, &lookup);
         let (name, policy, cfgs) = (self.name(), self.policy(), &self.cfgs);
-        let cache = Span::mixed_site();
-        let cache = syn::Ident::new("CACHE", cache);
         quote! {
             #(#cfgs)*
             #[doc(hidden)]
-            #[allow(clippy::type_complexity)]
-            fn #ident() -> &'static #cache_ty {
-                #value_check
-                #key_checks
-                static #cache: #krate::__private::OnceLock<#cache_ty> =
+            fn #ident() -> &'static #krate::__private::Cache<#opaque> {
+                #display_checks
+                struct #function;
+                impl #krate::__private::Function for #function {
+                    #key_items
+                    #value_items
+                    #[allow(clippy::unused_unit)]
+                    fn to_key(#lookup: &Self::Lookup<'_>) -> Self::Key {
+                        #to_key
+                    }
+                }
+                static #cache: #krate::__private::OnceLock<#krate::__private::Cache<#function>> =
                     #krate::__private::OnceLock::new();
                 #cache.get_or_init(|| #krate::__private::Cache::new(#name, #policy))
             }
@@ -262,12 +293,15 @@ impl<'a> Gen<'a> {
         self.sig.params.iter().collect()
     }
 
-    /// ```ignore
+    /// ```text
     /// fn f(a: A, b: &B) -> R {
     ///     let cache = __cached_f();
-    ///     if let Some(hit) = cache.get::<Shape, _, _>(&Lookup((&a, &*b))) { return hit; }
-    ///     let key = (ToOwned::to_owned(&a), ToOwned::to_owned(&*b));
-    ///     cache.load::<Shape, _>(key, move || f_uncached(a, b))  // async: load_async(.., fut).await
+    ///     let key = {
+    ///         let lookup = Lookup((&a, &*b));
+    ///         if let Some(hit) = cache.get(&lookup) { return hit; }
+    ///         cache.key(&lookup)
+    ///     };
+    ///     cache.load(key, move || f_uncached(a, b))  // async: load_async(key, fut).await
     /// }
     /// ```
     fn wrapper(&self) -> TokenStream {
@@ -280,35 +314,37 @@ impl<'a> Gen<'a> {
             Some(&self.sig.output),
         );
         let store = self.path_to(&self.store_ident());
-        let shape = self.shape();
         let code = self.key.code(&self.krate);
-        let (prelude, lookup, owned) = (&code.prelude, &code.lookup, &code.owned);
+        let (prelude, lookup_expr) = (&code.prelude, &code.lookup);
         let call = self.call_uncached();
-        let [cache, hit, key] = mixed(["__cache", "__hit", "__key"]);
+        let [cache, hit, key, lookup] = mixed(["__cache", "__hit", "__key", "__lookup"]);
         let load = match self.func.sig.asyncness {
-            Some(_) => quote!(#cache.load_async::<#shape, _>(#key, #call).await),
-            None => quote!(#cache.load::<#shape, _>(#key, move || #call)),
+            Some(_) => quote!(#cache.load_async(#key, #call).await),
+            None => quote!(#cache.load(#key, move || #call)),
         };
         quote! {
             #(#attrs)*
             #vis #sig {
                 let #cache = #store();
-                #prelude
-                if let ::core::option::Option::Some(#hit) =
-                    #cache.get::<#shape, _, _>(&#lookup)
-                {
-                    return #hit;
-                }
-                let #key = #owned;
+                let #key = {
+                    #prelude
+                    let #lookup = #lookup_expr;
+                    if let ::core::option::Option::Some(#hit) = #cache.get(&#lookup) {
+                        return #hit;
+                    }
+                    #cache.key(&#lookup)
+                };
                 #load
             }
         }
     }
 
+    /// The shape marker, e.g. `::cache_runtime::__private::Opt`, spanned at the return type.
     fn shape(&self) -> TokenStream {
-        let krate = &self.krate;
-        let marker = syn::Ident::new(self.sig.shape.marker(), self.sig.output_span);
-        quote_spanned!(self.sig.output_span=> #krate::__private::#marker)
+        let out = self.sig.output_span;
+        let krate = respan(&self.krate, out);
+        let marker = syn::Ident::new(self.sig.shape.marker(), out);
+        quote_spanned!(out=> #krate::__private::#marker)
     }
 
     /// The body as written, under `f_uncached`, with the function's attributes but its docs.
@@ -324,7 +360,7 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// ```ignore
+    /// ```text
     /// fn f_invalidate(a: A) { __cached_f().invalidate(&Lookup((&a,))) }
     /// ```
     fn invalidate(&self) -> TokenStream {
@@ -362,10 +398,10 @@ impl<'a> Gen<'a> {
         Some(syn::parse_quote!(&#self_token))
     }
 
-    /// ```ignore
+    /// ```text
     /// fn f_refresh(a: A, b: &B) -> R {
-    ///     let key = (ToOwned::to_owned(&a), ToOwned::to_owned(&*b));
-    ///     __cached_f().refresh::<Shape, _>(key, move || f_uncached(a, b))
+    ///     let key = __cached_f().key(&Lookup((&a, &*b)));
+    ///     __cached_f().refresh(key, move || f_uncached(a, b))
     /// }
     /// ```
     fn refresh(&self) -> TokenStream {
@@ -377,14 +413,13 @@ impl<'a> Gen<'a> {
             Some(&self.sig.output),
         );
         let store = self.path_to(&self.store_ident());
-        let shape = self.shape();
         let code = self.key.code(&self.krate);
-        let (prelude, owned) = (&code.prelude, &code.owned);
+        let (prelude, lookup) = (&code.prelude, &code.lookup);
         let call = self.call_uncached();
         let [key] = mixed(["__key"]);
         let refresh = match self.func.sig.asyncness {
-            Some(_) => quote!(#store().refresh_async::<#shape, _>(#key, #call).await),
-            None => quote!(#store().refresh::<#shape, _>(#key, move || #call)),
+            Some(_) => quote!(#store().refresh_async(#key, #call).await),
+            None => quote!(#store().refresh(#key, move || #call)),
         };
         let (vis, cfgs) = (self.vis(), &self.cfgs);
         let f = &self.func.sig.ident;
@@ -394,14 +429,16 @@ impl<'a> Gen<'a> {
             #[doc = #doc]
             #[allow(dead_code)]
             #vis #sig {
-                #prelude
-                let #key = #owned;
+                let #key = {
+                    #prelude
+                    #store().key(&#lookup)
+                };
                 #refresh
             }
         }
     }
 
-    /// ```ignore
+    /// ```text
     /// fn f_cache() -> &'static CacheHandle { /* a static handle to __cached_f() */ }
     /// ```
     fn cache_handle(&self) -> TokenStream {

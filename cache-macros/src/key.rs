@@ -2,8 +2,9 @@
 //! (for lookups) or owns them (for inserts).
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::LitStr;
+use syn::spanned::Spanned as _;
 
 use crate::errors::Errors;
 use crate::sig::{Param, Sig};
@@ -30,14 +31,20 @@ pub(crate) struct Key<'a> {
     pub(crate) uses_self: bool,
 }
 
+/// The types of one key part.
+struct PartType {
+    borrowed: TokenStream,
+    owned: TokenStream,
+    to_owned: bool,
+    span: Span,
+}
+
 /// The tokens that build a key, for one generated function body.
 pub(crate) struct KeyCode {
     /// Statements that compute field parts (`let __part0 = display_part(&req.user);`).
     pub(crate) prelude: TokenStream,
     /// `Lookup((&id, &*name,))`.
     pub(crate) lookup: TokenStream,
-    /// `(ToOwned::to_owned(&id), ToOwned::to_owned(&*name),)`.
-    pub(crate) owned: TokenStream,
 }
 
 impl<'a> Key<'a> {
@@ -140,20 +147,83 @@ impl<'a> Key<'a> {
             .collect()
     }
 
-    /// The owned key tuple type, e.g. `(<u64 as ToOwned>::Owned, String,)`.
-    pub(crate) fn owned_type(&self) -> TokenStream {
-        let types = self.parts.iter().map(|part| match part {
-            Part::Param(p) => {
-                let ty = p.borrowed_ty();
-                quote!(<#ty as ::std::borrow::ToOwned>::Owned)
-            }
-            Part::Field { .. } => quote!(::std::string::String),
-        });
-        quote!((#(#types,)*))
+    /// Each part's borrowed type (`str` for `name: &str`, `String` for a field), its owned
+    /// type, whether the owned form is made by `ToOwned` (else `Clone`), and the span its
+    /// errors belong to (the parameter's type, or the template).
+    fn part_types(&self) -> Vec<PartType> {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Param(p) => {
+                    let (owned, to_owned) = p.owned_ty();
+                    PartType {
+                        borrowed: p.borrowed_ty().to_token_stream(),
+                        owned,
+                        to_owned,
+                        span: p.ty.span(),
+                    }
+                }
+                Part::Field { span, .. } => PartType {
+                    borrowed: quote!(::std::string::String),
+                    owned: quote!(::std::string::String),
+                    to_owned: false,
+                    span: *span,
+                },
+            })
+            .collect()
     }
 
-    /// Assertions whose errors land on the parameter's type (not `Hash`, no `Display`...).
-    pub(crate) fn assertions(&self, krate: &TokenStream, templated: bool) -> TokenStream {
+    /// The span of the key as a whole: its first part, or `fallback` without parts.
+    pub(crate) fn span(&self, fallback: Span) -> Span {
+        self.part_types().first().map_or(fallback, |p| p.span)
+    }
+
+    /// The owned key tuple, e.g. `(u64, ::std::string::String,)`.
+    pub(crate) fn owned_type(&self, fallback: Span) -> TokenStream {
+        let parts = self.part_types().into_iter().map(|p| {
+            let (owned, span) = (p.owned, p.span);
+            quote_spanned!(span=> #owned)
+        });
+        quote_spanned!(self.span(fallback)=> (#(#parts,)*))
+    }
+
+    /// The borrowed key, e.g. `Lookup<(&'x u64, &'x str,)>`.
+    pub(crate) fn lookup_type(
+        &self,
+        krate: &TokenStream,
+        lifetime: &syn::Lifetime,
+        fallback: Span,
+    ) -> TokenStream {
+        let parts = self.part_types().into_iter().map(|p| {
+            let (ty, span) = (p.borrowed, p.span);
+            quote_spanned!(span=> &#lifetime #ty)
+        });
+        let span = self.span(fallback);
+        let krate = respan(krate, span);
+        quote_spanned!(span=> #krate::__private::Lookup<(#(#parts,)*)>)
+    }
+
+    /// The body of `Function::to_key`: makes each borrowed part of `lookup` owned.
+    pub(crate) fn to_key_body(&self, krate: &TokenStream, lookup: &syn::Ident) -> TokenStream {
+        let parts = self.part_types();
+        let vars: Vec<syn::Ident> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format_ident!("__p{}", i, span = p.span))
+            .collect();
+        let owned = vars.iter().zip(&parts).map(|(var, p)| match p.to_owned {
+            true => quote_spanned!(p.span=> ::std::borrow::ToOwned::to_owned(*#var)),
+            false => quote_spanned!(p.span=> ::core::clone::Clone::clone(*#var)),
+        });
+        quote! {
+            let #krate::__private::Lookup((#(#vars,)*)) = #lookup;
+            (#(#owned,)*)
+        }
+    }
+
+    /// For a template: each whole-parameter placeholder must be `Display`, checked at the
+    /// parameter's type.
+    pub(crate) fn display_checks(&self, krate: &TokenStream) -> TokenStream {
         self.parts
             .iter()
             .filter_map(|part| match part {
@@ -162,18 +232,13 @@ impl<'a> Key<'a> {
             })
             .map(|p| {
                 let ty = p.borrowed_ty();
-                let span = syn::spanned::Spanned::span(&p.ty);
-                let display = templated.then(
-                    || quote_spanned!(span=> let _ = #krate::__private::assert_display::<#ty>;),
-                );
-                quote_spanned! {span=>
-                    let _ = #krate::__private::assert_key_part::<#ty>;
-                    #display
-                }
+                let span = p.ty.span();
+                quote_spanned!(span=> let _ = #krate::__private::assert_display::<#ty>;)
             })
             .collect()
     }
 
+    /// The statements that compute field parts, and the lookup expression.
     pub(crate) fn code(&self, krate: &TokenStream) -> KeyCode {
         let mut prelude = TokenStream::new();
         let mut lookups = Vec::new();
@@ -200,15 +265,30 @@ impl<'a> Key<'a> {
                 }
             }
         }
-        let owned = lookups
-            .iter()
-            .map(|l| quote!(::std::borrow::ToOwned::to_owned(#l)));
         KeyCode {
             prelude,
             lookup: quote!(#krate::__private::Lookup((#(#lookups,)*))),
-            owned: quote!((#(#owned,)*)),
         }
     }
+}
+
+/// `tokens` with every span set to `span`, so that an error in the type they build points
+/// where `span` does (a type's span runs from its first token to its last).
+pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(&g.stream(), span));
+                group.set_span(span);
+                tt = proc_macro2::TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
 }
 
 fn member(field: &str, span: Span) -> syn::Member {

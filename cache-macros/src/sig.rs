@@ -23,6 +23,34 @@ impl Param {
         }
     }
 
+    /// The owned type a key keeps of this parameter, read from how the type is written:
+    /// `String` for `&str`, `Vec<T>` for `&[T]`, `PathBuf` for `&Path`, `OsString` for
+    /// `&OsStr`, `CString` for `&CStr`, `T` for `&T` and `T`. The flag says whether the part is
+    /// made with `ToOwned::to_owned` (the unsized ones) rather than `Clone::clone`.
+    pub(crate) fn owned_ty(&self) -> (TokenStream, bool) {
+        let Type::Reference(_) = peel(&self.ty) else {
+            return (self.ty.to_token_stream(), false);
+        };
+        let inner = peel(self.borrowed_ty());
+        match inner {
+            Type::Slice(s) => {
+                let elem = &s.elem;
+                (quote!(::std::vec::Vec<#elem>), true)
+            }
+            Type::Path(p) if p.qself.is_none() && p.path.segments.len() <= 3 => {
+                let last = p.path.segments.last().map(|s| s.ident.to_string());
+                match last.as_deref() {
+                    Some("str") => (quote!(::std::string::String), true),
+                    Some("Path") => (quote!(::std::path::PathBuf), true),
+                    Some("OsStr") => (quote!(::std::ffi::OsString), true),
+                    Some("CStr") => (quote!(::std::ffi::CString), true),
+                    _ => (inner.to_token_stream(), false),
+                }
+            }
+            _ => (inner.to_token_stream(), false),
+        }
+    }
+
     /// An expression borrowing the parameter as `&borrowed_ty`: `&*name` or `&name`.
     pub(crate) fn borrow_expr(&self) -> TokenStream {
         let ident = &self.ident;

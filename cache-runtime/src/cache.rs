@@ -7,24 +7,23 @@ use std::fmt;
 use std::hash::Hash;
 
 use quick_cache::sync::Cache as QuickCache;
-use quick_cache::{DefaultHashBuilder, Equivalent, OptionsBuilder, UnitWeighter};
+use quick_cache::{DefaultHashBuilder, OptionsBuilder, UnitWeighter};
 
 use crate::clock;
 use crate::entry::{Entry, Slot};
 use crate::fence::{Fence, Ticket};
+use crate::function::Function;
 use crate::policy::Policy;
 use crate::shape::Shape;
 use crate::stats::{Counter, Counters, Stats};
 
 type Store<K, V> = QuickCache<K, Entry<V>, UnitWeighter, DefaultHashBuilder>;
 
-/// The cache behind one `#[cached]` function: generated code keeps one in a static.
-///
-/// `K` is the tuple of owned key parts and `V` the cached value type.
-pub struct Cache<K, V> {
+/// The cache behind one `#[cached]` function `F`: generated code keeps one in a static.
+pub struct Cache<F: Function> {
     name: String,
     pub(crate) policy: Policy,
-    pub(crate) store: Store<K, V>,
+    pub(crate) store: Store<F::Key, F::Value>,
     fence: Fence,
     pub(crate) stats: Counters,
 }
@@ -64,11 +63,7 @@ fn new_store<K: Eq + Hash, V: Clone>(max_entries: u64) -> Store<K, V> {
     }
 }
 
-impl<K, V> Cache<K, V>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
+impl<F: Function> Cache<F> {
     /// A cache named `name` with the settings of `policy`.
     pub fn new(name: impl Into<String>, policy: Policy) -> Self {
         clock::start();
@@ -89,11 +84,7 @@ where
     /// one striped counter; no allocation and no lock shared by all keys. A miss is not
     /// counted here: the load that follows counts it.
     #[inline]
-    pub fn get<S, R, Q>(&self, lookup: &Q) -> Option<R>
-    where
-        S: Shape<R, Value = V>,
-        Q: Hash + Equivalent<K> + ?Sized,
-    {
+    pub fn get(&self, lookup: &F::Lookup<'_>) -> Option<F::Output> {
         let entry = self.store.get(lookup)?;
         if !entry.is_fresh(clock::coarse_ms()) {
             return None;
@@ -102,17 +93,14 @@ where
             Slot::Value(_) => Counter::Hit,
             Slot::Null => Counter::NullHit,
         };
-        let result = S::from_slot(entry.slot)?;
+        let result = F::Shape::from_slot(entry.slot)?;
         self.stats.add(counter);
         Some(result)
     }
 
     /// Removes the entry of `lookup` and fences the loads of it that are in flight, so none
     /// of them writes its result back.
-    pub fn invalidate<Q>(&self, lookup: &Q)
-    where
-        Q: Hash + Equivalent<K> + ?Sized,
-    {
+    pub fn invalidate(&self, lookup: &F::Lookup<'_>) {
         let stripe = self.store.shard_index(lookup);
         self.fence.invalidate(stripe, || {
             self.store.remove(lookup);
@@ -124,19 +112,26 @@ where
         CacheHandle { cache: self }
     }
 
+    /// The owned key of `lookup`, built on a miss for the insert.
+    pub fn key(&self, lookup: &F::Lookup<'_>) -> F::Key {
+        F::to_key(lookup)
+    }
+
     /// Taken before a load runs the body; see [`Fence`].
-    pub(crate) fn ticket(&self, key: &K) -> Ticket {
+    pub(crate) fn ticket(&self, key: &F::Key) -> Ticket {
         self.fence.ticket(self.store.shard_index(key))
     }
 
     /// Stores the entry for `result` with `write`, unless the result is not cacheable (an
     /// error, counted) or the key was invalidated since `ticket` was taken. When `write` does
     /// not run it is dropped, which for a placeholder guard hands the load to a waiter.
-    pub(crate) fn settle<S, R>(&self, ticket: Ticket, result: &R, write: impl FnOnce(Entry<V>))
-    where
-        S: Shape<R, Value = V>,
-    {
-        let Some(slot) = S::to_slot(result) else {
+    pub(crate) fn settle(
+        &self,
+        ticket: Ticket,
+        result: &F::Output,
+        write: impl FnOnce(Entry<F::Value>),
+    ) {
+        let Some(slot) = F::Shape::to_slot(result) else {
             self.stats.add(Counter::LoadError);
             return;
         };
@@ -145,7 +140,7 @@ where
             return;
         }
         let entry = Entry {
-            slot,
+            slot: slot.cloned(),
             fresh_until_ms: self.policy.deadline_from_now(null),
         };
         self.fence.publish(ticket, || write(entry));
@@ -160,11 +155,7 @@ trait Erased: Send + Sync {
     fn len(&self) -> usize;
 }
 
-impl<K, V> Erased for Cache<K, V>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
+impl<F: Function> Erased for Cache<F> {
     fn name(&self) -> &str {
         &self.name
     }

@@ -20,6 +20,19 @@ pub(crate) struct Entry<V> {
     pub(crate) fresh_until_ms: u64,
 }
 
+impl<V> Slot<&V> {
+    /// The owned slot: clones the value (the one clone a miss makes for the cache).
+    pub(crate) fn cloned(self) -> Slot<V>
+    where
+        V: Clone,
+    {
+        match self {
+            Slot::Value(v) => Slot::Value(v.clone()),
+            Slot::Null => Slot::Null,
+        }
+    }
+}
+
 impl<V> Entry<V> {
     #[inline]
     pub(crate) fn is_fresh(&self, now_ms: u64) -> bool {

@@ -11,7 +11,6 @@
 //! keeps its result out of the cache (see `fence.rs`).
 
 use std::future::{Future, poll_fn};
-use std::hash::Hash;
 use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Duration;
@@ -21,6 +20,7 @@ use quick_cache::sync::{EntryAction, EntryResult};
 use crate::cache::Cache;
 use crate::clock;
 use crate::entry::Entry;
+use crate::function::Function;
 use crate::policy::Lock;
 use crate::shape::Shape;
 use crate::stats::{Counter, Counters};
@@ -66,12 +66,8 @@ async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     .await
 }
 
-impl<K, V> Cache<K, V>
-where
-    K: Eq + Hash + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    fn run<R>(&self, body: impl FnOnce() -> R) -> R {
+impl<F: Function> Cache<F> {
+    fn run(&self, body: impl FnOnce() -> F::Output) -> F::Output {
         self.stats.add(Counter::Load);
         let mut counter = PanicCounter {
             stats: &self.stats,
@@ -82,7 +78,7 @@ where
         result
     }
 
-    async fn run_async<R>(&self, body: impl Future<Output = R>) -> R {
+    async fn run_async(&self, body: impl Future<Output = F::Output>) -> F::Output {
         self.stats.add(Counter::Load);
         let mut counter = PanicCounter {
             stats: &self.stats,
@@ -95,13 +91,10 @@ where
 
     /// The miss path of a sync cached function: load `key` with `body` once per key, or wait
     /// for the load already running.
-    pub fn load<S, R>(&self, key: K, body: impl FnOnce() -> R) -> R
-    where
-        S: Shape<R, Value = V>,
-    {
+    pub fn load(&self, key: F::Key, body: impl FnOnce() -> F::Output) -> F::Output {
         self.stats.add(Counter::Miss);
         if self.policy.lock == Lock::None {
-            return self.refresh::<S, R>(key, body);
+            return self.refresh(key, body);
         }
         let now = clock::coarse_ms();
         let timeout = Some(self.policy.lock_timeout);
@@ -112,36 +105,37 @@ where
             EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => {
                 let ticket = self.ticket(&key);
                 let result = self.run(body);
-                self.settle::<S, R>(ticket, &result, |entry| {
+                self.settle(ticket, &result, |entry| {
                     // Err: the placeholder was removed (an invalidation or `clear`).
                     let _ = guard.insert(entry);
                 });
                 result
             }
-            EntryResult::Retained(entry) => match S::from_slot(entry.slot) {
+            EntryResult::Retained(entry) => match F::Shape::from_slot(entry.slot) {
                 Some(result) => {
                     self.stats.add(Counter::Wait);
                     result
                 }
-                None => self.refresh::<S, R>(key, body),
+                None => self.refresh(key, body),
             },
             EntryResult::Timeout => {
                 self.stats.add(Counter::Wait);
-                self.refresh::<S, R>(key, body)
+                self.refresh(key, body)
             }
             // Never asked for: the callback does not return `EntryAction::Remove`.
-            EntryResult::Removed(..) => self.refresh::<S, R>(key, body),
+            EntryResult::Removed(..) => self.refresh(key, body),
         }
     }
 
     /// The miss path of an async cached function; the twin of [`Cache::load`].
-    pub async fn load_async<S, R>(&self, key: K, body: impl Future<Output = R>) -> R
-    where
-        S: Shape<R, Value = V>,
-    {
+    pub async fn load_async(
+        &self,
+        key: F::Key,
+        body: impl Future<Output = F::Output>,
+    ) -> F::Output {
         self.stats.add(Counter::Miss);
         if self.policy.lock == Lock::None {
-            return self.refresh_async::<S, R>(key, body).await;
+            return self.refresh_async(key, body).await;
         }
         let now = clock::coarse_ms();
         let found = self.store.entry_async(&key, |_, e| fresh_or_guard(e, now));
@@ -149,45 +143,43 @@ where
             Some(EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _)) => {
                 let ticket = self.ticket(&key);
                 let result = self.run_async(body).await;
-                self.settle::<S, R>(ticket, &result, |entry| {
+                self.settle(ticket, &result, |entry| {
                     let _ = guard.insert(entry);
                 });
                 result
             }
-            Some(EntryResult::Retained(entry)) => match S::from_slot(entry.slot) {
+            Some(EntryResult::Retained(entry)) => match F::Shape::from_slot(entry.slot) {
                 Some(result) => {
                     self.stats.add(Counter::Wait);
                     result
                 }
-                None => self.refresh_async::<S, R>(key, body).await,
+                None => self.refresh_async(key, body).await,
             },
             None | Some(EntryResult::Timeout) => {
                 self.stats.add(Counter::Wait);
-                self.refresh_async::<S, R>(key, body).await
+                self.refresh_async(key, body).await
             }
-            Some(EntryResult::Removed(..)) => self.refresh_async::<S, R>(key, body).await,
+            Some(EntryResult::Removed(..)) => self.refresh_async(key, body).await,
         }
     }
 
     /// Runs `body` now and stores its result (write-through), fenced like every load.
-    pub fn refresh<S, R>(&self, key: K, body: impl FnOnce() -> R) -> R
-    where
-        S: Shape<R, Value = V>,
-    {
+    pub fn refresh(&self, key: F::Key, body: impl FnOnce() -> F::Output) -> F::Output {
         let ticket = self.ticket(&key);
         let result = self.run(body);
-        self.settle::<S, R>(ticket, &result, |entry| self.store.insert(key, entry));
+        self.settle(ticket, &result, |entry| self.store.insert(key, entry));
         result
     }
 
     /// The async twin of [`Cache::refresh`].
-    pub async fn refresh_async<S, R>(&self, key: K, body: impl Future<Output = R>) -> R
-    where
-        S: Shape<R, Value = V>,
-    {
+    pub async fn refresh_async(
+        &self,
+        key: F::Key,
+        body: impl Future<Output = F::Output>,
+    ) -> F::Output {
         let ticket = self.ticket(&key);
         let result = self.run_async(body).await;
-        self.settle::<S, R>(ticket, &result, |entry| self.store.insert(key, entry));
+        self.settle(ticket, &result, |entry| self.store.insert(key, entry));
         result
     }
 }

@@ -61,9 +61,6 @@ lookup_tuple!(
     Q10 K10 10, Q11 K11 11
 );
 
-/// The most key parts a function can have (the largest tuple above).
-pub const MAX_KEY_PARTS: usize = 12;
-
 /// The key part of a field placeholder such as `{req.user}`: the field's `Display` text.
 pub fn display_part(value: &dyn Display) -> String {
     let mut out = String::new();
@@ -78,16 +75,13 @@ mod tests {
 
     use super::*;
 
-    fn hash_of<T: Hash + ?Sized>(t: &T) -> u64 {
-        quick_cache::DefaultHashBuilder::default().hash_one(t)
-    }
-
     #[test]
     fn lookups_hash_and_compare_like_owned_keys() {
         let owned: (u64, String) = (7, "ab".to_owned());
         let id = 7u64;
         let lookup = Lookup((&id, "ab"));
-        assert_eq!(hash_of(&lookup), hash_of(&owned));
+        let hasher = quick_cache::DefaultHashBuilder::default();
+        assert_eq!(hasher.hash_one(lookup), hasher.hash_one(&owned));
         assert!(lookup.equivalent(&owned));
         assert!(!Lookup((&id, "abc")).equivalent(&owned));
         assert!(Lookup(()).equivalent(&()));

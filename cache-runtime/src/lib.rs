@@ -70,6 +70,7 @@ pub mod clock;
 mod entry;
 mod fence;
 mod flight;
+mod function;
 mod key;
 mod policy;
 mod shape;
@@ -90,23 +91,13 @@ pub mod __private {
     pub use std::time::Duration;
 
     pub use crate::cache::{Cache, CacheHandle};
-    pub use crate::key::{Lookup, MAX_KEY_PARTS, display_part};
+    pub use crate::function::Function;
+    pub use crate::key::{Lookup, display_part};
     pub use crate::policy::{Lock, Policy};
     pub use crate::shape::{Opt, Plain, Res, ResOpt, Shape};
 
-    /// Fails to compile unless `T` can be a key part: hashable, comparable, with an owned form.
-    pub fn assert_key_part<T>()
-    where
-        T: ?Sized + std::hash::Hash + Eq + ToOwned,
-        T::Owned: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    {
-    }
-
     /// Fails to compile unless `T` can be rendered into a key by a template placeholder.
     pub fn assert_display<T: ?Sized + std::fmt::Display>() {}
-
-    /// Fails to compile unless `T` can be kept in the cache and handed out again.
-    pub fn assert_value<T: Clone + Send + Sync + 'static>() {}
 
     pub use crate::__cache_runtime_require_redis as require_redis;
 }

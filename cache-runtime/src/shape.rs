@@ -13,13 +13,18 @@
 use crate::entry::Slot;
 
 /// How results of type `R` map to cache slots.
+#[diagnostic::on_unimplemented(
+    message = "`#[cached]` read `{R}` as a `Result` or `Option` by its name, but it is not one",
+    label = "not `core::result::Result` or `core::option::Option`",
+    note = "write the standard type (`Result<T, E>`, `Option<T>`, or an alias of them)"
+)]
 pub trait Shape<R> {
     /// The type kept in the cache.
-    type Value: Clone;
+    type Value;
 
-    /// The slot to store for `result`, or `None` when the result must not be cached (an error).
-    /// Clones the value: the caller keeps `result`.
-    fn to_slot(result: &R) -> Option<Slot<Self::Value>>;
+    /// The slot to store for `result` (borrowing its value), or `None` when the result must
+    /// not be cached (an error).
+    fn to_slot(result: &R) -> Option<Slot<&Self::Value>>;
 
     /// The result a cached slot stands for, or `None` when this shape has no such result
     /// (a null for a shape without nulls), which the cache treats as a miss.
@@ -39,11 +44,11 @@ pub enum Opt {}
 #[derive(Debug)]
 pub enum ResOpt {}
 
-impl<T: Clone> Shape<T> for Plain {
+impl<T> Shape<T> for Plain {
     type Value = T;
     #[inline]
-    fn to_slot(result: &T) -> Option<Slot<T>> {
-        Some(Slot::Value(result.clone()))
+    fn to_slot(result: &T) -> Option<Slot<&T>> {
+        Some(Slot::Value(result))
     }
     #[inline]
     fn from_slot(slot: Slot<T>) -> Option<T> {
@@ -54,11 +59,11 @@ impl<T: Clone> Shape<T> for Plain {
     }
 }
 
-impl<T: Clone, E> Shape<Result<T, E>> for Res {
+impl<T, E> Shape<Result<T, E>> for Res {
     type Value = T;
     #[inline]
-    fn to_slot(result: &Result<T, E>) -> Option<Slot<T>> {
-        result.as_ref().ok().map(|v| Slot::Value(v.clone()))
+    fn to_slot(result: &Result<T, E>) -> Option<Slot<&T>> {
+        result.as_ref().ok().map(Slot::Value)
     }
     #[inline]
     fn from_slot(slot: Slot<T>) -> Option<Result<T, E>> {
@@ -69,12 +74,12 @@ impl<T: Clone, E> Shape<Result<T, E>> for Res {
     }
 }
 
-impl<T: Clone> Shape<Option<T>> for Opt {
+impl<T> Shape<Option<T>> for Opt {
     type Value = T;
     #[inline]
-    fn to_slot(result: &Option<T>) -> Option<Slot<T>> {
+    fn to_slot(result: &Option<T>) -> Option<Slot<&T>> {
         Some(match result {
-            Some(v) => Slot::Value(v.clone()),
+            Some(v) => Slot::Value(v),
             None => Slot::Null,
         })
     }
@@ -87,12 +92,12 @@ impl<T: Clone> Shape<Option<T>> for Opt {
     }
 }
 
-impl<T: Clone, E> Shape<Result<Option<T>, E>> for ResOpt {
+impl<T, E> Shape<Result<Option<T>, E>> for ResOpt {
     type Value = T;
     #[inline]
-    fn to_slot(result: &Result<Option<T>, E>) -> Option<Slot<T>> {
+    fn to_slot(result: &Result<Option<T>, E>) -> Option<Slot<&T>> {
         match result {
-            Ok(Some(v)) => Some(Slot::Value(v.clone())),
+            Ok(Some(v)) => Some(Slot::Value(v)),
             Ok(None) => Some(Slot::Null),
             Err(_) => None,
         }
@@ -135,7 +140,7 @@ mod tests {
         type R = Option<Option<u8>>;
         assert_eq!(
             <Opt as Shape<R>>::to_slot(&Some(None)),
-            Some(Slot::Value(None))
+            Some(Slot::Value(&None))
         );
         assert_eq!(
             <Opt as Shape<R>>::from_slot(Slot::Value(None)),

@@ -27,6 +27,7 @@ fn private_unused_companions(mut x: u32) -> u32 {
     lock_timeout = "2s",
     crate = "cache_runtime"
 )]
+#[must_use]
 pub fn item(id: u64, note: &str) -> Option<String> {
     (id > 0).then(|| format!("{id}{note}"))
 }

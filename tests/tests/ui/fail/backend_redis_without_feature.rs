@@ -1,0 +1,6 @@
+use cache_runtime::cached;
+
+#[cached(backend = "redis")]
+fn f(x: u32) -> u32 { x }
+
+fn main() {}

@@ -1,0 +1,6 @@
+use cache_runtime::cached;
+
+#[cached]
+fn f(x: &str) -> &str { x }
+
+fn main() {}

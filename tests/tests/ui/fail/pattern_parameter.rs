@@ -1,0 +1,6 @@
+use cache_runtime::cached;
+
+#[cached]
+fn f((a, b): (u32, u32)) -> u32 { a + b }
+
+fn main() {}

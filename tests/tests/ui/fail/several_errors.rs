@@ -1,0 +1,6 @@
+use cache_runtime::cached;
+
+#[cached(ttl = 0, jitter = 2.0, tll = 5, key = "{nope}")]
+fn f(id: u32) -> u32 { id }
+
+fn main() {}

@@ -1,0 +1,17 @@
+use cache_runtime::cached;
+
+#[cached(ttl = "1h")]
+fn settings() -> Vec<(String, String)> {
+    vec![("mode".into(), "fast".into())]
+}
+
+#[cached]
+fn unit() {}
+
+fn main() {
+    assert_eq!(settings().len(), 1);
+    settings_invalidate();
+    unit();
+    unit();
+    assert_eq!(unit_cache().stats().hits, 1);
+}
