@@ -77,6 +77,11 @@ mod shape;
 mod stats;
 
 pub use cache::CacheHandle;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 pub use stats::Stats;
 
 #[doc = include_str!("cached.md")]
