@@ -1,12 +1,12 @@
 //! The cache's clock: milliseconds since the first cache was built.
 //!
-//! A hit compares the entry's deadline with [`coarse_ms`], one relaxed atomic load of a value
+//! A hit compares the entry's deadline with `coarse_ms`, one relaxed atomic load of a value
 //! that a background thread refreshes every millisecond. Reading `std::time::Instant` instead
 //! costs about 22 ns in this project's VMs, more than a whole quick_cache hit (`notes/engines.md`).
-//! Writes compute deadlines from [`now_ms`], which reads the real clock. The coarse clock lags by
+//! Writes compute deadlines from `now_ms`, which reads the real clock. The coarse clock lags by
 //! at most a tick, so an entry may be served up to about a millisecond past its deadline.
 //!
-//! If the ticker thread cannot be spawned, [`coarse_ms`] falls back to the real clock.
+//! If the ticker thread cannot be spawned, `coarse_ms` falls back to the real clock.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -20,7 +20,7 @@ static START: LazyLock<Instant> = LazyLock::new(Instant::now);
 static COARSE: AtomicU64 = AtomicU64::new(0);
 /// Set when the ticker runs; until then (or if it never can) reads take the real clock.
 static TICKING: AtomicBool = AtomicBool::new(false);
-/// Added to every reading; only [`advance`] (feature `test-util`) changes it.
+/// Added to every reading; only `advance` (feature `test-util`) changes it.
 static OFFSET: AtomicU64 = AtomicU64::new(0);
 static TICKER: LazyLock<()> = LazyLock::new(spawn_ticker);
 
@@ -48,7 +48,7 @@ pub(crate) fn now_ms() -> u64 {
     elapsed.saturating_add(OFFSET.load(Relaxed))
 }
 
-/// The time on the hit path: at most one tick behind [`now_ms`].
+/// The time on the hit path: at most one tick behind `now_ms`.
 #[inline]
 pub(crate) fn coarse_ms() -> u64 {
     if TICKING.load(Relaxed) {

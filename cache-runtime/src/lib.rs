@@ -49,7 +49,7 @@
 //!
 //! # Features
 //!
-//! - `test-util`: [`clock::advance`] moves the cache clock, for expiry tests that do not sleep.
+//! - `test-util`: `clock::advance` moves the cache clock, for expiry tests that do not sleep.
 //!
 //! # Minimum supported Rust version
 //!
@@ -66,7 +66,11 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod cache;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod clock;
+#[cfg(not(feature = "test-util"))]
+mod clock;
 mod entry;
 mod fence;
 mod flight;
