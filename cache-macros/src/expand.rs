@@ -9,6 +9,9 @@ use crate::errors::Errors;
 use crate::key::{Key, respan};
 use crate::sig::{Param, Sig};
 
+/// The build has the runtime's `redis` feature: Redis is the default backend.
+const REDIS_BUILD: bool = cfg!(feature = "redis");
+
 const DEFAULT_NULL_TTL_MS: u64 = 300_000;
 const DEFAULT_JITTER: f64 = 0.1;
 const DEFAULT_MAX_ENTRIES: u64 = 10_000;
@@ -40,6 +43,16 @@ pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
              uses `backend = \"memory\"`: write `lock = \"local\"`, or `backend = \"redis\"`",
         );
     }
+    if REDIS_BUILD
+        && let Some(b) = args.backend
+        && b.value == Backend::Tiered
+    {
+        errors.at(
+            b.span,
+            "`backend = \"tiered\"` is not available yet: write `backend = \"redis\"` or \
+             `backend = \"memory\"`",
+        );
+    }
     if !errors.is_empty() {
         return with_errors(errors, item);
     }
@@ -60,6 +73,8 @@ struct Gen<'a> {
     krate: TokenStream,
     /// `#[cfg]` and `#[cfg_attr]`: forwarded to every item.
     cfgs: Vec<&'a Attribute>,
+    /// The function's entries live in Redis.
+    redis: bool,
 }
 
 fn is_cfg(attr: &Attribute) -> bool {
@@ -73,6 +88,10 @@ impl<'a> Gen<'a> {
             None => quote!(::cache_runtime),
         };
         let cfgs = func.attrs.iter().filter(|a| is_cfg(a)).collect();
+        let redis = match args.backend.map(|b| b.value) {
+            Some(Backend::Memory) => false,
+            Some(Backend::Redis | Backend::Tiered) | None => REDIS_BUILD,
+        };
         Gen {
             args,
             func,
@@ -80,6 +99,7 @@ impl<'a> Gen<'a> {
             key,
             krate,
             cfgs,
+            redis,
         }
     }
 
@@ -114,6 +134,9 @@ impl<'a> Gen<'a> {
     /// `backend = "redis"` and `lock = "distributed"` need the runtime's `redis` feature.
     fn backend_checks(&self) -> TokenStream {
         let mut out = TokenStream::new();
+        if REDIS_BUILD {
+            return out;
+        }
         if let Some(b) = self.args.backend {
             let what = match b.value {
                 Backend::Memory => None,
@@ -158,7 +181,9 @@ impl<'a> Gen<'a> {
         let max_entries = args.max_entries.map_or(DEFAULT_MAX_ENTRIES, |m| m.value);
         let lock = match args.lock.map(|l| l.value) {
             Some(LockKind::None) => quote!(None),
-            _ => quote!(Local),
+            Some(LockKind::Local) => quote!(Local),
+            Some(LockKind::Distributed) | None if self.redis => quote!(Distributed),
+            Some(LockKind::Distributed) | None => quote!(Local),
         };
         let lock_timeout = ms(args
             .lock_timeout
@@ -211,9 +236,13 @@ impl<'a> Gen<'a> {
             None => TokenStream::new(),
         };
         let [function, cache, lookup] = mixed(["__Function", "CACHE", "__lookup"]);
+        let (cache_ty, trait_name) = match self.redis {
+            true => (quote!(RedisCache), quote!(RedisFunction)),
+            false => (quote!(Cache), quote!(Function)),
+        };
         // Each item carries the span its bound failures belong to.
         let opaque = quote_spanned! {self.key.span(out)=>
-            impl for<#x> #krate::__private::Function<
+            impl for<#x> #krate::__private::#trait_name<
                 Key = #key_ty,
                 Lookup<#x> = #lookup_ty,
                 Output = #output,
@@ -229,11 +258,12 @@ impl<'a> Gen<'a> {
             type Shape = #shape;
         };
         let to_key = self.key.to_key_body(krate, &lookup);
+        let redis_impl = self.redis.then(|| self.redis_impl(&function));
         let (name, policy, cfgs) = (self.name(), self.policy(), &self.cfgs);
         quote! {
             #(#cfgs)*
             #[doc(hidden)]
-            fn #ident() -> &'static #krate::__private::Cache<#opaque> {
+            fn #ident() -> &'static #krate::__private::#cache_ty<#opaque> {
                 #display_checks
                 struct #function;
                 impl #krate::__private::Function for #function {
@@ -244,9 +274,50 @@ impl<'a> Gen<'a> {
                         #to_key
                     }
                 }
-                static #cache: #krate::__private::OnceLock<#krate::__private::Cache<#function>> =
+                #redis_impl
+                static #cache: #krate::__private::OnceLock<#krate::__private::#cache_ty<#function>> =
                     #krate::__private::OnceLock::new();
-                #cache.get_or_init(|| #krate::__private::Cache::new(#name, #policy))
+                #cache.get_or_init(|| #krate::__private::#cache_ty::new(#name, #policy))
+            }
+        }
+    }
+
+    /// ```text
+    /// impl RedisFunction for F {
+    ///     const SEPARATORS: &str = ":";
+    ///     fn render_key(lookup, out) { out.text("user:"); out.value(id); Ok(()) }
+    ///     fn encode(value, out) { serde_json::to_writer(out, value) }
+    ///     fn decode(json) { serde_json::from_slice(json) }
+    /// }
+    /// ```
+    fn redis_impl(&self, function: &syn::Ident) -> TokenStream {
+        let krate = &self.krate;
+        let out = self.sig.output_span;
+        let [lookup, writer, value, bytes] = mixed(["__lookup", "__out", "__value", "__bytes"]);
+        let (render, separators) = self.key.render_body(krate, &lookup, &writer);
+        let json = respan(&quote!(#krate::__private::serde_json), out);
+        let codec = quote_spanned! {out=>
+            fn encode(
+                #value: &Self::Value,
+                #writer: &mut ::std::vec::Vec<u8>,
+            ) -> #json::Result<()> {
+                #json::to_writer(#writer, #value)
+            }
+            fn decode(#bytes: &[u8]) -> #json::Result<Self::Value> {
+                #json::from_slice(#bytes)
+            }
+        };
+        quote! {
+            impl #krate::__private::RedisFunction for #function {
+                const SEPARATORS: &'static str = #separators;
+                fn render_key(
+                    #lookup: &Self::Lookup<'_>,
+                    #writer: &mut #krate::__private::KeyWriter,
+                ) -> #krate::__private::serde_json::Result<()> {
+                    #render
+                    ::core::result::Result::Ok(())
+                }
+                #codec
             }
         }
     }
@@ -318,10 +389,21 @@ impl<'a> Gen<'a> {
         let (prelude, lookup_expr) = (&code.prelude, &code.lookup);
         let call = self.call_uncached();
         let [cache, hit, key, lookup] = mixed(["__cache", "__hit", "__key", "__lookup"]);
-        let load = match self.func.sig.asyncness {
-            Some(_) => quote!(#cache.load_async(#key, #call).await),
-            None => quote!(#cache.load(#key, move || #call)),
+        let is_async = self.func.sig.asyncness.is_some();
+        // On Redis a hit is a network read: the key is built first, and `call` does the rest.
+        let (hit_check, load) = match (self.redis, is_async) {
+            (false, true) => (true, quote!(#cache.load_async(#key, #call).await)),
+            (false, false) => (true, quote!(#cache.load(#key, move || #call))),
+            (true, true) => (false, quote!(#cache.call_async(#key, #call).await)),
+            (true, false) => (false, quote!(#cache.call(#key, move || #call))),
         };
+        let hit_check = hit_check.then(|| {
+            quote! {
+                if let ::core::option::Option::Some(#hit) = #cache.get(&#lookup) {
+                    return #hit;
+                }
+            }
+        });
         quote! {
             #(#attrs)*
             #vis #sig {
@@ -329,9 +411,7 @@ impl<'a> Gen<'a> {
                 let #key = {
                     #prelude
                     let #lookup = #lookup_expr;
-                    if let ::core::option::Option::Some(#hit) = #cache.get(&#lookup) {
-                        return #hit;
-                    }
+                    #hit_check
                     #cache.key(&#lookup)
                 };
                 #load
@@ -375,6 +455,10 @@ impl<'a> Gen<'a> {
         let store = self.path_to(&self.store_ident());
         let code = self.key.code(&self.krate);
         let (prelude, lookup) = (&code.prelude, &code.lookup);
+        let invalidate = match self.func.sig.asyncness {
+            Some(_) => quote!(#store().invalidate_async(&#lookup).await),
+            None => quote!(#store().invalidate(&#lookup)),
+        };
         let (vis, cfgs) = (self.vis(), &self.cfgs);
         let f = &self.func.sig.ident;
         let doc = format!(
@@ -387,7 +471,7 @@ impl<'a> Gen<'a> {
             #[allow(dead_code)]
             #vis #sig {
                 #prelude
-                #store().invalidate(&#lookup);
+                #invalidate;
             }
         }
     }

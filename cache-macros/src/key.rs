@@ -25,8 +25,16 @@ enum Part<'a> {
     },
 }
 
+/// A piece of a key template, for rendering the Redis key.
+enum Piece {
+    Text(String),
+    Part,
+}
+
 pub(crate) struct Key<'a> {
     parts: Vec<Part<'a>>,
+    /// The template's pieces in order (`None`: no template, the key renders as JSON).
+    pieces: Option<Vec<Piece>>,
     /// The template names `self`: `f_invalidate` needs the receiver.
     pub(crate) uses_self: bool,
 }
@@ -64,6 +72,7 @@ impl<'a> Key<'a> {
             }
             return Key {
                 parts,
+                pieces: None,
                 uses_self: false,
             };
         };
@@ -74,18 +83,25 @@ impl<'a> Key<'a> {
                 errors.at(span, why);
                 return Key {
                     parts: Vec::new(),
+                    pieces: None,
                     uses_self: false,
                 };
             }
         };
         let mut key = Key {
             parts: Vec::new(),
+            pieces: Some(Vec::new()),
             uses_self: false,
         };
         for segment in segments {
-            let Segment::Placeholder { root, fields } = segment else {
-                continue;
+            let (root, fields) = match segment {
+                Segment::Text(text) => {
+                    key.piece(Piece::Text(text));
+                    continue;
+                }
+                Segment::Placeholder { root, fields } => (root, fields),
             };
+            key.piece(Piece::Part);
             let members = fields.iter().map(|f| member(f, span)).collect::<Vec<_>>();
             if root == "self" {
                 if sig.receiver.is_none() {
@@ -132,6 +148,12 @@ impl<'a> Key<'a> {
             errors.at(span, format!("a key has at most {MAX_PARTS} placeholders"));
         }
         key
+    }
+
+    fn piece(&mut self, piece: Piece) {
+        if let Some(pieces) = &mut self.pieces {
+            pieces.push(piece);
+        }
     }
 
     /// The parameters the key uses, in signature order (the arguments of `f_invalidate`).
@@ -219,6 +241,59 @@ impl<'a> Key<'a> {
             let #krate::__private::Lookup((#(#vars,)*)) = #lookup;
             (#(#owned,)*)
         }
+    }
+
+    /// The body of `RedisFunction::render_key` and the characters it escapes in values (the
+    /// first character of each text between two placeholders). A template writes its text and
+    /// each part's `Display`; without one the key is the JSON array of the parts.
+    pub(crate) fn render_body(
+        &self,
+        krate: &TokenStream,
+        lookup: &syn::Ident,
+        out: &syn::Ident,
+    ) -> (TokenStream, String) {
+        let parts = self.part_types();
+        let vars: Vec<syn::Ident> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format_ident!("__p{}", i, span = p.span))
+            .collect();
+        let mut body = quote!(let #krate::__private::Lookup((#(#vars,)*)) = #lookup;);
+        let mut separators = String::new();
+        match &self.pieces {
+            Some(pieces) => {
+                let mut next = 0;
+                for (i, piece) in pieces.iter().enumerate() {
+                    match piece {
+                        Piece::Text(text) => {
+                            let between = i > 0 && i + 1 < pieces.len();
+                            if let Some(c) = text.chars().next().filter(|_| between)
+                                && !separators.contains(c)
+                            {
+                                separators.push(c);
+                            }
+                            body.extend(quote!(#out.text(#text);));
+                        }
+                        Piece::Part => {
+                            let (var, span) = (&vars[next], parts[next].span);
+                            next += 1;
+                            body.extend(quote_spanned!(span=> #out.value(#var);));
+                        }
+                    }
+                }
+            }
+            None => {
+                body.extend(quote!(#out.text("[");));
+                for (i, (var, p)) in vars.iter().zip(&parts).enumerate() {
+                    if i > 0 {
+                        body.extend(quote!(#out.text(",");));
+                    }
+                    body.extend(quote_spanned!(p.span=> #out.json(*#var)?;));
+                }
+                body.extend(quote!(#out.text("]");));
+            }
+        }
+        (body, separators)
     }
 
     /// For a template: each whole-parameter placeholder must be `Display`, checked at the

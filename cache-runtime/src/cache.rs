@@ -107,9 +107,14 @@ impl<F: Function> Cache<F> {
         });
     }
 
+    /// The same as [`Cache::invalidate`], for the companions of async functions.
+    pub async fn invalidate_async(&self, lookup: &F::Lookup<'_>) {
+        self.invalidate(lookup);
+    }
+
     /// A handle to this cache without its types, for `f_cache()`.
     pub fn handle(&'static self) -> CacheHandle {
-        CacheHandle { cache: self }
+        CacheHandle::new(self)
     }
 
     /// The owned key of `lookup`, built on a miss for the insert.
@@ -148,7 +153,7 @@ impl<F: Function> Cache<F> {
 }
 
 /// What [`CacheHandle`] needs of a cache, without its key and value types.
-trait Erased: Send + Sync {
+pub(crate) trait Erased: Send + Sync {
     fn name(&self) -> &str;
     fn stats(&self) -> Stats;
     fn clear(&self);
@@ -194,6 +199,10 @@ pub struct CacheHandle {
 }
 
 impl CacheHandle {
+    pub(crate) fn new(cache: &'static dyn Erased) -> Self {
+        CacheHandle { cache }
+    }
+
     /// The cache's name: the attribute's `name`, or the function's path.
     pub fn name(&self) -> &str {
         self.cache.name()

@@ -50,7 +50,7 @@ impl Drop for PanicCounter<'_> {
 
 /// Polls `fut` for at most `limit`; `None` if the time ran out first. The timer is armed only
 /// if `fut` does not finish on its first poll, so an uncontended miss starts no timer.
-async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
     let mut timer: Option<futures_timer::Delay> = None;
     poll_fn(|cx| {

@@ -71,16 +71,23 @@ mod cache;
 pub mod clock;
 #[cfg(not(feature = "test-util"))]
 mod clock;
+#[cfg(feature = "redis")]
+mod config;
 mod entry;
 mod fence;
 mod flight;
 mod function;
 mod key;
 mod policy;
+#[cfg(feature = "redis")]
+mod redis;
 mod shape;
 mod stats;
 
 pub use cache::CacheHandle;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use config::{Config, ConfigBuilder, ConfigError};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -104,6 +111,11 @@ pub mod __private {
     pub use crate::key::{Lookup, display_part};
     pub use crate::policy::{Lock, Policy};
     pub use crate::shape::{Opt, Plain, Res, ResOpt, Shape};
+
+    #[cfg(feature = "redis")]
+    pub use crate::redis::{RedisCache, RedisFunction, RedisKey, layout::KeyWriter};
+    #[cfg(feature = "redis")]
+    pub use serde_json;
 
     /// Fails to compile unless `T` can be rendered into a key by a template placeholder.
     pub fn assert_display<T: ?Sized + std::fmt::Display>() {}

@@ -11,6 +11,8 @@ pub enum Lock {
     None,
     /// One load per key per process: other callers wait for it (single-flight).
     Local,
+    /// One load per key across the processes sharing Redis (a Redis lease).
+    Distributed,
 }
 
 /// The settings of one cached function, built by the generated code from its attribute.

@@ -27,7 +27,8 @@ pub struct Stats {
     pub load_errors: u64,
     /// Callers that waited for another caller's load of the same key.
     pub waits: u64,
-    /// Failures of the store itself (always 0 for the in-process store).
+    /// Failures of the store: Redis errors and timeouts, and entries that could not be used
+    /// (corrupt, foreign, oversized or of another type). Always 0 for the in-process store.
     pub store_errors: u64,
 }
 
@@ -52,6 +53,11 @@ pub(crate) enum Counter {
     Load,
     LoadError,
     Wait,
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "only stores with I/O fail")
+    )]
+    StoreError,
 }
 
 /// The striped counters of one cache.
@@ -97,6 +103,7 @@ impl Counters {
             Counter::Load => &stripe.loads,
             Counter::LoadError => &stripe.load_errors,
             Counter::Wait => &stripe.waits,
+            Counter::StoreError => &stripe.store_errors,
         };
         cell.fetch_add(1, Relaxed);
     }

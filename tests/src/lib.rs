@@ -1,1 +1,4 @@
-//! Integration tests of cache-runtime live in `tests/`; this library is empty.
+//! Helpers for the integration tests of cache-runtime (the tests themselves are in `tests/`).
+
+#[cfg(feature = "redis")]
+pub mod redis_server;

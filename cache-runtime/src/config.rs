@@ -1,0 +1,283 @@
+//! Deployment settings of the Redis backend: from the environment, or from a builder that runs
+//! once at start-up.
+//!
+//! | setting | environment | default |
+//! |---|---|---|
+//! | Redis URL | `CACHE_REDIS_URL`, else `REDIS_URL` | `redis://127.0.0.1:6379` |
+//! | key prefix | `CACHE_KEY_PREFIX` | empty |
+//! | deadline of one Redis operation | – | 100 ms |
+//! | connect timeout | – | 250 ms |
+//! | largest value read or written | – | 16 MiB |
+//!
+//! A password in the URL never appears in a log line, an error or a `Debug` output.
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+
+/// Settings of the Redis backend. Build them with [`Config::builder`] and install them with
+/// [`ConfigBuilder::init`] before the first cached call, or let the first call read them from
+/// the environment.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let config = cache_runtime::Config::builder()
+///     .redis_url("redis://:secret@127.0.0.1:6379/0")
+///     .key_prefix("shop:")
+///     .op_timeout(Duration::from_millis(50))
+///     .build()
+///     .expect("valid settings");
+/// assert!(!format!("{config:?}").contains("secret"));
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) redis_url: String,
+    pub(crate) key_prefix: String,
+    pub(crate) op_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_value_bytes: usize,
+}
+
+/// Why settings were refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL does not start with `redis://`, `rediss://` or `redis+unix://`.
+    BadUrl(String),
+    /// The key prefix contains `{` or `}`, which would move keys between Redis Cluster slots.
+    BadPrefix(String),
+    /// A timeout or size is zero.
+    Zero(&'static str),
+    /// [`ConfigBuilder::init`] ran after the settings were already in use or installed.
+    AlreadySet,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::BadUrl(url) => write!(
+                f,
+                "bad Redis URL `{url}`: expected redis://, rediss:// or redis+unix://"
+            ),
+            ConfigError::BadPrefix(p) => {
+                write!(f, "bad key prefix `{p}`: it must not contain `{{` or `}}`")
+            }
+            ConfigError::Zero(what) => write!(f, "`{what}` must be more than zero"),
+            ConfigError::AlreadySet => {
+                f.write_str("the cache settings were already set or used: call init() once, first")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds a [`Config`]; every setting starts from the environment or the default.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl Config {
+    /// A builder starting from the environment (`CACHE_REDIS_URL`, `REDIS_URL`,
+    /// `CACHE_KEY_PREFIX`) and the defaults.
+    pub fn builder() -> ConfigBuilder {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let redis_url = env("CACHE_REDIS_URL")
+            .or_else(|| env("REDIS_URL"))
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        ConfigBuilder {
+            config: Config {
+                redis_url,
+                key_prefix: env("CACHE_KEY_PREFIX").unwrap_or_default(),
+                op_timeout: Duration::from_millis(100),
+                connect_timeout: Duration::from_millis(250),
+                max_value_bytes: 16 << 20,
+            },
+        }
+    }
+
+    /// The key prefix (prepended to every Redis key).
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// The Redis URL with its password replaced by `***`.
+    pub fn redis_url_redacted(&self) -> String {
+        redact_url(&self.redis_url)
+    }
+
+    /// The password of the URL, if any, for scrubbing error messages.
+    pub(crate) fn password(&self) -> Option<&str> {
+        let rest = self.redis_url.split_once("://")?.1;
+        let userinfo = rest.rsplit_once('@')?.0;
+        let password = userinfo.split_once(':')?.1;
+        (!password.is_empty()).then_some(password)
+    }
+
+    fn validate(self) -> Result<Config, ConfigError> {
+        let url = &self.redis_url;
+        if !["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|s| url.starts_with(s))
+        {
+            return Err(ConfigError::BadUrl(redact_url(url)));
+        }
+        if self.key_prefix.contains(['{', '}']) {
+            return Err(ConfigError::BadPrefix(self.key_prefix));
+        }
+        if self.op_timeout.is_zero() {
+            return Err(ConfigError::Zero("op_timeout"));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::Zero("connect_timeout"));
+        }
+        if self.max_value_bytes == 0 {
+            return Err(ConfigError::Zero("max_value_bytes"));
+        }
+        Ok(self)
+    }
+}
+
+impl ConfigBuilder {
+    /// The Redis URL: `redis://[user][:password@]host[:port][/db]`, `rediss://` for TLS
+    /// (feature `tls`).
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.config.redis_url = url.into();
+        self
+    }
+
+    /// Prepended to every Redis key (e.g. `"shop:"`); must not contain `{` or `}`.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.key_prefix = prefix.into();
+        self
+    }
+
+    /// The deadline of one Redis operation, reconnect waits included (default 100 ms). A call
+    /// whose operation misses it goes on without Redis.
+    pub fn op_timeout(mut self, timeout: Duration) -> Self {
+        self.config.op_timeout = timeout;
+        self
+    }
+
+    /// How long one connection attempt may take (default 250 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// The largest value read or written (default 16 MiB): a larger entry is a miss, a larger
+    /// result is not stored.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_value_bytes = bytes;
+        self
+    }
+
+    /// Checks the settings.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        self.config.validate()
+    }
+
+    /// Checks the settings and installs them for the process. Call it once, before the first
+    /// cached call that uses Redis.
+    pub fn init(self) -> Result<(), ConfigError> {
+        let config = self.build()?;
+        let mut fresh = false;
+        INSTALLED.get_or_init(|| {
+            fresh = true;
+            config
+        });
+        if fresh {
+            Ok(())
+        } else {
+            Err(ConfigError::AlreadySet)
+        }
+    }
+}
+
+static INSTALLED: OnceLock<Config> = OnceLock::new();
+
+/// The settings in force: installed by `init`, else read from the environment (a bad
+/// environment falls back to the defaults, with a warning).
+pub(crate) fn current() -> &'static Config {
+    INSTALLED.get_or_init(|| {
+        Config::builder().build().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cache-runtime: bad cache settings in the environment; using the defaults");
+            let mut config = Config::builder().config;
+            config.redis_url = DEFAULT_URL.to_owned();
+            config.key_prefix.clear();
+            config
+        })
+    })
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("op_timeout", &self.op_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_value_bytes", &self.max_value_bytes)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user info replaced by `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("redis://:p%40ss@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(redact_url("rediss://app:hunter2@h"), "rediss://app:***@h");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        let config = Config::builder()
+            .redis_url("redis://u:hunter2@h")
+            .build()
+            .unwrap();
+        assert_eq!(config.password(), Some("hunter2"));
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let err = Config::builder()
+            .redis_url("http://u:hunter2@h")
+            .build()
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let b = || Config::builder().redis_url("redis://h");
+        assert!(matches!(
+            b().key_prefix("{x}").build(),
+            Err(ConfigError::BadPrefix(_))
+        ));
+        assert_eq!(
+            b().op_timeout(Duration::ZERO).build().unwrap_err(),
+            ConfigError::Zero("op_timeout")
+        );
+        assert!(b().max_value_bytes(0).build().is_err());
+        assert!(b().build().is_ok());
+    }
+}

@@ -1,0 +1,159 @@
+//! The connection to Redis and where its I/O runs.
+//!
+//! All Redis I/O runs on a small tokio runtime owned by this crate (one worker thread, started
+//! at the first Redis call), on one multiplexed connection (`ConnectionManager`, which
+//! reconnects by itself). Sync cached functions hand an operation to that runtime and block on
+//! its answer, so they work from plain threads and from inside any tokio runtime without
+//! deadlocking it; async ones await it. Every operation runs under a deadline (`op_timeout`)
+//! that also bounds the wait for a reconnect. Connecting is lazy: nothing blocks or fails at
+//! start-up when Redis is absent.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use crate::config::{self, Config};
+
+/// A failed Redis operation. Its text never holds the password.
+#[derive(Debug)]
+pub(crate) struct StoreError(pub(crate) String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub(crate) struct Redis {
+    runtime: tokio::runtime::Runtime,
+    connection: ConnectionManager,
+    pub(crate) config: &'static Config,
+}
+
+static REDIS: OnceLock<Result<Redis, String>> = OnceLock::new();
+
+impl Redis {
+    /// The process's Redis connection, set up (not connected) on first use.
+    pub(crate) fn get() -> Result<&'static Redis, StoreError> {
+        REDIS
+            .get_or_init(|| Redis::new(config::current()))
+            .as_ref()
+            .map_err(|e| StoreError(e.clone()))
+    }
+
+    fn new(config: &'static Config) -> Result<Redis, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cache-runtime-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the Redis I/O runtime: {e}"))?;
+        let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| {
+            format!(
+                "bad Redis URL {}: {}",
+                config.redis_url_redacted(),
+                scrub(config, &e)
+            )
+        })?;
+        let manager = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.op_timeout))
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let connection = {
+            let _guard = runtime.enter();
+            client
+                .get_connection_manager_lazy(manager)
+                .map_err(|e| format!("cannot set up the Redis connection: {}", scrub(config, &e)))?
+        };
+        Ok(Redis {
+            runtime,
+            connection,
+            config,
+        })
+    }
+
+    /// A handle to the multiplexed connection, for one operation.
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    /// Runs `op` on the Redis runtime under the operation deadline and blocks until it ends.
+    pub(crate) fn block<T: Send + 'static>(
+        &'static self,
+        op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(op.await);
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err(StoreError("the Redis runtime stopped".into())))
+    }
+
+    /// Runs `op` on the Redis runtime and waits for it without blocking the caller's executor.
+    pub(crate) async fn run<T: Send + 'static>(
+        &'static self,
+        op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match self.runtime.spawn(op).await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError(format!("a Redis operation was cancelled: {e}"))),
+        }
+    }
+
+    /// `query` on the connection, bounded by the operation deadline.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection();
+        self.deadline(async move { cmd.query_async::<T>(&mut conn).await })
+            .await
+    }
+
+    /// A script invocation on the connection, bounded by the operation deadline.
+    pub(crate) async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &'static redis::Script,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for k in keys {
+            invocation.key(*k);
+        }
+        for a in args {
+            invocation.arg(*a);
+        }
+        let mut conn = self.connection();
+        self.deadline(async move { invocation.invoke_async::<T>(&mut conn).await })
+            .await
+    }
+
+    async fn deadline<T>(
+        &self,
+        op: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.config.op_timeout, op).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError(scrub(self.config, &e))),
+            Err(_) => Err(StoreError(format!(
+                "Redis did not answer within {:?}",
+                self.config.op_timeout
+            ))),
+        }
+    }
+}
+
+/// The text of a redis-rs error, with the password (if any) removed.
+fn scrub(config: &Config, error: &redis::RedisError) -> String {
+    let text = error.to_string();
+    match config.password() {
+        Some(p) => text.replace(p, "***"),
+        None => text,
+    }
+}

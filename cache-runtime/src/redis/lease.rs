@@ -1,0 +1,217 @@
+//! Leases: the Redis stampede lock of a key, and the fenced publish that makes invalidation win.
+//!
+//! A loader holds a lease: `{<value key>}:lock` set to a random token with a lifetime of
+//! `lock_timeout`. It publishes its value with one script that writes only if the lock still
+//! holds its token (and then deletes the lock). An invalidation deletes the value and the lock
+//! together, so a load that was in flight in any process fails its publish instead of writing
+//! a stale value back (memcache leases, NSDI 2013). Locks only make the cache efficient; a
+//! caller that cannot get one (Redis down, lock held too long) loads anyway.
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use redis::{Script, Value};
+
+use super::conn::{Redis, StoreError};
+
+/// Reads the value; if there is none, tries to take the lock.
+/// Replies `{1, value}`, `{2}` (lock taken) or `{3}` (lock held by another loader).
+static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local v = redis.call('GET', KEYS[1])
+         if v then return {1, v} end
+         if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+         return {3}",
+    )
+});
+
+/// Writes the value (with `PX` unless it is 0) if the lock holds our token, then frees the
+/// lock. Replies 1 if it wrote.
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+         if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])
+         else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+         redis.call('DEL', KEYS[2])
+         return 1",
+    )
+});
+
+/// Frees the lock if it still holds our token (compare-and-delete).
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+         return 0",
+    )
+});
+
+/// A lease on one key: our token in its lock.
+#[derive(Clone, Debug)]
+pub(crate) struct Lease {
+    token: String,
+}
+
+/// What a loader found when it asked for the lock.
+pub(crate) enum Begin {
+    /// Another process published meanwhile: these bytes.
+    Found(Vec<u8>),
+    /// We hold the lease: load, then publish.
+    Lease(Lease),
+}
+
+fn new_token() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+fn ms(d: Duration) -> Vec<u8> {
+    d.as_millis().max(1).to_string().into_bytes()
+}
+
+/// One attempt: the value if it is there now, else the lock if it is free.
+async fn read_or_lock(
+    redis: &Redis,
+    value_key: &str,
+    lock_key: &str,
+    lifetime: Duration,
+) -> Result<Result<Begin, ()>, StoreError> {
+    let token = new_token();
+    let reply: Value = redis
+        .eval(
+            &READ_OR_LOCK,
+            &[value_key, lock_key],
+            &[token.as_bytes(), &ms(lifetime)],
+        )
+        .await?;
+    match reply {
+        Value::Array(items) => match items.as_slice() {
+            [Value::Int(1), Value::BulkString(bytes)] => Ok(Ok(Begin::Found(bytes.clone()))),
+            [Value::Int(2)] => Ok(Ok(Begin::Lease(Lease { token }))),
+            _ => Ok(Err(())),
+        },
+        other => Err(StoreError(format!(
+            "unexpected reply to the lock script: {other:?}"
+        ))),
+    }
+}
+
+/// Takes the lease of a key for a load, waiting for another process's load if one holds it.
+///
+/// While the lock is held elsewhere, re-reads the value with a capped, jittered backoff (10 ms
+/// doubling to 200 ms), never holding a connection while it sleeps. Returns the value if it
+/// appears; retries the lock if it is freed; after `wait` takes the lease by force and loads
+/// (a waiter never waits longer than `lock_timeout`).
+pub(crate) async fn begin(
+    redis: &Redis,
+    value_key: &str,
+    lock_key: &str,
+    wait: Duration,
+) -> Result<(Begin, bool), StoreError> {
+    let give_up = Instant::now() + wait;
+    let mut backoff = Duration::from_millis(10);
+    let mut waited = false;
+    loop {
+        if let Ok(begin) = read_or_lock(redis, value_key, lock_key, wait).await? {
+            return Ok((begin, waited));
+        }
+        waited = true;
+        let now = Instant::now();
+        if now >= give_up {
+            return Ok((force(redis, lock_key, wait).await?, waited));
+        }
+        // Full jitter: sleep a random part of the backoff, so waiters do not poll in step.
+        let sleep = backoff
+            .mul_f64(0.5 + fastrand::f64() * 0.5)
+            .min(give_up - now);
+        tokio::time::sleep(sleep).await;
+        backoff = (backoff * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Takes the lease unconditionally (for `lock = "local"` and `"none"`, refreshes, and waiters
+/// that gave up): any other loader's publish then fails, and ours is still fenced against an
+/// invalidation.
+pub(crate) async fn force(
+    redis: &Redis,
+    lock_key: &str,
+    lifetime: Duration,
+) -> Result<Begin, StoreError> {
+    let token = new_token();
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(lock_key).arg(&token).arg("PX").arg(ms(lifetime));
+    redis.query::<()>(cmd).await?;
+    Ok(Begin::Lease(Lease { token }))
+}
+
+/// Publishes `payload` under `lease`; `Ok(false)` if the lease was revoked (an invalidation).
+pub(crate) async fn publish(
+    redis: &Redis,
+    value_key: &str,
+    lock_key: &str,
+    lease: &Lease,
+    payload: &[u8],
+    ttl: Option<Duration>,
+) -> Result<bool, StoreError> {
+    let px = ttl.map_or_else(|| b"0".to_vec(), ms);
+    let args: [&[u8]; 3] = [lease.token.as_bytes(), payload, &px];
+    let wrote: i64 = redis.eval(&PUBLISH, &[value_key, lock_key], &args).await?;
+    Ok(wrote == 1)
+}
+
+/// Frees the lease without writing (the load failed or is not cached).
+pub(crate) async fn release(
+    redis: &Redis,
+    lock_key: &str,
+    lease: &Lease,
+) -> Result<(), StoreError> {
+    redis
+        .eval::<i64>(&RELEASE, &[lock_key], &[lease.token.as_bytes()])
+        .await
+        .map(drop)
+}
+
+/// Deletes the value and its lock together: loads in flight cannot publish any more.
+pub(crate) async fn invalidate(
+    redis: &Redis,
+    value_key: &str,
+    lock_key: &str,
+) -> Result<(), StoreError> {
+    let mut cmd = redis::cmd("DEL");
+    cmd.arg(value_key).arg(lock_key);
+    redis.query::<i64>(cmd).await.map(drop)
+}
+
+/// Reads a value: one `GET`.
+pub(crate) async fn read(redis: &Redis, value_key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut cmd = redis::cmd("GET");
+    cmd.arg(value_key);
+    redis.query::<Option<Vec<u8>>>(cmd).await
+}
+
+/// Deletes every key matching `patterns` with `SCAN` (never `KEYS`) and `UNLINK`.
+pub(crate) async fn delete_matching(redis: &Redis, patterns: &[String]) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for pattern in patterns {
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(500);
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis.query(scan).await?;
+            if !keys.is_empty() {
+                let mut unlink = redis::cmd("UNLINK");
+                for k in &keys {
+                    unlink.arg(k.as_slice());
+                }
+                deleted += redis.query::<u64>(unlink).await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,343 @@
+//! The Redis backend: a cached function whose entries live in Redis (feature `redis`).
+//!
+//! A call reads its key with one `GET` (the hit path). On a miss, one caller per key and
+//! process goes on (local single-flight, the same placeholders as the in-process store); it
+//! takes the key's lease in Redis or, if another process holds it, waits for that process's
+//! value (`lease.rs`); it runs the body and publishes the result with a fenced write. If Redis
+//! fails, the call runs the body and answers without it: the cache never makes a call fail.
+
+mod call;
+mod codec;
+mod conn;
+pub(crate) mod layout;
+mod lease;
+
+use std::time::Duration;
+
+use quick_cache::sync::Cache as QuickCache;
+
+use crate::entry::Slot;
+use crate::function::Function;
+use crate::policy::{Lock, Policy};
+use crate::shape::Shape;
+use crate::stats::{Counter, Counters};
+use crate::{CacheHandle, config};
+use conn::{Redis, StoreError};
+use layout::KeyWriter;
+use lease::{Begin, Lease};
+
+/// What a cached function needs to live in Redis, implemented by `#[cached]` beside
+/// [`Function`]: how its key renders and how its values encode.
+pub trait RedisFunction: Function {
+    /// Characters escaped in placeholder values, besides `%`, `{` and `}`: the first
+    /// character of each text between two placeholders.
+    const SEPARATORS: &'static str;
+
+    /// Writes the key's rendered form (after `{prefix}{name}:`).
+    fn render_key(lookup: &Self::Lookup<'_>, out: &mut KeyWriter) -> serde_json::Result<()>;
+
+    /// Writes a value as JSON.
+    fn encode(value: &Self::Value, out: &mut Vec<u8>) -> serde_json::Result<()>;
+
+    /// Reads a value from JSON.
+    fn decode(json: &[u8]) -> serde_json::Result<Self::Value>;
+}
+
+/// The key of one call: its in-process form (for single-flight) and its Redis keys.
+pub struct RedisKey<F: Function> {
+    local: F::Key,
+    /// `None` when the key did not render (a part that does not serialize): no Redis.
+    redis: Option<Keys>,
+}
+
+#[derive(Clone)]
+struct Keys {
+    value: String,
+    lock: String,
+}
+
+/// The cache behind one `#[cached]` function on Redis.
+pub struct RedisCache<F: RedisFunction> {
+    name: String,
+    policy: Policy,
+    fingerprint: String,
+    /// Placeholders of the loads in flight in this process; values stay only long enough to
+    /// reach the waiters.
+    flights: QuickCache<F::Key, Slot<F::Value>>,
+    stats: Counters,
+}
+
+/// What a finished load writes to Redis, and what it hands to the local waiters.
+struct Settled<V> {
+    write: Option<(Vec<u8>, Option<Duration>)>,
+    share: Option<Slot<V>>,
+}
+
+impl<F: RedisFunction> RedisCache<F> {
+    /// A cache named `name` with the settings of `policy`.
+    pub fn new(name: impl Into<String>, policy: Policy) -> Self {
+        crate::clock::start();
+        RedisCache {
+            name: name.into(),
+            policy,
+            fingerprint: codec::fingerprint(std::any::type_name::<F::Value>()),
+            flights: QuickCache::new(1024),
+            stats: Counters::new(),
+        }
+    }
+
+    /// A handle to this cache without its types, for `f_cache()`.
+    pub fn handle(&'static self) -> CacheHandle {
+        CacheHandle::new(self)
+    }
+
+    /// The key of a call.
+    pub fn key(&self, lookup: &F::Lookup<'_>) -> RedisKey<F> {
+        let local = F::to_key(lookup);
+        let mut writer = KeyWriter::new(F::SEPARATORS);
+        let redis = match F::render_key(lookup, &mut writer) {
+            Ok(()) => {
+                let prefix = &config::current().key_prefix;
+                let value = layout::value_key(prefix, &self.name, &writer.finish());
+                Some(Keys {
+                    lock: layout::lock_key(&value),
+                    value,
+                })
+            }
+            Err(e) => {
+                self.store_error(&StoreError(format!("a key part does not serialize: {e}")));
+                None
+            }
+        };
+        RedisKey { local, redis }
+    }
+
+    fn store_error(&self, error: &StoreError) {
+        self.stats.add(Counter::StoreError);
+        tracing::warn!(
+            cache = %self.name,
+            error = %error,
+            "cache-runtime: Redis failed; the call goes on without it"
+        );
+    }
+
+    /// The Redis connection and keys of a call, or `None` to go on without Redis.
+    fn target(&self, key: &RedisKey<F>) -> Option<(&'static Redis, Keys)> {
+        let keys = key.redis.clone()?;
+        match Redis::get() {
+            Ok(redis) => Some((redis, keys)),
+            Err(e) => {
+                self.store_error(&e);
+                None
+            }
+        }
+    }
+
+    /// Decodes an entry; `None` (counted) if it is unusable.
+    fn decode(&self, bytes: &[u8]) -> Option<Slot<F::Value>> {
+        let max = config::current().max_value_bytes;
+        match codec::decode(bytes, &self.fingerprint, max, F::decode) {
+            Ok(slot) => Some(slot),
+            Err(e) => {
+                // Counted here, and overwritten by the load that follows.
+                self.store_error(&StoreError(format!("unusable entry: {e}")));
+                None
+            }
+        }
+    }
+
+    /// The answer of a read: a hit, or a miss. A miss on an unusable entry (counted) says so:
+    /// its load takes the lease at once, since it must overwrite that entry.
+    fn answer(&self, read: Result<Option<Vec<u8>>, StoreError>) -> Read<F::Output> {
+        let bytes = match read {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Read::Miss,
+            Err(e) => {
+                self.store_error(&e);
+                return Read::Miss;
+            }
+        };
+        let Some(slot) = self.decode(&bytes) else {
+            return Read::Unusable;
+        };
+        let counter = match slot {
+            Slot::Value(_) => Counter::Hit,
+            Slot::Null => Counter::NullHit,
+        };
+        match F::Shape::from_slot(slot) {
+            Some(output) => {
+                self.stats.add(counter);
+                Read::Hit(output)
+            }
+            None => Read::Unusable,
+        }
+    }
+
+    /// What a result leaves in Redis and hands to the waiters of this process.
+    fn settle(&self, result: &F::Output) -> Settled<F::Value> {
+        let Some(slot) = F::Shape::to_slot(result) else {
+            self.stats.add(Counter::LoadError);
+            return Settled {
+                write: None,
+                share: None,
+            };
+        };
+        let null = matches!(slot, Slot::Null);
+        let share = Some(slot.clone().cloned());
+        if null && !self.policy.caches_nulls() {
+            return Settled { write: None, share };
+        }
+        let payload = match codec::encode(slot, &self.fingerprint, F::encode) {
+            Ok(p) if p.len() <= config::current().max_value_bytes => p,
+            Ok(p) => {
+                let why = format!("a value of {} bytes is over the size cap", p.len());
+                self.store_error(&StoreError(why));
+                return Settled { write: None, share };
+            }
+            Err(e) => {
+                self.store_error(&StoreError(format!("a value does not serialize: {e}")));
+                return Settled { write: None, share };
+            }
+        };
+        let now = crate::clock::now_ms();
+        let ttl = match self.policy.deadline(null, now) {
+            u64::MAX => None,
+            deadline => Some(Duration::from_millis(deadline.saturating_sub(now).max(1))),
+        };
+        Settled {
+            write: Some((payload, ttl)),
+            share,
+        }
+    }
+
+    /// How a load starts: the other process's value, our lease, or (Redis failing) neither.
+    /// Counts a caller that waited for or took another process's value.
+    fn started(&self, begun: Result<(Begin, bool), StoreError>) -> Started<F::Value> {
+        match begun {
+            Ok((Begin::Found(bytes), _)) => {
+                self.stats.add(Counter::Wait);
+                match self.decode(&bytes) {
+                    Some(slot) => Started::Found(slot),
+                    None => Started::Load(None),
+                }
+            }
+            Ok((Begin::Lease(lease), waited)) => {
+                if waited {
+                    self.stats.add(Counter::Wait);
+                }
+                Started::Load(Some(lease))
+            }
+            Err(e) => {
+                self.store_error(&e);
+                Started::Load(None)
+            }
+        }
+    }
+
+    /// The share for local waiters once the publish answered: nothing if an invalidation
+    /// revoked the lease (they load again).
+    fn published(
+        &self,
+        answer: Result<bool, StoreError>,
+        share: Option<Slot<F::Value>>,
+    ) -> Option<Slot<F::Value>> {
+        match answer {
+            Ok(true) => share,
+            Ok(false) => None,
+            Err(e) => {
+                self.store_error(&e);
+                share
+            }
+        }
+    }
+
+    /// `(distributed wait, forced lease)` for a leader: waiters that gave up, refreshes and
+    /// `lock = "local" | "none"` take the lease by force.
+    fn distributed(&self, forced: bool) -> bool {
+        self.policy.lock == Lock::Distributed && !forced
+    }
+
+    /// Removes the key's entry (and lock) from Redis. Loads in flight anywhere cannot write
+    /// their results back.
+    pub fn invalidate(&'static self, lookup: &F::Lookup<'_>) {
+        let key = self.key(lookup);
+        if let Some((redis, keys)) = self.target(&key) {
+            if let Err(e) = redis.block(ops::invalidate(redis, keys)) {
+                self.store_error(&e);
+            }
+        }
+    }
+
+    /// The async twin of [`RedisCache::invalidate`].
+    pub async fn invalidate_async(&'static self, lookup: &F::Lookup<'_>) {
+        let key = self.key(lookup);
+        if let Some((redis, keys)) = self.target(&key) {
+            if let Err(e) = redis.run(ops::invalidate(redis, keys)).await {
+                self.store_error(&e);
+            }
+        }
+    }
+}
+
+/// What a read found.
+enum Read<R> {
+    Hit(R),
+    Miss,
+    /// An entry that cannot be used (counted): the load overwrites it.
+    Unusable,
+}
+
+/// How a leader's load starts.
+enum Started<V> {
+    Found(Slot<V>),
+    Load(Option<Lease>),
+}
+
+/// The Redis operations, as `'static` futures that run on the Redis runtime.
+mod ops {
+    use std::time::Duration;
+
+    use super::Keys;
+    use super::conn::{Redis, StoreError};
+    use super::lease::{self, Begin, Lease};
+
+    pub(super) async fn read(
+        redis: &'static Redis,
+        keys: Keys,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        lease::read(redis, &keys.value).await
+    }
+
+    pub(super) async fn begin(
+        redis: &'static Redis,
+        keys: Keys,
+        wait: Duration,
+        distributed: bool,
+    ) -> Result<(Begin, bool), StoreError> {
+        if distributed {
+            lease::begin(redis, &keys.value, &keys.lock, wait).await
+        } else {
+            Ok((lease::force(redis, &keys.lock, wait).await?, false))
+        }
+    }
+
+    pub(super) async fn publish(
+        redis: &'static Redis,
+        keys: Keys,
+        lease: Lease,
+        write: Option<(Vec<u8>, Option<Duration>)>,
+    ) -> Result<bool, StoreError> {
+        match write {
+            Some((payload, ttl)) => {
+                lease::publish(redis, &keys.value, &keys.lock, &lease, &payload, ttl).await
+            }
+            None => lease::release(redis, &keys.lock, &lease)
+                .await
+                .map(|()| true),
+        }
+    }
+
+    pub(super) async fn invalidate(redis: &'static Redis, keys: Keys) -> Result<(), StoreError> {
+        lease::invalidate(redis, &keys.value, &keys.lock).await
+    }
+}

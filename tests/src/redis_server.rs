@@ -1,0 +1,147 @@
+//! A private `redis-server` for the Redis tests.
+//!
+//! The harness starts its own server on a free loopback port (from `redis-server` on `PATH`),
+//! watched by a small shell loop that stops that server, and only that one, when the test
+//! process ends. `CACHE_TEST_REDIS_URL` points the tests at an existing server instead. Where
+//! neither is possible the tests say so loudly and skip, unless `CACHE_REQUIRE_REDIS=1`, where
+//! they fail.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+/// A Redis server the tests may use.
+pub struct Server {
+    /// `redis://127.0.0.1:<port>`.
+    pub url: String,
+    /// The port, for restarts of a server of our own.
+    pub port: u16,
+    watcher: Mutex<Option<Child>>,
+}
+
+fn required() -> bool {
+    std::env::var("CACHE_REQUIRE_REDIS").is_ok_and(|v| v == "1")
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until something accepts connections on `port`.
+fn wait_for(port: u16, patience: Duration) -> bool {
+    let give_up = Instant::now() + patience;
+    while Instant::now() < give_up {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+impl Server {
+    /// Starts `redis-server` on a free loopback port, stopped when this process ends.
+    pub fn start() -> Result<Server, String> {
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let watcher = Self::spawn(port)?;
+        let server = Server {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            watcher: Mutex::new(Some(watcher)),
+        };
+        if wait_for(port, Duration::from_secs(10)) {
+            Ok(server)
+        } else {
+            Err(format!("redis-server did not start on port {port}"))
+        }
+    }
+
+    /// The server, under a shell loop that kills it when the test process (our pid) is gone.
+    fn spawn(port: u16) -> Result<Child, String> {
+        let dir = std::env::temp_dir().join(format!("cache-runtime-redis-{port}"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+             --dir '{dir}' --loglevel warning & srv=$!; \
+             trap 'kill $srv 2>/dev/null' EXIT TERM INT; \
+             while kill -0 {pid} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 0.2; done",
+            dir = dir.display(),
+            pid = std::process::id(),
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run sh: {e}"))
+    }
+
+    /// Stops the server (kills the watcher, which stops the server it started).
+    pub fn stop(&self) {
+        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut child) = watcher.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&self) -> Result<(), String> {
+        self.stop();
+        let child = Self::spawn(self.port)?;
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        if wait_for(self.port, Duration::from_secs(10)) {
+            Ok(())
+        } else {
+            Err("redis-server did not restart".into())
+        }
+    }
+}
+
+/// Where the Redis tests of this process talk to: `CACHE_TEST_REDIS_URL`, or a server of
+/// their own. `None` (after a loud message) when there is neither; a panic instead under
+/// `CACHE_REQUIRE_REDIS=1`.
+pub fn url() -> Option<&'static str> {
+    static URL: LazyLock<Option<String>> = LazyLock::new(|| {
+        if let Ok(url) = std::env::var("CACHE_TEST_REDIS_URL") {
+            return Some(url);
+        }
+        match Server::start() {
+            Ok(server) => {
+                let url = server.url.clone();
+                std::mem::forget(server); // lives as long as the process; its watcher stops it
+                Some(url)
+            }
+            Err(why) => {
+                assert!(!required(), "CACHE_REQUIRE_REDIS=1 but no Redis: {why}");
+                eprintln!("\n*** SKIPPING the Redis tests: {why} (install redis-server) ***\n");
+                None
+            }
+        }
+    });
+    URL.as_deref()
+}
+
+/// Points cache-runtime at the test server, with a key prefix of its own; `None` to skip.
+pub fn setup(prefix: &str) -> Option<&'static str> {
+    let url = url()?;
+    let _ = cache_runtime::Config::builder()
+        .redis_url(url)
+        .key_prefix(prefix)
+        .op_timeout(Duration::from_millis(500))
+        .init();
+    Some(url)
+}
+
+/// A plain redis-rs connection to the test server, to look at keys as another service would.
+pub fn raw(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("a raw connection to the test Redis")
+}
