@@ -33,8 +33,9 @@ fn connect() -> rusqlite::Result<Connection> {
     Connection::open(path)
 }
 
-/// A product with its sales, as the catalog page shows it.
-#[derive(Clone, Debug)]
+/// A product with its sales, as the catalog page shows it. (`Serialize`/`Deserialize` let the
+/// same code run on Redis when the `redis` feature is on.)
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct ProductSales {
     name: String,
     category: String,
@@ -43,7 +44,7 @@ struct ProductSales {
 }
 
 /// A user's profile with their order history summed up.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Profile {
     name: String,
     email: String,

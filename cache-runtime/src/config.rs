@@ -185,7 +185,15 @@ impl ConfigBuilder {
     /// Checks the settings and installs them for the process. Call it once, before the first
     /// cached call that uses Redis.
     pub fn init(self) -> Result<(), ConfigError> {
-        let config = self.build()?;
+        self.build()?.init()
+    }
+}
+
+impl Config {
+    /// Installs these settings for the process. Call it once, before the first cached call
+    /// that uses Redis.
+    pub fn init(self) -> Result<(), ConfigError> {
+        let config = self;
         let mut fresh = false;
         INSTALLED.get_or_init(|| {
             fresh = true;

@@ -56,12 +56,8 @@
 //! Rust 1.85 (edition 2024).
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
-#![deny(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 

@@ -1,7 +1,7 @@
 //! One process of the multi-process stampede test (`tests/redis_stampede.rs`).
 //!
-//! Usage: `stampede-worker <redis url> <key prefix> <tasks>`. Waits until the key
-//! `<prefix>go` exists, then calls one cached async function on one cold key from `<tasks>`
+//! Usage: `stampede-worker <redis url> <key prefix> <tasks>`. Counts itself in
+//! `<prefix>ready`, waits until the key `<prefix>go` exists, then calls one cached async function on one cold key from `<tasks>`
 //! tasks at once, and prints `loads=<n> waits=<n> values=<v>,<v>,...`.
 
 use std::time::Duration;
@@ -29,6 +29,10 @@ async fn main() {
         .expect("settings");
     let mut raw = tests::redis_server::raw(url);
     let go = format!("{prefix}go");
+    let _: i64 = redis::cmd("INCR")
+        .arg(format!("{prefix}ready"))
+        .query(&mut raw)
+        .expect("INCR");
     let give_up = std::time::Instant::now() + Duration::from_secs(30);
     while !redis::cmd("EXISTS")
         .arg(&go)

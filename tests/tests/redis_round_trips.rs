@@ -1,0 +1,66 @@
+//! Round trips per call, read from the server's own command counters (`INFO commandstats`):
+//! a hit is one `GET`; a miss is one `GET`, one lock script (the read folded with the lock)
+//! and one fenced publish. No `PING` per call. Alone in its binary, so no other test's commands
+//! are counted.
+#![cfg(feature = "redis")]
+
+use std::collections::BTreeMap;
+
+use cache_runtime::cached;
+
+#[cached(ttl = 60, key = "{id}", name = "trips")]
+fn trips(id: u32) -> u32 {
+    id
+}
+
+/// Calls per command, from `INFO commandstats`.
+fn commands(con: &mut redis::Connection) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|f| f.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            (d > 0 && k != "info").then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+#[test]
+fn a_hit_is_one_get_and_a_miss_three_round_trips() {
+    let prefix = format!("trips{}:", std::process::id());
+    let Some(url) = tests::redis_server::setup(&prefix) else {
+        return;
+    };
+    let mut con = tests::redis_server::raw(url);
+    assert_eq!(trips(0), 0); // connects, loads scripts
+
+    let before = commands(&mut con);
+    assert_eq!(trips(1), 1);
+    let miss = delta(&before, &commands(&mut con));
+    let before = commands(&mut con);
+    assert_eq!(trips(1), 1);
+    let hit = delta(&before, &commands(&mut con));
+    eprintln!("miss: {miss:?}\nhit: {hit:?}");
+
+    let expected = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    };
+    assert_eq!(hit, expected(&[("get", 1)]), "a hit is one GET");
+    // commandstats also counts the commands scripts run: a miss is 3 round trips (GET,
+    // EVALSHA lock, EVALSHA publish); inside the scripts, the lock script's GET of the value
+    // and SET NX of the lock, the publish's GET of the lock, SET of the value, DEL of the lock.
+    assert_eq!(
+        miss,
+        expected(&[("del", 1), ("evalsha", 2), ("get", 3), ("set", 2)])
+    );
+}
