@@ -45,10 +45,14 @@
 //! The in-process store is built on [quick_cache](https://docs.rs/quick_cache) (S3-FIFO,
 //! sharded), with each entry's deadline kept in the entry and checked against a coarse
 //! millisecond clock; a hit costs one shard read lock and the clone of the returned value.
-//! Redis and tiered backends are planned.
+//! With the `redis` feature, Redis is the default backend of every cached function in the build
+//! (see the README for its layout, leases and settings, and `Config`); `backend = "memory"`
+//! keeps a function in process.
 //!
 //! # Features
 //!
+//! - `redis`: the Redis backend, and `Config`.
+//! - `tls`: `rediss://` URLs.
 //! - `test-util`: `clock::advance` moves the cache clock, for expiry tests that do not sleep.
 //!
 //! # Minimum supported Rust version
