@@ -7,7 +7,7 @@ use std::fmt;
 use std::hash::Hash;
 
 use quick_cache::sync::Cache as QuickCache;
-use quick_cache::{DefaultHashBuilder, OptionsBuilder, UnitWeighter};
+use quick_cache::{DefaultHashBuilder, Equivalent, OptionsBuilder, UnitWeighter};
 
 use crate::clock;
 use crate::entry::{Entry, Slot};
@@ -85,6 +85,17 @@ impl<F: Function> Cache<F> {
     /// counted here: the load that follows counts it.
     #[inline]
     pub fn get(&self, lookup: &F::Lookup<'_>) -> Option<F::Output> {
+        self.get_q(lookup)
+    }
+
+    /// [`Cache::get`] by an owned key (for the Redis backend's in-process fallback).
+    #[cfg(feature = "redis")]
+    pub(crate) fn get_key(&self, key: &F::Key) -> Option<F::Output> {
+        self.get_q(key)
+    }
+
+    #[inline]
+    fn get_q<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) -> Option<F::Output> {
         let entry = self.store.get(lookup)?;
         if !entry.is_fresh(clock::coarse_ms()) {
             return None;
@@ -101,6 +112,16 @@ impl<F: Function> Cache<F> {
     /// Removes the entry of `lookup` and fences the loads of it that are in flight, so none
     /// of them writes its result back.
     pub fn invalidate(&self, lookup: &F::Lookup<'_>) {
+        self.invalidate_q(lookup);
+    }
+
+    /// [`Cache::invalidate`] by an owned key.
+    #[cfg(feature = "redis")]
+    pub(crate) fn invalidate_key(&self, key: &F::Key) {
+        self.invalidate_q(key);
+    }
+
+    fn invalidate_q<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) {
         let stripe = self.store.shard_index(lookup);
         self.fence.invalidate(stripe, || {
             self.store.remove(lookup);

@@ -8,6 +8,9 @@
 //! | deadline of one Redis operation | – | 100 ms |
 //! | connect timeout | – | 250 ms |
 //! | largest value read or written | – | 16 MiB |
+//! | failures in a row that open the circuit breaker | – | 3 |
+//! | how long the breaker stays open before a probe | – | 1 s |
+//! | longest life of an in-process fallback entry | – | 30 s |
 //!
 //! A password in the URL never appears in a log line, an error or a `Debug` output.
 
@@ -39,6 +42,9 @@ pub struct Config {
     pub(crate) op_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_value_bytes: usize,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_cooldown: Duration,
+    pub(crate) fallback_ttl: Duration,
 }
 
 /// Why settings were refused.
@@ -97,6 +103,9 @@ impl Config {
                 op_timeout: Duration::from_millis(100),
                 connect_timeout: Duration::from_millis(250),
                 max_value_bytes: 16 << 20,
+                breaker_threshold: 3,
+                breaker_cooldown: Duration::from_secs(1),
+                fallback_ttl: Duration::from_secs(30),
             },
         }
     }
@@ -139,6 +148,15 @@ impl Config {
         if self.max_value_bytes == 0 {
             return Err(ConfigError::Zero("max_value_bytes"));
         }
+        if self.breaker_threshold == 0 {
+            return Err(ConfigError::Zero("breaker_threshold"));
+        }
+        if self.breaker_cooldown.is_zero() {
+            return Err(ConfigError::Zero("breaker_cooldown"));
+        }
+        if self.fallback_ttl.is_zero() {
+            return Err(ConfigError::Zero("fallback_ttl"));
+        }
         Ok(self)
     }
 }
@@ -174,6 +192,27 @@ impl ConfigBuilder {
     /// result is not stored.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.config.max_value_bytes = bytes;
+        self
+    }
+
+    /// How many Redis failures in a row open the circuit breaker (default 3). While it is
+    /// open, calls skip Redis and use the in-process fallback.
+    pub fn breaker_threshold(mut self, failures: u32) -> Self {
+        self.config.breaker_threshold = failures;
+        self
+    }
+
+    /// How long the breaker stays open before one call probes Redis again (default 1 s).
+    pub fn breaker_cooldown(mut self, cooldown: Duration) -> Self {
+        self.config.breaker_cooldown = cooldown;
+        self
+    }
+
+    /// The longest life of an entry of the in-process fallback used while Redis is unavailable
+    /// (default 30 s; entries live `min(ttl, fallback_ttl)`). It bounds how stale a process's
+    /// answers can be during an outage, since invalidations then reach only that process.
+    pub fn fallback_ttl(mut self, ttl: Duration) -> Self {
+        self.config.fallback_ttl = ttl;
         self
     }
 
@@ -231,6 +270,9 @@ impl fmt::Debug for Config {
             .field("op_timeout", &self.op_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_cooldown", &self.breaker_cooldown)
+            .field("fallback_ttl", &self.fallback_ttl)
             .finish()
     }
 }

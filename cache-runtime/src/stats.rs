@@ -32,6 +32,22 @@ pub struct Stats {
     pub store_errors: u64,
 }
 
+impl std::ops::Add for Stats {
+    type Output = Stats;
+
+    fn add(self, o: Stats) -> Stats {
+        Stats {
+            hits: self.hits + o.hits,
+            misses: self.misses + o.misses,
+            null_hits: self.null_hits + o.null_hits,
+            loads: self.loads + o.loads,
+            load_errors: self.load_errors + o.load_errors,
+            waits: self.waits + o.waits,
+            store_errors: self.store_errors + o.store_errors,
+        }
+    }
+}
+
 #[derive(Default)]
 #[repr(align(128))]
 struct Stripe {

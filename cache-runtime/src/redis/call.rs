@@ -25,16 +25,37 @@ impl<F: RedisFunction> RedisCache<F> {
         body.await
     }
 
+    /// A call while Redis is unavailable: the in-process fallback, with local single-flight.
+    fn fallback_call(&self, key: RedisKey<F>, body: impl FnOnce() -> F::Output) -> F::Output {
+        let fallback = self.fallback();
+        match fallback.get_key(&key.local) {
+            Some(hit) => hit,
+            None => fallback.load(key.local, body),
+        }
+    }
+
+    async fn fallback_call_async(
+        &self,
+        key: RedisKey<F>,
+        body: impl Future<Output = F::Output>,
+    ) -> F::Output {
+        let fallback = self.fallback();
+        match fallback.get_key(&key.local) {
+            Some(hit) => hit,
+            None => fallback.load_async(key.local, body).await,
+        }
+    }
+
     /// A call of a sync cached function.
     pub fn call(&'static self, key: RedisKey<F>, body: impl FnOnce() -> F::Output) -> F::Output {
         let Some((redis, keys)) = self.target(&key) else {
-            self.stats.add(Counter::Miss);
-            return self.run(body);
+            return self.fallback_call(key, body);
         };
         let unusable = match self.answer(redis.block(ops::read(redis, keys.clone()))) {
             Read::Hit(hit) => return hit,
             Read::Miss => false,
             Read::Unusable => true,
+            Read::Failed => return self.fallback_call(key, body),
         };
         self.stats.add(Counter::Miss);
         let timeout = Some(self.policy.lock_timeout);
@@ -113,13 +134,13 @@ impl<F: RedisFunction> RedisCache<F> {
         body: impl Future<Output = F::Output>,
     ) -> F::Output {
         let Some((redis, keys)) = self.target(&key) else {
-            self.stats.add(Counter::Miss);
-            return self.run_async(body).await;
+            return self.fallback_call_async(key, body).await;
         };
         let unusable = match self.answer(redis.run(ops::read(redis, keys.clone())).await) {
             Read::Hit(hit) => return hit,
             Read::Miss => false,
             Read::Unusable => true,
+            Read::Failed => return self.fallback_call_async(key, body).await,
         };
         self.stats.add(Counter::Miss);
         let found = self
@@ -202,8 +223,9 @@ impl<F: RedisFunction> Erased for RedisCache<F> {
         &self.name
     }
 
+    /// Redis's counts plus the in-process fallback's.
     fn stats(&self) -> Stats {
-        self.stats.snapshot()
+        self.stats.snapshot() + self.fallback.stats.snapshot()
     }
 
     /// Deletes every key of this function (and their locks) with `SCAN` and `UNLINK`.
@@ -216,10 +238,11 @@ impl<F: RedisFunction> Erased for RedisCache<F> {
         if let Err(e) = result {
             self.store_error(&e);
         }
+        Erased::clear(&self.fallback);
     }
 
-    /// Nothing is held in process on Redis.
+    /// Entries held in process: only those of the fallback, used while Redis is unavailable.
     fn len(&self) -> usize {
-        0
+        self.fallback.len()
     }
 }

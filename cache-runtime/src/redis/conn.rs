@@ -14,15 +14,26 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
+use crate::breaker::Breaker;
 use crate::config::{self, Config};
 
 /// A failed Redis operation. Its text never holds the password.
 #[derive(Debug)]
-pub(crate) struct StoreError(pub(crate) String);
+pub(crate) enum StoreError {
+    /// Redis failed or timed out (counts towards the circuit breaker).
+    Failed(String),
+    /// Not tried: the circuit breaker is open.
+    Unavailable,
+    /// The data, not Redis, is at fault (an unusable entry, a value that does not encode).
+    Data(String),
+}
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            StoreError::Failed(why) | StoreError::Data(why) => f.write_str(why),
+            StoreError::Unavailable => f.write_str("Redis is unavailable (circuit breaker open)"),
+        }
     }
 }
 
@@ -30,6 +41,7 @@ pub(crate) struct Redis {
     runtime: tokio::runtime::Runtime,
     connection: ConnectionManager,
     pub(crate) config: &'static Config,
+    pub(crate) breaker: Breaker,
 }
 
 static REDIS: OnceLock<Result<Redis, String>> = OnceLock::new();
@@ -40,7 +52,7 @@ impl Redis {
         REDIS
             .get_or_init(|| Redis::new(config::current()))
             .as_ref()
-            .map_err(|e| StoreError(e.clone()))
+            .map_err(|e| StoreError::Failed(e.clone()))
     }
 
     fn new(config: &'static Config) -> Result<Redis, String> {
@@ -69,10 +81,12 @@ impl Redis {
                 .get_connection_manager_lazy(manager)
                 .map_err(|e| format!("cannot set up the Redis connection: {}", scrub(config, &e)))?
         };
+        let breaker = Breaker::new(config.breaker_threshold, config.breaker_cooldown);
         Ok(Redis {
             runtime,
             connection,
             config,
+            breaker,
         })
     }
 
@@ -82,16 +96,47 @@ impl Redis {
     }
 
     /// Runs `op` on the Redis runtime under the operation deadline and blocks until it ends.
+    /// Skips at once (no latency) while the circuit breaker is open.
     pub(crate) fn block<T: Send + 'static>(
         &'static self,
         op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if !self.breaker.allow() {
+            return Err(StoreError::Unavailable);
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.runtime.spawn(async move {
             let _ = tx.send(op.await);
         });
-        rx.recv()
-            .unwrap_or_else(|_| Err(StoreError("the Redis runtime stopped".into())))
+        let result = rx
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::Failed("the Redis runtime stopped".into())));
+        self.record(&result);
+        result
+    }
+
+    /// Feeds an operation's outcome to the circuit breaker.
+    fn record<T>(&self, result: &Result<T, StoreError>) {
+        match result {
+            Ok(_) | Err(StoreError::Data(_)) => {
+                let was_open = self.breaker.is_open();
+                self.breaker.success();
+                if was_open {
+                    tracing::warn!("cache-runtime: Redis answers again; circuit breaker closed");
+                }
+            }
+            Err(StoreError::Failed(why)) => {
+                if self.breaker.failure() {
+                    tracing::warn!(
+                        error = %why,
+                        cooldown = ?self.config.breaker_cooldown,
+                        "cache-runtime: Redis keeps failing; circuit breaker open, calls use \
+                         the in-process fallback"
+                    );
+                }
+            }
+            Err(StoreError::Unavailable) => {}
+        }
     }
 
     /// Runs `op` on the Redis runtime and waits for it without blocking the caller's executor.
@@ -99,10 +144,17 @@ impl Redis {
         &'static self,
         op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
-        match self.runtime.spawn(op).await {
-            Ok(result) => result,
-            Err(e) => Err(StoreError(format!("a Redis operation was cancelled: {e}"))),
+        if !self.breaker.allow() {
+            return Err(StoreError::Unavailable);
         }
+        let result = match self.runtime.spawn(op).await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Failed(format!(
+                "a Redis operation was cancelled: {e}"
+            ))),
+        };
+        self.record(&result);
+        result
     }
 
     /// `query` on the connection, bounded by the operation deadline.
@@ -140,8 +192,8 @@ impl Redis {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.config.op_timeout, op).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError(scrub(self.config, &e))),
-            Err(_) => Err(StoreError(format!(
+            Ok(Err(e)) => Err(StoreError::Failed(scrub(self.config, &e))),
+            Err(_) => Err(StoreError::Failed(format!(
                 "Redis did not answer within {:?}",
                 self.config.op_timeout
             ))),

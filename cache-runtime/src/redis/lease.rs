@@ -88,7 +88,7 @@ async fn read_or_lock(
             [Value::Int(2)] => Ok(Ok(Begin::Lease(Lease { token }))),
             _ => Ok(Err(())),
         },
-        other => Err(StoreError(format!(
+        other => Err(StoreError::Failed(format!(
             "unexpected reply to the lock script: {other:?}"
         ))),
     }

@@ -12,10 +12,12 @@ mod conn;
 pub(crate) mod layout;
 mod lease;
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use quick_cache::sync::Cache as QuickCache;
 
+use crate::cache::Cache;
 use crate::entry::Slot;
 use crate::function::Function;
 use crate::policy::{Lock, Policy};
@@ -65,6 +67,39 @@ pub struct RedisCache<F: RedisFunction> {
     /// reach the waiters.
     flights: QuickCache<F::Key, Slot<F::Value>>,
     stats: Counters,
+    /// Serves calls while Redis is unavailable, with local single-flight and entries that
+    /// live at most `fallback_ttl`.
+    fallback: Cache<F>,
+    /// The breaker's recoveries when the fallback was last used: after a recovery it starts
+    /// empty, so entries of an earlier outage are never served.
+    fallback_epoch: AtomicU64,
+    warnings: RateLimit,
+}
+
+/// At most one warning per cache every few seconds, with a count of those it held back.
+struct RateLimit {
+    last_ms: AtomicU64,
+    held_back: AtomicU64,
+}
+
+const WARN_EVERY_MS: u64 = 5_000;
+
+impl RateLimit {
+    /// `Some(held back since the last one)` if a warning may be logged now.
+    fn allow(&self) -> Option<u64> {
+        let now = crate::clock::now_ms();
+        let last = self.last_ms.load(Relaxed);
+        if (last == 0 || now >= last + WARN_EVERY_MS)
+            && self
+                .last_ms
+                .compare_exchange(last, now.max(1), Relaxed, Relaxed)
+                .is_ok()
+        {
+            return Some(self.held_back.swap(0, Relaxed));
+        }
+        self.held_back.fetch_add(1, Relaxed);
+        None
+    }
 }
 
 /// What a finished load writes to Redis, and what it hands to the local waiters.
@@ -76,14 +111,36 @@ struct Settled<V> {
 impl<F: RedisFunction> RedisCache<F> {
     /// A cache named `name` with the settings of `policy`.
     pub fn new(name: impl Into<String>, policy: Policy) -> Self {
-        crate::clock::start();
+        let name = name.into();
+        let short = config::current().fallback_ttl;
+        let fallback_policy = Policy {
+            ttl: Some(policy.ttl.map_or(short, |ttl| ttl.min(short))),
+            null_ttl: policy.null_ttl.min(short),
+            lock: Lock::Local,
+            ..policy
+        };
         RedisCache {
-            name: name.into(),
+            fallback: Cache::new(name.clone(), fallback_policy),
+            name,
             policy,
             fingerprint: codec::fingerprint(std::any::type_name::<F::Value>()),
             flights: QuickCache::new(1024),
             stats: Counters::new(),
+            fallback_epoch: AtomicU64::new(0),
+            warnings: RateLimit {
+                last_ms: AtomicU64::new(0),
+                held_back: AtomicU64::new(0),
+            },
         }
+    }
+
+    /// The in-process fallback, emptied first if Redis recovered since its last use.
+    fn fallback(&self) -> &Cache<F> {
+        let recoveries = Redis::get().map_or(0, |r| r.breaker.recoveries());
+        if self.fallback_epoch.swap(recoveries, Relaxed) != recoveries {
+            crate::cache::Erased::clear(&self.fallback);
+        }
+        &self.fallback
     }
 
     /// A handle to this cache without its types, for `f_cache()`.
@@ -105,20 +162,26 @@ impl<F: RedisFunction> RedisCache<F> {
                 })
             }
             Err(e) => {
-                self.store_error(&StoreError(format!("a key part does not serialize: {e}")));
+                self.store_error(&StoreError::Data(format!(
+                    "a key part does not serialize: {e}"
+                )));
                 None
             }
         };
         RedisKey { local, redis }
     }
 
+    /// Counts a failure, and logs it unless this cache logged one in the last 5 s.
     fn store_error(&self, error: &StoreError) {
         self.stats.add(Counter::StoreError);
-        tracing::warn!(
-            cache = %self.name,
-            error = %error,
-            "cache-runtime: Redis failed; the call goes on without it"
-        );
+        if let Some(held_back) = self.warnings.allow() {
+            tracing::warn!(
+                cache = %self.name,
+                error = %error,
+                similar_failures_not_logged = held_back,
+                "cache-runtime: Redis failed; the call goes on without it"
+            );
+        }
     }
 
     /// The Redis connection and keys of a call, or `None` to go on without Redis.
@@ -140,21 +203,22 @@ impl<F: RedisFunction> RedisCache<F> {
             Ok(slot) => Some(slot),
             Err(e) => {
                 // Counted here, and overwritten by the load that follows.
-                self.store_error(&StoreError(format!("unusable entry: {e}")));
+                self.store_error(&StoreError::Data(format!("unusable entry: {e}")));
                 None
             }
         }
     }
 
     /// The answer of a read: a hit, or a miss. A miss on an unusable entry (counted) says so:
-    /// its load takes the lease at once, since it must overwrite that entry.
+    /// its load takes the lease at once, since it must overwrite that entry. A failed read
+    /// (counted) sends the call to the in-process fallback.
     fn answer(&self, read: Result<Option<Vec<u8>>, StoreError>) -> Read<F::Output> {
         let bytes = match read {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Read::Miss,
             Err(e) => {
                 self.store_error(&e);
-                return Read::Miss;
+                return Read::Failed;
             }
         };
         let Some(slot) = self.decode(&bytes) else {
@@ -191,11 +255,13 @@ impl<F: RedisFunction> RedisCache<F> {
             Ok(p) if p.len() <= config::current().max_value_bytes => p,
             Ok(p) => {
                 let why = format!("a value of {} bytes is over the size cap", p.len());
-                self.store_error(&StoreError(why));
+                self.store_error(&StoreError::Data(why));
                 return Settled { write: None, share };
             }
             Err(e) => {
-                self.store_error(&StoreError(format!("a value does not serialize: {e}")));
+                self.store_error(&StoreError::Data(format!(
+                    "a value does not serialize: {e}"
+                )));
                 return Settled { write: None, share };
             }
         };
@@ -261,6 +327,7 @@ impl<F: RedisFunction> RedisCache<F> {
     /// their results back.
     pub fn invalidate(&'static self, lookup: &F::Lookup<'_>) {
         let key = self.key(lookup);
+        self.fallback.invalidate_key(&key.local);
         if let Some((redis, keys)) = self.target(&key) {
             if let Err(e) = redis.block(ops::invalidate(redis, keys)) {
                 self.store_error(&e);
@@ -271,6 +338,7 @@ impl<F: RedisFunction> RedisCache<F> {
     /// The async twin of [`RedisCache::invalidate`].
     pub async fn invalidate_async(&'static self, lookup: &F::Lookup<'_>) {
         let key = self.key(lookup);
+        self.fallback.invalidate_key(&key.local);
         if let Some((redis, keys)) = self.target(&key) {
             if let Err(e) = redis.run(ops::invalidate(redis, keys)).await {
                 self.store_error(&e);
@@ -285,6 +353,8 @@ enum Read<R> {
     Miss,
     /// An entry that cannot be used (counted): the load overwrites it.
     Unusable,
+    /// Redis did not answer: the in-process fallback serves the call.
+    Failed,
 }
 
 /// How a leader's load starts.
