@@ -1,0 +1,153 @@
+//! Redis: a hit and a miss of `#[cached]` against raw redis-rs (`GET`, and `GET` + `SET`), one
+//! call at a time and 32 concurrent tasks. Starts its own `redis-server` on a free loopback
+//! port. Run: `cargo bench -p benches --features redis --bench redis`.
+
+#![allow(clippy::print_stdout, reason = "a benchmark prints its setup")]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use redis::aio::ConnectionManager;
+use tests::redis_server::Server;
+
+#[cache_runtime::cached(ttl = 3600, key = "{k}", name = "bench:get")]
+async fn ours(k: u64) -> u64 {
+    k.wrapping_mul(31)
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1 << 32);
+
+fn fresh() -> u64 {
+    NEXT.fetch_add(1, Relaxed)
+}
+
+async fn raw_get(con: &mut ConnectionManager, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(con)
+        .await
+        .unwrap_or_default()
+}
+
+async fn raw_get_set(con: &mut ConnectionManager, key: &str) {
+    if raw_get(con, key).await.is_none() {
+        let _: Result<(), _> = redis::cmd("SET")
+            .arg(key)
+            .arg(b"value")
+            .arg("PX")
+            .arg(3_600_000)
+            .query_async(con)
+            .await;
+    }
+}
+
+/// Runs `op(i)` for `iters` values of `i`, spread over 32 tasks; the wall time.
+async fn concurrent<F, Fut>(iters: u64, op: F) -> std::time::Duration
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..32)
+        .map(|t| {
+            let op = Arc::clone(&op);
+            tokio::spawn(async move {
+                let mut i = t;
+                while i < iters {
+                    op(i).await;
+                    i += 32;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    start.elapsed()
+}
+
+fn benches(c: &mut Criterion) {
+    let Ok(server) = Server::start() else {
+        println!("redis benchmarks skipped: no redis-server on PATH");
+        return;
+    };
+    cache_runtime::Config::builder()
+        .redis_url(server.url.as_str())
+        .key_prefix("bench:")
+        .init()
+        .expect("settings");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let client = redis::Client::open(server.url.as_str()).expect("client");
+    let con = rt
+        .block_on(client.get_connection_manager())
+        .expect("connection");
+    rt.block_on(async {
+        ours(1).await;
+        let mut c = con.clone();
+        let _: () = redis::cmd("SET")
+            .arg("raw:1")
+            .arg(vec![b'x'; 60])
+            .query_async(&mut c)
+            .await
+            .expect("SET");
+    });
+
+    let mut g = c.benchmark_group("redis hit/1 task");
+    g.bench_function("cache-runtime #[cached]", |b| {
+        b.to_async(&rt).iter(|| async { black_box(ours(1).await) })
+    });
+    g.bench_function("redis-rs GET", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut con = con.clone();
+            async move { black_box(raw_get(&mut con, "raw:1").await) }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("redis miss/1 task");
+    g.bench_function("cache-runtime #[cached]", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(ours(fresh()).await) })
+    });
+    g.bench_function("redis-rs GET+SET", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut con = con.clone();
+            async move { raw_get_set(&mut con, &format!("raw:{}", fresh())).await }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("redis hit/32 tasks");
+    g.bench_function("cache-runtime #[cached]", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            concurrent(iters, |_| async {
+                black_box(ours(1).await);
+            })
+        })
+    });
+    let raw = con.clone();
+    g.bench_function("redis-rs GET", move |b| {
+        let raw = raw.clone();
+        b.to_async(&rt).iter_custom(move |iters| {
+            let raw = raw.clone();
+            concurrent(iters, move |_| {
+                let mut con = raw.clone();
+                async move {
+                    black_box(raw_get(&mut con, "raw:1").await);
+                }
+            })
+        })
+    });
+    g.finish();
+    server.stop();
+}
+
+criterion_group!(redis_benches, benches);
+criterion_main!(redis_benches);

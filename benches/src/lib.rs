@@ -1,0 +1,1 @@
+//! Benchmarks of cache-runtime: see `benches/` and `BENCHMARKS.md`.
