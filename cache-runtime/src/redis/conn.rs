@@ -1,10 +1,11 @@
 //! The connection to Redis and where its I/O runs.
 //!
-//! All Redis I/O runs on a small tokio runtime owned by this crate (one worker thread, started
-//! at the first Redis call), on one multiplexed connection (`ConnectionManager`, which
-//! reconnects by itself). Sync cached functions hand an operation to that runtime and block on
-//! its answer, so they work from plain threads and from inside any tokio runtime without
-//! deadlocking it; async ones await it. Every operation runs under a deadline (`op_timeout`)
+//! Redis I/O belongs to a small tokio runtime owned by this crate (one worker thread, started at
+//! the first Redis call), on one multiplexed connection (`ConnectionManager`, which reconnects
+//! by itself). Sync cached functions hand an operation to that runtime and block on its answer,
+//! so they work from plain threads and from inside any tokio runtime without deadlocking it.
+//! Async ones poll the operation on their own task with that runtime as the tokio context, so
+//! the connection's tasks and timers never live on the caller's runtime. Every operation runs under a deadline (`op_timeout`)
 //! that also bounds the wait for a reconnect. Connecting is lazy: nothing blocks or fails at
 //! start-up when Redis is absent.
 
@@ -70,7 +71,9 @@ impl Redis {
             )
         })?;
         let manager = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.op_timeout))
+            // No response timeout of its own: the deadline around every operation bounds it (and
+            // the reconnect waits it would not cover), with one timer per operation, not two.
+            .set_response_timeout(None)
             .set_connection_timeout(Some(config.connect_timeout))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
@@ -139,7 +142,8 @@ impl Redis {
         }
     }
 
-    /// Runs `op` on the Redis runtime and waits for it without blocking the caller's executor.
+    /// Runs `op` for an async caller, without blocking its executor or handing it to another
+    /// thread. Skips at once (no latency) while the circuit breaker is open.
     pub(crate) async fn run<T: Send + 'static>(
         &'static self,
         op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
@@ -147,12 +151,17 @@ impl Redis {
         if !self.breaker.allow() {
             return Err(StoreError::Unavailable);
         }
-        let result = match self.runtime.spawn(op).await {
-            Ok(result) => result,
-            Err(e) => Err(StoreError::Failed(format!(
-                "a Redis operation was cancelled: {e}"
-            ))),
-        };
+        // Polled here, on the caller's task (no hand-over to another thread), but with the Redis
+        // runtime as the tokio context: whatever it starts (redis-rs's reconnect task, a
+        // connection's driver, its timers) belongs to the Redis runtime, never to the caller's
+        // runtime, which may stop, or may not be tokio at all.
+        let handle = self.runtime.handle();
+        let mut op = std::pin::pin!(op);
+        let result = std::future::poll_fn(|cx| {
+            let _context = handle.enter();
+            op.as_mut().poll(cx)
+        })
+        .await;
         self.record(&result);
         result
     }

@@ -52,10 +52,27 @@ pub struct RedisKey<F: Function> {
     redis: Option<Keys>,
 }
 
+/// The Redis keys of a call; cheap to clone. The lock key is made on first use (a miss).
 #[derive(Clone)]
-struct Keys {
+struct Keys(std::sync::Arc<KeysInner>);
+
+struct KeysInner {
     value: String,
-    lock: String,
+    lock: std::sync::OnceLock<String>,
+}
+
+impl Keys {
+    fn new(value: String) -> Self {
+        Keys(std::sync::Arc::new(KeysInner { value, lock: std::sync::OnceLock::new() }))
+    }
+
+    fn value(&self) -> &str {
+        &self.0.value
+    }
+
+    fn lock(&self) -> &str {
+        self.0.lock.get_or_init(|| layout::lock_key(&self.0.value))
+    }
 }
 
 /// The cache behind one `#[cached]` function on Redis.
@@ -156,10 +173,7 @@ impl<F: RedisFunction> RedisCache<F> {
             Ok(()) => {
                 let prefix = &config::current().key_prefix;
                 let value = layout::value_key(prefix, &self.name, &writer.finish());
-                Some(Keys {
-                    lock: layout::lock_key(&value),
-                    value,
-                })
+                Some(Keys::new(value))
             }
             Err(e) => {
                 self.store_error(&StoreError::Data(format!(
@@ -375,7 +389,7 @@ mod ops {
         redis: &'static Redis,
         keys: Keys,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        lease::read(redis, &keys.value).await
+        lease::read(redis, keys.value()).await
     }
 
     pub(super) async fn begin(
@@ -385,9 +399,9 @@ mod ops {
         distributed: bool,
     ) -> Result<(Begin, bool), StoreError> {
         if distributed {
-            lease::begin(redis, &keys.value, &keys.lock, wait).await
+            lease::begin(redis, keys.value(), keys.lock(), wait).await
         } else {
-            Ok((lease::force(redis, &keys.lock, wait).await?, false))
+            Ok((lease::force(redis, keys.lock(), wait).await?, false))
         }
     }
 
@@ -399,15 +413,15 @@ mod ops {
     ) -> Result<bool, StoreError> {
         match write {
             Some((payload, ttl)) => {
-                lease::publish(redis, &keys.value, &keys.lock, &lease, &payload, ttl).await
+                lease::publish(redis, keys.value(), keys.lock(), &lease, &payload, ttl).await
             }
-            None => lease::release(redis, &keys.lock, &lease)
+            None => lease::release(redis, keys.lock(), &lease)
                 .await
                 .map(|()| true),
         }
     }
 
     pub(super) async fn invalidate(redis: &'static Redis, keys: Keys) -> Result<(), StoreError> {
-        lease::invalidate(redis, &keys.value, &keys.lock).await
+        lease::invalidate(redis, keys.value(), keys.lock()).await
     }
 }
