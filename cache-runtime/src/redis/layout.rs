@@ -23,6 +23,8 @@ pub(crate) const MAX_KEY_BYTES: usize = 250;
 #[derive(Debug)]
 pub struct KeyWriter {
     out: String,
+    /// Where the rendered key starts in `out` (after `{prefix}{name}:`).
+    start: usize,
     /// Characters escaped in values, besides `%`, `{` and `}`.
     separators: &'static str,
 }
@@ -30,8 +32,15 @@ pub struct KeyWriter {
 impl KeyWriter {
     /// A writer that escapes `separators` (and `%`, `{`, `}`) in values.
     pub fn new(separators: &'static str) -> Self {
+        Self::after(String::new(), separators)
+    }
+
+    /// A writer whose key follows `head` (`{prefix}{name}:`), so the full key is built in one
+    /// buffer.
+    pub(crate) fn after(head: String, separators: &'static str) -> Self {
         KeyWriter {
-            out: String::with_capacity(32),
+            start: head.len(),
+            out: head,
             separators,
         }
     }
@@ -62,7 +71,23 @@ impl KeyWriter {
         Ok(())
     }
 
+    #[cfg(test)]
     pub(crate) fn finish(self) -> String {
+        self.out
+    }
+
+    /// The Redis key: `{head}{rendered}`, or `{head}#<SHA-256 of rendered>` when that is
+    /// longer than 250 bytes.
+    pub(crate) fn into_key(mut self) -> String {
+        if self.out.len() <= MAX_KEY_BYTES {
+            return self.out;
+        }
+        let digest = Sha256::digest(&self.out.as_bytes()[self.start..]);
+        self.out.truncate(self.start);
+        self.out.push('#');
+        for b in digest {
+            let _ = write!(self.out, "{b:02x}");
+        }
         self.out
     }
 }
@@ -89,17 +114,11 @@ impl fmt::Write for Escaper<'_> {
 }
 
 /// The Redis key of a rendered key, digested when too long.
+#[cfg(test)]
 pub(crate) fn value_key(prefix: &str, name: &str, rendered: &str) -> String {
-    let key = format!("{prefix}{name}:{rendered}");
-    if key.len() <= MAX_KEY_BYTES {
-        return key;
-    }
-    let digest = Sha256::digest(rendered.as_bytes());
-    let mut key = format!("{prefix}{name}:#");
-    for b in digest {
-        let _ = write!(key, "{b:02x}");
-    }
-    key
+    let mut w = KeyWriter::after(format!("{prefix}{name}:"), "");
+    w.text(rendered);
+    w.into_key()
 }
 
 /// The stampede lock (lease) of a value key, in the same cluster slot.

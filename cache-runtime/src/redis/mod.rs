@@ -63,7 +63,10 @@ struct KeysInner {
 
 impl Keys {
     fn new(value: String) -> Self {
-        Keys(std::sync::Arc::new(KeysInner { value, lock: std::sync::OnceLock::new() }))
+        Keys(std::sync::Arc::new(KeysInner {
+            value,
+            lock: std::sync::OnceLock::new(),
+        }))
     }
 
     fn value(&self) -> &str {
@@ -78,6 +81,9 @@ impl Keys {
 /// The cache behind one `#[cached]` function on Redis.
 pub struct RedisCache<F: RedisFunction> {
     name: String,
+    /// `{prefix}{name}:`, the start of every key (made at the first call, once the settings
+    /// are in force).
+    head: std::sync::OnceLock<String>,
     policy: Policy,
     fingerprint: String,
     /// Placeholders of the loads in flight in this process; values stay only long enough to
@@ -138,6 +144,7 @@ impl<F: RedisFunction> RedisCache<F> {
         };
         RedisCache {
             fallback: Cache::new(name.clone(), fallback_policy),
+            head: std::sync::OnceLock::new(),
             name,
             policy,
             fingerprint: codec::fingerprint(std::any::type_name::<F::Value>()),
@@ -168,13 +175,14 @@ impl<F: RedisFunction> RedisCache<F> {
     /// The key of a call.
     pub fn key(&self, lookup: &F::Lookup<'_>) -> RedisKey<F> {
         let local = F::to_key(lookup);
-        let mut writer = KeyWriter::new(F::SEPARATORS);
+        let head = self
+            .head
+            .get_or_init(|| format!("{}{}:", config::current().key_prefix, self.name));
+        let mut buffer = String::with_capacity(head.len() + 24);
+        buffer.push_str(head);
+        let mut writer = KeyWriter::after(buffer, F::SEPARATORS);
         let redis = match F::render_key(lookup, &mut writer) {
-            Ok(()) => {
-                let prefix = &config::current().key_prefix;
-                let value = layout::value_key(prefix, &self.name, &writer.finish());
-                Some(Keys::new(value))
-            }
+            Ok(()) => Some(Keys::new(writer.into_key())),
             Err(e) => {
                 self.store_error(&StoreError::Data(format!(
                     "a key part does not serialize: {e}"
