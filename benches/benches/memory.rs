@@ -93,8 +93,11 @@ fn floor(x: u64) -> u64 {
     v
 }
 
-/// The candidates, by the names the report uses.
-const CANDIDATES: [(&str, fn(u64) -> u64); 5] = [
+/// A candidate: the name the report uses, and its cached function.
+type Candidate = (&'static str, fn(u64) -> u64);
+
+/// The candidates.
+const CANDIDATES: [Candidate; 5] = [
     ("cache-runtime #[cached]", ours),
     ("cached 4.1 #[cached]", theirs),
     ("cached 4.1 #[concurrent_cached]", theirs_concurrent),
