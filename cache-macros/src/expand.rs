@@ -293,15 +293,19 @@ impl<'a> Gen<'a> {
     fn redis_impl(&self, function: &syn::Ident) -> TokenStream {
         let krate = &self.krate;
         let out = self.sig.output_span;
-        let [lookup, writer, value, bytes] = mixed(["__lookup", "__out", "__value", "__bytes"]);
+        let [lookup, writer] = mixed(["__lookup", "__out"]);
+        // Spanned at the return type, so that a value that is not serde errs there (a call's
+        // span runs from its first token to its last).
+        let [value, bytes, out_writer] =
+            ["__value", "__bytes", "__out"].map(|n| syn::Ident::new(n, out));
         let (render, separators) = self.key.render_body(krate, &lookup, &writer);
         let json = respan(&quote!(#krate::__private::serde_json), out);
         let codec = quote_spanned! {out=>
             fn encode(
                 #value: &Self::Value,
-                #writer: &mut ::std::vec::Vec<u8>,
+                #out_writer: &mut ::std::vec::Vec<u8>,
             ) -> #json::Result<()> {
-                #json::to_writer(#writer, #value)
+                #json::to_writer(#out_writer, #value)
             }
             fn decode(#bytes: &[u8]) -> #json::Result<Self::Value> {
                 #json::from_slice(#bytes)

@@ -227,20 +227,31 @@ impl<'a> Key<'a> {
 
     /// The body of `Function::to_key`: makes each borrowed part of `lookup` owned.
     pub(crate) fn to_key_body(&self, krate: &TokenStream, lookup: &syn::Ident) -> TokenStream {
+        let (parts, vars, unpack) = self.unpack(krate, lookup);
+        let owned = vars.iter().zip(&parts).map(|(var, p)| match p.to_owned {
+            true => quote_spanned!(p.span=> ::std::borrow::ToOwned::to_owned(*#var)),
+            false => quote_spanned!(p.span=> ::core::clone::Clone::clone(*#var)),
+        });
+        quote! {
+            #unpack
+            (#(#owned,)*)
+        }
+    }
+
+    /// `let Lookup((__p0, __p1,)) = lookup;`: the parts, their variables and that statement.
+    fn unpack(
+        &self,
+        krate: &TokenStream,
+        lookup: &syn::Ident,
+    ) -> (Vec<PartType>, Vec<syn::Ident>, TokenStream) {
         let parts = self.part_types();
         let vars: Vec<syn::Ident> = parts
             .iter()
             .enumerate()
             .map(|(i, p)| format_ident!("__p{}", i, span = p.span))
             .collect();
-        let owned = vars.iter().zip(&parts).map(|(var, p)| match p.to_owned {
-            true => quote_spanned!(p.span=> ::std::borrow::ToOwned::to_owned(*#var)),
-            false => quote_spanned!(p.span=> ::core::clone::Clone::clone(*#var)),
-        });
-        quote! {
-            let #krate::__private::Lookup((#(#vars,)*)) = #lookup;
-            (#(#owned,)*)
-        }
+        let unpack = quote!(let #krate::__private::Lookup((#(#vars,)*)) = #lookup;);
+        (parts, vars, unpack)
     }
 
     /// The body of `RedisFunction::render_key` and the characters it escapes in values (the
@@ -252,13 +263,7 @@ impl<'a> Key<'a> {
         lookup: &syn::Ident,
         out: &syn::Ident,
     ) -> (TokenStream, String) {
-        let parts = self.part_types();
-        let vars: Vec<syn::Ident> = parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format_ident!("__p{}", i, span = p.span))
-            .collect();
-        let mut body = quote!(let #krate::__private::Lookup((#(#vars,)*)) = #lookup;);
+        let (parts, vars, mut body) = self.unpack(krate, lookup);
         let mut separators = String::new();
         match &self.pieces {
             Some(pieces) => {
