@@ -4,7 +4,7 @@
 //! and go through the in-process fallback. After `cooldown` one call is let through as a
 //! probe (half-open); its success closes the breaker, its failure opens it again.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::clock;
@@ -13,9 +13,10 @@ pub(crate) struct Breaker {
     threshold: u32,
     cooldown_ms: u64,
     failures: AtomicU32,
-    /// 0 while closed; else the cache-clock time at which a probe may go.
+    /// 0 while closed; else the time (real clock, ms) at which the next probe may go. A probe
+    /// moves it one cooldown ahead, so a probe whose answer never comes (its caller gave up)
+    /// is followed by another one, never by a breaker stuck open.
     open_until_ms: AtomicU64,
-    probing: AtomicBool,
     /// Bumped each time the breaker closes after being open (a recovery).
     recoveries: AtomicU64,
 }
@@ -29,44 +30,51 @@ impl Breaker {
                 .max(1),
             failures: AtomicU32::new(0),
             open_until_ms: AtomicU64::new(0),
-            probing: AtomicBool::new(false),
             recoveries: AtomicU64::new(0),
         }
     }
 
-    /// Whether a call may use Redis now.
+    /// Whether a call may use Redis now: always while closed; while open, one call per
+    /// cooldown (the probe).
     pub(crate) fn allow(&self) -> bool {
         let until = self.open_until_ms.load(Relaxed);
         if until == 0 {
             return true;
         }
-        if clock::now_ms() < until {
-            return false;
-        }
-        // Half-open: exactly one caller probes.
-        self.probing
-            .compare_exchange(false, true, Relaxed, Relaxed)
-            .is_ok()
+        let now = clock::now_ms();
+        now >= until
+            && self
+                .open_until_ms
+                .compare_exchange(
+                    until,
+                    now.saturating_add(self.cooldown_ms),
+                    Relaxed,
+                    Relaxed,
+                )
+                .is_ok()
     }
 
     pub(crate) fn success(&self) {
         self.failures.store(0, Relaxed);
-        if self.open_until_ms.swap(0, Relaxed) != 0 {
+        if self.open_until_ms.load(Relaxed) != 0 && self.open_until_ms.swap(0, Relaxed) != 0 {
             self.recoveries.fetch_add(1, Relaxed);
         }
-        self.probing.store(false, Relaxed);
     }
 
     /// Records a failure; returns whether this one opened the breaker.
     pub(crate) fn failure(&self) -> bool {
-        let reopen = self.probing.swap(false, Relaxed);
         let failures = self.failures.fetch_add(1, Relaxed).saturating_add(1);
-        if reopen || (failures >= self.threshold && self.open_until_ms.load(Relaxed) == 0) {
-            self.open_until_ms
-                .store(clock::now_ms().saturating_add(self.cooldown_ms), Relaxed);
-            return true;
+        let reopen_at = clock::now_ms().saturating_add(self.cooldown_ms);
+        if self.open_until_ms.load(Relaxed) != 0 {
+            // A failed probe: wait another cooldown.
+            self.open_until_ms.store(reopen_at, Relaxed);
+            return false;
         }
-        false
+        failures >= self.threshold
+            && self
+                .open_until_ms
+                .compare_exchange(0, reopen_at, Relaxed, Relaxed)
+                .is_ok()
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -96,7 +104,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert!(b.allow(), "one probe after the cooldown");
         assert!(!b.allow(), "only one");
-        assert!(b.failure(), "a failed probe opens it again");
+        assert!(!b.failure(), "a failed probe keeps it open");
         assert!(!b.allow());
         std::thread::sleep(Duration::from_millis(40));
         assert!(b.allow());
@@ -104,6 +112,19 @@ mod tests {
         assert!(!b.is_open());
         assert!(b.allow() && b.allow(), "closed: every call");
         assert_eq!(b.recoveries(), 1);
+    }
+
+    #[test]
+    fn a_probe_that_never_answers_is_followed_by_another() {
+        clock::start();
+        let b = Breaker::new(1, Duration::from_millis(20));
+        assert!(b.failure());
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(b.allow(), "the probe");
+        // Its caller gave up: neither success nor failure is recorded.
+        assert!(!b.allow());
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(b.allow(), "another probe, one cooldown later");
     }
 
     #[test]

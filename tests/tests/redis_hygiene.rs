@@ -37,6 +37,12 @@ fn the_redis_expansion_is_hygienic() {
     let _ = tests::redis_server::setup(&format!("hygiene{}:", ::std::process::id()));
     assert_eq!(no_prelude::square(3), 9);
     assert_eq!(shadowing::doubled(4), 8);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    assert_eq!(rt.block_on(no_prelude::greet("ann".into())), Ok(Some("hi ann".into())));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        rt.block_on(no_prelude::greet("ann".into())),
+        Ok(Some("hi ann".into()))
+    );
 }
