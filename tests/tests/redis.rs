@@ -451,3 +451,33 @@ fn backend_memory_overrides_the_redis_default() {
         .unwrap();
     assert!(keys.is_empty());
 }
+
+static EXECUTOR_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "{id}", name = "any_executor")]
+async fn any_executor(id: u32) -> u32 {
+    EXECUTOR_LOADS.fetch_add(1, SeqCst);
+    id * 7
+}
+
+/// Drives a future on this thread with no runtime at all, polling until it is ready.
+fn spin<F: std::future::Future>(fut: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn async_functions_on_redis_need_no_tokio_runtime() {
+    redis_or_skip!();
+    assert_eq!(within(|| spin(any_executor(3))), 21);
+    assert_eq!(within(|| spin(any_executor(3))), 21);
+    assert_eq!(EXECUTOR_LOADS.load(SeqCst), 1);
+    let s = any_executor_cache().stats();
+    assert_eq!((s.hits, s.misses, s.store_errors), (1, 1, 0));
+}
