@@ -149,11 +149,12 @@ impl<F: Function> Cache<F> {
     }
 
     /// Stores the entry for `result` with `write`, unless the result is not cacheable (an
-    /// error, counted) or the key was invalidated since `ticket` was taken. When `write` does
+    /// error, counted) or the key was invalidated since `ticket` was taken (without a ticket, `write`
+    /// inserts through a placeholder guard, which fails by itself after an invalidation). When `write` does
     /// not run it is dropped, which for a placeholder guard hands the load to a waiter.
     pub(crate) fn settle(
         &self,
-        ticket: Ticket,
+        ticket: Option<Ticket>,
         result: &F::Output,
         write: impl FnOnce(Entry<F::Value>),
     ) {
@@ -169,7 +170,13 @@ impl<F: Function> Cache<F> {
             slot: slot.cloned(),
             fresh_until_ms: self.policy.deadline_from_now(null),
         };
-        self.fence.publish(ticket, || write(entry));
+        match ticket {
+            Some(ticket) => {
+                self.fence.publish(ticket, || write(entry));
+            }
+            // A placeholder guard: fenced by the store itself.
+            None => write(entry),
+        }
     }
 }
 

@@ -7,8 +7,11 @@
 //! quick_cache hands it to one waiter, which loads next; the others keep waiting. A caller
 //! that has waited `lock_timeout` loads by itself. With `lock = "none"` every miss loads.
 //!
-//! Every load takes a fence ticket before the body runs, so an invalidation during the load
-//! keeps its result out of the cache (see `fence.rs`).
+//! An invalidation during a load keeps its result out of the cache. A load that holds a
+//! placeholder is fenced by the placeholder itself: `remove` (invalidation) and `clear` take
+//! it out of the store, and the guard's insert then fails (quick_cache's documented behaviour,
+//! held by `tests/invalidate.rs`). Loads without one (`lock = "none"`, a waiter that gave up,
+//! `f_refresh`) take a fence ticket before the body runs (see `fence.rs`).
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -103,9 +106,8 @@ impl<F: Function> Cache<F> {
             .entry(&key, timeout, |_, e| fresh_or_guard(e, now))
         {
             EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => {
-                let ticket = self.ticket(&key);
                 let result = self.run(body);
-                self.settle(ticket, &result, |entry| {
+                self.settle(None, &result, |entry| {
                     // Err: the placeholder was removed (an invalidation or `clear`).
                     let _ = guard.insert(entry);
                 });
@@ -141,9 +143,8 @@ impl<F: Function> Cache<F> {
         let found = self.store.entry_async(&key, |_, e| fresh_or_guard(e, now));
         match within(self.policy.lock_timeout, found).await {
             Some(EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _)) => {
-                let ticket = self.ticket(&key);
                 let result = self.run_async(body).await;
-                self.settle(ticket, &result, |entry| {
+                self.settle(None, &result, |entry| {
                     let _ = guard.insert(entry);
                 });
                 result
@@ -167,7 +168,7 @@ impl<F: Function> Cache<F> {
     pub fn refresh(&self, key: F::Key, body: impl FnOnce() -> F::Output) -> F::Output {
         let ticket = self.ticket(&key);
         let result = self.run(body);
-        self.settle(ticket, &result, |entry| self.store.insert(key, entry));
+        self.settle(Some(ticket), &result, |entry| self.store.insert(key, entry));
         result
     }
 
@@ -179,7 +180,7 @@ impl<F: Function> Cache<F> {
     ) -> F::Output {
         let ticket = self.ticket(&key);
         let result = self.run_async(body).await;
-        self.settle(ticket, &result, |entry| self.store.insert(key, entry));
+        self.settle(Some(ticket), &result, |entry| self.store.insert(key, entry));
         result
     }
 }

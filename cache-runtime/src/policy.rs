@@ -52,8 +52,11 @@ impl Policy {
     }
 
     /// The deadline of an entry written at the current time.
+    ///
+    /// Read on the coarse clock, like the hit path: an entry may end up to a tick (1 ms) early,
+    /// and a miss does not pay for reading the real clock.
     pub(crate) fn deadline_from_now(&self, null: bool) -> u64 {
-        self.deadline(null, clock::now_ms())
+        self.deadline(null, clock::coarse_ms())
     }
 }
 
