@@ -163,71 +163,36 @@ async fn an_invalidation_during_an_async_load_keeps_its_result_out() {
     assert_eq!(gated_async_cache().stats().loads, 2);
 }
 
-/// The "database" of the storm tests: one version per key.
-static STORM_DB: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
-
-/// Reads a version, then takes a moment (so that invalidations land while loads are in flight).
-fn slow_read(key: usize) -> u32 {
-    let version = STORM_DB[key].load(SeqCst);
-    for _ in 0..20 {
-        std::thread::yield_now();
-    }
-    version
-}
+static STORM_DB: common::StormDb = [const { AtomicU32::new(0) }; 4];
 
 #[cached]
 fn storm_local(key: usize) -> u32 {
-    slow_read(key)
+    common::slow_read(&STORM_DB, key)
 }
 
 #[cached(lock = "none")]
 fn storm_unlocked(key: usize) -> u32 {
-    slow_read(key)
+    common::slow_read(&STORM_DB, key)
 }
 
-/// Readers hammer four keys while a writer bumps each key's version and invalidates it, over
-/// and over. Once everyone is done, every key must read its last version: no load that read an
-/// older version may have been left in the cache after the invalidation that followed it.
-fn storm(read: fn(usize) -> u32, invalidate: fn(usize), refresh: fn(usize) -> u32) {
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for r in 0..6 {
-            let stop = &stop;
-            s.spawn(move || {
-                let mut i = r;
-                while !stop.load(SeqCst) {
-                    std::hint::black_box(read(i % 4));
-                    if i % 7 == 0 {
-                        std::hint::black_box(refresh(i % 4));
-                    }
-                    i += 1;
-                }
-            });
-        }
-        for round in 0..2_000 {
-            let key = round % 4;
-            STORM_DB[key].fetch_add(1, SeqCst);
-            invalidate(key);
-        }
-        stop.store(true, SeqCst);
-    });
-    for (key, version) in STORM_DB.iter().enumerate() {
-        assert_eq!(
-            read(key),
-            version.load(SeqCst),
-            "key {key} kept a stale value"
-        );
-    }
-}
-
+/// No stale value survives a storm of reads, refreshes and invalidations (see `common::storm`).
 #[test]
 fn invalidation_storms_leave_no_stale_value() {
-    within(|| storm(storm_local, storm_local_invalidate, storm_local_refresh));
     within(|| {
-        storm(
+        common::storm(
+            &STORM_DB,
+            2_000,
+            storm_local,
+            storm_local_invalidate,
+            storm_local_refresh,
+        );
+    });
+    within(|| {
+        let (read, invalidate, refresh) = (
             storm_unlocked,
             storm_unlocked_invalidate,
             storm_unlocked_refresh,
-        )
+        );
+        common::storm(&STORM_DB, 2_000, read, invalidate, refresh);
     });
 }

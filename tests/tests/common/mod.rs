@@ -82,3 +82,58 @@ impl Gate {
         self.open_tx.send(()).expect("gate dropped");
     }
 }
+
+/// The "database" of an invalidation storm: one version per key.
+pub(crate) type StormDb = [std::sync::atomic::AtomicU32; 4];
+
+/// Reads a version, then takes a moment, so that invalidations land while loads are in flight.
+pub(crate) fn slow_read(db: &StormDb, key: usize) -> u32 {
+    let version = db[key].load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..20 {
+        std::thread::yield_now();
+    }
+    version
+}
+
+/// Six threads read four keys (and refresh them now and then) while a writer bumps a key's
+/// version in `db` and invalidates it, `rounds` times. Once everyone is done, every key must
+/// read its last version: no load that read an older version may have stayed in the cache
+/// after the invalidation that followed it.
+pub(crate) fn storm(
+    db: &'static StormDb,
+    rounds: usize,
+    read: fn(usize) -> u32,
+    invalidate: fn(usize),
+    refresh: fn(usize) -> u32,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for r in 0..6 {
+            let stop = &stop;
+            s.spawn(move || {
+                let mut i = r;
+                while !stop.load(SeqCst) {
+                    std::hint::black_box(read(i % 4));
+                    if i % 7 == 0 {
+                        std::hint::black_box(refresh(i % 4));
+                    }
+                    i += 1;
+                }
+            });
+        }
+        for round in 0..rounds {
+            let key = round % 4;
+            db[key].fetch_add(1, SeqCst);
+            invalidate(key);
+        }
+        stop.store(true, SeqCst);
+    });
+    for (key, version) in db.iter().enumerate() {
+        assert_eq!(
+            read(key),
+            version.load(SeqCst),
+            "key {key} kept a stale value"
+        );
+    }
+}
