@@ -54,8 +54,12 @@ impl Breaker {
                 .is_ok()
     }
 
+    /// Called after every successful operation: reads first, so that a healthy connection
+    /// does not write a shared cache line on every call.
     pub(crate) fn success(&self) {
-        self.failures.store(0, Relaxed);
+        if self.failures.load(Relaxed) != 0 {
+            self.failures.store(0, Relaxed);
+        }
         if self.open_until_ms.load(Relaxed) != 0 && self.open_until_ms.swap(0, Relaxed) != 0 {
             self.recoveries.fetch_add(1, Relaxed);
         }

@@ -7,7 +7,7 @@ use std::future::Future;
 use quick_cache::sync::{EntryAction, EntryResult};
 
 use super::conn::Redis;
-use super::{Keys, Read, RedisCache, RedisFunction, RedisKey, Started, ops};
+use super::{Keys, Read, RedisCache, RedisFunction, RedisKey, ops};
 use crate::cache::Erased;
 use crate::entry::Slot;
 use crate::flight::within;
@@ -94,18 +94,9 @@ impl<F: RedisFunction> RedisCache<F> {
         forced: bool,
         body: impl FnOnce() -> F::Output,
     ) -> (F::Output, Option<Slot<F::Value>>) {
-        let begin = ops::begin(
-            redis,
-            keys.clone(),
-            self.policy.lock_timeout,
-            self.distributed(forced),
-        );
-        let lease = match self.started(redis.block(begin)) {
-            Started::Found(slot) => match F::Shape::from_slot(slot.clone()) {
-                Some(result) => return (result, Some(slot)),
-                None => None,
-            },
-            Started::Load(lease) => lease,
+        let lease = match self.started(redis.block(self.begin(redis, keys, forced))) {
+            Ok(lease) => lease,
+            Err((result, slot)) => return (result, Some(slot)),
         };
         let result = self.run(body);
         let settled = self.settle(&result);
@@ -178,18 +169,9 @@ impl<F: RedisFunction> RedisCache<F> {
         forced: bool,
         body: impl Future<Output = F::Output>,
     ) -> (F::Output, Option<Slot<F::Value>>) {
-        let begin = ops::begin(
-            redis,
-            keys.clone(),
-            self.policy.lock_timeout,
-            self.distributed(forced),
-        );
-        let lease = match self.started(redis.run(begin).await) {
-            Started::Found(slot) => match F::Shape::from_slot(slot.clone()) {
-                Some(result) => return (result, Some(slot)),
-                None => None,
-            },
-            Started::Load(lease) => lease,
+        let lease = match self.started(redis.run(self.begin(redis, keys, forced)).await) {
+            Ok(lease) => lease,
+            Err((result, slot)) => return (result, Some(slot)),
         };
         let result = self.run_async(body).await;
         let settled = self.settle(&result);

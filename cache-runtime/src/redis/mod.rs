@@ -298,26 +298,39 @@ impl<F: RedisFunction> RedisCache<F> {
         }
     }
 
-    /// How a load starts: the other process's value, our lease, or (Redis failing) neither.
+    /// The operation that starts a leader's load: a distributed wait for the lease, or (for
+    /// waiters that gave up, refreshes, and `lock = "local" | "none"`) the lease taken by force.
+    fn begin(
+        &self,
+        redis: &'static Redis,
+        keys: &Keys,
+        forced: bool,
+    ) -> impl std::future::Future<Output = Result<(Begin, bool), StoreError>> + Send + 'static {
+        let distributed = self.policy.lock == Lock::Distributed && !forced;
+        ops::begin(redis, keys.clone(), self.policy.lock_timeout, distributed)
+    }
+
+    /// How a load starts, from `begin`'s answer: `Err` with the result when another process
+    /// published meanwhile, else our lease (`None` when Redis failed: load without one).
     /// Counts a caller that waited for or took another process's value.
-    fn started(&self, begun: Result<(Begin, bool), StoreError>) -> Started<F::Value> {
+    fn started(&self, begun: Result<(Begin, bool), StoreError>) -> Result<Option<Lease>, Found<F>> {
         match begun {
             Ok((Begin::Found(bytes), _)) => {
                 self.stats.add(Counter::Wait);
-                match self.decode(&bytes) {
-                    Some(slot) => Started::Found(slot),
-                    None => Started::Load(None),
-                }
+                let found = self.decode(&bytes).and_then(|slot| {
+                    F::Shape::from_slot(slot.clone()).map(|result| (result, slot))
+                });
+                found.map_or(Ok(None), Err)
             }
             Ok((Begin::Lease(lease), waited)) => {
                 if waited {
                     self.stats.add(Counter::Wait);
                 }
-                Started::Load(Some(lease))
+                Ok(Some(lease))
             }
             Err(e) => {
                 self.store_error(&e);
-                Started::Load(None)
+                Ok(None)
             }
         }
     }
@@ -337,12 +350,6 @@ impl<F: RedisFunction> RedisCache<F> {
                 share
             }
         }
-    }
-
-    /// `(distributed wait, forced lease)` for a leader: waiters that gave up, refreshes and
-    /// `lock = "local" | "none"` take the lease by force.
-    fn distributed(&self, forced: bool) -> bool {
-        self.policy.lock == Lock::Distributed && !forced
     }
 
     /// Removes the key's entry (and lock) from Redis. Loads in flight anywhere cannot write
@@ -369,6 +376,9 @@ impl<F: RedisFunction> RedisCache<F> {
     }
 }
 
+/// Another process's result, met when a load starts: the output and the slot to share.
+type Found<F> = (<F as Function>::Output, Slot<<F as Function>::Value>);
+
 /// What a read found.
 enum Read<R> {
     Hit(R),
@@ -377,12 +387,6 @@ enum Read<R> {
     Unusable,
     /// Redis did not answer: the in-process fallback serves the call.
     Failed,
-}
-
-/// How a leader's load starts.
-enum Started<V> {
-    Found(Slot<V>),
-    Load(Option<Lease>),
 }
 
 /// The Redis operations, as `'static` futures that run on the Redis runtime.
