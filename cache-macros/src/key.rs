@@ -2,11 +2,12 @@
 //! (for lookups) or owns them (for inserts).
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::LitStr;
 use syn::spanned::Spanned as _;
 
 use crate::errors::Errors;
+use crate::owned::{self, KeyForm};
 use crate::sig::{Param, Sig};
 use crate::template::{self, Segment};
 
@@ -15,8 +16,8 @@ const MAX_PARTS: usize = 12;
 
 /// One value of the key.
 enum Part<'a> {
-    /// A whole parameter, keyed by its own `Hash + Eq`.
-    Param(&'a Param),
+    /// A whole parameter, keyed by its own `Hash + Eq` (or that of its owned form).
+    Param(&'a Param, KeyForm),
     /// `{root.field...}`, keyed by the field's `Display` text. `root` is `None` for `self`.
     Field {
         root: Option<&'a Param>,
@@ -39,12 +40,68 @@ pub(crate) struct Key<'a> {
     pub(crate) uses_self: bool,
 }
 
-/// The types of one key part.
-struct PartType {
-    borrowed: TokenStream,
-    owned: TokenStream,
-    to_owned: bool,
-    span: Span,
+/// The types of one key part. In the generated `Signature` impl each part with a `subject`
+/// is generic (its type is a parameter `K`, checked by a where-clause), so that a type that
+/// cannot be a key part fails one bound, with a message of the runtime's, and nothing else.
+pub(crate) struct PartType {
+    /// The concrete type the impl is instantiated with; `None` for a part that is always a
+    /// valid key (the `String` of a `&str`, the text of a field).
+    pub(crate) subject: Option<TokenStream>,
+    pub(crate) kind: PartKind,
+    /// Where errors about this part point: the parameter's type, or the template.
+    pub(crate) span: Span,
+}
+
+/// How a part's key and lookup types derive from its subject `K`.
+pub(crate) enum PartKind {
+    /// Keyed and looked up as `K`; owned by `Clone`.
+    Same,
+    /// Keyed as `Vec<K>`, looked up as `[K]`.
+    Slice,
+    /// Keyed as `owned`, looked up as `borrowed`, owned by `ToOwned` (else `Clone`).
+    Fixed {
+        owned: TokenStream,
+        borrowed: TokenStream,
+        to_owned: bool,
+    },
+}
+
+impl PartType {
+    /// The owned key type, with `k` for the subject.
+    pub(crate) fn key_ty(&self, k: &TokenStream) -> TokenStream {
+        match &self.kind {
+            PartKind::Same => k.clone(),
+            PartKind::Slice => quote!(::std::vec::Vec<#k>),
+            PartKind::Fixed { owned, .. } => owned.clone(),
+        }
+    }
+
+    /// The borrowed lookup type, with `k` for the subject.
+    pub(crate) fn lookup_ty(&self, k: &TokenStream) -> TokenStream {
+        match &self.kind {
+            PartKind::Same => k.clone(),
+            PartKind::Slice => quote!([#k]),
+            PartKind::Fixed { borrowed, .. } => borrowed.clone(),
+        }
+    }
+
+    /// The key type as the impl is instantiated.
+    fn concrete_key(&self) -> TokenStream {
+        self.key_ty(self.subject.as_ref().unwrap_or(&TokenStream::new()))
+    }
+
+    /// The lookup type as the impl is instantiated.
+    fn concrete_lookup(&self) -> TokenStream {
+        self.lookup_ty(self.subject.as_ref().unwrap_or(&TokenStream::new()))
+    }
+
+    fn to_owned(&self) -> bool {
+        match &self.kind {
+            PartKind::Same => false,
+            PartKind::Slice => true,
+            PartKind::Fixed { to_owned, .. } => *to_owned,
+        }
+    }
 }
 
 /// The tokens that build a key, for one generated function body.
@@ -59,7 +116,11 @@ impl<'a> Key<'a> {
     /// The key from the template, or all parameters in order.
     pub(crate) fn read(template: Option<&LitStr>, sig: &'a Sig, errors: &mut Errors) -> Self {
         let Some(lit) = template else {
-            let parts: Vec<Part<'a>> = sig.params.iter().map(Part::Param).collect();
+            let parts: Vec<Part<'a>> = sig
+                .params
+                .iter()
+                .filter_map(|p| Part::param(p, errors))
+                .collect();
             if parts.len() > MAX_PARTS {
                 errors.at(
                     sig.params[MAX_PARTS].ident.span(),
@@ -134,20 +195,25 @@ impl<'a> Key<'a> {
                 errors.at(span, format!("`{{{root}}}` names no parameter: {known}"));
                 continue;
             };
-            key.parts.push(if members.is_empty() {
-                Part::Param(param)
+            key.parts.extend(if members.is_empty() {
+                Part::param(param, errors)
             } else {
-                Part::Field {
+                Some(Part::Field {
                     root: Some(param),
                     members,
                     span,
-                }
+                })
             });
         }
         if key.parts.len() > MAX_PARTS {
             errors.at(span, format!("a key has at most {MAX_PARTS} placeholders"));
         }
         key
+    }
+
+    /// Whether the key is a template (its placeholders render with `Display`).
+    pub(crate) fn is_template(&self) -> bool {
+        self.pieces.is_some()
     }
 
     fn piece(&mut self, piece: Piece) {
@@ -162,37 +228,69 @@ impl<'a> Key<'a> {
             .iter()
             .filter(|p| {
                 self.parts.iter().any(|part| match part {
-                    Part::Param(q) | Part::Field { root: Some(q), .. } => q.ident == p.ident,
+                    Part::Param(q, _) | Part::Field { root: Some(q), .. } => q.ident == p.ident,
                     Part::Field { root: None, .. } => false,
                 })
             })
             .collect()
     }
 
-    /// Each part's borrowed type (`str` for `name: &str`, `String` for a field), its owned
-    /// type, whether the owned form is made by `ToOwned` (else `Clone`), and the span its
-    /// errors belong to (the parameter's type, or the template).
-    fn part_types(&self) -> Vec<PartType> {
+    /// The types of each part, in order.
+    pub(crate) fn part_types(&self) -> Vec<PartType> {
         self.parts
             .iter()
-            .map(|part| match part {
-                Part::Param(p) => {
-                    let (owned, to_owned) = p.owned_ty();
-                    PartType {
-                        borrowed: p.borrowed_ty().to_token_stream(),
-                        owned,
-                        to_owned,
-                        span: p.ty.span(),
+            .map(|part| {
+                let (subject, kind, span) = match part {
+                    Part::Param(p, form) => {
+                        let span = p.ty.span();
+                        match form {
+                            KeyForm::Value { ty, .. } => (Some(ty.clone()), PartKind::Same, span),
+                            KeyForm::Converted { owned, .. } => {
+                                (Some(owned.clone()), PartKind::Same, span)
+                            }
+                            KeyForm::Slice { elem } => (Some(elem.clone()), PartKind::Slice, span),
+                            KeyForm::Unsized { owned, borrowed } => {
+                                let kind = PartKind::Fixed {
+                                    owned: owned.clone(),
+                                    borrowed: borrowed.clone(),
+                                    to_owned: true,
+                                };
+                                (None, kind, span)
+                            }
+                        }
                     }
+                    Part::Field { span, .. } => {
+                        let kind = PartKind::Fixed {
+                            owned: quote!(::std::string::String),
+                            borrowed: quote!(::std::string::String),
+                            to_owned: false,
+                        };
+                        (None, kind, *span)
+                    }
+                };
+                PartType {
+                    subject,
+                    kind,
+                    span,
                 }
-                Part::Field { span, .. } => PartType {
-                    borrowed: quote!(::std::string::String),
-                    owned: quote!(::std::string::String),
-                    to_owned: false,
-                    span: *span,
-                },
             })
             .collect()
+    }
+
+    /// The parameter most likely to fail the key bounds, if any: the first part whose type is
+    /// not a standard type that is always a key (integers, `bool`, `char`, `String`, ..).
+    /// The cache's opaque type is spanned there, so that its check of the same bound reports
+    /// at the same place as the part's own check, and rustc shows the error once.
+    pub(crate) fn suspect(&self) -> Option<Span> {
+        const ALWAYS_KEYS: &[&str] = &[
+            "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+            "bool", "char", "String", "str", "()",
+        ];
+        self.part_types().into_iter().find_map(|p| {
+            let subject = p.subject?.to_string().replace(' ', "");
+            let last = subject.rsplit("::").next().unwrap_or_default().to_owned();
+            (!ALWAYS_KEYS.contains(&last.as_str())).then_some(p.span)
+        })
     }
 
     /// The span of the key as a whole: its first part, or `fallback` without parts.
@@ -203,7 +301,7 @@ impl<'a> Key<'a> {
     /// The owned key tuple, e.g. `(u64, ::std::string::String,)`.
     pub(crate) fn owned_type(&self, fallback: Span) -> TokenStream {
         let parts = self.part_types().into_iter().map(|p| {
-            let (owned, span) = (p.owned, p.span);
+            let (owned, span) = (p.concrete_key(), p.span);
             quote_spanned!(span=> #owned)
         });
         quote_spanned!(self.span(fallback)=> (#(#parts,)*))
@@ -217,7 +315,7 @@ impl<'a> Key<'a> {
         fallback: Span,
     ) -> TokenStream {
         let parts = self.part_types().into_iter().map(|p| {
-            let (ty, span) = (p.borrowed, p.span);
+            let (ty, span) = (p.concrete_lookup(), p.span);
             quote_spanned!(span=> &#lifetime #ty)
         });
         let span = self.span(fallback);
@@ -228,7 +326,7 @@ impl<'a> Key<'a> {
     /// The body of `Function::to_key`: makes each borrowed part of `lookup` owned.
     pub(crate) fn to_key_body(&self, krate: &TokenStream, lookup: &syn::Ident) -> TokenStream {
         let (parts, vars, unpack) = self.unpack(krate, lookup);
-        let owned = vars.iter().zip(&parts).map(|(var, p)| match p.to_owned {
+        let owned = vars.iter().zip(&parts).map(|(var, p)| match p.to_owned() {
             true => quote_spanned!(p.span=> ::std::borrow::ToOwned::to_owned(*#var)),
             false => quote_spanned!(p.span=> ::core::clone::Clone::clone(*#var)),
         });
@@ -301,30 +399,26 @@ impl<'a> Key<'a> {
         (body, separators)
     }
 
-    /// For a template: each whole-parameter placeholder must be `Display`, checked at the
-    /// parameter's type.
-    pub(crate) fn display_checks(&self, krate: &TokenStream) -> TokenStream {
-        self.parts
-            .iter()
-            .filter_map(|part| match part {
-                Part::Param(p) => Some(p),
-                Part::Field { .. } => None,
-            })
-            .map(|p| {
-                let ty = p.borrowed_ty();
-                let span = p.ty.span();
-                quote_spanned!(span=> let _ = #krate::__private::assert_display::<#ty>;)
-            })
-            .collect()
-    }
-
     /// The statements that compute field parts, and the lookup expression.
     pub(crate) fn code(&self, krate: &TokenStream) -> KeyCode {
         let mut prelude = TokenStream::new();
         let mut lookups = Vec::new();
         for (i, part) in self.parts.iter().enumerate() {
             match part {
-                Part::Param(p) => lookups.push(p.borrow_expr()),
+                Part::Param(p, KeyForm::Value { deref: false, .. }) => {
+                    let ident = &p.ident;
+                    lookups.push(quote!(&#ident));
+                }
+                Part::Param(p, KeyForm::Value { deref: true, .. })
+                | Part::Param(p, KeyForm::Slice { .. } | KeyForm::Unsized { .. }) => {
+                    let ident = &p.ident;
+                    lookups.push(quote!(&*#ident));
+                }
+                Part::Param(_, KeyForm::Converted { convert, .. }) => {
+                    let var = format_ident!("__part{}", i, span = Span::mixed_site());
+                    prelude.extend(quote!(let #var = #convert;));
+                    lookups.push(quote!(&#var));
+                }
                 Part::Field {
                     root,
                     members,
@@ -369,6 +463,20 @@ pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
             tt
         })
         .collect()
+}
+
+impl<'a> Part<'a> {
+    /// The part of a whole parameter, or `None` (an error recorded) if it cannot be one.
+    fn param(param: &'a Param, errors: &mut Errors) -> Option<Self> {
+        let ident = &param.ident;
+        match owned::key_form(&param.ty, &quote!(&#ident)) {
+            Ok(form) => Some(Part::Param(param, form)),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        }
+    }
 }
 
 fn member(field: &str, span: Span) -> syn::Member {

@@ -14,6 +14,7 @@ mod duration;
 mod errors;
 mod expand;
 mod key;
+mod owned;
 mod sig;
 mod template;
 

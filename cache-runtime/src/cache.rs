@@ -9,23 +9,26 @@ use std::hash::Hash;
 use quick_cache::sync::Cache as QuickCache;
 use quick_cache::{DefaultHashBuilder, Equivalent, OptionsBuilder, UnitWeighter};
 
+use crate::bounds::CachedValue;
+use crate::cell::Cell;
 use crate::clock;
 use crate::entry::{Entry, Slot};
 use crate::fence::{Fence, Ticket};
-use crate::function::Function;
+use crate::function::{Function, KeyFn, Shaped, Types};
 use crate::policy::Policy;
-use crate::shape::Shape;
+use crate::shape::{Picked, Shape};
 use crate::stats::{Counter, Counters, Stats};
 
 type Store<K, V> = QuickCache<K, Entry<V>, UnitWeighter, DefaultHashBuilder>;
 
 /// The cache behind one `#[cached]` function `F`: generated code keeps one in a static.
-pub struct Cache<F: Function> {
+pub struct Cache<F: Types> {
     name: String,
     pub(crate) policy: Policy,
     pub(crate) store: Store<F::Key, F::Value>,
     fence: Fence,
     pub(crate) stats: Counters,
+    handle: std::sync::OnceLock<CacheHandle>,
 }
 
 /// Builds a store of at most `max_entries` entries, with up to 64 shards of at least 32
@@ -63,6 +66,26 @@ fn new_store<K: Eq + Hash, V: Clone>(max_entries: u64) -> Store<K, V> {
     }
 }
 
+/// The in-process cache of the cached function `S` for `owner` (`Self` of a method), kept in
+/// `cell`; `shape` is the shape the type checker picked for its return type.
+#[inline]
+pub fn memory_cache<S, M>(
+    cell: &'static Cell,
+    owner: std::any::TypeId,
+    signature: S,
+    shape: Picked<M>,
+    name: impl FnOnce() -> String,
+    policy: Policy,
+) -> &'static Cache<Shaped<S, M>>
+where
+    S: KeyFn,
+    M: Shape<S::Output> + 'static,
+    M::Value: CachedValue,
+{
+    let _ = (signature, shape);
+    cell.get_or_init(owner, || Cache::new(name(), policy))
+}
+
 impl<F: Function> Cache<F> {
     /// A cache named `name` with the settings of `policy`.
     pub fn new(name: impl Into<String>, policy: Policy) -> Self {
@@ -75,6 +98,7 @@ impl<F: Function> Cache<F> {
             store,
             fence,
             stats: Counters::new(),
+            handle: std::sync::OnceLock::new(),
         }
     }
 
@@ -133,9 +157,9 @@ impl<F: Function> Cache<F> {
         self.invalidate(lookup);
     }
 
-    /// A handle to this cache without its types, for `f_cache()`.
-    pub fn handle(&'static self) -> CacheHandle {
-        CacheHandle::new(self)
+    /// The handle to this cache without its types, for `f_cache()`.
+    pub fn handle(&'static self) -> &'static CacheHandle {
+        self.handle.get_or_init(|| CacheHandle::new(self))
     }
 
     /// The owned key of `lookup`, built on a miss for the insert.

@@ -65,9 +65,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod bounds;
 #[cfg(feature = "redis")]
 mod breaker;
 mod cache;
+mod cell;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod clock;
@@ -108,19 +110,25 @@ pub mod __private {
     pub use std::sync::OnceLock;
     pub use std::time::Duration;
 
-    pub use crate::cache::{Cache, CacheHandle};
-    pub use crate::function::Function;
+    pub use core::any::TypeId;
+    pub use typeid::of as type_id_of;
+
+    #[cfg(feature = "redis")]
+    pub use crate::bounds::KeyJson;
+    pub use crate::bounds::{KeyDisplay, KeyParam, KeyPlaceholder};
+    pub use crate::cache::{Cache, CacheHandle, memory_cache};
+    pub use crate::cell::{Cell, method_name};
+    pub use crate::function::{Function, KeyFn, Part, Signature};
     pub use crate::key::{Lookup, display_part};
     pub use crate::policy::{Lock, Policy};
-    pub use crate::shape::{Opt, Plain, Res, ResOpt, Shape};
+    pub use crate::shape::{Probe, pick};
 
     #[cfg(feature = "redis")]
-    pub use crate::redis::{RedisCache, RedisFunction, RedisKey, layout::KeyWriter};
+    pub use crate::redis::{
+        RedisCache, RedisFunction, RedisKey, RedisSignature, layout::KeyWriter, redis_cache,
+    };
     #[cfg(feature = "redis")]
     pub use serde_json;
-
-    /// Fails to compile unless `T` can be rendered into a key by a template placeholder.
-    pub fn assert_display<T: ?Sized + std::fmt::Display>() {}
 
     pub use crate::__cache_runtime_require_redis as require_redis;
 }

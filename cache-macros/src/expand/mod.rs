@@ -9,6 +9,7 @@ use crate::errors::Errors;
 use crate::key::Key;
 use crate::sig::{Param, Sig};
 
+mod signature;
 mod store;
 
 use store::REDIS_BUILD;
@@ -315,14 +316,13 @@ impl<'a> Gen<'a> {
     }
 
     /// ```text
-    /// fn f_cache() -> &'static CacheHandle { /* a static handle to __cached_f() */ }
+    /// fn f_cache() -> &'static CacheHandle { __cached_f().handle() }
     /// ```
     fn cache_handle(&self) -> TokenStream {
         let krate = &self.krate;
         let ident = self.ident("_cache");
         let store = self.path_to(&self.store_ident());
         let (vis, cfgs) = (self.vis(), &self.cfgs);
-        let handle = syn::Ident::new("HANDLE", Span::mixed_site());
         let f = &self.func.sig.ident;
         let doc = format!(" The cache of `{f}`: its name, stats, and `clear()`.");
         quote! {
@@ -330,9 +330,7 @@ impl<'a> Gen<'a> {
             #[doc = #doc]
             #[allow(dead_code)]
             #vis fn #ident() -> &'static #krate::__private::CacheHandle {
-                static #handle: #krate::__private::OnceLock<#krate::__private::CacheHandle> =
-                    #krate::__private::OnceLock::new();
-                #handle.get_or_init(|| #store().handle())
+                #store().handle()
             }
         }
     }

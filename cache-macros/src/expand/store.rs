@@ -2,7 +2,7 @@
 //! `Function` (and `RedisFunction`) impl, the policy, the name, and the backend checks.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 
 use super::{Gen, mixed};
 use crate::args::{Backend, LockKind};
@@ -86,29 +86,43 @@ impl Gen<'_> {
         }
     }
 
-    /// The cache's name: `name = "..."`, or the function's path.
+    /// The cache's name, as an expression of type `String`: `name = "..."`, or the function's
+    /// path. In a method, the name belongs to one `Self` type: the default is
+    /// `<Self's type name>::f`, and a given name gets the type arguments of `Self`, if any, so
+    /// the caches of a generic `impl<T> Repo<T>` never share a name (or Redis keys).
     pub(super) fn name(&self) -> TokenStream {
-        if let Some(name) = &self.args.name {
-            return name.to_token_stream();
-        }
+        let krate = &self.krate;
         let f = self.func.sig.ident.to_string();
-        match self.sig.receiver {
-            Some(_) => quote!(::std::format!("{}::{}", ::core::any::type_name::<Self>(), #f)),
-            None => quote!(::core::concat!(::core::module_path!(), "::", #f)),
+        match (&self.args.name, &self.sig.receiver) {
+            (Some(name), Some(_)) => quote! {
+                #krate::__private::method_name(#name, ::core::any::type_name::<Self>())
+            },
+            (Some(name), None) => {
+                quote!(<::std::string::String as ::core::convert::From<&str>>::from(#name))
+            }
+            (None, Some(_)) => {
+                quote!(::std::format!("{}::{}", ::core::any::type_name::<Self>(), #f))
+            }
+            (None, None) => quote! {
+                <::std::string::String as ::core::convert::From<&str>>::from(
+                    ::core::concat!(::core::module_path!(), "::", #f),
+                )
+            },
         }
     }
 
     /// ```text
     /// fn __cached_f() -> &'static Cache<impl for<'x> Function<Lookup<'x> = .., Output = R>> {
-    ///     struct F;
-    ///     impl Function for F { type Key = ..; type Lookup<'x> = ..; type Output = R; .. }
-    ///     static CACHE: OnceLock<Cache<F>> = OnceLock::new();
-    ///     CACHE.get_or_init(|| Cache::new("path::f", Policy { .. }))
+    ///     struct f<K0> { .. }
+    ///     impl<K0> Signature for f<K0> where K0: KeyParam { .. } // see `signature.rs`
+    ///     static CELL: Cell = Cell::new();
+    ///     let shape = (&&&Probe::<R>::new()).pick(); // the type checker picks R's shape
+    ///     memory_cache(&CELL, TypeId::of::<()>(), f { .. }, shape, || name, Policy { .. })
     /// }
     /// ```
     ///
-    /// Every bound the cache needs is checked once, in the `impl Function`, whose types carry
-    /// the spans of the parameters and the return type; uses of the cache need none.
+    /// Every bound the cache needs is checked once, where the cache is made: those of key parts
+    /// as where-clauses of the `Signature` impl, those of the value at the return type.
     pub(super) fn store(&self) -> TokenStream {
         let krate = &self.krate;
         let ident = self.store_ident();
@@ -116,98 +130,57 @@ impl Gen<'_> {
         let x = syn::Lifetime::new("'__cached", self.key.span(out));
         let lookup_ty = self.key.lookup_type(krate, &x, out);
         let key_ty = self.key.owned_type(out);
-        let (output, value_ty, shape) = (&self.sig.output, &self.sig.value_ty, self.shape());
-        let display_checks = match self.args.key {
-            Some(_) => self.key.display_checks(krate),
-            None => TokenStream::new(),
+        let output = &self.sig.output;
+        let (signature_items, signature) = self.signature_impl();
+        let [cell] = mixed(["CELL"]);
+        let shape = syn::Ident::new("__shape", out);
+        let (cache_ty, trait_name, make) = match self.redis {
+            true => (quote!(RedisCache), quote!(RedisFunction), "redis_cache"),
+            false => (quote!(Cache), quote!(Function), "memory_cache"),
         };
-        let [function, cache, lookup] = mixed(["__Function", "CACHE", "__lookup"]);
-        let (cache_ty, trait_name) = match self.redis {
-            true => (quote!(RedisCache), quote!(RedisFunction)),
-            false => (quote!(Cache), quote!(Function)),
-        };
-        // Each item carries the span its bound failures belong to.
-        let opaque = quote_spanned! {self.key.span(out)=>
+        // At the parameter most likely to fail a key bound, else at the return type: the
+        // opaque type's check of a bound is reported once with the same check elsewhere only
+        // when both are at one place (see `Key::suspect`).
+        let opaque_at = self.key.suspect().unwrap_or(out);
+        let opaque = quote_spanned! {opaque_at=>
             impl for<#x> #krate::__private::#trait_name<
                 Key = #key_ty,
                 Lookup<#x> = #lookup_ty,
                 Output = #output,
             >
         };
-        let key_items = quote_spanned! {self.key.span(out)=>
-            type Key = #key_ty;
-            type Lookup<#x> = #lookup_ty;
+        let krate_ret = respan(krate, opaque_at);
+        let cache_ty = respan(&cache_ty, opaque_at);
+        let returns =
+            quote_spanned!(opaque_at=> &'static #krate_ret::__private::#cache_ty<#opaque>);
+        let owner = match self.sig.receiver {
+            Some(_) => quote!(#krate::__private::type_id_of::<Self>()),
+            None => quote!(#krate::__private::TypeId::of::<()>()),
         };
-        let value_items = quote_spanned! {out=>
-            type Output = #output;
-            type Value = #value_ty;
-            type Shape = #shape;
-        };
-        let to_key = self.key.to_key_body(krate, &lookup);
-        let redis_impl = self.redis.then(|| self.redis_impl(&function));
         let (name, policy, cfgs) = (self.name(), self.policy(), &self.cfgs);
+        // Spanned at the return type, so that a value that is not `Clone` (or not serde) errs
+        // there; a key part that is not a key type errs at its field of `signature`, spanned at
+        // its parameter.
+        let krate_out = respan(krate, out);
+        let make = syn::Ident::new(make, out);
+        let shape_at = syn::Ident::new("__shape", out);
+        let make = syn::Ident::new(make.to_string().as_str(), proc_macro2::Span::call_site());
+        let make = quote! {
+            #krate::__private::#make(&#cell, #owner, #signature, #shape_at, || #name, #policy)
+        };
         quote! {
             #(#cfgs)*
             #[doc(hidden)]
-            fn #ident() -> &'static #krate::__private::#cache_ty<#opaque> {
-                #display_checks
-                struct #function;
-                impl #krate::__private::Function for #function {
-                    #key_items
-                    #value_items
-                    #[allow(clippy::unused_unit)]
-                    fn to_key(#lookup: &Self::Lookup<'_>) -> Self::Key {
-                        #to_key
-                    }
-                }
-                #redis_impl
-                static #cache: #krate::__private::OnceLock<#krate::__private::#cache_ty<#function>> =
-                    #krate::__private::OnceLock::new();
-                #cache.get_or_init(|| #krate::__private::#cache_ty::new(#name, #policy))
-            }
-        }
-    }
-
-    /// ```text
-    /// impl RedisFunction for F {
-    ///     const SEPARATORS: &str = ":";
-    ///     fn render_key(lookup, out) { out.text("user:"); out.value(id); Ok(()) }
-    ///     fn encode(value, out) { serde_json::to_writer(out, value) }
-    ///     fn decode(json) { serde_json::from_slice(json) }
-    /// }
-    /// ```
-    pub(super) fn redis_impl(&self, function: &syn::Ident) -> TokenStream {
-        let krate = &self.krate;
-        let out = self.sig.output_span;
-        let [lookup, writer] = mixed(["__lookup", "__out"]);
-        // Spanned at the return type, so that a value that is not serde errs there (a call's
-        // span runs from its first token to its last).
-        let [value, bytes, out_writer] =
-            ["__value", "__bytes", "__out"].map(|n| syn::Ident::new(n, out));
-        let (render, separators) = self.key.render_body(krate, &lookup, &writer);
-        let json = respan(&quote!(#krate::__private::serde_json), out);
-        let codec = quote_spanned! {out=>
-            fn encode(
-                #value: &Self::Value,
-                #out_writer: &mut ::std::vec::Vec<u8>,
-            ) -> #json::Result<()> {
-                #json::to_writer(#out_writer, #value)
-            }
-            fn decode(#bytes: &[u8]) -> #json::Result<Self::Value> {
-                #json::from_slice(#bytes)
-            }
-        };
-        quote! {
-            impl #krate::__private::RedisFunction for #function {
-                const SEPARATORS: &'static str = #separators;
-                fn render_key(
-                    #lookup: &Self::Lookup<'_>,
-                    #writer: &mut #krate::__private::KeyWriter,
-                ) -> #krate::__private::serde_json::Result<()> {
-                    #render
-                    ::core::result::Result::Ok(())
-                }
-                #codec
+            fn #ident() -> #returns {
+                #signature_items
+                static #cell: #krate::__private::Cell = #krate::__private::Cell::new();
+                let #shape = {
+                    use #krate::__private::pick::{
+                        PickOpt as _, PickPlain as _, PickRes as _, PickResOpt as _,
+                    };
+                    (&&&#krate_out::__private::Probe::<#output>::new()).pick()
+                };
+                #make
             }
         }
     }
@@ -215,13 +188,5 @@ impl Gen<'_> {
     pub(super) fn store_ident(&self) -> syn::Ident {
         let f = &self.func.sig.ident;
         format_ident!("__cached_{}", f, span = f.span())
-    }
-
-    /// The shape marker, e.g. `::cache_runtime::__private::Opt`, spanned at the return type.
-    pub(super) fn shape(&self) -> TokenStream {
-        let out = self.sig.output_span;
-        let krate = respan(&self.krate, out);
-        let marker = syn::Ident::new(self.sig.shape.marker(), out);
-        quote_spanned!(out=> #krate::__private::#marker)
     }
 }

@@ -17,22 +17,34 @@ use std::time::Duration;
 
 use quick_cache::sync::Cache as QuickCache;
 
+use crate::bounds::{CachedValue, RedisValue};
 use crate::cache::Cache;
+use crate::cell::Cell;
 use crate::entry::Slot;
-use crate::function::Function;
+use crate::function::{Function, KeyFn, Shaped, Types};
 use crate::policy::{Lock, Policy};
-use crate::shape::Shape;
+use crate::shape::{Picked, Shape};
 use crate::stats::{Counter, Counters};
 use crate::{CacheHandle, config};
 use conn::{Redis, StoreError};
 use layout::KeyWriter;
 use lease::{Begin, Lease};
 
-/// What a cached function needs to live in Redis, implemented by `#[cached]` beside
-/// [`Function`]: how its key renders and how its values encode.
-pub trait RedisFunction: Function {
+/// How the key of a cached function renders in Redis, implemented by `#[cached]` beside
+/// [`KeyFn`].
+pub trait RedisSignature: KeyFn {
     /// Characters escaped in placeholder values, besides `%`, `{` and `}`: the first
     /// character of each text between two placeholders.
+    const SEPARATORS: &'static str;
+
+    /// Writes the key's rendered form (after `{prefix}{name}:`).
+    fn render_key(lookup: &Self::Lookup<'_>, out: &mut KeyWriter) -> serde_json::Result<()>;
+}
+
+/// What a cached function needs to live in Redis: how its key renders and how its values
+/// encode.
+pub trait RedisFunction: Function {
+    /// See [`RedisSignature::SEPARATORS`].
     const SEPARATORS: &'static str;
 
     /// Writes the key's rendered form (after `{prefix}{name}:`).
@@ -45,8 +57,49 @@ pub trait RedisFunction: Function {
     fn decode(json: &[u8]) -> serde_json::Result<Self::Value>;
 }
 
+impl<S, M> RedisFunction for Shaped<S, M>
+where
+    S: RedisSignature,
+    M: Shape<S::Output> + 'static,
+    M::Value: CachedValue + RedisValue,
+{
+    const SEPARATORS: &'static str = S::SEPARATORS;
+
+    fn render_key(lookup: &Self::Lookup<'_>, out: &mut KeyWriter) -> serde_json::Result<()> {
+        S::render_key(lookup, out)
+    }
+
+    fn encode(value: &Self::Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, value)
+    }
+
+    fn decode(json: &[u8]) -> serde_json::Result<Self::Value> {
+        serde_json::from_slice(json)
+    }
+}
+
+/// The Redis cache of the cached function `S` for `owner`, kept in `cell`: the twin of
+/// [`memory_cache`](crate::cache::memory_cache).
+#[inline]
+pub fn redis_cache<S, M>(
+    cell: &'static Cell,
+    owner: std::any::TypeId,
+    signature: S,
+    shape: Picked<M>,
+    name: impl FnOnce() -> String,
+    policy: Policy,
+) -> &'static RedisCache<Shaped<S, M>>
+where
+    S: RedisSignature,
+    M: Shape<S::Output> + 'static,
+    M::Value: CachedValue + RedisValue,
+{
+    let _ = (signature, shape);
+    cell.get_or_init(owner, || RedisCache::new(name(), policy))
+}
+
 /// The key of one call: its in-process form (for single-flight) and its Redis keys.
-pub struct RedisKey<F: Function> {
+pub struct RedisKey<F: Types> {
     local: F::Key,
     /// `None` when the key did not render (a part that does not serialize): no Redis.
     redis: Option<Keys>,
@@ -79,7 +132,7 @@ impl Keys {
 }
 
 /// The cache behind one `#[cached]` function on Redis.
-pub struct RedisCache<F: RedisFunction> {
+pub struct RedisCache<F: Types> {
     name: String,
     /// `{prefix}{name}:`, the start of every key (made at the first call, once the settings
     /// are in force).
@@ -97,6 +150,7 @@ pub struct RedisCache<F: RedisFunction> {
     /// empty, so entries of an earlier outage are never served.
     fallback_epoch: AtomicU64,
     warnings: RateLimit,
+    handle: std::sync::OnceLock<CacheHandle>,
 }
 
 /// At most one warning per cache every few seconds, with a count of those it held back.
@@ -151,6 +205,7 @@ impl<F: RedisFunction> RedisCache<F> {
             flights: QuickCache::new(1024),
             stats: Counters::new(),
             fallback_epoch: AtomicU64::new(0),
+            handle: std::sync::OnceLock::new(),
             warnings: RateLimit {
                 last_ms: AtomicU64::new(0),
                 held_back: AtomicU64::new(0),
@@ -167,9 +222,9 @@ impl<F: RedisFunction> RedisCache<F> {
         &self.fallback
     }
 
-    /// A handle to this cache without its types, for `f_cache()`.
-    pub fn handle(&'static self) -> CacheHandle {
-        CacheHandle::new(self)
+    /// The handle to this cache without its types, for `f_cache()`.
+    pub fn handle(&'static self) -> &'static CacheHandle {
+        self.handle.get_or_init(|| CacheHandle::new(self))
     }
 
     /// The key of a call.
@@ -377,7 +432,7 @@ impl<F: RedisFunction> RedisCache<F> {
 }
 
 /// Another process's result, met when a load starts: the output and the slot to share.
-type Found<F> = (<F as Function>::Output, Slot<<F as Function>::Value>);
+type Found<F> = (<F as Function>::Output, Slot<<F as Types>::Value>);
 
 /// What a read found.
 enum Read<R> {

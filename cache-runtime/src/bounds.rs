@@ -1,0 +1,87 @@
+//! What a cached value must be, as traits whose errors say so in words.
+//!
+//! The bounds are checked where the generated code makes the cache, which carries the span of
+//! the return type, so a value that is not `Clone` (or not serde, on Redis) is reported there,
+//! once per missing trait, in these words. Key parts are bounds of the generated `Signature`
+//! impl: each part's type fails one of the `Key*` traits below, once, with its message.
+
+use std::fmt::Display;
+use std::hash::Hash;
+
+/// A value the cache keeps: a hit returns a clone of it, from any thread.
+#[diagnostic::on_unimplemented(
+    message = "`#[cached]` keeps a copy of `{Self}`, so it must be `Clone + Send + Sync + 'static`",
+    label = "the cached value",
+    note = "a hit returns a clone: derive `Clone`, or return an `Arc<{Self}>` to share one copy"
+)]
+pub trait CachedValue: Clone + Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone + Send + Sync + 'static> CachedValue for T {}
+
+/// A value stored in Redis.
+#[cfg(feature = "redis")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is stored in Redis, so it must implement `serde::Serialize` and \
+               `serde::Deserialize`",
+    label = "the cached value",
+    note = "derive them (`#[derive(serde::Serialize, serde::Deserialize)]`), or keep this \
+            function in process with `backend = \"memory\"`"
+)]
+pub trait RedisValue: serde::Serialize + serde::de::DeserializeOwned {}
+
+#[cfg(feature = "redis")]
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> RedisValue for T {}
+
+/// A parameter that is part of the key (without `key = "..."`, every parameter is).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of the cache key: it is not \
+               `Hash + Eq + Clone + Send + Sync + 'static`",
+    label = "a parameter of this type is part of the key",
+    note = "without `key = \"...\"`, every parameter is part of the key: name the ones that \
+            identify a result, e.g. `key = \"{{id}}\"`, or derive the missing traits"
+)]
+pub trait KeyParam: Hash + Eq + Clone + Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Hash + Eq + Clone + Send + Sync + 'static> KeyParam for T {}
+
+/// A parameter a key template names in a placeholder.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of the cache key: it is not \
+               `Hash + Eq + Clone + Send + Sync + 'static`",
+    label = "a placeholder of the key template names a parameter of this type",
+    note = "derive the missing traits, or name a field that has them, e.g. `{{user.id}}`"
+)]
+pub trait KeyPlaceholder: Hash + Eq + Clone + Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Hash + Eq + Clone + Send + Sync + 'static> KeyPlaceholder for T {}
+
+/// A value a key template renders.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Display`, and the key template renders each \
+               placeholder with it",
+    label = "a placeholder of the key template names a parameter of this type",
+    note = "implement `Display` for it, or name a field that has it, e.g. `{{user.id}}`"
+)]
+pub trait KeyDisplay: Display {}
+
+#[diagnostic::do_not_recommend]
+impl<T: ?Sized + Display> KeyDisplay for T {}
+
+/// A key part written as JSON into a Redis key (a key without template).
+#[cfg(feature = "redis")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is part of a Redis key without a template, so it must implement \
+               `serde::Serialize`",
+    label = "a parameter of this type is part of the key",
+    note = "derive it, or write a template naming what identifies a result, e.g. \
+            `key = \"{{id}}\"`"
+)]
+pub trait KeyJson: serde::Serialize {}
+
+#[cfg(feature = "redis")]
+#[diagnostic::do_not_recommend]
+impl<T: ?Sized + serde::Serialize> KeyJson for T {}
