@@ -10,6 +10,7 @@
 )]
 
 mod args;
+mod attrs;
 mod duration;
 mod errors;
 mod expand;

@@ -25,6 +25,7 @@ use crate::clock;
 use crate::entry::Entry;
 use crate::function::Function;
 use crate::policy::Lock;
+use crate::reentry::Mark;
 use crate::shape::Shape;
 use crate::stats::{Counter, Counters};
 
@@ -70,24 +71,24 @@ pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Outp
 }
 
 impl<F: Function> Cache<F> {
-    fn run(&self, body: impl FnOnce() -> F::Output) -> F::Output {
+    fn run(&self, mark: Mark, body: impl FnOnce() -> F::Output) -> F::Output {
         self.stats.add(Counter::Load);
         let mut counter = PanicCounter {
             stats: &self.stats,
             returned: false,
         };
-        let result = body();
+        let result = mark.run(body);
         counter.returned = true;
         result
     }
 
-    async fn run_async(&self, body: impl Future<Output = F::Output>) -> F::Output {
+    async fn run_async(&self, mark: Mark, body: impl Future<Output = F::Output>) -> F::Output {
         self.stats.add(Counter::Load);
         let mut counter = PanicCounter {
             stats: &self.stats,
             returned: false,
         };
-        let result = body.await;
+        let result = mark.run_async(body).await;
         counter.returned = true;
         result
     }
@@ -96,6 +97,11 @@ impl<F: Function> Cache<F> {
     /// for the load already running.
     pub fn load(&self, key: F::Key, body: impl FnOnce() -> F::Output) -> F::Output {
         self.stats.add(Counter::Miss);
+        let mark = Mark::new(self, &key);
+        if mark.is_running() {
+            // This thread is loading this key: waiting for it would wait for ourselves.
+            return self.run(mark, body);
+        }
         if self.policy.lock == Lock::None {
             return self.refresh(key, body);
         }
@@ -106,7 +112,7 @@ impl<F: Function> Cache<F> {
             .entry(&key, timeout, |_, e| fresh_or_guard(e, now))
         {
             EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => {
-                let result = self.run(body);
+                let result = self.run(mark, body);
                 self.settle(None, &result, |entry| {
                     // Err: the placeholder was removed (an invalidation or `clear`).
                     let _ = guard.insert(entry);
@@ -136,6 +142,11 @@ impl<F: Function> Cache<F> {
         body: impl Future<Output = F::Output>,
     ) -> F::Output {
         self.stats.add(Counter::Miss);
+        let mark = Mark::new(self, &key);
+        if mark.is_running() {
+            // This task is loading this key: waiting for it would wait for ourselves.
+            return self.run_async(mark, body).await;
+        }
         if self.policy.lock == Lock::None {
             return self.refresh_async(key, body).await;
         }
@@ -143,7 +154,7 @@ impl<F: Function> Cache<F> {
         let found = self.store.entry_async(&key, |_, e| fresh_or_guard(e, now));
         match within(self.policy.lock_timeout, found).await {
             Some(EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _)) => {
-                let result = self.run_async(body).await;
+                let result = self.run_async(mark, body).await;
                 self.settle(None, &result, |entry| {
                     let _ = guard.insert(entry);
                 });
@@ -167,7 +178,7 @@ impl<F: Function> Cache<F> {
     /// Runs `body` now and stores its result (write-through), fenced like every load.
     pub fn refresh(&self, key: F::Key, body: impl FnOnce() -> F::Output) -> F::Output {
         let ticket = self.ticket(&key);
-        let result = self.run(body);
+        let result = self.run(Mark::new(self, &key), body);
         self.settle(Some(ticket), &result, |entry| self.store.insert(key, entry));
         result
     }
@@ -179,7 +190,7 @@ impl<F: Function> Cache<F> {
         body: impl Future<Output = F::Output>,
     ) -> F::Output {
         let ticket = self.ticket(&key);
-        let result = self.run_async(body).await;
+        let result = self.run_async(Mark::new(self, &key), body).await;
         self.settle(Some(ticket), &result, |entry| self.store.insert(key, entry));
         result
     }

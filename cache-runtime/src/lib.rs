@@ -85,6 +85,7 @@ mod key;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
+mod reentry;
 mod shape;
 mod stats;
 

@@ -16,21 +16,6 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use cache_runtime::cached;
 use serde::{Deserialize, Serialize};
 
-/// Skips the test (loudly, unless Redis is required) where the build's backend is Redis and no
-/// server could be had.
-macro_rules! backend_or_skip {
-    () => {
-        #[cfg(feature = "redis")]
-        {
-            static PREFIX: std::sync::LazyLock<String> =
-                std::sync::LazyLock::new(|| format!("sig{}:", std::process::id()));
-            if tests::redis_server::setup(&PREFIX).is_none() {
-                return;
-            }
-        }
-    };
-}
-
 // ---- 1. Shapes by the type checker ------------------------------------------------------
 
 type Fallible<T> = Result<T, String>;
@@ -60,7 +45,9 @@ fn issue_8_rate(currency: &str) -> Fallible<u32> {
 
 #[test]
 fn issue_8_an_alias_of_result_never_caches_err() {
-    backend_or_skip!();
+    if !common::backend_ready() {
+        return;
+    }
     assert!(issue_8_rate("XXX").is_err());
     assert!(issue_8_rate("XXX").is_err());
     assert_eq!(RATE.load(SeqCst), 2, "the Err was served from the cache");
@@ -79,7 +66,9 @@ fn issue_8_fmt_result(fail: bool) -> std::fmt::Result {
 
 #[test]
 fn issue_8_std_fmt_result_is_a_result() {
-    backend_or_skip!();
+    if !common::backend_ready() {
+        return;
+    }
     assert!(issue_8_fmt_result(true).is_err());
     assert!(issue_8_fmt_result(true).is_err());
     assert_eq!(FMT.load(SeqCst), 2);
@@ -120,7 +109,9 @@ fn issue_8_io_option(x: u32) -> std::io::Result<Option<u32>> {
 
 #[test]
 fn issue_8_paths_reexports_and_defaults_are_results() {
-    backend_or_skip!();
+    if !common::backend_ready() {
+        return;
+    }
     let before = PATHS.load(SeqCst);
     for _ in 0..2 {
         assert!(issue_8_core_path(0).is_err());
@@ -147,7 +138,9 @@ fn issue_8_named_result(x: u32) -> own::Result<u32> {
 
 #[test]
 fn issue_8_a_type_named_result_is_a_plain_value() {
-    backend_or_skip!();
+    if !common::backend_ready() {
+        return;
+    }
     assert_eq!(issue_8_named_result(3), own::Result(3));
     assert_eq!(issue_8_named_result(3), own::Result(3));
     assert_eq!(OWN.load(SeqCst), 1);
@@ -187,7 +180,9 @@ impl<T: Table> Repo<T> {
 
 #[test]
 fn issue_8_generic_impls_never_share_entries() {
-    backend_or_skip!();
+    if !common::backend_ready() {
+        return;
+    }
     let (users, orders) = (Repo::<Users>::new(), Repo::<Orders>::new());
     assert_eq!(users.describe(1), "users#1");
     assert_eq!(orders.describe(1), "orders#1");
@@ -232,7 +227,9 @@ impl<'a> View<'a> {
 
 #[test]
 fn issue_8_methods_of_types_with_lifetimes() {
-    backend_or_skip!();
+    if !common::backend_ready() {
+        return;
+    }
     let owned = String::from("hello");
     let view = View { text: &owned };
     assert_eq!(view.prefix(2), "he");
@@ -281,7 +278,9 @@ fn issue_8_cow(text: Cow<'_, str>, arr: [&str; 2]) -> usize {
 
 #[test]
 fn issue_8_references_inside_parameters_key_by_the_owned_form() {
-    backend_or_skip!();
+    if !common::backend_ready() {
+        return;
+    }
     let loads = || GREET.load(SeqCst);
     let start = loads();
     let ann = String::from("ann");

@@ -5,6 +5,7 @@ use quote::{ToTokens, format_ident, quote};
 use syn::{Attribute, ItemFn, Visibility};
 
 use crate::args::{Args, Backend, LockKind};
+use crate::attrs;
 use crate::errors::Errors;
 use crate::key::Key;
 use crate::sig::{Param, Sig};
@@ -74,17 +75,13 @@ struct Gen<'a> {
     redis: bool,
 }
 
-fn is_cfg(attr: &Attribute) -> bool {
-    attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr")
-}
-
 impl<'a> Gen<'a> {
     fn new(args: &'a Args, func: &'a ItemFn, sig: &'a Sig, key: &'a Key<'a>) -> Self {
         let krate = match &args.krate {
             Some(path) => path.to_token_stream(),
             None => quote!(::cache_runtime),
         };
-        let cfgs = func.attrs.iter().filter(|a| is_cfg(a)).collect();
+        let cfgs = func.attrs.iter().filter(|a| attrs::is_cfg(a)).collect();
         let redis = match args.backend.map(|b| b.value) {
             Some(Backend::Memory) => false,
             Some(Backend::Redis | Backend::Tiered) | None => REDIS_BUILD,
@@ -136,10 +133,15 @@ impl<'a> Gen<'a> {
             quote!(#s,)
         });
         let args = self.sig.params.iter().map(|p| &p.ident);
-        quote!(#path(#receiver #(#args),*))
+        match self.func.sig.safety {
+            // The caller of the cached `unsafe fn` upholds the body's contract.
+            syn::Safety::Unsafe(_) => quote!(unsafe { #path(#receiver #(#args),*) }),
+            syn::Safety::Safe(_) | syn::Safety::Default => quote!(#path(#receiver #(#args),*)),
+        }
     }
 
     /// The signature of a generated function: `f`'s with another name, parameters and output.
+    /// Those with `f`'s output (`f` and `f_refresh`) keep its ABI too.
     fn signature(
         &self,
         ident: &syn::Ident,
@@ -149,6 +151,7 @@ impl<'a> Gen<'a> {
     ) -> TokenStream {
         let sig = &self.func.sig;
         let (asyncness, safety, generics) = (&sig.asyncness, &sig.safety, &sig.generics);
+        let abi = output.and(sig.abi.as_ref());
         let where_clause = &generics.where_clause;
         let receiver = receiver.map(|r| quote!(#r,));
         let params = params.iter().map(|p| {
@@ -157,7 +160,7 @@ impl<'a> Gen<'a> {
         });
         let output = output.map(|ty| quote!(-> #ty));
         quote! {
-            #asyncness #safety fn #ident #generics (#receiver #(#params),*) #output #where_clause
+            #asyncness #safety #abi fn #ident #generics (#receiver #(#params),*) #output #where_clause
         }
     }
 
@@ -177,7 +180,7 @@ impl<'a> Gen<'a> {
     /// }
     /// ```
     fn wrapper(&self) -> TokenStream {
-        let attrs = self.func.attrs.iter().map(wrapper_attr);
+        let attrs = self.func.attrs.iter().map(attrs::on_wrapper);
         let vis = self.vis();
         let sig = self.signature(
             &self.func.sig.ident,
@@ -207,6 +210,8 @@ impl<'a> Gen<'a> {
         });
         quote! {
             #(#attrs)*
+            // The body (in `f_uncached`) carries `f`'s own `#[deprecated]`, if any.
+            #[allow(deprecated)]
             #vis #sig {
                 let #cache = #store();
                 let #key = {
@@ -224,7 +229,7 @@ impl<'a> Gen<'a> {
     fn uncached(&self) -> TokenStream {
         let mut func = self.func.clone();
         func.sig.ident = self.ident("_uncached");
-        func.attrs.retain(|a| !a.path().is_ident("doc"));
+        func.attrs.retain(attrs::on_body);
         let f = &self.func.sig.ident;
         let doc = format!(" Runs the body of `{f}` without the cache: no lookup, no store.");
         quote! {
@@ -304,7 +309,7 @@ impl<'a> Gen<'a> {
         quote! {
             #(#cfgs)*
             #[doc = #doc]
-            #[allow(dead_code)]
+            #[allow(dead_code, deprecated)]
             #vis #sig {
                 let #key = {
                     #prelude
@@ -339,16 +344,4 @@ impl<'a> Gen<'a> {
 /// Local names the generated code introduces, invisible to the user's code.
 fn mixed<const N: usize>(names: [&str; N]) -> [syn::Ident; N] {
     names.map(|n| syn::Ident::new(n, Span::mixed_site()))
-}
-
-/// The wrapper keeps the function's attributes, with `#[expect(..)]` turned into
-/// `#[allow(..)]` (the expectation is met by the body, under `f_uncached`).
-fn wrapper_attr(attr: &Attribute) -> TokenStream {
-    if attr.path().is_ident("expect")
-        && let syn::Meta::List(list) = &attr.meta
-    {
-        let tokens = &list.tokens;
-        return quote!(#[allow(#tokens)]);
-    }
-    attr.to_token_stream()
 }

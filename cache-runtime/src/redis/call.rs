@@ -11,18 +11,19 @@ use super::{Keys, Read, RedisCache, RedisFunction, RedisKey, ops};
 use crate::cache::Erased;
 use crate::entry::Slot;
 use crate::flight::within;
+use crate::reentry::Mark;
 use crate::shape::Shape;
 use crate::stats::{Counter, Stats};
 
 impl<F: RedisFunction> RedisCache<F> {
-    fn run(&self, body: impl FnOnce() -> F::Output) -> F::Output {
+    fn run(&self, mark: Mark, body: impl FnOnce() -> F::Output) -> F::Output {
         self.stats.add(Counter::Load);
-        body()
+        mark.run(body)
     }
 
-    async fn run_async(&self, body: impl Future<Output = F::Output>) -> F::Output {
+    async fn run_async(&self, mark: Mark, body: impl Future<Output = F::Output>) -> F::Output {
         self.stats.add(Counter::Load);
-        body.await
+        mark.run_async(body).await
     }
 
     /// A call while Redis is unavailable: the in-process fallback, with local single-flight.
@@ -58,13 +59,18 @@ impl<F: RedisFunction> RedisCache<F> {
             Read::Failed => return self.fallback_call(key, body),
         };
         self.stats.add(Counter::Miss);
+        let mark = Mark::new(self, &key.local);
+        if mark.is_running() {
+            // This thread is loading this key: its lease and flight are our own.
+            return self.run(mark, body);
+        }
         let timeout = Some(self.policy.lock_timeout);
         match self
             .flights
             .entry(&key.local, timeout, |_, s| EntryAction::Retain(s.clone()))
         {
             EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => {
-                let (result, share) = self.lead(redis, &keys, unusable, body);
+                let (result, share) = self.lead(redis, &keys, mark, unusable, body);
                 if let Some(slot) = share {
                     let _ = guard.insert(slot);
                     self.flights.remove(&key.local);
@@ -75,14 +81,14 @@ impl<F: RedisFunction> RedisCache<F> {
                 self.stats.add(Counter::Wait);
                 match F::Shape::from_slot(slot) {
                     Some(result) => result,
-                    None => self.lead(redis, &keys, true, body).0,
+                    None => self.lead(redis, &keys, mark, true, body).0,
                 }
             }
             EntryResult::Timeout => {
                 self.stats.add(Counter::Wait);
-                self.lead(redis, &keys, true, body).0
+                self.lead(redis, &keys, mark, true, body).0
             }
-            EntryResult::Removed(..) => self.lead(redis, &keys, true, body).0,
+            EntryResult::Removed(..) => self.lead(redis, &keys, mark, true, body).0,
         }
     }
 
@@ -91,6 +97,7 @@ impl<F: RedisFunction> RedisCache<F> {
         &'static self,
         redis: &'static Redis,
         keys: &Keys,
+        mark: Mark,
         forced: bool,
         body: impl FnOnce() -> F::Output,
     ) -> (F::Output, Option<Slot<F::Value>>) {
@@ -98,7 +105,7 @@ impl<F: RedisFunction> RedisCache<F> {
             Ok(lease) => lease,
             Err((result, slot)) => return (result, Some(slot)),
         };
-        let result = self.run(body);
+        let result = self.run(mark, body);
         let settled = self.settle(&result);
         let share = match lease {
             Some(lease) => {
@@ -112,9 +119,10 @@ impl<F: RedisFunction> RedisCache<F> {
 
     /// Runs the body now and writes its result through (sync).
     pub fn refresh(&'static self, key: RedisKey<F>, body: impl FnOnce() -> F::Output) -> F::Output {
+        let mark = Mark::new(self, &key.local);
         match self.target(&key) {
-            Some((redis, keys)) => self.lead(redis, &keys, true, body).0,
-            None => self.run(body),
+            Some((redis, keys)) => self.lead(redis, &keys, mark, true, body).0,
+            None => self.run(mark, body),
         }
     }
 
@@ -134,12 +142,17 @@ impl<F: RedisFunction> RedisCache<F> {
             Read::Failed => return self.fallback_call_async(key, body).await,
         };
         self.stats.add(Counter::Miss);
+        let mark = Mark::new(self, &key.local);
+        if mark.is_running() {
+            // This task is loading this key: its lease and flight are our own.
+            return self.run_async(mark, body).await;
+        }
         let found = self
             .flights
             .entry_async(&key.local, |_, s| EntryAction::Retain(s.clone()));
         match within(self.policy.lock_timeout, found).await {
             Some(EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _)) => {
-                let (result, share) = self.lead_async(redis, &keys, unusable, body).await;
+                let (result, share) = self.lead_async(redis, &keys, mark, unusable, body).await;
                 if let Some(slot) = share {
                     let _ = guard.insert(slot);
                     self.flights.remove(&key.local);
@@ -150,14 +163,16 @@ impl<F: RedisFunction> RedisCache<F> {
                 self.stats.add(Counter::Wait);
                 match F::Shape::from_slot(slot) {
                     Some(result) => result,
-                    None => self.lead_async(redis, &keys, true, body).await.0,
+                    None => self.lead_async(redis, &keys, mark, true, body).await.0,
                 }
             }
             None | Some(EntryResult::Timeout) => {
                 self.stats.add(Counter::Wait);
-                self.lead_async(redis, &keys, true, body).await.0
+                self.lead_async(redis, &keys, mark, true, body).await.0
             }
-            Some(EntryResult::Removed(..)) => self.lead_async(redis, &keys, true, body).await.0,
+            Some(EntryResult::Removed(..)) => {
+                self.lead_async(redis, &keys, mark, true, body).await.0
+            }
         }
     }
 
@@ -166,6 +181,7 @@ impl<F: RedisFunction> RedisCache<F> {
         &'static self,
         redis: &'static Redis,
         keys: &Keys,
+        mark: Mark,
         forced: bool,
         body: impl Future<Output = F::Output>,
     ) -> (F::Output, Option<Slot<F::Value>>) {
@@ -173,7 +189,7 @@ impl<F: RedisFunction> RedisCache<F> {
             Ok(lease) => lease,
             Err((result, slot)) => return (result, Some(slot)),
         };
-        let result = self.run_async(body).await;
+        let result = self.run_async(mark, body).await;
         let settled = self.settle(&result);
         let share = match lease {
             Some(lease) => {
@@ -193,9 +209,10 @@ impl<F: RedisFunction> RedisCache<F> {
         key: RedisKey<F>,
         body: impl Future<Output = F::Output>,
     ) -> F::Output {
+        let mark = Mark::new(self, &key.local);
         match self.target(&key) {
-            Some((redis, keys)) => self.lead_async(redis, &keys, true, body).await.0,
-            None => self.run_async(body).await,
+            Some((redis, keys)) => self.lead_async(redis, &keys, mark, true, body).await.0,
+            None => self.run_async(mark, body).await,
         }
     }
 }

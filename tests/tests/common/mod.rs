@@ -4,6 +4,21 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Whether this build's default backend can run: always in process; with the `redis` feature,
+/// once the harness has a server (else the test returns, and the harness has said why, or
+/// failed the run under `CACHE_REQUIRE_REDIS=1`).
+pub(crate) fn backend_ready() -> bool {
+    #[cfg(feature = "redis")]
+    {
+        let prefix = format!("t{}:", std::process::id());
+        tests::redis_server::setup(&prefix).is_some()
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        true
+    }
+}
+
 /// How long any wait in these tests may take before the test fails instead of hanging.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
