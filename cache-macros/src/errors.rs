@@ -18,6 +18,13 @@ impl Errors {
         self.push(syn::Error::new(span, message));
     }
 
+    /// Adds every error of `other`.
+    pub(crate) fn extend(&mut self, other: Errors) {
+        if let Some(e) = other.0 {
+            self.push(e);
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_none()
     }

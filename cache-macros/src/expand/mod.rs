@@ -10,26 +10,79 @@ use crate::errors::Errors;
 use crate::key::Key;
 use crate::sig::{Param, Sig};
 
+mod impl_block;
 mod signature;
 mod store;
 
 use store::REDIS_BUILD;
 
-/// Expands `#[cached(attr)] item`. On any error, emits every error beside the unchanged item.
+/// Expands `#[cached(attr)] item`: a function, or an `impl` block whose methods carry
+/// `#[cached]` (see `impl_block.rs`). On any error, emits every error beside the unchanged item.
 pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Fn(func)) => match expand_fn(attr, &func, Place::Alone) {
+            Ok(expansion) => expansion.all(),
+            Err(errors) => with_errors(errors, item),
+        },
+        Ok(syn::Item::Impl(block)) => impl_block::cached_impl(attr, block),
+        Ok(other) => {
+            let mut errors = Errors::default();
+            errors.at(
+                syn::spanned::Spanned::span(&other),
+                "`#[cached]` goes on a function, `#[cached] fn f(..) -> T`, or on an `impl` \
+                 block whose methods carry `#[cached]`",
+            );
+            with_errors(errors, item)
+        }
+        Err(e) => {
+            let mut errors = Errors::default();
+            errors.push(e);
+            with_errors(errors, item)
+        }
+    }
+}
+
+/// Where a cached function is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// `#[cached]` on the function itself: a free function, or a method (with a receiver).
+    Alone,
+    /// A method of an `impl` block that carries `#[cached]`: `Self` is known even without a
+    /// receiver, and the companions go to an inherent `impl` of their own.
+    ImplBlock {
+        /// The block implements a trait: the companions are `pub(crate)`.
+        of_trait: bool,
+    },
+}
+
+/// The generated items of one cached function: the function itself, and its companions (the
+/// body, the cache, `f_invalidate`, `f_refresh`, `f_cache`).
+pub(crate) struct Expansion {
+    pub(crate) function: TokenStream,
+    pub(crate) companions: TokenStream,
+}
+
+impl Expansion {
+    fn all(self) -> TokenStream {
+        let Expansion {
+            mut function,
+            companions,
+        } = self;
+        function.extend(companions);
+        function
+    }
+}
+
+/// Reads and checks one function and generates its items, or returns every error found.
+pub(crate) fn expand_fn(
+    attr: TokenStream,
+    func: &ItemFn,
+    place: Place,
+) -> Result<Expansion, Errors> {
     let mut errors = Errors::default();
     let args = Args::parse(attr, &mut errors);
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(e) => {
-            errors.at(
-                e.span(),
-                "`#[cached]` goes on a function: `#[cached] fn f(..) -> T`",
-            );
-            return with_errors(errors, item);
-        }
-    };
     let sig = Sig::read(&func.sig, &mut errors);
+    impl_block::refuse_async_trait(&func.sig, place, &mut errors);
     let key = Key::read(args.key.as_ref(), &sig, &mut errors);
     if let (Some(b), Some(l)) = (args.backend, args.lock)
         && b.value == Backend::Memory
@@ -52,9 +105,9 @@ pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
     if !errors.is_empty() {
-        return with_errors(errors, item);
+        return Err(errors);
     }
-    Gen::new(&args, &func, &sig, &key).all()
+    Ok(Gen::new(&args, func, &sig, &key, place).expansion())
 }
 
 fn with_errors(errors: Errors, item: TokenStream) -> TokenStream {
@@ -73,10 +126,11 @@ struct Gen<'a> {
     cfgs: Vec<&'a Attribute>,
     /// The function's entries live in Redis.
     redis: bool,
+    place: Place,
 }
 
 impl<'a> Gen<'a> {
-    fn new(args: &'a Args, func: &'a ItemFn, sig: &'a Sig, key: &'a Key<'a>) -> Self {
+    fn new(args: &'a Args, func: &'a ItemFn, sig: &'a Sig, key: &'a Key<'a>, place: Place) -> Self {
         let krate = match &args.krate {
             Some(path) => path.to_token_stream(),
             None => quote!(::cache_runtime),
@@ -94,18 +148,26 @@ impl<'a> Gen<'a> {
             krate,
             cfgs,
             redis,
+            place,
         }
     }
 
-    fn all(&self) -> TokenStream {
-        let mut out = self.backend_checks();
-        out.extend(self.store());
-        out.extend(self.wrapper());
-        out.extend(self.uncached());
-        out.extend(self.invalidate());
-        out.extend(self.refresh());
-        out.extend(self.cache_handle());
-        out
+    fn expansion(&self) -> Expansion {
+        let mut companions = self.backend_checks();
+        companions.extend(self.store());
+        companions.extend(self.uncached());
+        companions.extend(self.invalidate());
+        companions.extend(self.refresh());
+        companions.extend(self.cache_handle());
+        Expansion {
+            function: self.wrapper(),
+            companions,
+        }
+    }
+
+    /// Whether `Self` is there to name: in a method, or anywhere in a `#[cached]` impl block.
+    pub(super) fn has_self(&self) -> bool {
+        self.sig.receiver.is_some() || self.place != Place::Alone
     }
 
     fn ident(&self, suffix: &str) -> syn::Ident {
@@ -113,15 +175,20 @@ impl<'a> Gen<'a> {
         format_ident!("{}{}", f, suffix, span = f.span())
     }
 
-    fn vis(&self) -> &Visibility {
-        &self.func.vis
+    /// The companions' visibility: the function's, or `pub(crate)` for the methods of a trait
+    /// impl (which have none, and whose companions live in an inherent impl).
+    fn vis(&self) -> Visibility {
+        match self.place {
+            Place::ImplBlock { of_trait: true } => syn::parse_quote!(pub(crate)),
+            _ => self.func.vis.clone(),
+        }
     }
 
     /// `f_uncached` or `Self::f_uncached` (and likewise for the other companions).
     fn path_to(&self, ident: &syn::Ident) -> TokenStream {
-        match self.sig.receiver {
-            Some(_) => quote!(Self::#ident),
-            None => quote!(#ident),
+        match self.has_self() {
+            true => quote!(Self::#ident),
+            false => quote!(#ident),
         }
     }
 
@@ -181,7 +248,7 @@ impl<'a> Gen<'a> {
     /// ```
     fn wrapper(&self) -> TokenStream {
         let attrs = self.func.attrs.iter().map(attrs::on_wrapper);
-        let vis = self.vis();
+        let vis = &self.func.vis;
         let sig = self.signature(
             &self.func.sig.ident,
             self.sig.receiver.as_ref(),

@@ -93,17 +93,17 @@ impl Gen<'_> {
     pub(super) fn name(&self) -> TokenStream {
         let krate = &self.krate;
         let f = self.func.sig.ident.to_string();
-        match (&self.args.name, &self.sig.receiver) {
-            (Some(name), Some(_)) => quote! {
+        match (&self.args.name, self.has_self()) {
+            (Some(name), true) => quote! {
                 #krate::__private::method_name(#name, ::core::any::type_name::<Self>())
             },
-            (Some(name), None) => {
+            (Some(name), false) => {
                 quote!(<::std::string::String as ::core::convert::From<&str>>::from(#name))
             }
-            (None, Some(_)) => {
+            (None, true) => {
                 quote!(::std::format!("{}::{}", ::core::any::type_name::<Self>(), #f))
             }
-            (None, None) => quote! {
+            (None, false) => quote! {
                 <::std::string::String as ::core::convert::From<&str>>::from(
                     ::core::concat!(::core::module_path!(), "::", #f),
                 )
@@ -153,9 +153,9 @@ impl Gen<'_> {
         let cache_ty = respan(&cache_ty, opaque_at);
         let returns =
             quote_spanned!(opaque_at=> &'static #krate_ret::__private::#cache_ty<#opaque>);
-        let owner = match self.sig.receiver {
-            Some(_) => quote!(#krate::__private::type_id_of::<Self>()),
-            None => quote!(#krate::__private::TypeId::of::<()>()),
+        let owner = match self.has_self() {
+            true => quote!(#krate::__private::type_id_of::<Self>()),
+            false => quote!(#krate::__private::TypeId::of::<()>()),
         };
         let (name, policy, cfgs) = (self.name(), self.policy(), &self.cfgs);
         // Spanned at the return type, so that a value that is not `Clone` (or not serde) errs
