@@ -65,6 +65,12 @@ pub trait Function:
 /// One key part of a generated `Signature` struct: the type `K` the part is checked as.
 pub struct Part<K>(PhantomData<fn() -> K>);
 
+impl<K> Default for Part<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<K> Part<K> {
     /// The part of type `K`.
     #[inline]

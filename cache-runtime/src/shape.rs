@@ -39,6 +39,12 @@ pub trait Shape<R> {
 /// Asks the type checker for the shape of `R`: see the module docs.
 pub struct Probe<R>(PhantomData<fn() -> R>);
 
+impl<R> Default for Probe<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<R> Probe<R> {
     /// The probe of `R`.
     #[inline]

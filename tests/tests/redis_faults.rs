@@ -97,10 +97,10 @@ fn recovery(
     let start = Instant::now();
     loop {
         probe();
-        if let Some(mut c) = con() {
-            if c.exists::<_, bool>(key).unwrap_or(false) {
-                return start.elapsed();
-            }
+        if let Some(mut c) = con()
+            && c.exists::<_, bool>(key).unwrap_or(false)
+        {
+            return start.elapsed();
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),

@@ -171,6 +171,7 @@ impl Gen<'_> {
         quote! {
             #(#cfgs)*
             #[doc(hidden)]
+            #[allow(clippy::type_complexity)]
             fn #ident() -> #returns {
                 #signature_items
                 static #cell: #krate::__private::Cell = #krate::__private::Cell::new();

@@ -412,10 +412,10 @@ impl<F: RedisFunction> RedisCache<F> {
     pub fn invalidate(&'static self, lookup: &F::Lookup<'_>) {
         let key = self.key(lookup);
         self.fallback.invalidate_key(&key.local);
-        if let Some((redis, keys)) = self.target(&key) {
-            if let Err(e) = redis.block(ops::invalidate(redis, keys)) {
-                self.store_error(&e);
-            }
+        if let Some((redis, keys)) = self.target(&key)
+            && let Err(e) = redis.block(ops::invalidate(redis, keys))
+        {
+            self.store_error(&e);
         }
     }
 
@@ -423,10 +423,10 @@ impl<F: RedisFunction> RedisCache<F> {
     pub async fn invalidate_async(&'static self, lookup: &F::Lookup<'_>) {
         let key = self.key(lookup);
         self.fallback.invalidate_key(&key.local);
-        if let Some((redis, keys)) = self.target(&key) {
-            if let Err(e) = redis.run(ops::invalidate(redis, keys)).await {
-                self.store_error(&e);
-            }
+        if let Some((redis, keys)) = self.target(&key)
+            && let Err(e) = redis.run(ops::invalidate(redis, keys)).await
+        {
+            self.store_error(&e);
         }
     }
 }
