@@ -83,7 +83,13 @@ where
     M::Value: CachedValue,
 {
     let _ = (signature, shape);
-    cell.get_or_init(owner, || Cache::new(name(), policy))
+    cell.get_or_init(
+        owner,
+        || Cache::new(name(), policy),
+        |cache| {
+            crate::registry::register(*cache.handle());
+        },
+    )
 }
 
 impl<F: Function> Cache<F> {
@@ -207,6 +213,7 @@ impl<F: Function> Cache<F> {
 /// What [`CacheHandle`] needs of a cache, without its key and value types.
 pub(crate) trait Erased: Send + Sync {
     fn name(&self) -> &str;
+    fn backend(&self) -> &'static str;
     fn stats(&self) -> Stats;
     fn clear(&self);
     fn len(&self) -> usize;
@@ -215,6 +222,9 @@ pub(crate) trait Erased: Send + Sync {
 impl<F: Function> Erased for Cache<F> {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn backend(&self) -> &'static str {
+        "memory"
     }
     fn stats(&self) -> Stats {
         self.stats.snapshot()
@@ -260,6 +270,11 @@ impl CacheHandle {
         self.cache.name()
     }
 
+    /// Where the entries live: `"memory"` or `"redis"`.
+    pub fn backend(&self) -> &'static str {
+        self.cache.backend()
+    }
+
     /// A snapshot of the cache's counters.
     pub fn stats(&self) -> Stats {
         self.cache.stats()
@@ -286,6 +301,7 @@ impl fmt::Debug for CacheHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheHandle")
             .field("name", &self.name())
+            .field("backend", &self.backend())
             .field("len", &self.len())
             .field("stats", &self.stats())
             .finish()

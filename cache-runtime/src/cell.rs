@@ -43,12 +43,13 @@ impl Cell {
         }
     }
 
-    /// The cache of `owner`, made by `init` on first use.
+    /// The cache of `owner`, made by `init` on first use (and then passed to `made`).
     #[inline]
     pub fn get_or_init<C: Any + Send + Sync>(
         &'static self,
         owner: TypeId,
         init: impl FnOnce() -> C,
+        made: impl FnOnce(&'static C),
     ) -> &'static C {
         if let Some(first) = self.first.get()
             && first.owner == owner
@@ -56,7 +57,7 @@ impl Cell {
         {
             return cache;
         }
-        self.slow(owner, init)
+        self.slow(owner, init, made)
     }
 
     #[cold]
@@ -64,6 +65,7 @@ impl Cell {
         &'static self,
         owner: TypeId,
         init: impl FnOnce() -> C,
+        made: impl FnOnce(&'static C),
     ) -> &'static C {
         // Every cache is made under this lock, so each (owner, type) is made once.
         let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
@@ -82,6 +84,7 @@ impl Cell {
         if let Err(owned) = self.first.set(owned) {
             others.push(owned);
         }
+        made(cache);
         cache
     }
 }
@@ -113,10 +116,10 @@ mod tests {
     #[test]
     fn one_cache_per_owner_made_once() {
         static CELL: Cell = Cell::new();
-        let a = CELL.get_or_init(TypeId::of::<u8>(), || String::from("u8"));
-        let b = CELL.get_or_init(TypeId::of::<u16>(), || String::from("u16"));
-        let a2 = CELL.get_or_init(TypeId::of::<u8>(), || String::from("again"));
-        let b2 = CELL.get_or_init(TypeId::of::<u16>(), || String::from("again"));
+        let a = CELL.get_or_init(TypeId::of::<u8>(), || String::from("u8"), drop);
+        let b = CELL.get_or_init(TypeId::of::<u16>(), || String::from("u16"), drop);
+        let a2 = CELL.get_or_init(TypeId::of::<u8>(), || String::from("again"), drop);
+        let b2 = CELL.get_or_init(TypeId::of::<u16>(), || String::from("again"), drop);
         assert_eq!((a.as_str(), b.as_str()), ("u8", "u16"));
         assert!(std::ptr::eq(a, a2) && std::ptr::eq(b, b2));
     }
@@ -129,10 +132,14 @@ mod tests {
             let hs: Vec<_> = (0..8)
                 .map(|_| {
                     s.spawn(|| {
-                        let c = CELL.get_or_init(TypeId::of::<()>(), || {
-                            made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            5u64
-                        });
+                        let c = CELL.get_or_init(
+                            TypeId::of::<()>(),
+                            || {
+                                made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                5u64
+                            },
+                            drop,
+                        );
                         std::ptr::from_ref(c) as usize
                     })
                 })

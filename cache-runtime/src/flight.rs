@@ -39,9 +39,24 @@ fn fresh_or_guard<V: Clone>(entry: &Entry<V>, now_ms: u64) -> EntryAction<Entry<
 }
 
 /// Counts a load that panicked (dropped during unwinding before the body returned).
-struct PanicCounter<'a> {
+pub(crate) struct PanicCounter<'a> {
     stats: &'a Counters,
     returned: bool,
+}
+
+impl<'a> PanicCounter<'a> {
+    pub(crate) fn new(stats: &'a Counters) -> Self {
+        PanicCounter {
+            stats,
+            returned: false,
+        }
+    }
+
+    /// The body returned `result` (it did not panic).
+    pub(crate) fn returned<R>(mut self, result: R) -> R {
+        self.returned = true;
+        result
+    }
 }
 
 impl Drop for PanicCounter<'_> {
@@ -73,24 +88,14 @@ pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Outp
 impl<F: Function> Cache<F> {
     fn run(&self, mark: Mark, body: impl FnOnce() -> F::Output) -> F::Output {
         self.stats.add(Counter::Load);
-        let mut counter = PanicCounter {
-            stats: &self.stats,
-            returned: false,
-        };
-        let result = mark.run(body);
-        counter.returned = true;
-        result
+        let counter = PanicCounter::new(&self.stats);
+        counter.returned(mark.run(body))
     }
 
     async fn run_async(&self, mark: Mark, body: impl Future<Output = F::Output>) -> F::Output {
         self.stats.add(Counter::Load);
-        let mut counter = PanicCounter {
-            stats: &self.stats,
-            returned: false,
-        };
-        let result = mark.run_async(body).await;
-        counter.returned = true;
-        result
+        let counter = PanicCounter::new(&self.stats);
+        counter.returned(mark.run_async(body).await)
     }
 
     /// The miss path of a sync cached function: load `key` with `body` once per key, or wait

@@ -26,6 +26,7 @@ mod policy;
 #[cfg(feature = "redis")]
 mod redis;
 mod reentry;
+mod registry;
 mod shape;
 mod stats;
 
@@ -34,6 +35,7 @@ pub use cache::CacheHandle;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use config::{Config, ConfigBuilder, ConfigError};
 
+pub use registry::caches;
 pub use stats::Stats;
 
 #[doc = include_str!("cached.md")]

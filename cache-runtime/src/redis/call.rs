@@ -4,13 +4,16 @@
 
 use std::future::Future;
 
-use quick_cache::sync::{EntryAction, EntryResult};
+use quick_cache::sync::GuardResult;
 
 use super::conn::Redis;
-use super::{Keys, Read, RedisCache, RedisFunction, RedisKey, ops};
+use super::lease::Lease;
+use super::{Keys, Read, RedisCache, RedisFunction, RedisKey, Start, ops};
 use crate::cache::Erased;
 use crate::entry::Slot;
-use crate::flight::within;
+use crate::flight::{PanicCounter, within};
+use crate::function::Types;
+use crate::policy::Lock;
 use crate::reentry::Mark;
 use crate::shape::Shape;
 use crate::stats::{Counter, Stats};
@@ -18,12 +21,14 @@ use crate::stats::{Counter, Stats};
 impl<F: RedisFunction> RedisCache<F> {
     fn run(&self, mark: Mark, body: impl FnOnce() -> F::Output) -> F::Output {
         self.stats.add(Counter::Load);
-        mark.run(body)
+        let counter = PanicCounter::new(&self.stats);
+        counter.returned(mark.run(body))
     }
 
     async fn run_async(&self, mark: Mark, body: impl Future<Output = F::Output>) -> F::Output {
         self.stats.add(Counter::Load);
-        mark.run_async(body).await
+        let counter = PanicCounter::new(&self.stats);
+        counter.returned(mark.run_async(body).await)
     }
 
     /// A call while Redis is unavailable: the in-process fallback, with local single-flight.
@@ -64,50 +69,67 @@ impl<F: RedisFunction> RedisCache<F> {
             // This thread is loading this key: its lease and flight are our own.
             return self.run(mark, body);
         }
+        if self.policy.lock == Lock::None {
+            return self.lead(redis, &keys, mark, Start::Take, body).0;
+        }
         let timeout = Some(self.policy.lock_timeout);
-        match self
-            .flights
-            .entry(&key.local, timeout, |_, s| EntryAction::Retain(s.clone()))
-        {
-            EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => {
-                let (result, share) = self.lead(redis, &keys, mark, unusable, body);
-                if let Some(slot) = share {
-                    let _ = guard.insert(slot);
-                    self.flights.remove(&key.local);
-                }
+        // Waiters take the leader's result from its placeholder, even after it is gone from
+        // the map (a waiter never re-reads the map, so it never leads a second load).
+        match self.flights.get_value_or_guard(&key.local, timeout) {
+            GuardResult::Guard(guard) => {
+                let start = self.leader_start(unusable);
+                let (result, share) = self.lead(redis, &keys, mark, start, body);
+                self.hand_over(&key, guard, share);
                 result
             }
-            EntryResult::Retained(slot) => {
-                self.stats.add(Counter::Wait);
-                match F::Shape::from_slot(slot) {
-                    Some(result) => result,
-                    None => self.lead(redis, &keys, mark, true, body).0,
-                }
+            GuardResult::Value(slot) => {
+                self.waited(slot, || self.lead(redis, &keys, mark, Start::Take, body).0)
             }
-            EntryResult::Timeout => {
+            GuardResult::Timeout => {
                 self.stats.add(Counter::Wait);
-                self.lead(redis, &keys, mark, true, body).0
+                self.lead(redis, &keys, mark, Start::ReadOrTake, body).0
             }
-            EntryResult::Removed(..) => self.lead(redis, &keys, mark, true, body).0,
+        }
+    }
+
+    /// The result a waiter of this process's flight took, or (a null for a shape without
+    /// nulls) a load of its own.
+    fn waited(&self, slot: Slot<F::Value>, load: impl FnOnce() -> F::Output) -> F::Output {
+        self.stats.add(Counter::Wait);
+        F::Shape::from_slot(slot).unwrap_or_else(load)
+    }
+
+    /// Gives the leader's result to this process's waiters (without one, the guard's drop
+    /// hands the flight to one waiter); the map keeps no value once they have it.
+    fn hand_over(
+        &self,
+        key: &RedisKey<F>,
+        guard: FlightGuard<'_, F>,
+        share: Option<Slot<F::Value>>,
+    ) {
+        if let Some(slot) = share {
+            let _ = guard.insert(slot);
+            self.flights.remove(&key.local);
         }
     }
 
     /// The load of one process's leader: lease (or another process's value), body, publish.
+    /// The lease is released at once if the body fails, panics or (async) is dropped.
     fn lead(
         &'static self,
         redis: &'static Redis,
         keys: &Keys,
         mark: Mark,
-        forced: bool,
+        start: Start,
         body: impl FnOnce() -> F::Output,
     ) -> (F::Output, Option<Slot<F::Value>>) {
-        let lease = match self.started(redis.block(self.begin(redis, keys, forced))) {
-            Ok(lease) => lease,
+        let lease = match self.started(redis.block(self.begin(redis, keys, start))) {
+            Ok(lease) => HeldLease::new(redis, keys, lease),
             Err((result, slot)) => return (result, Some(slot)),
         };
         let result = self.run(mark, body);
         let settled = self.settle(&result);
-        let share = match lease {
+        let share = match lease.take() {
             Some(lease) => {
                 let answer = redis.block(ops::publish(redis, keys.clone(), lease, settled.write));
                 self.published(answer, settled.share)
@@ -121,7 +143,7 @@ impl<F: RedisFunction> RedisCache<F> {
     pub fn refresh(&'static self, key: RedisKey<F>, body: impl FnOnce() -> F::Output) -> F::Output {
         let mark = Mark::new(self, &key.local);
         match self.target(&key) {
-            Some((redis, keys)) => self.lead(redis, &keys, mark, true, body).0,
+            Some((redis, keys)) => self.lead(redis, &keys, mark, Start::Take, body).0,
             None => self.run(mark, body),
         }
     }
@@ -147,31 +169,36 @@ impl<F: RedisFunction> RedisCache<F> {
             // This task is loading this key: its lease and flight are our own.
             return self.run_async(mark, body).await;
         }
-        let found = self
-            .flights
-            .entry_async(&key.local, |_, s| EntryAction::Retain(s.clone()));
+        if self.policy.lock == Lock::None {
+            return self
+                .lead_async(redis, &keys, mark, Start::Take, body)
+                .await
+                .0;
+        }
+        let found = self.flights.get_value_or_guard_async(&key.local);
         match within(self.policy.lock_timeout, found).await {
-            Some(EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _)) => {
-                let (result, share) = self.lead_async(redis, &keys, mark, unusable, body).await;
-                if let Some(slot) = share {
-                    let _ = guard.insert(slot);
-                    self.flights.remove(&key.local);
-                }
+            Some(Err(guard)) => {
+                let start = self.leader_start(unusable);
+                let (result, share) = self.lead_async(redis, &keys, mark, start, body).await;
+                self.hand_over(&key, guard, share);
                 result
             }
-            Some(EntryResult::Retained(slot)) => {
+            Some(Ok(slot)) => {
                 self.stats.add(Counter::Wait);
                 match F::Shape::from_slot(slot) {
                     Some(result) => result,
-                    None => self.lead_async(redis, &keys, mark, true, body).await.0,
+                    None => {
+                        self.lead_async(redis, &keys, mark, Start::Take, body)
+                            .await
+                            .0
+                    }
                 }
             }
-            None | Some(EntryResult::Timeout) => {
+            None => {
                 self.stats.add(Counter::Wait);
-                self.lead_async(redis, &keys, mark, true, body).await.0
-            }
-            Some(EntryResult::Removed(..)) => {
-                self.lead_async(redis, &keys, mark, true, body).await.0
+                self.lead_async(redis, &keys, mark, Start::ReadOrTake, body)
+                    .await
+                    .0
             }
         }
     }
@@ -182,16 +209,16 @@ impl<F: RedisFunction> RedisCache<F> {
         redis: &'static Redis,
         keys: &Keys,
         mark: Mark,
-        forced: bool,
+        start: Start,
         body: impl Future<Output = F::Output>,
     ) -> (F::Output, Option<Slot<F::Value>>) {
-        let lease = match self.started(redis.run(self.begin(redis, keys, forced)).await) {
-            Ok(lease) => lease,
+        let lease = match self.started(redis.run(self.begin(redis, keys, start)).await) {
+            Ok(lease) => HeldLease::new(redis, keys, lease),
             Err((result, slot)) => return (result, Some(slot)),
         };
         let result = self.run_async(mark, body).await;
         let settled = self.settle(&result);
-        let share = match lease {
+        let share = match lease.take() {
             Some(lease) => {
                 let answer = redis
                     .run(ops::publish(redis, keys.clone(), lease, settled.write))
@@ -211,8 +238,56 @@ impl<F: RedisFunction> RedisCache<F> {
     ) -> F::Output {
         let mark = Mark::new(self, &key.local);
         match self.target(&key) {
-            Some((redis, keys)) => self.lead_async(redis, &keys, mark, true, body).await.0,
+            Some((redis, keys)) => {
+                self.lead_async(redis, &keys, mark, Start::Take, body)
+                    .await
+                    .0
+            }
             None => self.run_async(mark, body).await,
+        }
+    }
+}
+
+/// The placeholder guard of this process's flight of a key.
+type FlightGuard<'a, F> = quick_cache::sync::PlaceholderGuard<
+    'a,
+    <F as Types>::Key,
+    Slot<<F as Types>::Value>,
+    quick_cache::UnitWeighter,
+    quick_cache::DefaultHashBuilder,
+    quick_cache::sync::DefaultLifecycle<<F as Types>::Key, Slot<<F as Types>::Value>>,
+>;
+
+/// A lease held while the body runs. Dropped without [`HeldLease::take`] (the body panicked,
+/// or the async call was dropped), it releases the lock at once with a compare-and-delete on
+/// the Redis runtime, so the next caller in any process loads without waiting for the lock
+/// to expire.
+struct HeldLease {
+    redis: &'static Redis,
+    keys: Keys,
+    lease: Option<Lease>,
+}
+
+impl HeldLease {
+    fn new(redis: &'static Redis, keys: &Keys, lease: Option<Lease>) -> Self {
+        HeldLease {
+            redis,
+            keys: keys.clone(),
+            lease,
+        }
+    }
+
+    /// The lease, for the publish (which releases it).
+    fn take(mut self) -> Option<Lease> {
+        self.lease.take()
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.redis
+                .spawn(ops::release(self.redis, self.keys.clone(), lease));
         }
     }
 }
@@ -220,6 +295,10 @@ impl<F: RedisFunction> RedisCache<F> {
 impl<F: RedisFunction> Erased for RedisCache<F> {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
     }
 
     /// Redis's counts plus the in-process fallback's.

@@ -118,6 +118,19 @@ impl Redis {
         result
     }
 
+    /// Runs `op` on the Redis runtime without waiting for it (a lease released from a `Drop`),
+    /// unless the circuit breaker is open.
+    pub(crate) fn spawn(
+        &'static self,
+        op: impl Future<Output = Result<(), StoreError>> + Send + 'static,
+    ) {
+        if !self.breaker.is_open() {
+            self.runtime.spawn(async move {
+                let _ = op.await;
+            });
+        }
+    }
+
     /// Feeds an operation's outcome to the circuit breaker.
     fn record<T>(&self, result: &Result<T, StoreError>) {
         match result {

@@ -37,6 +37,17 @@ static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Reads the value; if there is none, takes the lock unconditionally.
+/// Replies `{1, value}` or `{2}` (lock taken).
+static READ_OR_TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local v = redis.call('GET', KEYS[1])
+         if v then return {1, v} end
+         redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+         return {2}",
+    )
+});
+
 /// Frees the lock if it still holds our token (compare-and-delete).
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -140,6 +151,36 @@ pub(crate) async fn force(
     cmd.arg(lock_key).arg(&token).arg("PX").arg(ms(lifetime));
     redis.query::<()>(cmd).await?;
     Ok(Begin::Lease(Lease { token }))
+}
+
+/// Takes the lease unless the value is there already (a leader of this process that came
+/// after another's publish, or a waiter that gave up): then returns the value.
+pub(crate) async fn read_or_take(
+    redis: &Redis,
+    value_key: &str,
+    lock_key: &str,
+    lifetime: Duration,
+) -> Result<Begin, StoreError> {
+    let token = new_token();
+    let reply: Value = redis
+        .eval(
+            &READ_OR_TAKE,
+            &[value_key, lock_key],
+            &[token.as_bytes(), &ms(lifetime)],
+        )
+        .await?;
+    match reply {
+        Value::Array(items) => match items.as_slice() {
+            [Value::Int(1), Value::BulkString(bytes)] => Ok(Begin::Found(bytes.clone())),
+            [Value::Int(2)] => Ok(Begin::Lease(Lease { token })),
+            _ => Err(StoreError::Failed(format!(
+                "unexpected reply to the read-or-take script: {items:?}"
+            ))),
+        },
+        other => Err(StoreError::Failed(format!(
+            "unexpected reply to the read-or-take script: {other:?}"
+        ))),
+    }
 }
 
 /// Publishes `payload` under `lease`; `Ok(false)` if the lease was revoked (an invalidation).

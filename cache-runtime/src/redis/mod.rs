@@ -95,7 +95,13 @@ where
     M::Value: CachedValue + RedisValue,
 {
     let _ = (signature, shape);
-    cell.get_or_init(owner, || RedisCache::new(name(), policy))
+    cell.get_or_init(
+        owner,
+        || RedisCache::new(name(), policy),
+        |cache| {
+            crate::registry::register(*cache.handle());
+        },
+    )
 }
 
 /// The key of one call: its in-process form (for single-flight) and its Redis keys.
@@ -353,16 +359,26 @@ impl<F: RedisFunction> RedisCache<F> {
         }
     }
 
-    /// The operation that starts a leader's load: a distributed wait for the lease, or (for
-    /// waiters that gave up, refreshes, and `lock = "local" | "none"`) the lease taken by force.
+    /// The operation that starts a load's lease, see [`Start`].
     fn begin(
         &self,
         redis: &'static Redis,
         keys: &Keys,
-        forced: bool,
+        start: Start,
     ) -> impl std::future::Future<Output = Result<(Begin, bool), StoreError>> + Send + 'static {
-        let distributed = self.policy.lock == Lock::Distributed && !forced;
-        ops::begin(redis, keys.clone(), self.policy.lock_timeout, distributed)
+        ops::begin(redis, keys.clone(), self.policy.lock_timeout, start)
+    }
+
+    /// How this process's leader of a key starts: after an unusable entry it must overwrite
+    /// it (`Take`); with `lock = "distributed"` it waits for another process's load (`Wait`);
+    /// with `"local"` it takes the lease unless another leader of this process published
+    /// meanwhile (`ReadOrTake`).
+    fn leader_start(&self, unusable: bool) -> Start {
+        match (unusable, self.policy.lock) {
+            (true, _) => Start::Take,
+            (false, Lock::Distributed) => Start::Wait,
+            (false, Lock::Local | Lock::None) => Start::ReadOrTake,
+        }
     }
 
     /// How a load starts, from `begin`'s answer: `Err` with the result when another process
@@ -434,6 +450,18 @@ impl<F: RedisFunction> RedisCache<F> {
 /// Another process's result, met when a load starts: the output and the slot to share.
 type Found<F> = (<F as Function>::Output, Slot<<F as Types>::Value>);
 
+/// How a load takes its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// Read the value, else take the lock if it is free, else wait for the process that
+    /// holds it (up to `lock_timeout`), then take it: `lock = "distributed"`.
+    Wait,
+    /// Read the value, else take the lock unconditionally.
+    ReadOrTake,
+    /// Take the lock unconditionally (`f_refresh`, `lock = "none"`, an unusable entry).
+    Take,
+}
+
 /// What a read found.
 enum Read<R> {
     Hit(R),
@@ -448,9 +476,9 @@ enum Read<R> {
 mod ops {
     use std::time::Duration;
 
-    use super::Keys;
     use super::conn::{Redis, StoreError};
     use super::lease::{self, Begin, Lease};
+    use super::{Keys, Start};
 
     pub(super) async fn read(
         redis: &'static Redis,
@@ -463,13 +491,24 @@ mod ops {
         redis: &'static Redis,
         keys: Keys,
         wait: Duration,
-        distributed: bool,
+        start: Start,
     ) -> Result<(Begin, bool), StoreError> {
-        if distributed {
-            lease::begin(redis, keys.value(), keys.lock(), wait).await
-        } else {
-            Ok((lease::force(redis, keys.lock(), wait).await?, false))
+        match start {
+            Start::Wait => lease::begin(redis, keys.value(), keys.lock(), wait).await,
+            Start::ReadOrTake => Ok((
+                lease::read_or_take(redis, keys.value(), keys.lock(), wait).await?,
+                false,
+            )),
+            Start::Take => Ok((lease::force(redis, keys.lock(), wait).await?, false)),
         }
+    }
+
+    pub(super) async fn release(
+        redis: &'static Redis,
+        keys: Keys,
+        lease: Lease,
+    ) -> Result<(), StoreError> {
+        lease::release(redis, keys.lock(), &lease).await
     }
 
     pub(super) async fn publish(
