@@ -5,10 +5,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod backend;
 mod bounds;
 #[cfg(feature = "redis")]
 mod breaker;
-mod cache;
 mod cell;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -17,10 +17,11 @@ pub mod clock;
 mod clock;
 #[cfg(feature = "redis")]
 mod config;
+mod engine;
 mod entry;
 mod fence;
-mod flight;
 mod function;
+mod handle;
 mod key;
 mod policy;
 #[cfg(feature = "redis")]
@@ -30,10 +31,10 @@ mod registry;
 mod shape;
 mod stats;
 
-pub use cache::CacheHandle;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use config::{Config, ConfigBuilder, ConfigError};
+pub use handle::CacheHandle;
 
 pub use registry::caches;
 pub use stats::Stats;
@@ -52,19 +53,21 @@ pub mod __private {
     pub use core::any::TypeId;
     pub use typeid::of as type_id_of;
 
+    pub use crate::backend::Memory;
     #[cfg(feature = "redis")]
     pub use crate::bounds::KeyJson;
     pub use crate::bounds::{KeyDisplay, KeyParam, KeyPlaceholder};
-    pub use crate::cache::{Cache, CacheHandle, memory_cache};
     pub use crate::cell::{Cell, method_name};
+    pub use crate::engine::{Engine, memory_cache};
     pub use crate::function::{Function, KeyFn, Part, Signature};
+    pub use crate::handle::CacheHandle;
     pub use crate::key::{Lookup, display_part};
     pub use crate::policy::{Lock, Policy};
     pub use crate::shape::{Probe, pick};
 
     #[cfg(feature = "redis")]
     pub use crate::redis::{
-        RedisCache, RedisFunction, RedisKey, RedisSignature, layout::KeyWriter, redis_cache,
+        RedisBackend, RedisFunction, RedisKey, RedisSignature, layout::KeyWriter, redis_cache,
     };
     #[cfg(feature = "redis")]
     pub use serde_json;

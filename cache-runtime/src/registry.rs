@@ -5,7 +5,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use crate::cache::CacheHandle;
+use crate::handle::CacheHandle;
 
 static CACHES: Mutex<Vec<CacheHandle>> = Mutex::new(Vec::new());
 

@@ -261,20 +261,12 @@ impl<'a> Gen<'a> {
         let call = self.call_uncached();
         let [cache, hit, key, lookup] = mixed(["__cache", "__hit", "__key", "__lookup"]);
         let is_async = self.func.sig.asyncness.is_some();
-        // On Redis a hit is a network read: the key is built first, and `call` does the rest.
-        let (hit_check, load) = match (self.redis, is_async) {
-            (false, true) => (true, quote!(#cache.load_async(#key, #call).await)),
-            (false, false) => (true, quote!(#cache.load(#key, move || #call))),
-            (true, true) => (false, quote!(#cache.call_async(#key, #call).await)),
-            (true, false) => (false, quote!(#cache.call(#key, move || #call))),
+        // One call shape for every backend: `get` is the in-process hit path (a backend whose
+        // entries live elsewhere answers `None` at once and reads them in `load`).
+        let load = match is_async {
+            true => quote!(#cache.load_async(#key, #call).await),
+            false => quote!(#cache.load(#key, move || #call)),
         };
-        let hit_check = hit_check.then(|| {
-            quote! {
-                if let ::core::option::Option::Some(#hit) = #cache.get(&#lookup) {
-                    return #hit;
-                }
-            }
-        });
         quote! {
             #(#attrs)*
             // The body (in `f_uncached`) carries `f`'s own `#[deprecated]`, if any.
@@ -284,7 +276,9 @@ impl<'a> Gen<'a> {
                 let #key = {
                     #prelude
                     let #lookup = #lookup_expr;
-                    #hit_check
+                    if let ::core::option::Option::Some(#hit) = #cache.get(&#lookup) {
+                        return #hit;
+                    }
                     #cache.key(&#lookup)
                 };
                 #load

@@ -134,9 +134,9 @@ impl Gen<'_> {
         let (signature_items, signature) = self.signature_impl();
         let [cell] = mixed(["CELL"]);
         let shape = syn::Ident::new("__shape", out);
-        let (cache_ty, trait_name, make) = match self.redis {
-            true => (quote!(RedisCache), quote!(RedisFunction), "redis_cache"),
-            false => (quote!(Cache), quote!(Function), "memory_cache"),
+        let (backend, trait_name, make) = match self.redis {
+            true => (quote!(RedisBackend), quote!(RedisFunction), "redis_cache"),
+            false => (quote!(Memory), quote!(Function), "memory_cache"),
         };
         // At the parameter most likely to fail a key bound, else at the return type: the
         // opaque type's check of a bound is reported once with the same check elsewhere only
@@ -150,9 +150,10 @@ impl Gen<'_> {
             >
         };
         let krate_ret = respan(krate, opaque_at);
-        let cache_ty = respan(&cache_ty, opaque_at);
-        let returns =
-            quote_spanned!(opaque_at=> &'static #krate_ret::__private::#cache_ty<#opaque>);
+        let backend = respan(&backend, opaque_at);
+        let returns = quote_spanned! {opaque_at=>
+            &'static #krate_ret::__private::Engine<#opaque, #krate_ret::__private::#backend>
+        };
         let owner = match self.has_self() {
             true => quote!(#krate::__private::type_id_of::<Self>()),
             false => quote!(#krate::__private::TypeId::of::<()>()),

@@ -1,0 +1,229 @@
+//! The seam between the engine and where entries live.
+//!
+//! The engine (`engine/`) does every step of cache-aside once: the hit path on the local
+//! store, single-flight, running the body, shape mapping and the null policy, fencing of local
+//! writes, counting and the handle. A backend answers only for its own storage:
+//!
+//! | step | [`Memory`] | `Redis` (feature `redis`) |
+//! |---|---|---|
+//! | where entries live | the engine's local store | Redis (the local store only hands results to waiters) |
+//! | `read` | – (the hit path reads the local store) | `GET` and decode |
+//! | `lease` | – (the local placeholder or fence ticket fences) | a Redis lease (`SET NX PX`), or another process's value |
+//! | `publish` | – (the engine writes the local store) | a write fenced by the lease |
+//! | `invalidate`, `clear` | – (the engine clears the local store) | `DEL` value and lock; `SCAN` + `UNLINK` |
+//! | when it fails | – | the call goes to the state's in-process fallback, itself an engine over [`Memory`] |
+//!
+//! The per-cache state a backend needs ([`BackendState::State`]) and its key form are named
+//! with no bound on the function but [`Types`], so that a cache's type is well-formed for any
+//! function; the operations ([`Backend`]) need the function's full bounds.
+
+// The trait is public only so that generated code can name the engine's backend type; its
+// operations, and the enums they take, are the crate's own.
+#![allow(private_interfaces, private_bounds)]
+
+use std::future::Future;
+
+use crate::engine::Engine;
+use crate::entry::Slot;
+use crate::function::{Function, Types};
+use crate::policy::Policy;
+
+/// What a backend keeps per cache, and the key of one call.
+pub trait BackendState<F: Types>: Sized + Send + Sync + 'static {
+    /// Per-cache state.
+    type State;
+    /// The key of one call: the local key and whatever the backend needs besides.
+    type Key;
+}
+
+/// What a read of the backend found.
+#[cfg_attr(
+    not(feature = "redis"),
+    allow(dead_code, reason = "only backends whose entries live elsewhere read")
+)]
+pub(crate) enum Read<V> {
+    Hit(Slot<V>),
+    Miss,
+    /// An entry that cannot be used (counted): the load that follows must overwrite it.
+    Unusable,
+    /// The backend did not answer: the call goes to the fallback.
+    Failed,
+}
+
+/// How a load takes its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Read the value, else take the lease if it is free, else wait for the process that holds
+    /// it (up to `lock_timeout`), then take it: `lock = "distributed"`.
+    Wait,
+    /// Read the value, else take the lease: a leader of this process after another's publish,
+    /// or a waiter that gave up.
+    ReadOrTake,
+    /// Take the lease unconditionally: `f_refresh`, `lock = "none"`, an unusable entry.
+    Take,
+}
+
+/// What asking for a lease gave.
+#[cfg_attr(
+    not(feature = "redis"),
+    allow(
+        dead_code,
+        reason = "only shared backends meet another process's value"
+    )
+)]
+pub(crate) enum Leased<L, V> {
+    /// Load, then publish under this lease (`None`: the backend failed; load without one).
+    Lease(Option<L>),
+    /// Another process published meanwhile (`waited` says whether this caller waited for it).
+    Found(Slot<V>),
+}
+
+/// The operations of a backend, for a function with every bound.
+pub trait Backend<F: Function>:
+    BackendState<F, State: Send + Sync + 'static, Key: Send + Sync>
+{
+    /// `"memory"` or `"redis"`, for handles.
+    const NAME: &'static str;
+    /// Entries live in the engine's local store: the hit path reads it, and loads write it.
+    const LOCAL: bool;
+    /// A lease held while the body runs; dropped unpublished, it is released.
+    type Lease: Send;
+
+    /// The state of a new cache.
+    fn state(name: &str, policy: &Policy) -> Self::State;
+
+    /// The key of a call.
+    fn key(engine: &Engine<F, Self>, lookup: &F::Lookup<'_>) -> Self::Key;
+
+    /// The local part of a key (single-flight and the local store).
+    fn local(key: &Self::Key) -> &F::Key;
+
+    /// The local part of a key, owned (for the fallback).
+    fn into_local(key: Self::Key) -> F::Key;
+
+    /// Reads the entry (sync).
+    fn read(engine: &Engine<F, Self>, key: &Self::Key) -> Read<F::Value>;
+
+    /// Reads the entry (async).
+    fn read_async(
+        engine: &Engine<F, Self>,
+        key: &Self::Key,
+    ) -> impl Future<Output = Read<F::Value>> + Send;
+
+    /// Takes the lease of a load (sync).
+    fn lease(
+        engine: &Engine<F, Self>,
+        key: &Self::Key,
+        start: Start,
+    ) -> Leased<Self::Lease, F::Value>;
+
+    /// Takes the lease of a load (async).
+    fn lease_async(
+        engine: &Engine<F, Self>,
+        key: &Self::Key,
+        start: Start,
+    ) -> impl Future<Output = Leased<Self::Lease, F::Value>> + Send;
+
+    /// Publishes a load's result under its lease (`None`: nothing to store; only release
+    /// it). Returns whether the lease still held (an invalidation revokes it).
+    fn publish(
+        engine: &Engine<F, Self>,
+        key: &Self::Key,
+        lease: Self::Lease,
+        slot: Option<Slot<&F::Value>>,
+    ) -> bool;
+
+    /// The async twin of [`Backend::publish`].
+    fn publish_async(
+        engine: &Engine<F, Self>,
+        key: &Self::Key,
+        lease: Self::Lease,
+        slot: Option<Slot<&F::Value>>,
+    ) -> impl Future<Output = bool> + Send;
+
+    /// Removes the entry and revokes the leases of loads in flight (sync).
+    fn invalidate(engine: &Engine<F, Self>, key: &Self::Key);
+
+    /// The async twin of [`Backend::invalidate`].
+    fn invalidate_async(
+        engine: &Engine<F, Self>,
+        key: &Self::Key,
+    ) -> impl Future<Output = ()> + Send;
+
+    /// Removes every entry of the cache.
+    fn clear(engine: &Engine<F, Self>);
+
+    /// The in-process engine that answers while the backend fails.
+    fn fallback(engine: &Engine<F, Self>) -> Option<&Engine<F, Memory>>;
+}
+
+/// The in-process backend: entries live in the engine's local store, and every operation of
+/// the backend itself is empty.
+#[derive(Debug)]
+pub struct Memory;
+
+impl<F: Types> BackendState<F> for Memory {
+    type State = ();
+    type Key = F::Key;
+}
+
+impl<F: Function> Backend<F> for Memory {
+    const NAME: &'static str = "memory";
+    const LOCAL: bool = true;
+    type Lease = ();
+
+    fn state(_: &str, _: &Policy) -> Self::State {}
+
+    #[inline]
+    fn key(_: &Engine<F, Self>, lookup: &F::Lookup<'_>) -> F::Key {
+        F::to_key(lookup)
+    }
+
+    #[inline]
+    fn local(key: &F::Key) -> &F::Key {
+        key
+    }
+
+    fn into_local(key: F::Key) -> F::Key {
+        key
+    }
+
+    fn read(_: &Engine<F, Self>, _: &F::Key) -> Read<F::Value> {
+        Read::Miss
+    }
+
+    async fn read_async(_: &Engine<F, Self>, _: &F::Key) -> Read<F::Value> {
+        Read::Miss
+    }
+
+    fn lease(_: &Engine<F, Self>, _: &F::Key, _: Start) -> Leased<(), F::Value> {
+        Leased::Lease(Some(()))
+    }
+
+    async fn lease_async(_: &Engine<F, Self>, _: &F::Key, _: Start) -> Leased<(), F::Value> {
+        Leased::Lease(Some(()))
+    }
+
+    fn publish(_: &Engine<F, Self>, _: &F::Key, _: (), _: Option<Slot<&F::Value>>) -> bool {
+        true
+    }
+
+    async fn publish_async(
+        _: &Engine<F, Self>,
+        _: &F::Key,
+        _: (),
+        _: Option<Slot<&F::Value>>,
+    ) -> bool {
+        true
+    }
+
+    fn invalidate(_: &Engine<F, Self>, _: &F::Key) {}
+
+    async fn invalidate_async(_: &Engine<F, Self>, _: &F::Key) {}
+
+    fn clear(_: &Engine<F, Self>) {}
+
+    fn fallback(_: &Engine<F, Self>) -> Option<&Engine<F, Memory>> {
+        None
+    }
+}

@@ -1,0 +1,234 @@
+//! The cache-aside engine: every step written once, for every backend.
+//!
+//! | step | where |
+//! |---|---|
+//! | the hit path on the local store, invalidation, `clear`, the handle | this file |
+//! | the miss path: backend read, re-entry, single-flight, lease, publish, hand-over | `load.rs` |
+//! | running the body (panic accounting), shape mapping and the null policy | `settle.rs` |
+//! | the local store | `store.rs` |
+//!
+//! A backend ([`Backend`]) only reads, leases, publishes, invalidates and clears its own
+//! entries. The in-process backend keeps its entries in the engine's local store; Redis keeps
+//! them in Redis, uses the local store only to hand a leader's result to this process's
+//! waiters, and answers through an in-process engine of its own (the fallback) while Redis is
+//! unavailable.
+
+mod load;
+mod settle;
+pub(crate) mod store;
+
+use std::any::TypeId;
+use std::hash::Hash;
+use std::sync::OnceLock;
+
+use quick_cache::Equivalent;
+
+use crate::backend::{Backend, BackendState, Memory};
+use crate::bounds::CachedValue;
+use crate::cell::Cell;
+use crate::clock;
+use crate::entry::Slot;
+use crate::fence::{Fence, Ticket};
+use crate::function::{Function, KeyFn, Shaped, Types};
+use crate::handle::{CacheHandle, Erased};
+use crate::policy::Policy;
+use crate::shape::{Picked, Shape};
+use crate::stats::{Counter, Counters, Stats};
+use store::{Store, new_store};
+
+/// The cache behind one `#[cached]` function `F` on the backend `B`: generated code keeps one
+/// per owner type in the function's [`Cell`].
+pub struct Engine<F: Types, B: BackendState<F>> {
+    pub(crate) name: String,
+    pub(crate) policy: Policy,
+    pub(crate) store: Store<F::Key, F::Value>,
+    fence: Fence,
+    pub(crate) stats: Counters,
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "the in-process backend keeps no state")
+    )]
+    pub(crate) state: B::State,
+    handle: OnceLock<CacheHandle>,
+}
+
+/// Hand-overs in flight of a backend whose entries live elsewhere: a few per key at most.
+const HAND_OVER_CAPACITY: u64 = 1024;
+
+impl<F: Function, B: Backend<F>> Engine<F, B> {
+    /// An engine named `name` with the settings of `policy`.
+    pub(crate) fn new(name: String, policy: Policy) -> Self {
+        clock::start();
+        let capacity = if B::LOCAL {
+            policy.max_entries
+        } else {
+            HAND_OVER_CAPACITY
+        };
+        let store = new_store(capacity);
+        let fence = Fence::new(store.num_shards());
+        Engine {
+            state: B::state(&name, &policy),
+            name,
+            policy,
+            store,
+            fence,
+            stats: Counters::new(),
+            handle: OnceLock::new(),
+        }
+    }
+
+    /// The hit path, for a backend whose entries live in the local store (for the others it
+    /// is `None` at once, and the backend's read in [`Engine::load`] is the hit path).
+    ///
+    /// One shard read lock, one clone of the entry (the returned value), one clock load and
+    /// one striped counter; no allocation and no lock shared by all keys. A miss is not
+    /// counted here: the load that follows counts it.
+    #[inline]
+    pub fn get(&self, lookup: &F::Lookup<'_>) -> Option<F::Output> {
+        if !B::LOCAL {
+            return None;
+        }
+        self.get_q(lookup)
+    }
+
+    /// [`Engine::get`] by an owned key (the fallback's hit path).
+    pub(crate) fn get_key(&self, key: &F::Key) -> Option<F::Output> {
+        self.get_q(key)
+    }
+
+    #[inline]
+    fn get_q<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) -> Option<F::Output> {
+        let entry = self.store.get(lookup)?;
+        if !entry.is_fresh(clock::coarse_ms()) {
+            return None;
+        }
+        self.hit(entry.slot)
+    }
+
+    /// The result of a hit on `slot`, counted; `None` for a null of a shape without nulls.
+    #[inline]
+    pub(crate) fn hit(&self, slot: Slot<F::Value>) -> Option<F::Output> {
+        let counter = match slot {
+            Slot::Value(_) => Counter::Hit,
+            Slot::Null => Counter::NullHit,
+        };
+        let result = F::Shape::from_slot(slot)?;
+        self.stats.add(counter);
+        Some(result)
+    }
+
+    /// The key of a call, built on a miss.
+    pub fn key(&self, lookup: &F::Lookup<'_>) -> B::Key {
+        B::key(self, lookup)
+    }
+
+    /// Removes the entry of `lookup` everywhere it lives, and fences the loads of it in flight
+    /// (in process by the fence, elsewhere by the backend's leases), so none of them writes
+    /// its result back.
+    pub fn invalidate(&self, lookup: &F::Lookup<'_>) {
+        self.invalidate_local(lookup);
+        if !B::LOCAL {
+            if let Some(fallback) = B::fallback(self) {
+                fallback.invalidate(lookup);
+            }
+            B::invalidate(self, &B::key(self, lookup));
+        }
+    }
+
+    /// The async twin of [`Engine::invalidate`].
+    pub async fn invalidate_async(&self, lookup: &F::Lookup<'_>) {
+        self.invalidate_local(lookup);
+        if !B::LOCAL {
+            if let Some(fallback) = B::fallback(self) {
+                fallback.invalidate(lookup);
+            }
+            B::invalidate_async(self, &B::key(self, lookup)).await;
+        }
+    }
+
+    fn invalidate_local<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) {
+        let stripe = self.store.shard_index(lookup);
+        self.fence.invalidate(stripe, || {
+            self.store.remove(lookup);
+        });
+    }
+
+    /// Taken before a load without a placeholder runs the body; see [`Fence`].
+    pub(crate) fn ticket(&self, key: &F::Key) -> Ticket {
+        self.fence.ticket(self.store.shard_index(key))
+    }
+
+    /// Runs `write` unless the key was invalidated since `ticket`.
+    pub(crate) fn fenced(&self, ticket: Ticket, write: impl FnOnce()) {
+        self.fence.publish(ticket, write);
+    }
+
+    /// The handle to this cache without its types, for `f_cache()`.
+    pub fn handle(&'static self) -> &'static CacheHandle {
+        self.handle.get_or_init(|| CacheHandle::new(self))
+    }
+}
+
+impl<F: Function, B: Backend<F>> Erased for Engine<F, B> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn backend(&self) -> &'static str {
+        B::NAME
+    }
+
+    /// This engine's counts, plus its fallback's.
+    fn stats(&self) -> Stats {
+        let own = self.stats.snapshot();
+        match B::fallback(self) {
+            Some(fallback) => own + fallback.stats.snapshot(),
+            None => own,
+        }
+    }
+
+    fn clear(&self) {
+        self.fence.invalidate_all(|| self.store.clear());
+        if let Some(fallback) = B::fallback(self) {
+            Erased::clear(fallback);
+        }
+        B::clear(self);
+    }
+
+    /// Entries held in process: the local store's, plus the fallback's (for Redis, only the
+    /// fallback holds entries, while Redis is unavailable).
+    fn len(&self) -> usize {
+        let fallback = B::fallback(self).map_or(0, |f| f.store.len());
+        if B::LOCAL {
+            self.store.len() + fallback
+        } else {
+            fallback
+        }
+    }
+}
+
+/// The in-process cache of the cached function `S` for `owner` (`Self` of a method), kept in
+/// `cell`; `shape` is the shape the type checker picked for its return type. Registered at
+/// first use.
+#[inline]
+pub fn memory_cache<S, M>(
+    cell: &'static Cell,
+    owner: TypeId,
+    signature: S,
+    shape: Picked<M>,
+    name: impl FnOnce() -> String,
+    policy: Policy,
+) -> &'static Engine<Shaped<S, M>, Memory>
+where
+    S: KeyFn,
+    M: Shape<S::Output> + 'static,
+    M::Value: CachedValue,
+{
+    let _ = (signature, shape);
+    cell.get_or_init(owner, || Engine::new(name(), policy), register)
+}
+
+/// Adds a cache that was just made to the registry.
+pub(crate) fn register<F: Function, B: Backend<F>>(engine: &'static Engine<F, B>) {
+    crate::registry::register(*engine.handle());
+}

@@ -1,0 +1,91 @@
+//! Running the body and mapping its result: the load counter, panic accounting, re-entry
+//! marks, and the shape's mapping of a result to what is stored and what waiters get.
+
+use std::future::Future;
+
+use crate::backend::BackendState;
+use crate::entry::{Entry, Slot};
+use crate::function::{Function, Types};
+use crate::reentry::Mark;
+use crate::shape::Shape;
+use crate::stats::{Counter, Counters};
+
+use super::Engine;
+
+/// Counts a load that panicked (dropped during unwinding before the body returned).
+struct PanicCounter<'a> {
+    stats: &'a Counters,
+    returned: bool,
+}
+
+impl Drop for PanicCounter<'_> {
+    fn drop(&mut self) {
+        if !self.returned && std::thread::panicking() {
+            self.stats.add(Counter::LoadError);
+        }
+    }
+}
+
+/// What a load's result leaves behind.
+pub(crate) struct Settled<'r, V> {
+    /// What to store (`None`: an error, or a null while null caching is off).
+    pub(crate) store: Option<Slot<&'r V>>,
+    /// What this process's waiters get (`None`: an error; one of them loads next).
+    pub(crate) share: Option<Slot<&'r V>>,
+}
+
+impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
+    /// Runs the body, counted as a load, marked as this thread's load of the key.
+    pub(crate) fn run(&self, mark: Mark, body: impl FnOnce() -> F::Output) -> F::Output {
+        self.stats.add(Counter::Load);
+        let mut counter = PanicCounter {
+            stats: &self.stats,
+            returned: false,
+        };
+        let result = mark.run(body);
+        counter.returned = true;
+        result
+    }
+
+    /// The async twin of [`Engine::run`].
+    pub(crate) async fn run_async(
+        &self,
+        mark: Mark,
+        body: impl Future<Output = F::Output>,
+    ) -> F::Output {
+        self.stats.add(Counter::Load);
+        let mut counter = PanicCounter {
+            stats: &self.stats,
+            returned: false,
+        };
+        let result = mark.run_async(body).await;
+        counter.returned = true;
+        result
+    }
+
+    /// Maps a result by the function's shape: an error is counted and neither stored nor
+    /// shared; a null is shared, and stored only while null caching is on.
+    pub(crate) fn settle<'r>(&self, result: &'r F::Output) -> Settled<'r, F::Value> {
+        let Some(slot) = F::Shape::to_slot(result) else {
+            self.stats.add(Counter::LoadError);
+            return Settled {
+                store: None,
+                share: None,
+            };
+        };
+        let stored = !matches!(slot, Slot::Null) || self.policy.caches_nulls();
+        Settled {
+            store: stored.then(|| slot.clone()),
+            share: Some(slot),
+        }
+    }
+
+    /// The local entry of a slot, with the deadline its policy gives it now.
+    pub(crate) fn entry(&self, slot: Slot<&F::Value>) -> Entry<F::Value> {
+        let null = matches!(slot, Slot::Null);
+        Entry {
+            fresh_until_ms: self.policy.deadline_from_now(null),
+            slot: slot.cloned(),
+        }
+    }
+}

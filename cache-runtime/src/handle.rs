@@ -1,0 +1,86 @@
+//! [`CacheHandle`]: a cache without its types, as `f_cache()` and [`caches`](crate::caches)
+//! return it.
+
+use std::fmt;
+
+use crate::stats::Stats;
+
+/// What [`CacheHandle`] needs of a cache, without its key and value types.
+pub(crate) trait Erased: Send + Sync {
+    fn name(&self) -> &str;
+    fn backend(&self) -> &'static str;
+    fn stats(&self) -> Stats;
+    fn clear(&self);
+    fn len(&self) -> usize;
+}
+
+/// The cache of one `#[cached]` function, as returned by its `f_cache()` companion.
+///
+/// ```
+/// use cache_runtime::cached;
+///
+/// #[cached(ttl = 60, name = "squares")]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// assert_eq!(square(3), 9);
+/// assert_eq!(square(3), 9);
+/// let cache = square_cache();
+/// assert_eq!(cache.name(), "squares");
+/// assert_eq!((cache.stats().misses, cache.stats().hits), (1, 1));
+/// cache.clear();
+/// assert!(cache.is_empty());
+/// ```
+#[derive(Clone, Copy)]
+pub struct CacheHandle {
+    cache: &'static dyn Erased,
+}
+
+impl CacheHandle {
+    pub(crate) fn new(cache: &'static dyn Erased) -> Self {
+        CacheHandle { cache }
+    }
+
+    /// The cache's name: the attribute's `name`, or the function's path.
+    pub fn name(&self) -> &str {
+        self.cache.name()
+    }
+
+    /// Where the entries live: `"memory"` or `"redis"`.
+    pub fn backend(&self) -> &'static str {
+        self.cache.backend()
+    }
+
+    /// A snapshot of the cache's counters.
+    pub fn stats(&self) -> Stats {
+        self.cache.stats()
+    }
+
+    /// Removes every entry. Loads in flight when it runs do not write their results back.
+    pub fn clear(&self) {
+        self.cache.clear();
+    }
+
+    /// The number of entries held in process, fresh or expired (expired entries are replaced
+    /// on their next miss or evicted when room is needed).
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for CacheHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheHandle")
+            .field("name", &self.name())
+            .field("backend", &self.backend())
+            .field("len", &self.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

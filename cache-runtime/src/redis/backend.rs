@@ -1,0 +1,453 @@
+//! [`RedisBackend`]: the engine's backend on Redis — read, lease, publish, invalidate, clear —
+//! and its per-cache state (the key head, the value fingerprint, the in-process fallback).
+//!
+//! Sync calls hand each Redis operation to the library's Redis runtime and block on it; async
+//! calls poll it on their own task (`conn.rs`). Every operation is a `'static` future over
+//! owned keys, so nothing borrows the caller.
+
+// The trait is public only so that generated code can name the engine's backend type; its
+// operations, and the enums they take, are the crate's own.
+#![allow(private_interfaces, private_bounds)]
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use super::conn::{Redis, StoreError};
+use super::layout::KeyWriter;
+use super::lease::{self, Begin, Lease};
+use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec};
+use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start};
+use crate::bounds::{CachedValue, RedisValue};
+use crate::cell::Cell;
+use crate::config;
+use crate::engine::{Engine, register};
+use crate::entry::Slot;
+use crate::function::{Shaped, Types};
+use crate::policy::{Lock, Policy};
+use crate::shape::{Picked, Shape};
+use crate::stats::Counter;
+
+/// The Redis backend: a type the generated code names, with no state of its own.
+#[derive(Debug)]
+pub struct RedisBackend;
+
+/// What the Redis backend keeps per cache.
+pub struct RedisState<F: Types> {
+    /// `{prefix}{name}:`, the start of every key (made at the first call, once the settings
+    /// are in force).
+    head: OnceLock<String>,
+    /// Of the Rust type of the values: entries of another type are misses.
+    fingerprint: String,
+    /// Serves calls while Redis is unavailable, with local single-flight and entries that
+    /// live at most `fallback_ttl`.
+    fallback: Engine<F, Memory>,
+    /// The breaker's recoveries when the fallback was last used: after a recovery it starts
+    /// empty, so entries of an earlier outage are never served.
+    fallback_epoch: AtomicU64,
+    warnings: RateLimit,
+}
+
+impl<F: Types> BackendState<F> for RedisBackend {
+    type State = RedisState<F>;
+    type Key = RedisKey<F>;
+}
+
+/// The Redis cache of the cached function `S` for `owner`, kept in `cell`: the twin of
+/// [`memory_cache`](crate::engine::memory_cache).
+#[inline]
+pub fn redis_cache<S, M>(
+    cell: &'static Cell,
+    owner: std::any::TypeId,
+    signature: S,
+    shape: Picked<M>,
+    name: impl FnOnce() -> String,
+    policy: Policy,
+) -> &'static Engine<Shaped<S, M>, RedisBackend>
+where
+    S: RedisSignature,
+    M: Shape<S::Output> + 'static,
+    M::Value: CachedValue + RedisValue,
+{
+    let _ = (signature, shape);
+    cell.get_or_init(owner, || Engine::new(name(), policy), register)
+}
+
+/// Counts a failure, and logs it unless this cache logged one in the last 5 s.
+fn store_error<F: RedisFunction>(engine: &Engine<F, RedisBackend>, error: &StoreError) {
+    engine.stats.add(Counter::StoreError);
+    if let Some(held_back) = engine.state.warnings.allow() {
+        tracing::warn!(
+            cache = %engine.name,
+            error = %error,
+            similar_failures_not_logged = held_back,
+            "cache-runtime: Redis failed; the call goes on without it"
+        );
+    }
+}
+
+/// The Redis connection and keys of a call, or `None` to go on without Redis.
+fn target<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    key: &RedisKey<F>,
+) -> Option<(&'static Redis, Keys)> {
+    let keys = key.redis.clone()?;
+    match Redis::get() {
+        Ok(redis) => Some((redis, keys)),
+        Err(e) => {
+            store_error(engine, &e);
+            None
+        }
+    }
+}
+
+/// Decodes an entry; `None` (counted) if it is unusable.
+fn decode<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    bytes: &[u8],
+) -> Option<Slot<F::Value>> {
+    let max = config::current().max_value_bytes;
+    match codec::decode(bytes, &engine.state.fingerprint, max, F::decode) {
+        Ok(slot) => Some(slot),
+        Err(e) => {
+            // Counted here, and overwritten by the load that follows.
+            store_error(engine, &StoreError::Data(format!("unusable entry: {e}")));
+            None
+        }
+    }
+}
+
+/// The read's answer: a hit, a miss, an unusable entry (counted: the load that follows takes
+/// the lease at once to overwrite it), or a failure (counted: the fallback answers).
+fn answer<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    read: Result<Option<Vec<u8>>, StoreError>,
+) -> Read<F::Value> {
+    match read {
+        Ok(Some(bytes)) => decode(engine, &bytes).map_or(Read::Unusable, Read::Hit),
+        Ok(None) => Read::Miss,
+        Err(e) => {
+            store_error(engine, &e);
+            Read::Failed
+        }
+    }
+}
+
+/// A lease's answer: ours, or another process's value (counted as a wait, as is a caller
+/// that waited for the lease); without Redis, no lease.
+fn leased<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    redis: &'static Redis,
+    keys: Keys,
+    begun: Result<(Begin, bool), StoreError>,
+) -> Leased<HeldLease, F::Value> {
+    match begun {
+        Ok((Begin::Found(bytes), _)) => match decode(engine, &bytes) {
+            Some(slot) => Leased::Found(slot),
+            None => Leased::Lease(None),
+        },
+        Ok((Begin::Lease(lease), waited)) => {
+            if waited {
+                engine.stats.add(Counter::Wait);
+            }
+            Leased::Lease(Some(HeldLease {
+                redis,
+                keys,
+                lease: Some(lease),
+            }))
+        }
+        Err(e) => {
+            store_error(engine, &e);
+            Leased::Lease(None)
+        }
+    }
+}
+
+/// What a published slot writes: the envelope and its `PX`, or `None` (counted) when the
+/// value does not encode or is over the size cap.
+fn payload<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    slot: Slot<&F::Value>,
+) -> Option<(Vec<u8>, Option<Duration>)> {
+    let null = matches!(slot, Slot::Null);
+    let bytes = match codec::encode(slot, &engine.state.fingerprint, F::encode) {
+        Ok(p) if p.len() <= config::current().max_value_bytes => p,
+        Ok(p) => {
+            let why = format!("a value of {} bytes is over the size cap", p.len());
+            store_error(engine, &StoreError::Data(why));
+            return None;
+        }
+        Err(e) => {
+            let why = format!("a value does not serialize: {e}");
+            store_error(engine, &StoreError::Data(why));
+            return None;
+        }
+    };
+    let now = crate::clock::now_ms();
+    let ttl = match engine.policy.deadline(null, now) {
+        u64::MAX => None,
+        deadline => Some(Duration::from_millis(deadline.saturating_sub(now).max(1))),
+    };
+    Some((bytes, ttl))
+}
+
+/// Whether a publish's answer leaves the result to share: not when an invalidation revoked
+/// the lease (the waiters load again); a failed write (counted) still shares.
+fn published<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    answer: Result<bool, StoreError>,
+) -> bool {
+    match answer {
+        Ok(valid) => valid,
+        Err(e) => {
+            store_error(engine, &e);
+            true
+        }
+    }
+}
+
+impl<F: RedisFunction> Backend<F> for RedisBackend {
+    const NAME: &'static str = "redis";
+    const LOCAL: bool = false;
+    type Lease = HeldLease;
+
+    fn state(name: &str, policy: &Policy) -> RedisState<F> {
+        let short = config::current().fallback_ttl;
+        let fallback_policy = Policy {
+            ttl: Some(policy.ttl.map_or(short, |ttl| ttl.min(short))),
+            null_ttl: policy.null_ttl.min(short),
+            lock: Lock::Local,
+            ..*policy
+        };
+        RedisState {
+            head: OnceLock::new(),
+            fingerprint: codec::fingerprint(std::any::type_name::<F::Value>()),
+            fallback: Engine::new(name.to_owned(), fallback_policy),
+            fallback_epoch: AtomicU64::new(0),
+            warnings: RateLimit {
+                last_ms: AtomicU64::new(0),
+                held_back: AtomicU64::new(0),
+            },
+        }
+    }
+
+    fn key(engine: &Engine<F, Self>, lookup: &F::Lookup<'_>) -> RedisKey<F> {
+        let local = F::to_key(lookup);
+        let head = engine
+            .state
+            .head
+            .get_or_init(|| format!("{}{}:", config::current().key_prefix, engine.name));
+        let mut buffer = String::with_capacity(head.len() + 24);
+        buffer.push_str(head);
+        let mut writer = KeyWriter::after(buffer, F::SEPARATORS);
+        let redis = match F::render_key(lookup, &mut writer) {
+            Ok(()) => Some(Keys::new(writer.into_key())),
+            Err(e) => {
+                let why = format!("a key part does not serialize: {e}");
+                store_error(engine, &StoreError::Data(why));
+                None
+            }
+        };
+        RedisKey { local, redis }
+    }
+
+    #[inline]
+    fn local(key: &RedisKey<F>) -> &F::Key {
+        &key.local
+    }
+
+    fn into_local(key: RedisKey<F>) -> F::Key {
+        key.local
+    }
+
+    fn read(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value> {
+        let Some((redis, keys)) = target(engine, key) else {
+            return Read::Failed;
+        };
+        answer(engine, redis.block(ops::read(redis, keys)))
+    }
+
+    async fn read_async(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value> {
+        let Some((redis, keys)) = target(engine, key) else {
+            return Read::Failed;
+        };
+        answer(engine, redis.run(ops::read(redis, keys)).await)
+    }
+
+    fn lease(
+        engine: &Engine<F, Self>,
+        key: &RedisKey<F>,
+        start: Start,
+    ) -> Leased<HeldLease, F::Value> {
+        let Some((redis, keys)) = target(engine, key) else {
+            return Leased::Lease(None);
+        };
+        let wait = engine.policy.lock_timeout;
+        let begun = redis.block(ops::begin(redis, keys.clone(), wait, start));
+        leased(engine, redis, keys, begun)
+    }
+
+    async fn lease_async(
+        engine: &Engine<F, Self>,
+        key: &RedisKey<F>,
+        start: Start,
+    ) -> Leased<HeldLease, F::Value> {
+        let Some((redis, keys)) = target(engine, key) else {
+            return Leased::Lease(None);
+        };
+        let wait = engine.policy.lock_timeout;
+        let begun = redis
+            .run(ops::begin(redis, keys.clone(), wait, start))
+            .await;
+        leased(engine, redis, keys, begun)
+    }
+
+    fn publish(
+        engine: &Engine<F, Self>,
+        _: &RedisKey<F>,
+        mut lease: HeldLease,
+        slot: Option<Slot<&F::Value>>,
+    ) -> bool {
+        let write = slot.and_then(|slot| payload(engine, slot));
+        let Some(held) = lease.lease.take() else {
+            return true;
+        };
+        let (redis, keys) = (lease.redis, lease.keys.clone());
+        published(engine, redis.block(ops::publish(redis, keys, held, write)))
+    }
+
+    async fn publish_async(
+        engine: &Engine<F, Self>,
+        _: &RedisKey<F>,
+        mut lease: HeldLease,
+        slot: Option<Slot<&F::Value>>,
+    ) -> bool {
+        let write = slot.and_then(|slot| payload(engine, slot));
+        let Some(held) = lease.lease.take() else {
+            return true;
+        };
+        let (redis, keys) = (lease.redis, lease.keys.clone());
+        published(
+            engine,
+            redis.run(ops::publish(redis, keys, held, write)).await,
+        )
+    }
+
+    fn invalidate(engine: &Engine<F, Self>, key: &RedisKey<F>) {
+        if let Some((redis, keys)) = target(engine, key)
+            && let Err(e) = redis.block(ops::invalidate(redis, keys))
+        {
+            store_error(engine, &e);
+        }
+    }
+
+    async fn invalidate_async(engine: &Engine<F, Self>, key: &RedisKey<F>) {
+        if let Some((redis, keys)) = target(engine, key)
+            && let Err(e) = redis.run(ops::invalidate(redis, keys)).await
+        {
+            store_error(engine, &e);
+        }
+    }
+
+    /// Deletes every key of this function (and their locks) with `SCAN` and `UNLINK`.
+    fn clear(engine: &Engine<F, Self>) {
+        let prefix = &config::current().key_prefix;
+        let patterns = super::layout::scan_patterns(prefix, &engine.name);
+        let result = Redis::get().and_then(|redis| {
+            redis.block(async move { lease::delete_matching(redis, &patterns).await })
+        });
+        if let Err(e) = result {
+            store_error(engine, &e);
+        }
+    }
+
+    /// The in-process fallback, emptied first if Redis recovered since its last use.
+    fn fallback(engine: &Engine<F, Self>) -> Option<&Engine<F, Memory>> {
+        let state = &engine.state;
+        let recoveries = Redis::get().map_or(0, |r| r.breaker.recoveries());
+        if state.fallback_epoch.swap(recoveries, Relaxed) != recoveries {
+            crate::handle::Erased::clear(&state.fallback);
+        }
+        Some(&state.fallback)
+    }
+}
+
+/// A lease held while the body runs. Dropped before the publish takes it (the body
+/// panicked, or the async call was dropped), it releases the lock at once with a
+/// compare-and-delete on the Redis runtime, so the next caller in any process loads without
+/// waiting for the lock to expire.
+pub struct HeldLease {
+    redis: &'static Redis,
+    keys: Keys,
+    lease: Option<Lease>,
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.redis
+                .spawn(ops::release(self.redis, self.keys.clone(), lease));
+        }
+    }
+}
+
+/// The Redis operations, as `'static` futures that run on the Redis runtime.
+mod ops {
+    use std::time::Duration;
+
+    use super::super::Keys;
+    use super::super::conn::{Redis, StoreError};
+    use super::super::lease::{self, Begin, Lease};
+    use crate::backend::Start;
+
+    pub(super) async fn read(
+        redis: &'static Redis,
+        keys: Keys,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        lease::read(redis, keys.value()).await
+    }
+
+    pub(super) async fn begin(
+        redis: &'static Redis,
+        keys: Keys,
+        wait: Duration,
+        start: Start,
+    ) -> Result<(Begin, bool), StoreError> {
+        match start {
+            Start::Wait => lease::begin(redis, keys.value(), keys.lock(), wait).await,
+            Start::ReadOrTake => Ok((
+                lease::read_or_take(redis, keys.value(), keys.lock(), wait).await?,
+                false,
+            )),
+            Start::Take => Ok((lease::force(redis, keys.lock(), wait).await?, false)),
+        }
+    }
+
+    pub(super) async fn publish(
+        redis: &'static Redis,
+        keys: Keys,
+        lease: Lease,
+        write: Option<(Vec<u8>, Option<Duration>)>,
+    ) -> Result<bool, StoreError> {
+        match write {
+            Some((payload, ttl)) => {
+                lease::publish(redis, keys.value(), keys.lock(), &lease, &payload, ttl).await
+            }
+            None => lease::release(redis, keys.lock(), &lease)
+                .await
+                .map(|()| true),
+        }
+    }
+
+    pub(super) async fn release(
+        redis: &'static Redis,
+        keys: Keys,
+        lease: Lease,
+    ) -> Result<(), StoreError> {
+        lease::release(redis, keys.lock(), &lease).await
+    }
+
+    pub(super) async fn invalidate(redis: &'static Redis, keys: Keys) -> Result<(), StoreError> {
+        lease::invalidate(redis, keys.value(), keys.lock()).await
+    }
+}
