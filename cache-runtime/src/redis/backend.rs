@@ -117,15 +117,23 @@ fn decode<F: RedisFunction>(
     }
 }
 
-/// The read's answer: a hit, a miss, an unusable entry (counted: the load that follows takes
-/// the lease at once to overwrite it), or a failure (counted: the fallback answers).
+/// The read's answer: a hit, a miss (with the lease if the read took it), an unusable entry
+/// (counted: the load that follows takes the lease at once to overwrite it), or a failure
+/// (counted: the fallback answers).
 fn answer<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
-    read: Result<Option<Vec<u8>>, StoreError>,
-) -> Read<F::Value> {
+    redis: &'static Redis,
+    keys: Keys,
+    read: Result<ops::Found, StoreError>,
+) -> Read<F::Value, HeldLease> {
     match read {
-        Ok(Some(bytes)) => decode(engine, &bytes).map_or(Read::Unusable, Read::Hit),
-        Ok(None) => Read::Miss,
+        Ok(ops::Found::Value(bytes)) => decode(engine, &bytes).map_or(Read::Unusable, Read::Hit),
+        Ok(ops::Found::Nothing) => Read::Miss(None),
+        Ok(ops::Found::Leased(lease)) => Read::Miss(Some(HeldLease {
+            redis,
+            keys,
+            lease: Some(lease),
+        })),
         Err(e) => {
             store_error(engine, &e);
             Read::Failed
@@ -133,8 +141,15 @@ fn answer<F: RedisFunction>(
     }
 }
 
-/// A lease's answer: ours, or another process's value (counted as a wait, as is a caller
-/// that waited for the lease); without Redis, no lease.
+/// Whether a read takes the lease when the value is missing: when the policy single-flights
+/// (with `lock = "none"` every miss loads and takes its lease itself).
+fn reads_with_lease<F: RedisFunction>(engine: &Engine<F, RedisBackend>) -> bool {
+    engine.policy.lock != Lock::None
+}
+
+/// A lease's answer: ours, or another process's value (counted as a wait by the engine); without
+/// Redis, no lease. A leader that gave up waiting for another loader's lease after
+/// `lock_timeout` counts a wait too (it waited, then loads by itself).
 fn leased<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
     redis: &'static Redis,
@@ -146,8 +161,8 @@ fn leased<F: RedisFunction>(
             Some(slot) => Leased::Found(slot),
             None => Leased::Lease(None),
         },
-        Ok((Begin::Lease(lease), waited)) => {
-            if waited {
+        Ok((Begin::Lease(lease), gave_up)) => {
+            if gave_up {
                 engine.stats.add(Counter::Wait);
             }
             Leased::Lease(Some(HeldLease {
@@ -260,18 +275,22 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         key.local
     }
 
-    fn read(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value> {
+    fn read(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value, HeldLease> {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
-        answer(engine, redis.block(ops::read(redis, keys)))
+        let (lease, wait) = (reads_with_lease(engine), engine.policy.lock_timeout);
+        let found = redis.block(ops::read(redis, keys.clone(), lease, wait));
+        answer(engine, redis, keys, found)
     }
 
-    async fn read_async(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value> {
+    async fn read_async(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value, HeldLease> {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
-        answer(engine, redis.run(ops::read(redis, keys)).await)
+        let (lease, wait) = (reads_with_lease(engine), engine.policy.lock_timeout);
+        let found = redis.run(ops::read(redis, keys.clone(), lease, wait)).await;
+        answer(engine, redis, keys, found)
     }
 
     fn lease(
@@ -400,11 +419,33 @@ mod ops {
     use super::super::lease::{self, Begin, Lease};
     use crate::backend::Start;
 
+    /// What a read found.
+    pub(super) enum Found {
+        Value(Vec<u8>),
+        /// No value, and the lease is ours.
+        Leased(Lease),
+        /// No value (and, if the read asked for the lease, another loader holds it).
+        Nothing,
+    }
+
+    /// One round trip: the value, or else (with `lease`) the lease if it is free.
     pub(super) async fn read(
         redis: &'static Redis,
         keys: Keys,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        lease::read(redis, keys.value()).await
+        lease: bool,
+        lifetime: Duration,
+    ) -> Result<Found, StoreError> {
+        if !lease {
+            let value = lease::read(redis, keys.value()).await?;
+            return Ok(value.map_or(Found::Nothing, Found::Value));
+        }
+        Ok(
+            match lease::read_or_lock(redis, keys.value(), keys.lock(), lifetime).await? {
+                Ok(Begin::Found(bytes)) => Found::Value(bytes),
+                Ok(Begin::Lease(lease)) => Found::Leased(lease),
+                Err(()) => Found::Nothing,
+            },
+        )
     }
 
     pub(super) async fn begin(
