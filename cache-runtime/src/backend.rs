@@ -7,7 +7,7 @@
 //! | step | [`Memory`] | `Redis` (feature `redis`) |
 //! |---|---|---|
 //! | where entries live | the engine's local store | Redis (the local store only hands results to waiters) |
-//! | `read` | – (the hit path reads the local store) | the value, or else the lease if it is free, in one script |
+//! | `read` | – (the hit path reads the local store) | `GET` and decode |
 //! | `lease` | – (the local placeholder or fence ticket fences) | a Redis lease (`SET NX PX`), or another process's value |
 //! | `publish` | – (the engine writes the local store) | a write fenced by the lease |
 //! | `invalidate`, `clear` | – (the engine clears the local store) | `DEL` value and lock; `SCAN` + `UNLINK` |
@@ -41,11 +41,9 @@ pub trait BackendState<F: Types>: Sized + Send + Sync + 'static {
     not(feature = "redis"),
     allow(dead_code, reason = "only backends whose entries live elsewhere read")
 )]
-pub(crate) enum Read<V, L> {
+pub(crate) enum Read<V> {
     Hit(Slot<V>),
-    /// No entry; with the lease when the read took it (the caller then leads its load with it,
-    /// one round trip saved).
-    Miss(Option<L>),
+    Miss,
     /// An entry that cannot be used (counted): the load that follows must overwrite it.
     Unusable,
     /// The backend did not answer: the call goes to the fallback.
@@ -103,15 +101,14 @@ pub trait Backend<F: Function>:
     /// The local part of a key, owned (for the fallback).
     fn into_local(key: Self::Key) -> F::Key;
 
-    /// Reads the entry and, when there is none and its policy single-flights, takes the lease
-    /// if it is free (sync).
-    fn read(engine: &Engine<F, Self>, key: &Self::Key) -> Read<F::Value, Self::Lease>;
+    /// Reads the entry (sync).
+    fn read(engine: &Engine<F, Self>, key: &Self::Key) -> Read<F::Value>;
 
-    /// The async twin of [`Backend::read`].
+    /// Reads the entry (async).
     fn read_async(
         engine: &Engine<F, Self>,
         key: &Self::Key,
-    ) -> impl Future<Output = Read<F::Value, Self::Lease>> + Send;
+    ) -> impl Future<Output = Read<F::Value>> + Send;
 
     /// Takes the lease of a load (sync).
     fn lease(
@@ -191,12 +188,12 @@ impl<F: Function> Backend<F> for Memory {
         key
     }
 
-    fn read(_: &Engine<F, Self>, _: &F::Key) -> Read<F::Value, ()> {
-        Read::Miss(None)
+    fn read(_: &Engine<F, Self>, _: &F::Key) -> Read<F::Value> {
+        Read::Miss
     }
 
-    async fn read_async(_: &Engine<F, Self>, _: &F::Key) -> Read<F::Value, ()> {
-        Read::Miss(None)
+    async fn read_async(_: &Engine<F, Self>, _: &F::Key) -> Read<F::Value> {
+        Read::Miss
     }
 
     fn lease(_: &Engine<F, Self>, _: &F::Key, _: Start) -> Leased<(), F::Value> {

@@ -63,22 +63,6 @@ type Guard<'a, F> = quick_cache::sync::PlaceholderGuard<
     >,
 >;
 
-/// What a missed read leaves for the load: whether the entry was unusable (it must be
-/// overwritten), and the lease the read took, if it did.
-struct Missed<L> {
-    unusable: bool,
-    lease: Option<L>,
-}
-
-impl<L> Default for Missed<L> {
-    fn default() -> Self {
-        Missed {
-            unusable: false,
-            lease: None,
-        }
-    }
-}
-
 /// How a caller joined the single-flight of its key.
 enum Flight<'a, F: Function> {
     /// It leads the load.
@@ -134,42 +118,6 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         }
     }
 
-    /// `join` for a caller that holds the lease its read took: it leads if the flight is free;
-    /// else it releases the lease before it waits, so that this process's leader can take it.
-    fn join_holding(&self, key: &F::Key, lease: &mut Option<B::Lease>) -> Flight<'_, F> {
-        if lease.is_some() && !B::LOCAL {
-            match self.store.get_value_or_guard(key, Some(Duration::ZERO)) {
-                GuardResult::Guard(g) => return Flight::Lead(g),
-                GuardResult::Value(entry) => {
-                    drop(lease.take());
-                    return Flight::Joined(entry.slot);
-                }
-                GuardResult::Timeout => drop(lease.take()),
-            }
-        }
-        self.join(key)
-    }
-
-    /// The async twin of `join_holding`.
-    async fn join_holding_async(
-        &self,
-        key: &F::Key,
-        lease: &mut Option<B::Lease>,
-    ) -> Flight<'_, F> {
-        if lease.is_some() && !B::LOCAL {
-            let now = self.store.get_value_or_guard_async(key);
-            match within(Duration::ZERO, now).await {
-                Some(Err(g)) => return Flight::Lead(g),
-                Some(Ok(entry)) => {
-                    drop(lease.take());
-                    return Flight::Joined(entry.slot);
-                }
-                None => drop(lease.take()),
-            }
-        }
-        self.join_async(key).await
-    }
-
     /// The async twin of `join`; waits at most `lock_timeout`.
     async fn join_async(&self, key: &F::Key) -> Flight<'_, F> {
         let limit: Duration = self.policy.lock_timeout;
@@ -190,26 +138,13 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         }
     }
 
-    /// The read of a backend whose entries live elsewhere: `Ok(hit)`, or for a miss whether the
-    /// entry was unusable and the lease the read took; `None` when the backend failed (the
-    /// call goes to the fallback).
-    fn remote_hit(
-        &self,
-        read: Read<F::Value, B::Lease>,
-    ) -> Option<Result<F::Output, Missed<B::Lease>>> {
+    /// The read of a backend whose entries live elsewhere: `Ok(hit)`, or `Err(unusable)` for a
+    /// miss; `None` when the backend failed (the call goes to the fallback).
+    fn remote_hit(&self, read: Read<F::Value>) -> Option<Result<F::Output, bool>> {
         match read {
-            Read::Hit(slot) => Some(self.hit(slot).ok_or(Missed {
-                unusable: true,
-                lease: None,
-            })),
-            Read::Miss(lease) => Some(Err(Missed {
-                unusable: false,
-                lease,
-            })),
-            Read::Unusable => Some(Err(Missed {
-                unusable: true,
-                lease: None,
-            })),
+            Read::Hit(slot) => Some(self.hit(slot).ok_or(true)),
+            Read::Miss => Some(Err(false)),
+            Read::Unusable => Some(Err(true)),
             Read::Failed => None,
         }
     }
@@ -217,11 +152,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The miss path of a sync cached function: load `key` with `body` once per key, or wait
     /// for the load already running.
     pub fn load(&self, key: B::Key, body: impl FnOnce() -> F::Output) -> F::Output {
-        let missed = match B::LOCAL {
-            true => Missed::default(),
+        let unusable = match B::LOCAL {
+            true => false,
             false => match self.remote_hit(B::read(self, &key)) {
                 Some(Ok(hit)) => return hit,
-                Some(Err(missed)) => missed,
+                Some(Err(unusable)) => unusable,
                 None => return self.fallback_load(key, body),
             },
         };
@@ -234,11 +169,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if self.policy.lock == Lock::None {
             return self.lead(&key, None, mark, Start::Take, body);
         }
-        let mut taken = missed.lease;
-        match self.join_holding(B::local(&key), &mut taken) {
+        match self.join(B::local(&key)) {
             Flight::Lead(guard) => {
-                let start = self.leader_start(missed.unusable);
-                self.lead_with(&key, Some(guard), mark, start, taken, body)
+                let start = self.leader_start(unusable);
+                self.lead(&key, Some(guard), mark, start, body)
             }
             Flight::Joined(slot) => {
                 self.stats.add(Counter::Wait);
@@ -260,11 +194,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         key: B::Key,
         body: impl Future<Output = F::Output>,
     ) -> F::Output {
-        let missed = match B::LOCAL {
-            true => Missed::default(),
+        let unusable = match B::LOCAL {
+            true => false,
             false => match self.remote_hit(B::read_async(self, &key).await) {
                 Some(Ok(hit)) => return hit,
-                Some(Err(missed)) => missed,
+                Some(Err(unusable)) => unusable,
                 None => return self.fallback_load_async(key, body).await,
             },
         };
@@ -277,12 +211,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if self.policy.lock == Lock::None {
             return self.lead_async(&key, None, mark, Start::Take, body).await;
         }
-        let mut taken = missed.lease;
-        match self.join_holding_async(B::local(&key), &mut taken).await {
+        match self.join_async(B::local(&key)).await {
             Flight::Lead(guard) => {
-                let start = self.leader_start(missed.unusable);
-                self.lead_with_async(&key, Some(guard), mark, start, taken, body)
-                    .await
+                let start = self.leader_start(unusable);
+                self.lead_async(&key, Some(guard), mark, start, body).await
             }
             Flight::Joined(slot) => {
                 self.stats.add(Counter::Wait);
@@ -315,7 +247,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         self.lead_async(&key, None, mark, Start::Take, body).await
     }
 
-    /// One load that takes its lease first: see `lead_with`.
+    /// One load: the lease (or another process's result), the body, the publish, the local
+    /// write or hand-over.
     fn lead(
         &self,
         key: &B::Key,
@@ -324,26 +257,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         start: Start,
         body: impl FnOnce() -> F::Output,
     ) -> F::Output {
-        self.lead_with(key, guard, mark, start, None, body)
-    }
-
-    /// One load: the lease (the one the read took, or one taken now; or another process's
-    /// result), the body, the publish, the local write or hand-over.
-    fn lead_with(
-        &self,
-        key: &B::Key,
-        guard: Option<Guard<'_, F>>,
-        mark: Mark,
-        start: Start,
-        taken: Option<B::Lease>,
-        body: impl FnOnce() -> F::Output,
-    ) -> F::Output {
         let ticket = (B::LOCAL && guard.is_none()).then(|| self.ticket(B::local(key)));
-        let leased = match taken {
-            Some(lease) => Leased::Lease(Some(lease)),
-            None => B::lease(self, key, start),
-        };
-        let lease = match leased {
+        let lease = match B::lease(self, key, start) {
             Leased::Lease(lease) => lease,
             Leased::Found(slot) => match self.found(key, guard, slot) {
                 Ok(result) => return result,
@@ -374,26 +289,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         start: Start,
         body: impl Future<Output = F::Output>,
     ) -> F::Output {
-        self.lead_with_async(key, guard, mark, start, None, body)
-            .await
-    }
-
-    /// The async twin of `lead_with`.
-    async fn lead_with_async(
-        &self,
-        key: &B::Key,
-        guard: Option<Guard<'_, F>>,
-        mark: Mark,
-        start: Start,
-        taken: Option<B::Lease>,
-        body: impl Future<Output = F::Output>,
-    ) -> F::Output {
         let ticket = (B::LOCAL && guard.is_none()).then(|| self.ticket(B::local(key)));
-        let leased = match taken {
-            Some(lease) => Leased::Lease(Some(lease)),
-            None => B::lease_async(self, key, start).await,
-        };
-        let lease = match leased {
+        let lease = match B::lease_async(self, key, start).await {
             Leased::Lease(lease) => lease,
             Leased::Found(slot) => match self.found(key, guard, slot) {
                 Ok(result) => return result,

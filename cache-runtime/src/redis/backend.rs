@@ -117,23 +117,15 @@ fn decode<F: RedisFunction>(
     }
 }
 
-/// The read's answer: a hit, a miss (with the lease if the read took it), an unusable entry
-/// (counted: the load that follows takes the lease at once to overwrite it), or a failure
-/// (counted: the fallback answers).
+/// The read's answer: a hit, a miss, an unusable entry (counted: the load that follows takes
+/// the lease at once to overwrite it), or a failure (counted: the fallback answers).
 fn answer<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
-    redis: &'static Redis,
-    keys: Keys,
-    read: Result<ops::Found, StoreError>,
-) -> Read<F::Value, HeldLease> {
+    read: Result<Option<Vec<u8>>, StoreError>,
+) -> Read<F::Value> {
     match read {
-        Ok(ops::Found::Value(bytes)) => decode(engine, &bytes).map_or(Read::Unusable, Read::Hit),
-        Ok(ops::Found::Nothing) => Read::Miss(None),
-        Ok(ops::Found::Leased(lease)) => Read::Miss(Some(HeldLease {
-            redis,
-            keys,
-            lease: Some(lease),
-        })),
+        Ok(Some(bytes)) => decode(engine, &bytes).map_or(Read::Unusable, Read::Hit),
+        Ok(None) => Read::Miss,
         Err(e) => {
             store_error(engine, &e);
             Read::Failed
@@ -141,15 +133,8 @@ fn answer<F: RedisFunction>(
     }
 }
 
-/// Whether a read takes the lease when the value is missing: when the policy single-flights
-/// (with `lock = "none"` every miss loads and takes its lease itself).
-fn reads_with_lease<F: RedisFunction>(engine: &Engine<F, RedisBackend>) -> bool {
-    engine.policy.lock != Lock::None
-}
-
-/// A lease's answer: ours, or another process's value (counted as a wait by the engine); without
-/// Redis, no lease. A leader that gave up waiting for another loader's lease after
-/// `lock_timeout` counts a wait too (it waited, then loads by itself).
+/// A lease's answer: ours, or another process's value (counted as a wait, as is a caller
+/// that waited for the lease); without Redis, no lease.
 fn leased<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
     redis: &'static Redis,
@@ -161,8 +146,8 @@ fn leased<F: RedisFunction>(
             Some(slot) => Leased::Found(slot),
             None => Leased::Lease(None),
         },
-        Ok((Begin::Lease(lease), gave_up)) => {
-            if gave_up {
+        Ok((Begin::Lease(lease), waited)) => {
+            if waited {
                 engine.stats.add(Counter::Wait);
             }
             Leased::Lease(Some(HeldLease {
@@ -275,22 +260,18 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         key.local
     }
 
-    fn read(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value, HeldLease> {
+    fn read(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value> {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
-        let (lease, wait) = (reads_with_lease(engine), engine.policy.lock_timeout);
-        let found = redis.block(ops::read(redis, keys.clone(), lease, wait));
-        answer(engine, redis, keys, found)
+        answer(engine, redis.block(ops::read(redis, keys)))
     }
 
-    async fn read_async(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value, HeldLease> {
+    async fn read_async(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value> {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
-        let (lease, wait) = (reads_with_lease(engine), engine.policy.lock_timeout);
-        let found = redis.run(ops::read(redis, keys.clone(), lease, wait)).await;
-        answer(engine, redis, keys, found)
+        answer(engine, redis.run(ops::read(redis, keys)).await)
     }
 
     fn lease(
@@ -419,33 +400,11 @@ mod ops {
     use super::super::lease::{self, Begin, Lease};
     use crate::backend::Start;
 
-    /// What a read found.
-    pub(super) enum Found {
-        Value(Vec<u8>),
-        /// No value, and the lease is ours.
-        Leased(Lease),
-        /// No value (and, if the read asked for the lease, another loader holds it).
-        Nothing,
-    }
-
-    /// One round trip: the value, or else (with `lease`) the lease if it is free.
     pub(super) async fn read(
         redis: &'static Redis,
         keys: Keys,
-        lease: bool,
-        lifetime: Duration,
-    ) -> Result<Found, StoreError> {
-        if !lease {
-            let value = lease::read(redis, keys.value()).await?;
-            return Ok(value.map_or(Found::Nothing, Found::Value));
-        }
-        Ok(
-            match lease::read_or_lock(redis, keys.value(), keys.lock(), lifetime).await? {
-                Ok(Begin::Found(bytes)) => Found::Value(bytes),
-                Ok(Begin::Lease(lease)) => Found::Leased(lease),
-                Err(()) => Found::Nothing,
-            },
-        )
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        lease::read(redis, keys.value()).await
     }
 
     pub(super) async fn begin(

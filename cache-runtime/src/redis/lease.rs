@@ -78,9 +78,8 @@ fn ms(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
 }
 
-/// One attempt: the value if it is there now, else the lock if it is free (`Ok(Err(()))`: the
-/// lock is held by another loader).
-pub(crate) async fn read_or_lock(
+/// One attempt: the value if it is there now, else the lock if it is free.
+async fn read_or_lock(
     redis: &Redis,
     value_key: &str,
     lock_key: &str,
@@ -108,10 +107,10 @@ pub(crate) async fn read_or_lock(
 
 /// Takes the lease of a key for a load, waiting for another process's load if one holds it.
 ///
-/// While the lock is held elsewhere, re-reads the value with a capped, jittered backoff (1 ms
+/// While the lock is held elsewhere, re-reads the value with a capped, jittered backoff (10 ms
 /// doubling to 200 ms), never holding a connection while it sleeps. Returns the value if it
 /// appears; retries the lock if it is freed; after `wait` takes the lease by force and loads
-/// (a waiter never waits longer than `lock_timeout`). The flag says whether it gave up so.
+/// (a waiter never waits longer than `lock_timeout`).
 pub(crate) async fn begin(
     redis: &Redis,
     value_key: &str,
@@ -119,14 +118,16 @@ pub(crate) async fn begin(
     wait: Duration,
 ) -> Result<(Begin, bool), StoreError> {
     let give_up = Instant::now() + wait;
-    let mut backoff = Duration::from_millis(1);
+    let mut backoff = Duration::from_millis(10);
+    let mut waited = false;
     loop {
         if let Ok(begin) = read_or_lock(redis, value_key, lock_key, wait).await? {
-            return Ok((begin, false));
+            return Ok((begin, waited));
         }
+        waited = true;
         let now = Instant::now();
         if now >= give_up {
-            return Ok((force(redis, lock_key, wait).await?, true));
+            return Ok((force(redis, lock_key, wait).await?, waited));
         }
         // Full jitter: sleep a random part of the backoff, so waiters do not poll in step.
         let sleep = backoff
