@@ -99,6 +99,75 @@ fn interleaved(rt: &tokio::runtime::Runtime, con: &ConnectionManager) {
     );
 }
 
+/// 4 processes x 16 tasks on one cold key whose load takes 300 ms, through ours and through
+/// the `cached` crate's Redis store (`src/bin/stampede_*.rs`), 3 rounds each: how many loads
+/// ran in all, and the tasks' latencies (p50, p99), printed.
+fn stampede_across_processes(server: &Server) {
+    use std::process::{Command, Stdio};
+    let workers = [
+        (
+            "cache-runtime #[cached]",
+            env!("CARGO_BIN_EXE_stampede-ours"),
+        ),
+        (
+            "cached 4.1 #[concurrent_cached] AsyncRedisCache",
+            env!("CARGO_BIN_EXE_stampede-cached"),
+        ),
+    ];
+    let mut con = tests::redis_server::raw(&server.url);
+    for (w, (who, exe)) in workers.iter().enumerate() {
+        for round in 0..3 {
+            let prefix = format!("st{}-{w}-{round}:", std::process::id());
+            let children: Vec<_> = (0..4)
+                .map(|_| {
+                    Command::new(exe)
+                        .args([server.url.as_str(), prefix.as_str(), "16"])
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .expect("a worker process")
+                })
+                .collect();
+            let ready = format!("{prefix}ready");
+            let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while redis::cmd("GET")
+                .arg(&ready)
+                .query::<Option<u32>>(&mut con)
+                .expect("GET")
+                != Some(4)
+            {
+                assert!(std::time::Instant::now() < give_up, "workers did not start");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let () = redis::cmd("SET")
+                .arg(format!("{prefix}go"))
+                .arg(1)
+                .query(&mut con)
+                .expect("SET");
+            let (mut loads, mut latencies) = (0u64, Vec::new());
+            for child in children {
+                let out = child.wait_with_output().expect("the worker ran");
+                assert!(out.status.success(), "a worker failed: {out:?}");
+                let line = String::from_utf8_lossy(&out.stdout).into_owned();
+                for field in line.split_whitespace() {
+                    if let Some(n) = field.strip_prefix("loads=") {
+                        loads += n.parse::<u64>().expect("loads");
+                    } else if let Some(list) = field.strip_prefix("latencies_us=") {
+                        latencies.extend(list.split(',').map(|v| v.parse::<u64>().expect("us")));
+                    }
+                }
+            }
+            latencies.sort_unstable();
+            let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+            println!(
+                "stampede across processes: {who}: 4 processes x 16 tasks on a cold key \
+                 (300 ms load): {loads} loads, p50 {:.1} ms, p99 {:.1} ms",
+                at(0.5) as f64 / 1000.0,
+                at(0.99) as f64 / 1000.0
+            );
+        }
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let Ok(server) = Server::start() else {
         println!("redis benchmarks skipped: no redis-server on PATH");
@@ -155,6 +224,7 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     interleaved(&rt, &con);
+    stampede_across_processes(&server);
 
     let mut g = c.benchmark_group("redis hit/32 tasks");
     g.bench_function("cache-runtime #[cached]", |b| {

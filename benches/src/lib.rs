@@ -1,1 +1,4 @@
-//! Benchmarks of cache-runtime: see `benches/` and `BENCHMARKS.md`.
+//! Helpers of the benchmarks (the benchmarks themselves are in `benches/`).
+
+#[cfg(feature = "redis")]
+pub mod stampede;
