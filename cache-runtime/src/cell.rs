@@ -44,7 +44,7 @@ impl Cell {
     }
 
     /// The cache of `owner`, made by `init` on first use (and then passed to `made`).
-    #[inline]
+    #[inline(always)]
     pub fn get_or_init<C: Any + Send + Sync>(
         &'static self,
         owner: TypeId,

@@ -1,10 +1,14 @@
 //! Per-cache counters, striped so that counting does not limit scaling.
 //!
-//! Each thread counts into one of a few cache-line-sized stripes (picked once per thread),
-//! so hits on different cores do not write the same cache line. [`Counters::snapshot`] adds
-//! the stripes up.
+//! Each thread counts into a cache-line-sized stripe of its own, so hits on different cores do
+//! not write the same cache line. The first [`OWNED`] threads alive at once each *own* a stripe:
+//! its only writer, it adds with a plain load and store (no locked read-modify-write, about
+//! 5 ns less per hit here); a thread's stripe goes back to a free list when it exits, to the
+//! next thread that needs one. Threads beyond those share [`SHARED`] stripes and add
+//! atomically. [`Counters::snapshot`] adds the stripes up.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// A snapshot of one cache's counters, from [`CacheHandle::stats`](crate::CacheHandle::stats).
@@ -81,25 +85,77 @@ pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
 }
 
-const STRIPES: usize = 16;
+/// Stripes owned by one thread each.
+const OWNED: usize = 32;
+/// Stripes shared, round-robin, by threads beyond those.
+const SHARED: usize = 8;
+const STRIPES: usize = OWNED + SHARED;
+/// Marks a shared stripe's index in `STRIPE`.
+const SHARED_BIT: usize = 1 << (usize::BITS - 1);
 
 thread_local! {
+    /// The calling thread's stripe (`SHARED_BIT` set for a shared one); `usize::MAX` before
+    /// its first count.
     static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Gives an owned stripe back when the thread exits.
+    static OWNER: RefCell<Option<Owner>> = const { RefCell::new(None) };
 }
 
-/// The stripe of the calling thread: threads take stripes round-robin on first use.
+/// Owned stripes not in use.
+static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// Owned stripes ever handed out.
+static HANDED_OUT: AtomicUsize = AtomicUsize::new(0);
+
+/// An owned stripe, returned to [`FREE`] when its thread exits. The mutex orders the exiting
+/// thread's last plain stores before the next owner's first load.
+struct Owner(usize);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // Counts made after this (by other thread-locals' destructors) go to a shared stripe.
+        let _ = STRIPE.try_with(|s| s.set(SHARED_BIT | OWNED));
+        FREE.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(self.0);
+    }
+}
+
+/// The stripe of the calling thread, assigned on its first count.
 #[inline]
 fn stripe_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    STRIPE.with(|s| {
-        let i = s.get();
-        if i != usize::MAX {
-            return i;
+    let i = STRIPE.get();
+    if i != usize::MAX {
+        return i;
+    }
+    assign()
+}
+
+#[cold]
+fn assign() -> usize {
+    let reused = FREE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .pop();
+    let owned = reused.or_else(|| {
+        let n = HANDED_OUT.fetch_add(1, Relaxed);
+        (n < OWNED).then_some(n)
+    });
+    let i = match owned {
+        // A thread that is exiting cannot keep a stripe: it shares one.
+        Some(i) if OWNER.try_with(|o| *o.borrow_mut() = Some(Owner(i))).is_ok() => i,
+        Some(i) => {
+            FREE.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(i);
+            SHARED_BIT | (OWNED + i % SHARED)
         }
-        let i = NEXT.fetch_add(1, Relaxed) % STRIPES;
-        s.set(i);
-        i
-    })
+        None => {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            SHARED_BIT | (OWNED + NEXT.fetch_add(1, Relaxed) % SHARED)
+        }
+    };
+    STRIPE.set(i);
+    i
 }
 
 impl Counters {
@@ -111,7 +167,8 @@ impl Counters {
 
     #[inline]
     pub(crate) fn add(&self, counter: Counter) {
-        let stripe = &self.stripes[stripe_index() % STRIPES];
+        let i = stripe_index();
+        let stripe = &self.stripes[(i & !SHARED_BIT) % STRIPES];
         let cell = match counter {
             Counter::Hit => &stripe.hits,
             Counter::Miss => &stripe.misses,
@@ -121,7 +178,12 @@ impl Counters {
             Counter::Wait => &stripe.waits,
             Counter::StoreError => &stripe.store_errors,
         };
-        cell.fetch_add(1, Relaxed);
+        if i & SHARED_BIT == 0 {
+            // This thread is the stripe's only writer.
+            cell.store(cell.load(Relaxed).wrapping_add(1), Relaxed);
+        } else {
+            cell.fetch_add(1, Relaxed);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
@@ -160,5 +222,24 @@ mod tests {
         assert_eq!(stats.hits, 80_000);
         assert_eq!(stats.waits, 8);
         assert_eq!(stats.misses, 0);
+    }
+
+    #[test]
+    fn owned_and_shared_stripes_add_up_exactly_across_waves_of_threads() {
+        let c = Counters::new();
+        // More threads at once than owned stripes, in waves, so stripes are owned, shared, and
+        // handed from exited threads to new ones.
+        for _ in 0..4 {
+            std::thread::scope(|s| {
+                for _ in 0..(OWNED + 24) {
+                    s.spawn(|| {
+                        for _ in 0..2_000 {
+                            c.add(Counter::Miss);
+                        }
+                    });
+                }
+            });
+        }
+        assert_eq!(c.snapshot().misses, 4 * (OWNED as u64 + 24) * 2_000);
     }
 }

@@ -117,7 +117,7 @@ impl Gen<'_> {
     ///     impl<K0> Signature for f<K0> where K0: KeyParam { .. } // see `signature.rs`
     ///     static CELL: Cell = Cell::new();
     ///     let shape = (&&&Probe::<R>::new()).pick(); // the type checker picks R's shape
-    ///     memory_cache(&CELL, TypeId::of::<()>(), f { .. }, shape, || name, Policy { .. })
+    ///     memory_cache(&CELL, TypeId::of::<()>(), f(..), shape, || (name, Policy { .. }))
     /// }
     /// ```
     ///
@@ -167,7 +167,7 @@ impl Gen<'_> {
         let shape_at = syn::Ident::new("__shape", out);
         let make = syn::Ident::new(make.to_string().as_str(), proc_macro2::Span::call_site());
         let make = quote! {
-            #krate::__private::#make(&#cell, #owner, #signature, #shape_at, || #name, #policy)
+            #krate::__private::#make(&#cell, #owner, #signature, #shape_at, || (#name, #policy))
         };
         quote! {
             #(#cfgs)*

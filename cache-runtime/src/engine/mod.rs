@@ -216,8 +216,7 @@ pub fn memory_cache<S, M>(
     owner: TypeId,
     signature: S,
     shape: Picked<M>,
-    name: impl FnOnce() -> String,
-    policy: Policy,
+    init: impl FnOnce() -> (String, Policy),
 ) -> &'static Engine<Shaped<S, M>, Memory>
 where
     S: KeyFn,
@@ -225,7 +224,14 @@ where
     M::Value: CachedValue,
 {
     let _ = (signature, shape);
-    cell.get_or_init(owner, || Engine::new(name(), policy), register)
+    cell.get_or_init(
+        owner,
+        || {
+            let (name, policy) = init();
+            Engine::new(name, policy)
+        },
+        register,
+    )
 }
 
 /// Adds a cache that was just made to the registry.

@@ -61,8 +61,7 @@ pub fn redis_cache<S, M>(
     owner: std::any::TypeId,
     signature: S,
     shape: Picked<M>,
-    name: impl FnOnce() -> String,
-    policy: Policy,
+    init: impl FnOnce() -> (String, Policy),
 ) -> &'static Engine<Shaped<S, M>, RedisBackend>
 where
     S: RedisSignature,
@@ -70,7 +69,14 @@ where
     M::Value: CachedValue + RedisValue,
 {
     let _ = (signature, shape);
-    cell.get_or_init(owner, || Engine::new(name(), policy), register)
+    cell.get_or_init(
+        owner,
+        || {
+            let (name, policy) = init();
+            Engine::new(name, policy)
+        },
+        register,
+    )
 }
 
 /// Counts a failure, and logs it unless this cache logged one in the last 5 s.
