@@ -224,17 +224,22 @@ where
     M::Value: CachedValue,
 {
     let _ = (signature, shape);
-    cell.get_or_init(
-        owner,
-        || {
-            let (name, policy) = init();
-            Engine::new(name, policy)
-        },
-        register,
-    )
+    in_cell(cell, owner, init)
 }
 
-/// Adds a cache that was just made to the registry.
-pub(crate) fn register<F: Function, B: Backend<F>>(engine: &'static Engine<F, B>) {
-    crate::registry::register(*engine.handle());
+/// The engine of `owner` in `cell`, made from `init`'s name and policy and registered at first
+/// use: what every backend's constructor does once its bounds are checked.
+#[inline]
+pub(crate) fn in_cell<F: Function, B: Backend<F>>(
+    cell: &'static Cell,
+    owner: TypeId,
+    init: impl FnOnce() -> (String, Policy),
+) -> &'static Engine<F, B> {
+    let make = || {
+        let (name, policy) = init();
+        Engine::new(name, policy)
+    };
+    cell.get_or_init(owner, make, |engine: &'static Engine<F, B>| {
+        crate::registry::register(*engine.handle());
+    })
 }

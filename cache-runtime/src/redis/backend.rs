@@ -21,7 +21,7 @@ use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start};
 use crate::bounds::{CachedValue, RedisValue};
 use crate::cell::Cell;
 use crate::config;
-use crate::engine::{Engine, register};
+use crate::engine::{Engine, in_cell};
 use crate::entry::Slot;
 use crate::function::{Shaped, Types};
 use crate::policy::{Lock, Policy};
@@ -69,14 +69,7 @@ where
     M::Value: CachedValue + RedisValue,
 {
     let _ = (signature, shape);
-    cell.get_or_init(
-        owner,
-        || {
-            let (name, policy) = init();
-            Engine::new(name, policy)
-        },
-        register,
-    )
+    in_cell(cell, owner, init)
 }
 
 /// Counts a failure, and logs it unless this cache logged one in the last 5 s.
