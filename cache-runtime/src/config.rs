@@ -45,6 +45,9 @@ pub struct Config {
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
     pub(crate) fallback_ttl: Duration,
+    /// Why the settings name no usable Redis (a bad environment): the cache then runs on its
+    /// in-process fallback, and never talks to a server the user did not name.
+    pub(crate) unusable: Option<String>,
 }
 
 /// Why settings were refused.
@@ -106,6 +109,7 @@ impl Config {
                 breaker_threshold: 3,
                 breaker_cooldown: Duration::from_secs(1),
                 fallback_ttl: Duration::from_secs(30),
+                unusable: None,
             },
         }
     }
@@ -248,18 +252,26 @@ impl Config {
 
 static INSTALLED: OnceLock<Config> = OnceLock::new();
 
-/// The settings in force: installed by `init`, else read from the environment (a bad
-/// environment falls back to the defaults, with a warning).
+/// The settings in force: installed by `init`, else read from the environment. Bad settings
+/// in the environment are not replaced by defaults (that would talk to a server the user did
+/// not name, or drop their key prefix): the cache runs on its in-process fallback, and the
+/// first use of Redis logs why, once, naming the variable.
 pub(crate) fn current() -> &'static Config {
-    INSTALLED.get_or_init(|| {
-        Config::builder().build().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cache-runtime: bad cache settings in the environment; using the defaults");
-            let mut config = Config::builder().config;
-            config.redis_url = DEFAULT_URL.to_owned();
-            config.key_prefix.clear();
-            config
-        })
-    })
+    INSTALLED.get_or_init(|| from_builder(Config::builder()))
+}
+
+fn from_builder(builder: ConfigBuilder) -> Config {
+    let config = builder.config.clone();
+    match builder.build() {
+        Ok(config) => config,
+        Err(e) => Config {
+            unusable: Some(format!(
+                "bad cache settings in the environment (CACHE_REDIS_URL, REDIS_URL, \
+                 CACHE_KEY_PREFIX): {e}"
+            )),
+            ..config
+        },
+    }
 }
 
 impl fmt::Debug for Config {
@@ -314,6 +326,21 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bad_environment_is_unusable_never_the_default_server() {
+        let mut builder = Config::builder().key_prefix("shop:");
+        builder.config.redis_url = "127.0.0.1:6379".into();
+        let config = from_builder(builder);
+        let why = config.unusable.expect("unusable");
+        assert!(why.contains("CACHE_REDIS_URL"), "{why}");
+        assert_eq!(
+            config.redis_url, "127.0.0.1:6379",
+            "not replaced by the default"
+        );
+        assert_eq!(config.key_prefix, "shop:", "the prefix is kept");
+        assert!(from_builder(Config::builder()).unusable.is_none());
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct Stats {
     /// Failures of the store: Redis errors and timeouts, and entries that could not be used
     /// (corrupt, foreign, oversized or of another type). Always 0 for the in-process store.
     pub store_errors: u64,
+    /// Store operations not tried because the store was known to be unavailable (the circuit
+    /// breaker open, or settings that name no usable Redis): the call went on without it.
+    pub store_skips: u64,
 }
 
 impl std::ops::Add for Stats {
@@ -48,6 +51,7 @@ impl std::ops::Add for Stats {
             load_errors: self.load_errors + o.load_errors,
             waits: self.waits + o.waits,
             store_errors: self.store_errors + o.store_errors,
+            store_skips: self.store_skips + o.store_skips,
         }
     }
 }
@@ -62,6 +66,7 @@ struct Stripe {
     load_errors: AtomicU64,
     waits: AtomicU64,
     store_errors: AtomicU64,
+    store_skips: AtomicU64,
 }
 
 /// Names one counter of a stripe.
@@ -78,6 +83,11 @@ pub(crate) enum Counter {
         allow(dead_code, reason = "only stores with I/O fail")
     )]
     StoreError,
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "only stores with I/O are unavailable")
+    )]
+    StoreSkip,
 }
 
 /// The striped counters of one cache.
@@ -177,6 +187,7 @@ impl Counters {
             Counter::LoadError => &stripe.load_errors,
             Counter::Wait => &stripe.waits,
             Counter::StoreError => &stripe.store_errors,
+            Counter::StoreSkip => &stripe.store_skips,
         };
         if i & SHARED_BIT == 0 {
             // This thread is the stripe's only writer.
@@ -196,6 +207,7 @@ impl Counters {
             s.load_errors += st.load_errors.load(Relaxed);
             s.waits += st.waits.load(Relaxed);
             s.store_errors += st.store_errors.load(Relaxed);
+            s.store_skips += st.store_skips.load(Relaxed);
         }
         s
     }

@@ -72,8 +72,14 @@ where
     in_cell(cell, owner, init)
 }
 
-/// Counts a failure, and logs it unless this cache logged one in the last 5 s.
+/// Counts a failure, and logs it unless this cache logged one in the last 5 s; an operation
+/// not tried because Redis is known to be unavailable is counted apart, and not logged (the
+/// breaker logs when it opens and closes; unusable settings, once).
 fn store_error<F: RedisFunction>(engine: &Engine<F, RedisBackend>, error: &StoreError) {
+    if let StoreError::Unavailable = error {
+        engine.stats.add(Counter::StoreSkip);
+        return;
+    }
     engine.stats.add(Counter::StoreError);
     if let Some(held_back) = engine.state.warnings.allow() {
         tracing::warn!(

@@ -23,7 +23,7 @@ use crate::config::{self, Config};
 pub(crate) enum StoreError {
     /// Redis failed or timed out (counts towards the circuit breaker).
     Failed(String),
-    /// Not tried: the circuit breaker is open.
+    /// Not tried: the circuit breaker is open, or the settings name no usable Redis.
     Unavailable,
     /// The data, not Redis, is at fault (an unusable entry, a value that does not encode).
     Data(String),
@@ -33,7 +33,7 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Failed(why) | StoreError::Data(why) => f.write_str(why),
-            StoreError::Unavailable => f.write_str("Redis is unavailable (circuit breaker open)"),
+            StoreError::Unavailable => f.write_str("Redis is unavailable"),
         }
     }
 }
@@ -48,21 +48,30 @@ pub(crate) struct Redis {
 static REDIS: OnceLock<Result<Redis, String>> = OnceLock::new();
 
 impl Redis {
-    /// The process's Redis connection, set up (not connected) on first use.
+    /// The process's Redis connection, set up (not connected) on first use. Settings that name
+    /// no usable Redis (a URL that does not parse, a bad environment) are an outage for the
+    /// life of the process: logged once, here, and every call answers through the fallback.
     pub(crate) fn get() -> Result<&'static Redis, StoreError> {
         REDIS
-            .get_or_init(|| Redis::new(config::current()))
+            .get_or_init(|| {
+                Redis::new(config::current()).inspect_err(|why| {
+                    tracing::error!(
+                        error = %why,
+                        "cache-runtime: Redis cannot be used; every cached call is answered by \
+                         the in-process fallback"
+                    );
+                })
+            })
             .as_ref()
-            .map_err(|e| StoreError::Failed(e.clone()))
+            .map_err(|_| StoreError::Unavailable)
     }
 
     fn new(config: &'static Config) -> Result<Redis, String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("cache-runtime-redis")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the Redis I/O runtime: {e}"))?;
+        if let Some(why) = &config.unusable {
+            return Err(why.clone());
+        }
+        // The client first: it needs no runtime, and a runtime must not be dropped on an error
+        // path, which may run inside the caller's async runtime.
         let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| {
             format!(
                 "bad Redis URL {}: {}",
@@ -70,6 +79,12 @@ impl Redis {
                 scrub(config, &e)
             )
         })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cache-runtime-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the Redis I/O runtime: {e}"))?;
         let manager = redis::aio::ConnectionManagerConfig::new()
             // No response timeout of its own: the deadline around every operation bounds it (and
             // the reconnect waits it would not cover), with one timer per operation, not two.
@@ -80,9 +95,18 @@ impl Redis {
             .set_max_delay(Duration::from_millis(500));
         let connection = {
             let _guard = runtime.enter();
-            client
-                .get_connection_manager_lazy(manager)
-                .map_err(|e| format!("cannot set up the Redis connection: {}", scrub(config, &e)))?
+            client.get_connection_manager_lazy(manager)
+        };
+        let connection = match connection {
+            Ok(connection) => connection,
+            Err(e) => {
+                // Dropping a runtime blocks, which panics inside an async runtime.
+                runtime.shutdown_background();
+                return Err(format!(
+                    "cannot set up the Redis connection: {}",
+                    scrub(config, &e)
+                ));
+            }
         };
         let breaker = Breaker::new(config.breaker_threshold, config.breaker_cooldown);
         Ok(Redis {
@@ -138,7 +162,7 @@ impl Redis {
                 let was_open = self.breaker.is_open();
                 self.breaker.success();
                 if was_open {
-                    tracing::warn!("cache-runtime: Redis answers again; circuit breaker closed");
+                    tracing::info!("cache-runtime: Redis answers again; circuit breaker closed");
                 }
             }
             Err(StoreError::Failed(why)) => {
