@@ -9,8 +9,8 @@
 // operations, and the enums they take, are the crate's own.
 #![allow(private_interfaces, private_bounds)]
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::conn::{Redis, StoreError};
@@ -155,11 +155,12 @@ fn leased<F: RedisFunction>(
             if waited {
                 engine.stats.add(Counter::Wait);
             }
-            Leased::Lease(Some(HeldLease {
+            Leased::Lease(Some(HeldLease::new(
                 redis,
                 keys,
-                lease: Some(lease),
-            }))
+                lease,
+                engine.policy.lock_timeout,
+            )))
         }
         Err(e) => {
             store_error(engine, &e);
@@ -314,6 +315,7 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         slot: Option<Slot<&F::Value>>,
     ) -> bool {
         let write = slot.and_then(|slot| payload(engine, slot));
+        lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
             return true;
         };
@@ -377,18 +379,45 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
     }
 }
 
-/// A lease held while the body runs. Dropped before the publish takes it (the body
-/// panicked, or the async call was dropped), it releases the lock at once with a
-/// compare-and-delete on the Redis runtime, so the next caller in any process loads without
-/// waiting for the lock to expire.
+/// A lease held while the body runs.
+///
+/// - Renewed while the body runs: a task on the Redis runtime extends the lock by its
+///   lifetime (`lock_timeout`) every third of it, so a load slower than `lock_timeout` still
+///   publishes, while a dead process's lock expires within `lock_timeout`. The task stops when
+///   the lease is taken or dropped, or when the lock no longer holds the token.
+/// - Dropped before the publish takes it (the body panicked, or the async call was dropped),
+///   it releases the lock at once with a compare-and-delete, so the next caller in any process
+///   loads without waiting for the lock to expire.
 pub struct HeldLease {
     redis: &'static Redis,
     keys: Keys,
     lease: Option<Lease>,
+    /// Set when the load ends: the renewal task stops at its next wake.
+    done: Arc<AtomicBool>,
+}
+
+impl HeldLease {
+    fn new(redis: &'static Redis, keys: Keys, lease: Lease, lifetime: Duration) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        redis.spawn(ops::renew(
+            redis,
+            keys.clone(),
+            lease.clone(),
+            lifetime,
+            Arc::clone(&done),
+        ));
+        HeldLease {
+            redis,
+            keys,
+            lease: Some(lease),
+            done,
+        }
+    }
 }
 
 impl Drop for HeldLease {
     fn drop(&mut self) {
+        self.done.store(true, Relaxed);
         if let Some(lease) = self.lease.take() {
             self.redis
                 .spawn(ops::release(self.redis, self.keys.clone(), lease));
@@ -398,6 +427,8 @@ impl Drop for HeldLease {
 
 /// The Redis operations, as `'static` futures that run on the Redis runtime.
 mod ops {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     use std::time::Duration;
 
     use super::super::Keys;
@@ -441,6 +472,24 @@ mod ops {
             None => lease::release(redis, keys.lock(), &lease)
                 .await
                 .map(|()| true),
+        }
+    }
+
+    /// Renews `lease` every third of `lifetime` until `done`, or until the lock no longer
+    /// holds its token, or Redis fails.
+    pub(super) async fn renew(
+        redis: &'static Redis,
+        keys: Keys,
+        lease: Lease,
+        lifetime: Duration,
+        done: Arc<AtomicBool>,
+    ) -> Result<(), StoreError> {
+        let every = (lifetime / 3).max(Duration::from_millis(1));
+        loop {
+            tokio::time::sleep(every).await;
+            if done.load(Relaxed) || !lease::renew(redis, keys.lock(), &lease, lifetime).await? {
+                return Ok(());
+            }
         }
     }
 

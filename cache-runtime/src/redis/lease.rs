@@ -48,6 +48,16 @@ static READ_OR_TAKE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Extends the lock's life (`PX`) if it still holds our token. Replies 1 if it did.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then
+           return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+         end
+         return 0",
+    )
+});
+
 /// Frees the lock if it still holds our token (compare-and-delete).
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -196,6 +206,24 @@ pub(crate) async fn publish(
     let args: [&[u8]; 3] = [lease.token.as_bytes(), payload, &px];
     let wrote: i64 = redis.eval(&PUBLISH, &[value_key, lock_key], &args).await?;
     Ok(wrote == 1)
+}
+
+/// Extends `lease` by `lifetime`; `Ok(false)` once the lock no longer holds its token (an
+/// invalidation revoked it, or it expired).
+pub(crate) async fn renew(
+    redis: &Redis,
+    lock_key: &str,
+    lease: &Lease,
+    lifetime: Duration,
+) -> Result<bool, StoreError> {
+    let renewed: i64 = redis
+        .eval(
+            &RENEW,
+            &[lock_key],
+            &[lease.token.as_bytes(), &ms(lifetime)],
+        )
+        .await?;
+    Ok(renewed == 1)
 }
 
 /// Frees the lease without writing (the load failed or is not cached).
