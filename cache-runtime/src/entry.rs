@@ -20,6 +20,16 @@ pub(crate) struct Entry<V> {
     pub(crate) fresh_until_ms: u64,
 }
 
+impl<V> Slot<V> {
+    /// The slot borrowing its value.
+    pub(crate) fn as_ref(&self) -> Slot<&V> {
+        match self {
+            Slot::Value(v) => Slot::Value(v),
+            Slot::Null => Slot::Null,
+        }
+    }
+}
+
 impl<V> Slot<&V> {
     /// The owned slot: clones the value (the one clone a miss makes for the cache).
     pub(crate) fn cloned(self) -> Slot<V>

@@ -270,14 +270,18 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
-        answer(engine, redis.block(ops::read(redis, keys)))
+        let warm = Warm::start(engine, key);
+        let read = answer(engine, redis.block(ops::read(redis, keys)));
+        warm.read(read)
     }
 
     async fn read_async(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value> {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
-        answer(engine, redis.run(ops::read(redis, keys)).await)
+        let warm = Warm::start(engine, key);
+        let read = answer(engine, redis.run(ops::read(redis, keys)).await);
+        warm.read(read)
     }
 
     fn lease(
@@ -310,34 +314,40 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
 
     fn publish(
         engine: &Engine<F, Self>,
-        _: &RedisKey<F>,
+        key: &RedisKey<F>,
         mut lease: HeldLease,
         slot: Option<Slot<&F::Value>>,
     ) -> bool {
-        let write = slot.and_then(|slot| payload(engine, slot));
+        let warm = Warm::start(engine, key);
+        let write = slot.clone().and_then(|slot| payload(engine, slot));
         lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
             return true;
         };
         let (redis, keys) = (lease.redis, lease.keys.clone());
-        published(engine, redis.block(ops::publish(redis, keys, held, write)))
+        let stored = write.is_some();
+        let answer = redis.block(ops::publish(redis, keys, held, write));
+        warm.published(&answer, stored.then_some(slot).flatten());
+        published(engine, answer)
     }
 
     async fn publish_async(
         engine: &Engine<F, Self>,
-        _: &RedisKey<F>,
+        key: &RedisKey<F>,
         mut lease: HeldLease,
         slot: Option<Slot<&F::Value>>,
     ) -> bool {
-        let write = slot.and_then(|slot| payload(engine, slot));
+        let warm = Warm::start(engine, key);
+        let write = slot.clone().and_then(|slot| payload(engine, slot));
+        lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
             return true;
         };
         let (redis, keys) = (lease.redis, lease.keys.clone());
-        published(
-            engine,
-            redis.run(ops::publish(redis, keys, held, write)).await,
-        )
+        let stored = write.is_some();
+        let answer = redis.run(ops::publish(redis, keys, held, write)).await;
+        warm.published(&answer, stored.then_some(slot).flatten());
+        published(engine, answer)
     }
 
     fn invalidate(engine: &Engine<F, Self>, key: &RedisKey<F>) {
@@ -376,6 +386,51 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
             crate::handle::Erased::clear(&state.fallback);
         }
         Some(&state.fallback)
+    }
+}
+
+/// Keeps what this process reads from and writes to Redis in the fallback too, so that an
+/// outage serves the keys this process already had (for at most `min(ttl, fallback_ttl)`)
+/// instead of loading them again. The copy is fenced by a ticket taken before the Redis
+/// operation: an invalidation of the key in this process meanwhile drops it.
+struct Warm<'a, F: RedisFunction> {
+    fallback: &'a Engine<F, Memory>,
+    key: &'a F::Key,
+    ticket: crate::fence::Ticket,
+}
+
+impl<'a, F: RedisFunction> Warm<'a, F> {
+    fn start(engine: &'a Engine<F, RedisBackend>, key: &'a RedisKey<F>) -> Self {
+        // Through the accessor: after a recovery it first empties what an outage left.
+        let fallback = &engine.state.fallback;
+        let _ = <RedisBackend as Backend<F>>::fallback(engine);
+        Warm {
+            fallback,
+            key: &key.local,
+            ticket: fallback.ticket(&key.local),
+        }
+    }
+
+    /// After a read: keeps a hit.
+    fn read(self, read: Read<F::Value>) -> Read<F::Value> {
+        if let Read::Hit(slot) = &read {
+            self.keep(slot.as_ref());
+        }
+        read
+    }
+
+    /// After a publish: keeps what it wrote, if it wrote.
+    fn published(self, answer: &Result<bool, StoreError>, slot: Option<Slot<&F::Value>>) {
+        if let (Ok(true), Some(slot)) = (answer, slot) {
+            self.keep(slot);
+        }
+    }
+
+    fn keep(self, slot: Slot<&F::Value>) {
+        let entry = self.fallback.entry(slot);
+        let key = self.key.clone();
+        self.fallback
+            .fenced(self.ticket, || self.fallback.store.insert(key, entry));
     }
 }
 
