@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::conn::{Redis, StoreError};
 use super::layout::KeyWriter;
 use super::lease::{self, Begin, Lease};
+use super::pending::{self, Pending};
 use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec};
 use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start};
 use crate::bounds::{CachedValue, RedisValue};
@@ -102,6 +103,38 @@ fn target<F: RedisFunction>(
         Err(e) => {
             store_error(engine, &e);
             None
+        }
+    }
+}
+
+/// Replays the invalidations kept while Redis was unavailable, before this operation (see
+/// `pending.rs`); `false` (counted) while they cannot be: the operation must not use Redis.
+fn replayed<F: RedisFunction>(engine: &Engine<F, RedisBackend>, redis: &'static Redis) -> bool {
+    if !pending::any() {
+        return true;
+    }
+    match redis.block(pending::replay(redis)) {
+        Ok(()) => true,
+        Err(e) => {
+            store_error(engine, &e);
+            false
+        }
+    }
+}
+
+/// The async twin of `replayed`.
+async fn replayed_async<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    redis: &'static Redis,
+) -> bool {
+    if !pending::any() {
+        return true;
+    }
+    match redis.run(pending::replay(redis)).await {
+        Ok(()) => true,
+        Err(e) => {
+            store_error(engine, &e);
+            false
         }
     }
 }
@@ -270,6 +303,9 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
+        if !replayed(engine, redis) {
+            return Read::Failed;
+        }
         let warm = Warm::start(engine, key);
         let read = answer(engine, redis.block(ops::read(redis, keys)));
         warm.read(read)
@@ -279,6 +315,9 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
+        if !replayed_async(engine, redis).await {
+            return Read::Failed;
+        }
         let warm = Warm::start(engine, key);
         let read = answer(engine, redis.run(ops::read(redis, keys)).await);
         warm.read(read)
@@ -292,6 +331,9 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let Some((redis, keys)) = target(engine, key) else {
             return Leased::Lease(None);
         };
+        if !replayed(engine, redis) {
+            return Leased::Lease(None);
+        }
         let wait = engine.policy.lock_timeout;
         let begun = redis.block(ops::begin(redis, keys.clone(), wait, start));
         leased(engine, redis, keys, begun)
@@ -350,19 +392,32 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         published(engine, answer)
     }
 
+    /// Deletes the value and its lock; kept to replay if Redis cannot be reached now.
     fn invalidate(engine: &Engine<F, Self>, key: &RedisKey<F>) {
-        if let Some((redis, keys)) = target(engine, key)
-            && let Err(e) = redis.block(ops::invalidate(redis, keys))
-        {
+        let Some((redis, keys)) = target(engine, key) else {
+            return;
+        };
+        let done = match replayed(engine, redis) {
+            true => redis.block(ops::invalidate(redis, keys.clone())),
+            false => Err(StoreError::Unavailable),
+        };
+        if let Err(e) = done {
             store_error(engine, &e);
+            pending::keep(Pending::Key(keys));
         }
     }
 
     async fn invalidate_async(engine: &Engine<F, Self>, key: &RedisKey<F>) {
-        if let Some((redis, keys)) = target(engine, key)
-            && let Err(e) = redis.run(ops::invalidate(redis, keys)).await
-        {
+        let Some((redis, keys)) = target(engine, key) else {
+            return;
+        };
+        let done = match replayed_async(engine, redis).await {
+            true => redis.run(ops::invalidate(redis, keys.clone())).await,
+            false => Err(StoreError::Unavailable),
+        };
+        if let Err(e) = done {
             store_error(engine, &e);
+            pending::keep(Pending::Key(keys));
         }
     }
 
@@ -370,11 +425,17 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
     fn clear(engine: &Engine<F, Self>) {
         let prefix = &config::current().key_prefix;
         let patterns = super::layout::scan_patterns(prefix, &engine.name);
-        let result = Redis::get().and_then(|redis| {
-            redis.block(async move { lease::delete_matching(redis, &patterns).await })
-        });
+        let Ok(redis) = Redis::get() else {
+            return;
+        };
+        let scan = patterns.clone();
+        let result = match replayed(engine, redis) {
+            true => redis.block(async move { lease::delete_matching(redis, &scan).await }),
+            false => Err(StoreError::Unavailable),
+        };
         if let Err(e) = result {
             store_error(engine, &e);
+            pending::keep(Pending::Clear(patterns));
         }
     }
 

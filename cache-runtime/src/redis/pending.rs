@@ -1,0 +1,66 @@
+//! Invalidations that could not reach Redis, kept and replayed before Redis serves this process
+//! again.
+//!
+//! An `f_invalidate` (or `clear`) while Redis is unavailable drops the key from the in-process
+//! fallback at once, and is kept here. Every Redis operation of this process first replays
+//! what is kept (deletes the keys and their locks; scans and unlinks cleared caches); while that
+//! fails, the operation counts as failed and the call goes to the fallback. So no value older
+//! than an invalidation this process acknowledged is served from Redis to this process. Other
+//! processes see the invalidation once it is replayed: at this process's first Redis operation
+//! after Redis returns.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
+
+use super::Keys;
+use super::conn::{Redis, StoreError};
+use super::lease;
+
+/// One invalidation to replay.
+pub(crate) enum Pending {
+    /// `f_invalidate`: the value key and its lock.
+    Key(Keys),
+    /// `clear()`: the `SCAN` patterns of a cache's keys and locks.
+    Clear([String; 2]),
+}
+
+static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
+/// Whether `PENDING` may hold something: the one load every Redis operation pays.
+static ANY: AtomicBool = AtomicBool::new(false);
+
+/// Keeps an invalidation that did not reach Redis.
+pub(crate) fn keep(pending: Pending) {
+    let mut all = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
+    all.push(pending);
+    ANY.store(true, Relaxed);
+}
+
+/// Whether invalidations wait to be replayed.
+#[inline]
+pub(crate) fn any() -> bool {
+    ANY.load(Relaxed)
+}
+
+/// Takes what is kept (to replay it).
+fn take() -> Vec<Pending> {
+    let mut all = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
+    ANY.store(false, Relaxed);
+    std::mem::take(&mut *all)
+}
+
+/// Replays every kept invalidation; what fails is kept again, and the error returned.
+pub(crate) async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
+    let mut left = take().into_iter();
+    while let Some(p) = left.next() {
+        let done = match &p {
+            Pending::Key(keys) => lease::invalidate(redis, keys.value(), keys.lock()).await,
+            Pending::Clear(patterns) => lease::delete_matching(redis, patterns).await.map(drop),
+        };
+        if let Err(e) = done {
+            keep(p);
+            left.for_each(keep);
+            return Err(e);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Issue 10 (#7): an invalidation during an outage is not lost. Redis frozen (`SIGSTOP`, so its
+//! data survives), the value changed in the database and invalidated: the invalidation is kept
+//! and replayed when Redis answers again, before this process reads from it, so the old value
+//! is never served again (it used to be served for the rest of its TTL). One test, in a
+//! process of its own, with a `redis-server` of its own.
+#![cfg(feature = "redis")]
+
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use cache_runtime::cached;
+use tests::redis_server::Server;
+
+/// The "database": the current version of product 3.
+static VERSION: AtomicU32 = AtomicU32::new(1);
+
+#[cached(ttl = 300, key = "{id}", name = "pending")]
+fn product(id: u32) -> u32 {
+    id * 100 + VERSION.load(SeqCst)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[test]
+fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_again() {
+    let server = match Server::start() {
+        Ok(s) => s,
+        Err(why) => {
+            assert!(
+                std::env::var("CACHE_REQUIRE_REDIS").as_deref() != Ok("1"),
+                "CACHE_REQUIRE_REDIS=1 but no Redis: {why}"
+            );
+            eprintln!("\n*** SKIPPING the pending invalidation test: {why} ***\n");
+            return;
+        }
+    };
+    let prefix = format!("pending{}:", std::process::id());
+    cache_runtime::Config::builder()
+        .redis_url(server.url.as_str())
+        .key_prefix(prefix.as_str())
+        .op_timeout(Duration::from_millis(100))
+        .breaker_threshold(1)
+        .breaker_cooldown(Duration::from_secs(1))
+        .init()
+        .expect("settings");
+    let mut raw = tests::redis_server::raw(&server.url);
+    let pid: u32 = {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut raw)
+            .expect("INFO");
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|p| p.trim().parse().ok())
+            .expect("process_id")
+    };
+    assert_eq!(product(3), 301);
+    assert_eq!(product(3), 301, "cached in Redis");
+
+    signal(pid, "-STOP");
+    // One timed-out read opens the breaker, so the invalidation below is not even sent (a
+    // command sent to a frozen server would wait in its socket and run on `SIGCONT`).
+    assert_eq!(product(3), 301, "the warm fallback answers");
+    VERSION.store(2, SeqCst);
+    product_invalidate(3); // cannot reach Redis: kept
+    assert_eq!(
+        product(3),
+        302,
+        "the fallback dropped the key and loads the new version"
+    );
+    signal(pid, "-CONT");
+
+    // Until Redis serves again, and after: never the old version.
+    let key = format!("{prefix}pending:3");
+    let give_up = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert_eq!(
+            product(3),
+            302,
+            "a value older than the invalidation was served"
+        );
+        let stored: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(&mut raw).expect("GET");
+        // Redis serves again once the new version was loaded and published there.
+        if stored.is_some_and(|v| String::from_utf8_lossy(&v).contains("302")) {
+            break;
+        }
+        assert!(Instant::now() < give_up, "Redis never served again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..20 {
+        assert_eq!(product(3), 302);
+    }
+}
