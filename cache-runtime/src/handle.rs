@@ -58,12 +58,23 @@ impl CacheHandle {
     }
 
     /// Removes every entry. Loads in flight when it runs do not write their results back.
+    ///
+    /// On Redis this also deletes the cache's keys and leases there (a `SCAN` of the cache's
+    /// key pattern, then `UNLINK`), blocking the calling thread; if Redis cannot be reached, the
+    /// clear is kept and replayed before this process uses Redis again.
     pub fn clear(&self) {
         self.cache.clear();
     }
 
-    /// The number of entries held in process, fresh or expired (expired entries are replaced
-    /// on their next miss or evicted when room is needed).
+    /// The number of entries this process holds, fresh or expired (expired entries are
+    /// replaced on their next miss or evicted when room is needed). Per backend:
+    ///
+    /// - `"memory"`: the entries of the cache.
+    /// - `"redis"`: the entries of this process's outage fallback: copies of what this process
+    ///   read from or wrote to Redis in the last `fallback_ttl` (bounded by `max_entries`),
+    ///   plus what it loaded while Redis was unavailable. It is **not** the number of keys in
+    ///   Redis, which other processes share (counting those would take a `SCAN` of the
+    ///   keyspace); it is `0` before the first call.
     pub fn len(&self) -> usize {
         self.cache.len()
     }
