@@ -2,3 +2,6 @@
 
 #[cfg(feature = "redis")]
 pub mod redis_server;
+
+#[cfg(feature = "redis")]
+pub mod envelope;

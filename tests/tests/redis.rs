@@ -91,15 +91,12 @@ fn the_layout_is_readable_by_other_services() {
     let mut con = raw();
     let key = format!("{}user:profile:7", prefix());
     let bytes: Vec<u8> = con.get(&key).expect("the entry is at {prefix}{name}:{key}");
-    let envelope: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
-    assert_eq!(envelope["v"], 1);
-    assert_eq!(envelope["t"].as_str().map(str::len), Some(16));
-    assert!(
-        envelope["w"]
-            .as_u64()
-            .is_some_and(|w| w > 1_700_000_000_000)
-    );
-    assert_eq!(envelope["d"]["name"], "user 7");
+    let envelope = tests::envelope::parse(&bytes);
+    assert_eq!(envelope.version, 2);
+    assert!(!envelope.null);
+    assert_ne!(envelope.fingerprint, 0);
+    assert!(envelope.written_ms > 1_700_000_000_000);
+    assert_eq!(envelope.json()["name"], "user 7");
     let ttl: i64 = con.pttl(&key).expect("PTTL");
     assert!(
         (50_000..=60_000).contains(&ttl),
@@ -107,8 +104,8 @@ fn the_layout_is_readable_by_other_services() {
     );
     let null_key = format!("{}user:profile:9999", prefix());
     let null: Vec<u8> = con.get(&null_key).expect("the null is cached");
-    let null: serde_json::Value = serde_json::from_slice(&null).expect("JSON");
-    assert_eq!(null["n"], true);
+    let null = tests::envelope::parse(&null);
+    assert!(null.null && null.value.is_empty());
     let ttl: i64 = con.pttl(&null_key).expect("PTTL");
     assert!(
         (20_000..=30_000).contains(&ttl),
@@ -176,14 +173,27 @@ fn bad(id: u32) -> Vec<u32> {
 fn corrupt_foreign_and_oversized_entries_are_counted_misses_and_overwritten() {
     redis_or_skip!();
     let mut con = raw();
-    let foreign = r#"{"v":1,"t":"0000000000000000","w":1,"d":[9,9,9]}"#;
-    let wrong_type = serde_json::json!({"v": 1, "d": "text"});
+    // A valid header (of this function's entries) with another value after it.
+    let mut wrong_value: Vec<u8> = {
+        assert_eq!(bad(99), vec![99; 3]);
+        con.get(format!("{}bad:99", prefix())).unwrap()
+    };
+    wrong_value.truncate(20);
+    wrong_value.extend_from_slice(&[0xa4, b't', b'e', b'x', b't']); // the string "text"
+    let mut foreign = wrong_value.clone();
+    foreign[4..12].copy_from_slice(&[0; 8]); // another type's fingerprint
+    let mut other_version = wrong_value.clone();
+    other_version[2] = 7;
     let cases: Vec<(u32, Vec<u8>)> = vec![
-        (1, b"not json at all".to_vec()),
-        (2, foreign.as_bytes().to_vec()),
-        (3, b"{\"v\":7}".to_vec()),
+        (1, b"not an envelope at all".to_vec()),
+        (2, foreign),
+        (3, other_version),
         (4, vec![b' '; (16 << 20) + 1]),
-        (5, wrong_type.to_string().into_bytes()),
+        (5, wrong_value),
+        (
+            6,
+            br#"{"v":1,"t":"0000000000000000","w":1,"d":[6,6,6]}"#.to_vec(),
+        ),
     ];
     for (id, bytes) in cases {
         let key = format!("{}bad:{id}", prefix());
@@ -202,8 +212,8 @@ fn corrupt_foreign_and_oversized_entries_are_counted_misses_and_overwritten() {
             "entry {id} was not counted"
         );
         let now: Vec<u8> = con.get(&key).unwrap();
-        let envelope: serde_json::Value = serde_json::from_slice(&now).expect("overwritten");
-        assert_eq!(envelope["d"], serde_json::json!([id, id, id]));
+        let envelope = tests::envelope::parse(&now);
+        assert_eq!(envelope.decode::<Vec<u32>>(), vec![id; 3], "overwritten");
     }
 }
 
@@ -301,8 +311,7 @@ fn refresh_writes_through() {
     assert_eq!(refreshed_refresh(1), 102);
     assert_eq!(refreshed(1), 102);
     let bytes: Vec<u8> = raw().get(format!("{}refreshed:1", prefix())).unwrap();
-    let envelope: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(envelope["d"], 102);
+    assert_eq!(tests::envelope::parse(&bytes).decode::<u32>(), 102);
 }
 
 #[cached(key = "{id}", name = "clear:a")]

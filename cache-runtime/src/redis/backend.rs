@@ -39,7 +39,7 @@ pub struct RedisState<F: Types> {
     /// are in force).
     head: OnceLock<String>,
     /// Of the Rust type of the values: entries of another type are misses.
-    fingerprint: String,
+    fingerprint: u64,
     /// Serves calls while Redis is unavailable, with local single-flight and entries that
     /// live at most `fallback_ttl`.
     fallback: Engine<F, Memory>,
@@ -145,7 +145,7 @@ fn decode<F: RedisFunction>(
     bytes: &[u8],
 ) -> Option<Slot<F::Value>> {
     let max = config::current().max_value_bytes;
-    match codec::decode(bytes, &engine.state.fingerprint, max, F::decode) {
+    match codec::decode(bytes, engine.state.fingerprint, max, F::decode) {
         Ok(slot) => Some(slot),
         Err(e) => {
             // Counted here, and overwritten by the load that follows.
@@ -209,7 +209,7 @@ fn payload<F: RedisFunction>(
     slot: Slot<&F::Value>,
 ) -> Option<(Vec<u8>, Option<Duration>)> {
     let null = matches!(slot, Slot::Null);
-    let bytes = match codec::encode(slot, &engine.state.fingerprint, F::encode) {
+    let bytes = match codec::encode(slot, engine.state.fingerprint, F::encode) {
         Ok(p) if p.len() <= config::current().max_value_bytes => p,
         Ok(p) => {
             let why = format!("a value of {} bytes is over the size cap", p.len());

@@ -1,32 +1,41 @@
-//! The envelope of a value in Redis: one JSON object that other services can read.
+//! The envelope of a value in Redis: a fixed 20-byte header, then the value in MessagePack.
 //!
 //! ```text
-//! {"v":1,"t":"9f2c61a0d4e8b7c3","w":1732700000000,"d":{"name":"Ada"}}   a value
-//! {"v":1,"t":"9f2c61a0d4e8b7c3","w":1732700000000,"n":true}             a cached null
+//! offset  size  field
+//!      0     2  magic: the bytes `c` `r` (0x63 0x72)
+//!      2     1  envelope version: 2
+//!      3     1  kind: 0 = a value follows, 1 = a cached null (nothing follows)
+//!      4     8  type fingerprint: FNV-1a 64 of the Rust type name of the value, big-endian
+//!     12     8  write time: milliseconds since the Unix epoch, big-endian
+//!     20     …  the value in MessagePack (rmp-serde; structs as maps with field names)
 //! ```
 //!
-//! `v` is the format version, `t` a fingerprint of the Rust type of the value (a hash of its
-//! type name: a deploy that changes the type reads the old entries as misses), `w` the write
-//! time in milliseconds since the Unix epoch, `d` the value as serde_json, `n` the null marker.
-//! An entry that is larger than the cap, does not parse, has another version or fingerprint,
-//! or whose `d` does not decode, is a miss, and the load that follows overwrites it.
+//! MessagePack is exact for what JSON is not: NaN, ±infinity and −0.0 are written as the
+//! IEEE 754 floats they are, maps keep non-string keys, `i128`/`u128` and byte strings are
+//! kept. A deploy that changes the value's type reads the old entries as misses (another
+//! fingerprint); so does an entry of another version (the JSON envelope of version 1 included).
+//! Known gap (as in every self-describing format with serde): a `Some` whose content is itself
+//! written as nil (`Some(None)` of a nested `Option`, `Some(())`) reads back as `None`.
+//! An entry that is larger than the cap, too short, of another magic, version or fingerprint,
+//! or whose value does not decode, is a miss, and the load that follows overwrites it.
 
-use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::entry::Slot;
 
-const VERSION: u32 = 1;
+const MAGIC: [u8; 2] = *b"cr";
+const VERSION: u8 = 2;
+const VALUE: u8 = 0;
+const NULL: u8 = 1;
+/// The header's length: magic, version, kind, fingerprint, write time.
+pub(crate) const HEADER: usize = 2 + 1 + 1 + 8 + 8;
 
 /// Why bytes read from Redis are not a usable entry.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum DecodeError {
     TooLarge(usize),
     NotAnEnvelope,
-    OtherVersion(u32),
+    OtherVersion(u8),
     OtherType,
     BadValue,
 }
@@ -43,113 +52,186 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    v: u32,
-    #[serde(borrow)]
-    t: &'a str,
-    #[serde(default)]
-    n: bool,
-    #[serde(borrow, default)]
-    d: Option<&'a RawValue>,
-}
-
-/// A 64-bit FNV-1a hash of a type name, as 16 hex digits.
-pub(crate) fn fingerprint(type_name: &str) -> String {
+/// A 64-bit FNV-1a hash of a type name.
+pub(crate) fn fingerprint(type_name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in type_name.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
 }
 
-fn now_ms() -> u128 {
+fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Writes the envelope of `slot`; `encode` writes a value's JSON.
-pub(crate) fn encode<V>(
+/// Writes the envelope of `slot`; `encode` appends a value's MessagePack.
+pub(crate) fn encode<V, E>(
     slot: Slot<&V>,
-    fingerprint: &str,
-    encode: impl FnOnce(&V, &mut Vec<u8>) -> serde_json::Result<()>,
-) -> serde_json::Result<Vec<u8>> {
-    let mut head = String::with_capacity(64);
-    let _ = write!(
-        head,
-        "{{\"v\":{VERSION},\"t\":\"{fingerprint}\",\"w\":{},",
-        now_ms()
-    );
-    let mut out = head.into_bytes();
-    match slot {
-        Slot::Null => out.extend_from_slice(b"\"n\":true}"),
-        Slot::Value(v) => {
-            out.extend_from_slice(b"\"d\":");
-            encode(v, &mut out)?;
-            out.push(b'}');
-        }
+    fingerprint: u64,
+    encode: impl FnOnce(&V, &mut Vec<u8>) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(match slot {
+        Slot::Null => NULL,
+        Slot::Value(_) => VALUE,
+    });
+    out.extend_from_slice(&fingerprint.to_be_bytes());
+    out.extend_from_slice(&now_ms().to_be_bytes());
+    if let Slot::Value(v) = slot {
+        encode(v, &mut out)?;
     }
     Ok(out)
 }
 
-/// Reads an envelope; `decode` reads a value's JSON.
-pub(crate) fn decode<V>(
+/// Reads an envelope; `decode` reads a value's MessagePack.
+pub(crate) fn decode<V, E>(
     bytes: &[u8],
-    fingerprint: &str,
+    fingerprint: u64,
     max_bytes: usize,
-    decode: impl FnOnce(&[u8]) -> serde_json::Result<V>,
+    decode: impl FnOnce(&[u8]) -> Result<V, E>,
 ) -> Result<Slot<V>, DecodeError> {
     if bytes.len() > max_bytes {
         return Err(DecodeError::TooLarge(bytes.len()));
     }
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(bytes).map_err(|_| DecodeError::NotAnEnvelope)?;
-    if envelope.v != VERSION {
-        return Err(DecodeError::OtherVersion(envelope.v));
+    if bytes.len() < HEADER || bytes[..2] != MAGIC {
+        return Err(DecodeError::NotAnEnvelope);
     }
-    if envelope.t != fingerprint {
+    let (head, body) = bytes.split_at(HEADER);
+    if head[2] != VERSION {
+        return Err(DecodeError::OtherVersion(head[2]));
+    }
+    let mut print = [0; 8];
+    print.copy_from_slice(&head[4..12]);
+    if u64::from_be_bytes(print) != fingerprint {
         return Err(DecodeError::OtherType);
     }
-    if envelope.n {
-        return Ok(Slot::Null);
+    match head[3] {
+        NULL if body.is_empty() => Ok(Slot::Null),
+        VALUE => decode(body)
+            .map(Slot::Value)
+            .map_err(|_| DecodeError::BadValue),
+        _ => Err(DecodeError::NotAnEnvelope),
     }
-    // `"d":null` reads as `None`: a value whose JSON is `null` (such as `()`).
-    let json = envelope.d.map_or("null", RawValue::get);
-    decode(json.as_bytes())
-        .map(Slot::Value)
-        .map_err(|_| DecodeError::BadValue)
+}
+
+/// The value codec: MessagePack through rmp-serde, structs as maps with their field names (so
+/// other languages can read them, and a field added later does not shift the others).
+pub(crate) fn write_value<V: serde::Serialize + ?Sized>(
+    value: &V,
+    out: &mut Vec<u8>,
+) -> Result<(), rmp_serde::encode::Error> {
+    rmp_serde::encode::write_named(out, value)
+}
+
+/// Reads what [`write_value`] wrote; trailing bytes are an error.
+pub(crate) fn read_value<V: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<V, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::new(bytes);
+    let value = V::deserialize(&mut de)?;
+    let rest = de.get_ref().len();
+    if rest != 0 {
+        return Err(rmp_serde::decode::Error::Syntax(format!(
+            "{rest} bytes after the value"
+        )));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::fmt::Debug;
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
     use super::*;
 
-    fn enc<V: serde::Serialize>(slot: Slot<&V>) -> Vec<u8> {
-        encode(slot, "00ff", |v, out| serde_json::to_writer(out, v)).unwrap()
+    const PRINT: u64 = 0x00ff;
+
+    fn enc<V: Serialize>(slot: Slot<&V>) -> Vec<u8> {
+        encode(slot, PRINT, write_value).unwrap()
     }
 
-    fn dec<V: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Slot<V>, DecodeError> {
-        decode(bytes, "00ff", 1 << 20, |b| serde_json::from_slice(b))
+    fn dec<V: DeserializeOwned>(bytes: &[u8]) -> Result<Slot<V>, DecodeError> {
+        decode(bytes, PRINT, 1 << 20, read_value)
+    }
+
+    fn round_trip<V: Serialize + DeserializeOwned>(v: &V) -> V {
+        match dec::<V>(&enc(Slot::Value(v))) {
+            Ok(Slot::Value(back)) => back,
+            other => panic!("no value back: {:?}", other.err()),
+        }
+    }
+
+    fn exact<V: Serialize + DeserializeOwned + PartialEq + Debug>(v: V) {
+        assert_eq!(round_trip(&v), v);
+    }
+
+    #[test]
+    fn the_header_is_as_documented() {
+        let bytes = enc(Slot::Value(&7u8));
+        assert_eq!(&bytes[..4], b"cr\x02\x00");
+        assert_eq!(&bytes[4..12], &0x00ffu64.to_be_bytes());
+        let written = u64::from_be_bytes(bytes[12..20].try_into().unwrap());
+        assert!(written.abs_diff(now_ms()) < 60_000);
+        assert_eq!(&bytes[20..], &[7], "7 is a MessagePack positive fixint");
+        let null = enc::<u8>(Slot::Null);
+        assert_eq!(&null[..4], b"cr\x02\x01");
+        assert_eq!(null.len(), HEADER);
     }
 
     #[test]
     fn values_and_nulls_round_trip() {
-        let bytes = enc(Slot::Value(&vec!["a".to_string()]));
-        assert!(String::from_utf8_lossy(&bytes).starts_with("{\"v\":1,\"t\":\"00ff\",\"w\":"));
-        assert_eq!(
-            dec::<Vec<String>>(&bytes),
-            Ok(Slot::Value(vec!["a".to_string()]))
-        );
+        exact(vec!["a".to_string()]);
         assert_eq!(
             dec::<Vec<String>>(&enc::<Vec<String>>(Slot::Null)),
             Ok(Slot::Null)
         );
     }
 
+    /// Issue 10 (#4): what JSON changed or refused reads back exactly.
     #[test]
-    fn a_value_that_is_json_null_is_not_a_null() {
+    fn floats_maps_and_wide_integers_are_exact() {
+        let back = round_trip(&vec![Some(f64::NAN), None, Some(1.5)]);
+        assert!(back[0].is_some_and(f64::is_nan), "NaN stays NaN: {back:?}");
+        assert_eq!(&back[1..], &[None, Some(1.5)]);
+        exact(f64::INFINITY);
+        exact(f64::NEG_INFINITY);
+        let zero = round_trip(&-0.0f64);
+        assert!(
+            zero == 0.0 && zero.is_sign_negative(),
+            "−0.0 keeps its sign"
+        );
+        exact(f32::MIN_POSITIVE);
+        exact(HashMap::from([((1u32, 2u32), "a".to_string())]));
+        #[derive(Serialize, serde::Deserialize, PartialEq, Eq, PartialOrd, Ord, Debug)]
+        struct StructKey {
+            id: u32,
+            tag: String,
+        }
+        let key = StructKey {
+            id: 1,
+            tag: "x".into(),
+        };
+        exact(BTreeMap::from([(key, 9u64)]));
+        exact(u128::MAX);
+        exact(i128::MIN);
+        exact(u64::MAX);
+        exact(vec![0u8, 255, 7]);
+        exact(String::from("naïve ✓"));
+        exact((1u8, 'c', "s".to_string(), true));
+    }
+
+    #[test]
+    fn a_value_that_is_nil_is_not_a_null() {
         assert_eq!(dec::<()>(&enc(Slot::Value(&()))), Ok(Slot::Value(())));
         assert_eq!(
             dec::<Option<u8>>(&enc(Slot::Value(&None::<u8>))),
@@ -163,23 +245,35 @@ mod tests {
 
     #[test]
     fn bad_entries_are_errors_not_panics() {
-        assert_eq!(dec::<u8>(b"garbage"), Err(DecodeError::NotAnEnvelope));
+        assert_eq!(
+            dec::<u8>(b"garbage that is long enough"),
+            Err(DecodeError::NotAnEnvelope)
+        );
         assert_eq!(dec::<u8>(b""), Err(DecodeError::NotAnEnvelope));
+        assert_eq!(dec::<u8>(b"cr\x02"), Err(DecodeError::NotAnEnvelope));
+        // The JSON envelope of version 1 is a miss, overwritten by the next load.
         assert_eq!(
-            dec::<u8>(b"{\"v\":2,\"t\":\"00ff\",\"d\":1}"),
-            Err(DecodeError::OtherVersion(2))
+            dec::<u8>(b"{\"v\":1,\"t\":\"00000000000000ff\",\"w\":1,\"d\":1}"),
+            Err(DecodeError::NotAnEnvelope)
         );
+        let mut other = enc(Slot::Value(&1u8));
+        other[2] = 3;
+        assert_eq!(dec::<u8>(&other), Err(DecodeError::OtherVersion(3)));
+        let typed = encode(Slot::Value(&1u8), 0xbeef, write_value).unwrap();
+        assert_eq!(dec::<u8>(&typed), Err(DecodeError::OtherType));
         assert_eq!(
-            dec::<u8>(b"{\"v\":1,\"t\":\"beef\",\"d\":1}"),
-            Err(DecodeError::OtherType)
-        );
-        assert_eq!(
-            dec::<u8>(b"{\"v\":1,\"t\":\"00ff\",\"d\":\"x\"}"),
+            dec::<u8>(&enc(Slot::Value(&"x"))),
             Err(DecodeError::BadValue)
         );
+        let mut trailing = enc(Slot::Value(&1u8));
+        trailing.push(2);
+        assert_eq!(dec::<u8>(&trailing), Err(DecodeError::BadValue));
+        let mut kind = enc(Slot::Value(&1u8));
+        kind[3] = 9;
+        assert_eq!(dec::<u8>(&kind), Err(DecodeError::NotAnEnvelope));
         let big = vec![b' '; 100];
         assert_eq!(
-            decode(&big, "00ff", 10, |b| serde_json::from_slice::<u8>(b)),
+            decode(&big, PRINT, 10, read_value::<u8>),
             Err(DecodeError::TooLarge(100))
         );
     }
@@ -187,6 +281,5 @@ mod tests {
     #[test]
     fn fingerprints_differ_by_type() {
         assert_ne!(fingerprint("u32"), fingerprint("u64"));
-        assert_eq!(fingerprint("u32").len(), 16);
     }
 }

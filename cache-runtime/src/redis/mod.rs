@@ -42,11 +42,11 @@ pub trait RedisFunction: Function {
     /// Writes the key's rendered form (after `{prefix}{name}:`).
     fn render_key(lookup: &Self::Lookup<'_>, out: &mut KeyWriter) -> serde_json::Result<()>;
 
-    /// Writes a value as JSON.
-    fn encode(value: &Self::Value, out: &mut Vec<u8>) -> serde_json::Result<()>;
+    /// Appends a value in the value codec (`codec.rs`).
+    fn encode(value: &Self::Value, out: &mut Vec<u8>) -> Result<(), rmp_serde::encode::Error>;
 
-    /// Reads a value from JSON.
-    fn decode(json: &[u8]) -> serde_json::Result<Self::Value>;
+    /// Reads a value written by `encode`.
+    fn decode(bytes: &[u8]) -> Result<Self::Value, rmp_serde::decode::Error>;
 }
 
 impl<S, M> RedisFunction for Shaped<S, M>
@@ -61,12 +61,12 @@ where
         S::render_key(lookup, out)
     }
 
-    fn encode(value: &Self::Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        serde_json::to_writer(out, value)
+    fn encode(value: &Self::Value, out: &mut Vec<u8>) -> Result<(), rmp_serde::encode::Error> {
+        codec::write_value(value, out)
     }
 
-    fn decode(json: &[u8]) -> serde_json::Result<Self::Value> {
-        serde_json::from_slice(json)
+    fn decode(bytes: &[u8]) -> Result<Self::Value, rmp_serde::decode::Error> {
+        codec::read_value(bytes)
     }
 }
 

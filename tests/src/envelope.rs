@@ -1,0 +1,53 @@
+//! Reads a Redis entry as another service would, from the README's byte-by-byte description
+//! (not through the library's code): so the tests check the documented format.
+
+/// One entry, its header split into fields.
+#[derive(Debug)]
+pub struct Envelope {
+    /// The envelope version (byte 2).
+    pub version: u8,
+    /// `false`: a value; `true`: a cached null.
+    pub null: bool,
+    /// The type fingerprint (bytes 4–11).
+    pub fingerprint: u64,
+    /// The write time, ms since the Unix epoch (bytes 12–19).
+    pub written_ms: u64,
+    /// The value's MessagePack (empty for a null).
+    pub value: Vec<u8>,
+}
+
+impl Envelope {
+    /// Splits `bytes`; `None` if they are not an envelope.
+    pub fn parse(bytes: &[u8]) -> Option<Envelope> {
+        if bytes.len() < 20 || &bytes[..2] != b"cr" {
+            return None;
+        }
+        let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        Some(Envelope {
+            version: bytes[2],
+            null: match bytes[3] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+            fingerprint: u64_at(4),
+            written_ms: u64_at(12),
+            value: bytes[20..].to_vec(),
+        })
+    }
+
+    /// The value as JSON (MessagePack is self-describing), for assertions.
+    pub fn json(&self) -> serde_json::Value {
+        rmp_serde::from_slice(&self.value).expect("the value is MessagePack")
+    }
+
+    /// The value as `T`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> T {
+        rmp_serde::from_slice(&self.value).expect("the value is MessagePack")
+    }
+}
+
+/// Parses `bytes`, failing the test if they are not an envelope.
+pub fn parse(bytes: &[u8]) -> Envelope {
+    Envelope::parse(bytes).unwrap_or_else(|| panic!("not an envelope: {bytes:?}"))
+}

@@ -1,0 +1,126 @@
+//! Issue 10 (#4): values round-trip through Redis exactly. With JSON, a cached
+//! `vec![Some(f64::NAN), None, Some(1.5)]` came back as `[None, None, Some(1.5)]` (a wrong
+//! value served as a hit), and infinite floats or maps with non-string keys never cached
+//! (`store_errors` grew every call). Each function here is called twice: one load, one hit
+//! with the exact value, no store error.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+use cache_runtime::{CacheHandle, cached};
+use serde::{Deserialize, Serialize};
+
+static LOADS: [AtomicU32; 6] = [const { AtomicU32::new(0) }; 6];
+
+#[cached(key = "{id}", name = "codec_nan_vec")]
+fn nan_vec(id: u32) -> Vec<Option<f64>> {
+    LOADS[0].fetch_add(1, SeqCst);
+    vec![Some(f64::NAN), None, Some(f64::from(id) + 0.5)]
+}
+
+#[cached(key = "{id}", name = "codec_inf")]
+fn infinite(id: u32) -> (f64, f64, f32) {
+    LOADS[1].fetch_add(1, SeqCst);
+    (f64::INFINITY, f64::NEG_INFINITY, -0.0 * id as f32)
+}
+
+#[cached(key = "{id}", name = "codec_pairs")]
+fn pairs(id: u32) -> HashMap<(u32, u32), String> {
+    LOADS[2].fetch_add(1, SeqCst);
+    HashMap::from([((id, 2), "two".into()), ((id, 3), "three".into())])
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct StructKey {
+    region: String,
+    shard: u16,
+}
+
+#[cached(key = "{id}", name = "codec_struct_keys")]
+fn by_struct(id: u32) -> BTreeMap<StructKey, u64> {
+    LOADS[3].fetch_add(1, SeqCst);
+    let key = StructKey {
+        region: "eu".into(),
+        shard: id as u16,
+    };
+    BTreeMap::from([(key, u64::MAX)])
+}
+
+#[cached(key = "{id}", name = "codec_wide")]
+fn wide(id: u32) -> (u128, i128, Vec<u8>) {
+    LOADS[4].fetch_add(1, SeqCst);
+    (
+        u128::MAX - u128::from(id),
+        i128::MIN,
+        vec![0, 255, id as u8],
+    )
+}
+
+#[cached(key = "{id}", name = "codec_nan")]
+fn nan(id: u32) -> Option<f64> {
+    LOADS[5].fetch_add(1, SeqCst);
+    Some(f64::NAN * f64::from(id))
+}
+
+/// One load, one hit, no store error.
+fn cached_once(cache: &CacheHandle, loads: &AtomicU32) {
+    let s = cache.stats();
+    assert_eq!(loads.load(SeqCst), 1, "{}: loaded again", cache.name());
+    assert_eq!((s.misses, s.hits), (1, 1), "{}: {s:?}", cache.name());
+    assert_eq!(s.store_errors, 0, "{}: {s:?}", cache.name());
+}
+
+#[test]
+fn issue_10_values_round_trip_exactly() {
+    if !common::backend_ready() {
+        return;
+    }
+    for _ in 0..2 {
+        let v = nan_vec(1);
+        assert!(v[0].is_some_and(f64::is_nan), "NaN stays NaN: {v:?}");
+        assert_eq!(&v[1..], &[None, Some(1.5)]);
+    }
+    cached_once(nan_vec_cache(), &LOADS[0]);
+
+    for _ in 0..2 {
+        let (up, down, zero) = infinite(1);
+        assert_eq!((up, down), (f64::INFINITY, f64::NEG_INFINITY));
+        assert!(
+            zero == 0.0 && zero.is_sign_negative(),
+            "−0.0 keeps its sign"
+        );
+    }
+    cached_once(infinite_cache(), &LOADS[1]);
+
+    for _ in 0..2 {
+        assert_eq!(pairs(1).get(&(1, 3)).map(String::as_str), Some("three"));
+        assert_eq!(pairs(1).len(), 2);
+    }
+    assert_eq!(LOADS[2].load(SeqCst), 1);
+    assert_eq!(pairs_cache().stats().store_errors, 0);
+
+    for _ in 0..2 {
+        let key = StructKey {
+            region: "eu".into(),
+            shard: 1,
+        };
+        assert_eq!(by_struct(1), BTreeMap::from([(key, u64::MAX)]));
+    }
+    cached_once(by_struct_cache(), &LOADS[3]);
+
+    for _ in 0..2 {
+        assert_eq!(wide(1), (u128::MAX - 1, i128::MIN, vec![0, 255, 1]));
+    }
+    cached_once(wide_cache(), &LOADS[4]);
+
+    for _ in 0..2 {
+        assert!(
+            nan(1).is_some_and(f64::is_nan),
+            "a NaN result is a value, not a null"
+        );
+    }
+    cached_once(nan_cache(), &LOADS[5]);
+}
