@@ -360,9 +360,11 @@ impl<'a> Key<'a> {
         krate: &TokenStream,
         lookup: &syn::Ident,
         out: &syn::Ident,
-    ) -> (TokenStream, String) {
+    ) -> (TokenStream, String, String) {
         let (parts, vars, mut body) = self.unpack(krate, lookup);
         let mut separators = String::new();
+        // The template with each placeholder as `\u{1}` (`RedisSignature::LAYOUT`).
+        let mut layout = String::new();
         match &self.pieces {
             Some(pieces) => {
                 let mut next = 0;
@@ -376,8 +378,10 @@ impl<'a> Key<'a> {
                                 separators.push(c);
                             }
                             body.extend(quote!(#out.text(#text);));
+                            layout.push_str(text);
                         }
                         Piece::Part => {
+                            layout.push('\u{1}');
                             let (var, span) = (&vars[next], parts[next].span);
                             next += 1;
                             body.extend(quote_spanned!(span=> #out.value(#var);));
@@ -386,6 +390,7 @@ impl<'a> Key<'a> {
                 }
             }
             None => {
+                layout.push('\u{1}');
                 body.extend(quote!(#out.text("[");));
                 for (i, (var, p)) in vars.iter().zip(&parts).enumerate() {
                     if i > 0 {
@@ -396,7 +401,7 @@ impl<'a> Key<'a> {
                 body.extend(quote!(#out.text("]");));
             }
         }
-        (body, separators)
+        (body, separators, layout)
     }
 
     /// The statements that compute field parts, and the lookup expression.

@@ -149,6 +149,7 @@ impl Gen<'_> {
     /// ```text
     /// impl<K0> RedisSignature for f<(K0,)> where K0: KeyParam + KeyJson {
     ///     const SEPARATORS: &str = ":";
+    ///     const LAYOUT: &str = "user:\u{1}";
     ///     fn render_key(lookup, out) { out.text("user:"); out.value(id); Ok(()) }
     /// }
     /// ```
@@ -160,12 +161,13 @@ impl Gen<'_> {
     ) -> TokenStream {
         let krate = &self.krate;
         let [lookup, writer] = mixed(["__lookup", "__out"]);
-        let (render, separators) = self.key.render_body(krate, &lookup, &writer);
+        let (render, separators, layout) = self.key.render_body(krate, &lookup, &writer);
         let bounds = self.bounds(parts, ks, true);
         let (params, self_ty) = (&generic.params, &generic.self_ty);
         quote! {
             impl #params #krate::__private::RedisSignature for #self_ty where #bounds {
                 const SEPARATORS: &'static str = #separators;
+                const LAYOUT: &'static str = #layout;
                 fn render_key(
                     #lookup: &Self::Lookup<'_>,
                     #writer: &mut #krate::__private::KeyWriter,

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::conn::{Redis, StoreError};
-use super::layout::KeyWriter;
+use super::layout::{self, ClearScan, KeyShape, KeyWriter};
 use super::lease::{self, Begin, Lease};
 use super::pending::{self, Pending};
 use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec};
@@ -40,6 +40,11 @@ pub struct RedisState<F: Types> {
     head: OnceLock<String>,
     /// Of the Rust type of the values: entries of another type are misses.
     fingerprint: u64,
+    /// The shape of this cache's keys (`layout.rs`): what `clear()` deletes.
+    shape: KeyShape,
+    /// Whether another cache of this process claimed keys this one could have: then this
+    /// one never uses Redis (said once, at its first use) and runs on its fallback.
+    isolated: bool,
     /// Serves calls while Redis is unavailable, with local single-flight and entries that
     /// live at most `fallback_ttl`.
     fallback: Engine<F, Memory>,
@@ -97,6 +102,10 @@ fn target<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
     key: &RedisKey<F>,
 ) -> Option<(&'static Redis, Keys)> {
+    if engine.state.isolated {
+        engine.stats.add(Counter::StoreSkip);
+        return None;
+    }
     let keys = key.redis.clone()?;
     match Redis::get() {
         Ok(redis) => Some((redis, keys)),
@@ -258,9 +267,19 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
             lock: Lock::Local,
             ..*policy
         };
+        let shape = KeyShape::new(name, F::LAYOUT);
+        let isolated = match layout::claim(&shape) {
+            Ok(()) => false,
+            Err(why) => {
+                tracing::error!(cache = %name, "cache-runtime: {why}");
+                true
+            }
+        };
         RedisState {
             head: OnceLock::new(),
             fingerprint: codec::fingerprint(std::any::type_name::<F::Value>()),
+            shape,
+            isolated,
             fallback: Engine::new(name.to_owned(), fallback_policy),
             fallback_epoch: AtomicU64::new(0),
             warnings: RateLimit {
@@ -421,21 +440,27 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         }
     }
 
-    /// Deletes every key of this function (and their locks) with `SCAN` and `UNLINK`.
+    /// Deletes every key of this function (and their locks) with `SCAN` and `UNLINK`: the
+    /// keys under its name that have its shape, not those of a function named `{name}:…`.
     fn clear(engine: &Engine<F, Self>) {
+        if engine.state.isolated {
+            return;
+        }
         let prefix = &config::current().key_prefix;
-        let patterns = super::layout::scan_patterns(prefix, &engine.name);
+        let scan = ClearScan::new(prefix, engine.state.shape.clone());
         let Ok(redis) = Redis::get() else {
             return;
         };
-        let scan = patterns.clone();
         let result = match replayed(engine, redis) {
-            true => redis.block(async move { lease::delete_matching(redis, &scan).await }),
+            true => {
+                let scan = scan.clone();
+                redis.block(async move { lease::delete_matching(redis, &scan).await })
+            }
             false => Err(StoreError::Unavailable),
         };
         if let Err(e) = result {
             store_error(engine, &e);
-            pending::keep(Pending::Clear(patterns));
+            pending::keep(Pending::Clear(scan));
         }
     }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use redis::{Script, Value};
 
 use super::conn::{Redis, StoreError};
+use super::layout::ClearScan;
 
 /// Reads the value; if there is none, tries to take the lock.
 /// Replies `{1, value}`, `{2}` (lock taken) or `{3}` (lock held by another loader).
@@ -256,19 +257,21 @@ pub(crate) async fn read(redis: &Redis, value_key: &str) -> Result<Option<Vec<u8
     redis.query::<Option<Vec<u8>>>(cmd).await
 }
 
-/// Deletes every key matching `patterns` with `SCAN` (never `KEYS`) and `UNLINK`.
-pub(crate) async fn delete_matching(redis: &Redis, patterns: &[String]) -> Result<u64, StoreError> {
+/// Deletes the keys of a cleared cache: found with `SCAN` (never `KEYS`), kept when the cache
+/// owns them, removed with `UNLINK`.
+pub(crate) async fn delete_matching(redis: &Redis, scan: &ClearScan) -> Result<u64, StoreError> {
     let mut deleted = 0;
-    for pattern in patterns {
+    for pattern in &scan.patterns {
         let mut cursor: u64 = 0;
         loop {
-            let mut scan = redis::cmd("SCAN");
-            scan.arg(cursor)
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
                 .arg("MATCH")
                 .arg(pattern)
                 .arg("COUNT")
                 .arg(500);
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis.query(scan).await?;
+            let (next, mut keys): (u64, Vec<Vec<u8>>) = redis.query(cmd).await?;
+            keys.retain(|k| scan.owns(k));
             if !keys.is_empty() {
                 let mut unlink = redis::cmd("UNLINK");
                 for k in &keys {

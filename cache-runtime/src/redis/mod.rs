@@ -29,6 +29,10 @@ pub trait RedisSignature: KeyFn {
     /// character of each text between two placeholders.
     const SEPARATORS: &'static str;
 
+    /// The key template with each placeholder as `\u{1}` (`"\u{1}"` alone without a
+    /// template): the shape that keeps the keys of two functions apart (`layout.rs`).
+    const LAYOUT: &'static str;
+
     /// Writes the key's rendered form (after `{prefix}{name}:`).
     fn render_key(lookup: &Self::Lookup<'_>, out: &mut KeyWriter) -> serde_json::Result<()>;
 }
@@ -38,6 +42,9 @@ pub trait RedisSignature: KeyFn {
 pub trait RedisFunction: Function {
     /// See [`RedisSignature::SEPARATORS`].
     const SEPARATORS: &'static str;
+
+    /// See [`RedisSignature::LAYOUT`].
+    const LAYOUT: &'static str;
 
     /// Writes the key's rendered form (after `{prefix}{name}:`).
     fn render_key(lookup: &Self::Lookup<'_>, out: &mut KeyWriter) -> serde_json::Result<()>;
@@ -56,6 +63,7 @@ where
     M::Value: CachedValue + RedisValue,
 {
     const SEPARATORS: &'static str = S::SEPARATORS;
+    const LAYOUT: &'static str = S::LAYOUT;
 
     fn render_key(lookup: &Self::Lookup<'_>, out: &mut KeyWriter) -> serde_json::Result<()> {
         S::render_key(lookup, out)

@@ -14,14 +14,15 @@ use std::sync::{Mutex, PoisonError};
 
 use super::Keys;
 use super::conn::{Redis, StoreError};
+use super::layout::ClearScan;
 use super::lease;
 
 /// One invalidation to replay.
 pub(crate) enum Pending {
     /// `f_invalidate`: the value key and its lock.
     Key(Keys),
-    /// `clear()`: the `SCAN` patterns of a cache's keys and locks.
-    Clear([String; 2]),
+    /// `clear()`: what to scan for, and which keys found are the cache's.
+    Clear(ClearScan),
 }
 
 static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
@@ -54,7 +55,7 @@ pub(crate) async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
     while let Some(p) = left.next() {
         let done = match &p {
             Pending::Key(keys) => lease::invalidate(redis, keys.value(), keys.lock()).await,
-            Pending::Clear(patterns) => lease::delete_matching(redis, patterns).await.map(drop),
+            Pending::Clear(scan) => lease::delete_matching(redis, scan).await.map(drop),
         };
         if let Err(e) = done {
             keep(p);
