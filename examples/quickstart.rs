@@ -273,7 +273,10 @@ fn main() -> rusqlite::Result<()> {
     show("cached:")?;
     connect()?.execute("UPDATE users SET name = 'Ada Lovelace' WHERE id = 42", [])?;
     show("after UPDATE (stale):")?;
-    user_profile_invalidate(42);
+    assert!(
+        user_profile_invalidate(42).is_done(),
+        "in process, always done"
+    );
     show("after user_profile_invalidate(42):")?;
 
     println!("\n5. Stats");

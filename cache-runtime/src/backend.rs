@@ -26,6 +26,7 @@ use std::future::Future;
 use crate::engine::Engine;
 use crate::entry::Slot;
 use crate::function::{Function, Types};
+use crate::invalidation::Invalidation;
 use crate::policy::Policy;
 
 /// What a backend keeps per cache, and the key of one call.
@@ -141,17 +142,21 @@ pub trait Backend<F: Function>:
         slot: Option<Slot<&F::Value>>,
     ) -> impl Future<Output = bool> + Send;
 
-    /// Removes the entry and revokes the leases of loads in flight (sync).
-    fn invalidate(engine: &Engine<F, Self>, key: &Self::Key);
+    /// Removes the entry and revokes the leases of loads in flight (sync); `Pending` when
+    /// the backend could not be reached (then it is kept to replay).
+    fn invalidate(engine: &Engine<F, Self>, key: &Self::Key) -> Invalidation;
 
     /// The async twin of [`Backend::invalidate`].
     fn invalidate_async(
         engine: &Engine<F, Self>,
         key: &Self::Key,
-    ) -> impl Future<Output = ()> + Send;
+    ) -> impl Future<Output = Invalidation> + Send;
 
-    /// Removes every entry of the cache.
-    fn clear(engine: &Engine<F, Self>);
+    /// Removes every entry of the cache from the backend; `Pending` as for `invalidate`.
+    fn clear(engine: &Engine<F, Self>) -> Invalidation;
+
+    /// The async twin of [`Backend::clear`].
+    fn clear_async(engine: &Engine<F, Self>) -> impl Future<Output = Invalidation> + Send;
 
     /// The in-process engine that answers while the backend fails.
     fn fallback(engine: &Engine<F, Self>) -> Option<&Engine<F, Memory>>;
@@ -217,11 +222,21 @@ impl<F: Function> Backend<F> for Memory {
         true
     }
 
-    fn invalidate(_: &Engine<F, Self>, _: &F::Key) {}
+    fn invalidate(_: &Engine<F, Self>, _: &F::Key) -> Invalidation {
+        Invalidation::Done
+    }
 
-    async fn invalidate_async(_: &Engine<F, Self>, _: &F::Key) {}
+    async fn invalidate_async(_: &Engine<F, Self>, _: &F::Key) -> Invalidation {
+        Invalidation::Done
+    }
 
-    fn clear(_: &Engine<F, Self>) {}
+    fn clear(_: &Engine<F, Self>) -> Invalidation {
+        Invalidation::Done
+    }
+
+    async fn clear_async(_: &Engine<F, Self>) -> Invalidation {
+        Invalidation::Done
+    }
 
     fn fallback(_: &Engine<F, Self>) -> Option<&Engine<F, Memory>> {
         None

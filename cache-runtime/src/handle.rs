@@ -2,6 +2,10 @@
 //! return it.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::invalidation::Invalidation;
 
 use crate::stats::Stats;
 
@@ -10,7 +14,8 @@ pub(crate) trait Erased: Send + Sync {
     fn name(&self) -> &str;
     fn backend(&self) -> &'static str;
     fn stats(&self) -> Stats;
-    fn clear(&self);
+    fn clear(&self) -> Invalidation;
+    fn clear_async(&self) -> Pin<Box<dyn Future<Output = Invalidation> + Send + '_>>;
     fn len(&self) -> usize;
 }
 
@@ -29,7 +34,7 @@ pub(crate) trait Erased: Send + Sync {
 /// let cache = square_cache();
 /// assert_eq!(cache.name(), "squares");
 /// assert_eq!((cache.stats().misses, cache.stats().hits), (1, 1));
-/// cache.clear();
+/// assert!(cache.clear().is_done());
 /// assert!(cache.is_empty());
 /// ```
 #[derive(Clone, Copy)]
@@ -61,9 +66,16 @@ impl CacheHandle {
     ///
     /// On Redis this also deletes the cache's keys and leases there (a `SCAN` of the cache's
     /// key pattern, then `UNLINK`), blocking the calling thread; if Redis cannot be reached, the
-    /// clear is kept and replayed before this process uses Redis again.
-    pub fn clear(&self) {
-        self.cache.clear();
+    /// clear is kept and replayed before this process uses Redis again, and the answer is
+    /// [`Invalidation::Pending`].
+    pub fn clear(&self) -> Invalidation {
+        self.cache.clear()
+    }
+
+    /// The async twin of [`clear`](CacheHandle::clear): on Redis the scan runs without
+    /// blocking the caller's thread (on the library's I/O runtime, so any executor works).
+    pub fn clear_async(&self) -> impl Future<Output = Invalidation> + Send + 'static {
+        self.cache.clear_async()
     }
 
     /// The number of entries this process holds, fresh or expired (expired entries are

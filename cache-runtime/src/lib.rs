@@ -22,6 +22,7 @@ mod entry;
 mod fence;
 mod function;
 mod handle;
+mod invalidation;
 mod key;
 mod policy;
 #[cfg(feature = "redis")]
@@ -35,6 +36,7 @@ mod stats;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use handle::CacheHandle;
+pub use invalidation::Invalidation;
 
 pub use registry::caches;
 pub use stats::Stats;

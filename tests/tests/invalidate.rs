@@ -33,7 +33,7 @@ fn an_invalidation_during_a_load_keeps_its_result_out() {
     let loader = std::thread::spawn(|| gated(1));
     GATE.wait_for_arrival(); // the load read v1 and is in flight
     VERSION.store(2, SeqCst);
-    gated_invalidate(1);
+    assert!(gated_invalidate(1).is_done());
     GATE.open();
     assert_eq!(
         loader.join().expect("no panic"),
@@ -67,7 +67,7 @@ fn the_fence_holds_without_single_flight_too() {
     let loader = std::thread::spawn(|| gated_unlocked(1));
     NOLOCK_GATE.wait_for_arrival();
     NOLOCK_VERSION.store(2, SeqCst);
-    gated_unlocked_invalidate(1);
+    assert!(gated_unlocked_invalidate(1).is_done());
     NOLOCK_GATE.open();
     assert_eq!(loader.join().expect("no panic"), "1@v1");
     assert_eq!(gated_unlocked(1), "1@v2");
@@ -95,7 +95,7 @@ fn a_refresh_in_flight_loses_to_an_invalidation() {
     let refresher = std::thread::spawn(|| refreshed_refresh(1));
     REFRESH_GATE.wait_for_arrival();
     REFRESH_VERSION.store(2, SeqCst);
-    refreshed_invalidate(1);
+    assert!(refreshed_invalidate(1).is_done());
     REFRESH_GATE.open();
     assert_eq!(refresher.join().expect("no panic"), "1@v1");
     assert_eq!(refreshed(1), "1@v2");
@@ -122,7 +122,7 @@ fn clear_fences_every_load_in_flight() {
     let loader = std::thread::spawn(|| cleared(1));
     CLEAR_GATE.wait_for_arrival();
     CLEAR_VERSION.store(2, SeqCst);
-    cleared_cache().clear();
+    assert!(cleared_cache().clear().is_done());
     CLEAR_GATE.open();
     assert_eq!(loader.join().expect("no panic"), "1@v1");
     assert_eq!(cleared(1), "1@v2");
@@ -143,7 +143,7 @@ fn invalidating_one_key_keeps_the_others() {
     }
     assert_eq!(two_keys(1), 1);
     assert_eq!(two_keys(2), 2);
-    two_keys_invalidate(1);
+    assert!(two_keys_invalidate(1).is_done());
     assert_eq!(two_keys(2), 2);
     assert_eq!(two_keys(1), 1);
     assert_eq!(OTHER_KEY_LOADS.load(SeqCst), 3);
@@ -170,7 +170,7 @@ async fn an_invalidation_during_an_async_load_keeps_its_result_out() {
     let loader = tokio::spawn(gated_async(1));
     wait_until_async("the load started", || ASYNC_LOADS.load(SeqCst) == 1).await;
     ASYNC_VERSION.store(2, SeqCst);
-    gated_async_invalidate(1).await;
+    assert!(gated_async_invalidate(1).await.is_done());
     ASYNC_OPEN.notify_one();
     assert_eq!(loader.await.expect("no panic"), "1@v1");
     assert_eq!(gated_async(1).await, "1@v2");

@@ -8,11 +8,17 @@
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use cache_runtime::cached;
+use cache_runtime::{Invalidation, cached};
 use tests::redis_server::Server;
 
 /// The "database": the current version of product 3.
 static VERSION: AtomicU32 = AtomicU32::new(1);
+
+/// Cleared during the outage.
+#[cached(ttl = 300, key = "{id}", name = "pending_other")]
+fn other(id: u32) -> u32 {
+    id
+}
 
 #[cached(ttl = 300, key = "{id}", name = "pending")]
 fn product(id: u32) -> u32 {
@@ -62,17 +68,32 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
     };
     assert_eq!(product(3), 301);
     assert_eq!(product(3), 301, "cached in Redis");
+    assert_eq!(other(1), 1);
+    let other_key = format!("{prefix}pending_other:1");
+    let exists = |raw: &mut redis::Connection, key: &str| -> bool {
+        redis::cmd("EXISTS").arg(key).query(raw).expect("EXISTS")
+    };
+    assert!(exists(&mut raw, &other_key));
 
     signal(pid, "-STOP");
     // One timed-out read opens the breaker, so the invalidation below is not even sent (a
     // command sent to a frozen server would wait in its socket and run on `SIGCONT`).
     assert_eq!(product(3), 301, "the warm fallback answers");
     VERSION.store(2, SeqCst);
-    product_invalidate(3); // cannot reach Redis: kept
+    assert_eq!(
+        product_invalidate(3),
+        Invalidation::Pending,
+        "Redis cannot be reached: kept, and the caller is told"
+    );
     assert_eq!(
         product(3),
         302,
         "the fallback dropped the key and loads the new version"
+    );
+    assert_eq!(
+        other_cache().clear(),
+        Invalidation::Pending,
+        "the clear is kept too"
     );
     signal(pid, "-CONT");
 
@@ -96,4 +117,21 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
     for _ in 0..20 {
         assert_eq!(product(3), 302);
     }
+    assert!(!exists(&mut raw, &other_key), "the kept clear was replayed");
+
+    // With Redis up, both report that they reached it; `clear_async` on any executor.
+    assert_eq!(product_invalidate(3), Invalidation::Done);
+    assert_eq!(other(2), 2);
+    let cleared = block_on(other_cache().clear_async());
+    assert_eq!(cleared, Invalidation::Done);
+    assert!(!exists(&mut raw, &format!("{prefix}pending_other:2")));
+}
+
+/// Runs a future on a bare current-thread runtime (no I/O or timer driver: `clear_async`
+/// needs none of the caller's).
+fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(fut)
 }

@@ -55,8 +55,8 @@ fn issue_10_an_outage_serves_the_keys_this_process_had() {
         assert_eq!(rt.block_on(product_async(id)), id * 3);
     }
     for id in 100..200 {
-        product_invalidate(id);
-        rt.block_on(product_async_invalidate(id));
+        assert!(product_invalidate(id).is_done());
+        assert!(rt.block_on(product_async_invalidate(id)).is_done());
     }
     for id in 0..200 {
         assert_eq!(product(id), id * 2);

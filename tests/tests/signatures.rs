@@ -196,7 +196,7 @@ fn issue_8_generic_impls_never_share_entries() {
     assert!(u.name().contains("Users") && o.name().contains("Orders"));
     assert_eq!((u.stats().loads, u.stats().hits), (1, 1));
     assert_eq!((o.stats().loads, o.stats().hits), (1, 1));
-    Repo::<Users>::describe_invalidate(1);
+    assert!(Repo::<Users>::describe_invalidate(1).is_done());
     assert_eq!(orders.describe(1), "orders#1");
     assert_eq!(
         o.stats().hits,

@@ -214,18 +214,23 @@ impl<'a> Gen<'a> {
         ident: &syn::Ident,
         receiver: Option<&syn::Receiver>,
         params: &[&Param],
-        output: Option<&syn::Type>,
+        output: Output<'_>,
     ) -> TokenStream {
         let sig = &self.func.sig;
         let (asyncness, safety, generics) = (&sig.asyncness, &sig.safety, &sig.generics);
-        let abi = output.and(sig.abi.as_ref());
+        let abi = matches!(output, Output::Body(_))
+            .then_some(sig.abi.as_ref())
+            .flatten();
         let where_clause = &generics.where_clause;
         let receiver = receiver.map(|r| quote!(#r,));
         let params = params.iter().map(|p| {
             let (ident, ty) = (&p.ident, &p.ty);
             quote!(#ident: #ty)
         });
-        let output = output.map(|ty| quote!(-> #ty));
+        let output = match output {
+            Output::Body(ty) => quote!(-> #ty),
+            Output::Own(ty) => quote!(-> #ty),
+        };
         quote! {
             #asyncness #safety #abi fn #ident #generics (#receiver #(#params),*) #output #where_clause
         }
@@ -253,7 +258,7 @@ impl<'a> Gen<'a> {
             &self.func.sig.ident,
             self.sig.receiver.as_ref(),
             &self.all_params(),
-            Some(&self.sig.output),
+            Output::Body(&self.sig.output),
         );
         let store = self.path_to(&self.store_ident());
         let code = self.key.code(&self.krate);
@@ -300,7 +305,7 @@ impl<'a> Gen<'a> {
     }
 
     /// ```text
-    /// fn f_invalidate(a: A) { __cached_f().invalidate(&Lookup((&a,))) }
+    /// fn f_invalidate(a: A) -> Invalidation { __cached_f().invalidate(&Lookup((&a,))) }
     /// ```
     fn invalidate(&self) -> TokenStream {
         let ident = self.ident("_invalidate");
@@ -310,7 +315,9 @@ impl<'a> Gen<'a> {
             None
         };
         let params = self.key.params(self.sig);
-        let sig = self.signature(&ident, receiver.as_ref(), &params, None);
+        let krate = &self.krate;
+        let returns = quote!(#krate::Invalidation);
+        let sig = self.signature(&ident, receiver.as_ref(), &params, Output::Own(returns));
         let store = self.path_to(&self.store_ident());
         let code = self.key.code(&self.krate);
         let (prelude, lookup) = (&code.prelude, &code.lookup);
@@ -322,7 +329,8 @@ impl<'a> Gen<'a> {
         let f = &self.func.sig.ident;
         let doc = format!(
             " Removes the cached result of `{f}` for these key arguments. A load of the same \
-             key in flight keeps its result out of the cache."
+             key in flight keeps its result out of the cache. On Redis, `Pending` says Redis \
+             could not be reached: removed in this process, and replayed when Redis answers."
         );
         quote! {
             #(#cfgs)*
@@ -330,7 +338,7 @@ impl<'a> Gen<'a> {
             #[allow(dead_code)]
             #vis #sig {
                 #prelude
-                #invalidate;
+                #invalidate
             }
         }
     }
@@ -353,7 +361,7 @@ impl<'a> Gen<'a> {
             &ident,
             self.sig.receiver.as_ref(),
             &self.all_params(),
-            Some(&self.sig.output),
+            Output::Body(&self.sig.output),
         );
         let store = self.path_to(&self.store_ident());
         let code = self.key.code(&self.krate);
@@ -400,6 +408,14 @@ impl<'a> Gen<'a> {
             }
         }
     }
+}
+
+/// The output of a generated function's signature.
+enum Output<'a> {
+    /// `f`'s own (its ABI is kept too).
+    Body(&'a syn::Type),
+    /// A type of the companion's own (`-> Invalidation`), under Rust's ABI.
+    Own(TokenStream),
 }
 
 /// Local names the generated code introduces, invisible to the user's code.

@@ -18,7 +18,9 @@ mod settle;
 pub(crate) mod store;
 
 use std::any::TypeId;
+use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::OnceLock;
 
 use quick_cache::Equivalent;
@@ -31,6 +33,7 @@ use crate::entry::Slot;
 use crate::fence::{Fence, Ticket};
 use crate::function::{Function, KeyFn, Shaped, Types};
 use crate::handle::{CacheHandle, Erased};
+use crate::invalidation::Invalidation;
 use crate::policy::Policy;
 use crate::shape::{Picked, Shape};
 use crate::stats::{Counter, Counters, Stats};
@@ -125,25 +128,27 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// Removes the entry of `lookup` everywhere it lives, and fences the loads of it in flight
     /// (in process by the fence, elsewhere by the backend's leases), so none of them writes
     /// its result back.
-    pub fn invalidate(&self, lookup: &F::Lookup<'_>) {
+    pub fn invalidate(&self, lookup: &F::Lookup<'_>) -> Invalidation {
         self.invalidate_local(lookup);
-        if !B::LOCAL {
-            if let Some(fallback) = B::fallback(self) {
-                fallback.invalidate(lookup);
-            }
-            B::invalidate(self, &B::key(self, lookup));
+        if B::LOCAL {
+            return Invalidation::Done;
         }
+        if let Some(fallback) = B::fallback(self) {
+            let _ = fallback.invalidate(lookup);
+        }
+        B::invalidate(self, &B::key(self, lookup))
     }
 
     /// The async twin of [`Engine::invalidate`].
-    pub async fn invalidate_async(&self, lookup: &F::Lookup<'_>) {
+    pub async fn invalidate_async(&self, lookup: &F::Lookup<'_>) -> Invalidation {
         self.invalidate_local(lookup);
-        if !B::LOCAL {
-            if let Some(fallback) = B::fallback(self) {
-                fallback.invalidate(lookup);
-            }
-            B::invalidate_async(self, &B::key(self, lookup)).await;
+        if B::LOCAL {
+            return Invalidation::Done;
         }
+        if let Some(fallback) = B::fallback(self) {
+            let _ = fallback.invalidate(lookup);
+        }
+        B::invalidate_async(self, &B::key(self, lookup)).await
     }
 
     fn invalidate_local<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) {
@@ -161,6 +166,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// Runs `write` unless the key was invalidated since `ticket`.
     pub(crate) fn fenced(&self, ticket: Ticket, write: impl FnOnce()) {
         self.fence.publish(ticket, write);
+    }
+
+    /// Empties the in-process stores (the local one and the fallback), fencing loads in
+    /// flight.
+    pub(crate) fn clear_local(&self) {
+        self.fence.invalidate_all(|| self.store.clear());
+        if let Some(fallback) = B::fallback(self) {
+            fallback.clear_local();
+        }
     }
 
     /// The handle to this cache without its types, for `f_cache()`.
@@ -187,12 +201,14 @@ impl<F: Function, B: Backend<F>> Erased for Engine<F, B> {
         }
     }
 
-    fn clear(&self) {
-        self.fence.invalidate_all(|| self.store.clear());
-        if let Some(fallback) = B::fallback(self) {
-            Erased::clear(fallback);
-        }
-        B::clear(self);
+    fn clear(&self) -> Invalidation {
+        self.clear_local();
+        B::clear(self)
+    }
+
+    fn clear_async(&self) -> Pin<Box<dyn Future<Output = Invalidation> + Send + '_>> {
+        self.clear_local();
+        Box::pin(B::clear_async(self))
     }
 
     /// Entries held in process: the local store's, plus the fallback's (for Redis, only the

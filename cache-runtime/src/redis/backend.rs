@@ -25,6 +25,7 @@ use crate::config;
 use crate::engine::{Engine, in_cell};
 use crate::entry::Slot;
 use crate::function::{Shaped, Types};
+use crate::invalidation::Invalidation;
 use crate::policy::{Lock, Policy};
 use crate::shape::{Picked, Shape};
 use crate::stats::Counter;
@@ -112,6 +113,75 @@ fn target<F: RedisFunction>(
         Err(e) => {
             store_error(engine, &e);
             None
+        }
+    }
+}
+
+/// Where an invalidation goes, or its answer without Redis: `Done` when this cache has no
+/// Redis entries (it runs in process, or the key does not render), `Pending` (counted) when
+/// the settings name no usable Redis.
+fn invalidation_target<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    key: &RedisKey<F>,
+) -> Result<(&'static Redis, Keys), Invalidation> {
+    let Some(keys) = key.redis.clone().filter(|_| !engine.state.isolated) else {
+        return Err(Invalidation::Done);
+    };
+    match Redis::get() {
+        Ok(redis) => Ok((redis, keys)),
+        Err(e) => {
+            store_error(engine, &e);
+            Err(Invalidation::Pending)
+        }
+    }
+}
+
+/// An invalidation's answer; one that failed (counted) is kept to replay.
+fn invalidated<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    keys: Keys,
+    done: Result<(), StoreError>,
+) -> Invalidation {
+    match done {
+        Ok(()) => Invalidation::Done,
+        Err(e) => {
+            store_error(engine, &e);
+            pending::keep(Pending::Key(keys));
+            Invalidation::Pending
+        }
+    }
+}
+
+/// What a `clear()` scans, or its answer without Redis (as for [`invalidation_target`]).
+fn clear_target<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+) -> Result<(&'static Redis, ClearScan), Invalidation> {
+    if engine.state.isolated {
+        return Err(Invalidation::Done);
+    }
+    let prefix = &config::current().key_prefix;
+    let scan = ClearScan::new(prefix, engine.state.shape.clone());
+    match Redis::get() {
+        Ok(redis) => Ok((redis, scan)),
+        Err(e) => {
+            store_error(engine, &e);
+            Err(Invalidation::Pending)
+        }
+    }
+}
+
+/// A clear's answer; one that failed (counted) is kept to replay.
+fn cleared<F: RedisFunction>(
+    engine: &Engine<F, RedisBackend>,
+    scan: ClearScan,
+    result: Result<u64, StoreError>,
+) -> Invalidation {
+    match result {
+        Ok(_) => Invalidation::Done,
+        Err(e) => {
+            store_error(engine, &e);
+            pending::keep(Pending::Clear(scan));
+            Invalidation::Pending
         }
     }
 }
@@ -412,44 +482,36 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
     }
 
     /// Deletes the value and its lock; kept to replay if Redis cannot be reached now.
-    fn invalidate(engine: &Engine<F, Self>, key: &RedisKey<F>) {
-        let Some((redis, keys)) = target(engine, key) else {
-            return;
+    fn invalidate(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Invalidation {
+        let (redis, keys) = match invalidation_target(engine, key) {
+            Ok(target) => target,
+            Err(answer) => return answer,
         };
         let done = match replayed(engine, redis) {
             true => redis.block(ops::invalidate(redis, keys.clone())),
             false => Err(StoreError::Unavailable),
         };
-        if let Err(e) = done {
-            store_error(engine, &e);
-            pending::keep(Pending::Key(keys));
-        }
+        invalidated(engine, keys, done)
     }
 
-    async fn invalidate_async(engine: &Engine<F, Self>, key: &RedisKey<F>) {
-        let Some((redis, keys)) = target(engine, key) else {
-            return;
+    async fn invalidate_async(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Invalidation {
+        let (redis, keys) = match invalidation_target(engine, key) {
+            Ok(target) => target,
+            Err(answer) => return answer,
         };
         let done = match replayed_async(engine, redis).await {
             true => redis.run(ops::invalidate(redis, keys.clone())).await,
             false => Err(StoreError::Unavailable),
         };
-        if let Err(e) = done {
-            store_error(engine, &e);
-            pending::keep(Pending::Key(keys));
-        }
+        invalidated(engine, keys, done)
     }
 
     /// Deletes every key of this function (and their locks) with `SCAN` and `UNLINK`: the
     /// keys under its name that have its shape, not those of a function named `{name}:…`.
-    fn clear(engine: &Engine<F, Self>) {
-        if engine.state.isolated {
-            return;
-        }
-        let prefix = &config::current().key_prefix;
-        let scan = ClearScan::new(prefix, engine.state.shape.clone());
-        let Ok(redis) = Redis::get() else {
-            return;
+    fn clear(engine: &Engine<F, Self>) -> Invalidation {
+        let (redis, scan) = match clear_target(engine) {
+            Ok(target) => target,
+            Err(answer) => return answer,
         };
         let result = match replayed(engine, redis) {
             true => {
@@ -458,10 +520,24 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
             }
             false => Err(StoreError::Unavailable),
         };
-        if let Err(e) = result {
-            store_error(engine, &e);
-            pending::keep(Pending::Clear(scan));
-        }
+        cleared(engine, scan, result)
+    }
+
+    async fn clear_async(engine: &Engine<F, Self>) -> Invalidation {
+        let (redis, scan) = match clear_target(engine) {
+            Ok(target) => target,
+            Err(answer) => return answer,
+        };
+        let result = match replayed_async(engine, redis).await {
+            true => {
+                let scan = scan.clone();
+                redis
+                    .run(async move { lease::delete_matching(redis, &scan).await })
+                    .await
+            }
+            false => Err(StoreError::Unavailable),
+        };
+        cleared(engine, scan, result)
     }
 
     /// The in-process fallback, emptied first if Redis recovered since its last use.
@@ -469,7 +545,7 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let state = &engine.state;
         let recoveries = Redis::get().map_or(0, |r| r.breaker.recoveries());
         if state.fallback_epoch.swap(recoveries, Relaxed) != recoveries {
-            crate::handle::Erased::clear(&state.fallback);
+            state.fallback.clear_local();
         }
         Some(&state.fallback)
     }

@@ -118,7 +118,7 @@ pub(crate) fn storm(
     db: &'static StormDb,
     rounds: usize,
     read: fn(usize) -> u32,
-    invalidate: fn(usize),
+    invalidate: fn(usize) -> cache_runtime::Invalidation,
     refresh: fn(usize) -> u32,
 ) {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -140,7 +140,10 @@ pub(crate) fn storm(
         for round in 0..rounds {
             let key = round % 4;
             db[key].fetch_add(1, SeqCst);
-            invalidate(key);
+            assert!(
+                invalidate(key).is_done(),
+                "Redis is up: every invalidation lands"
+            );
         }
         stop.store(true, SeqCst);
     });

@@ -12,7 +12,7 @@ fn main() {
         assert_eq!(fetch(1).await, "item 1");
         assert_eq!(fetch_uncached(2).await, "item 2");
         assert_eq!(fetch_refresh(1).await, "item 1");
-        fetch_invalidate(1).await;
+        assert!(fetch_invalidate(1).await.is_done());
     });
     assert_eq!(fetch_cache().stats().hits, 1);
 }

@@ -27,7 +27,7 @@ fn braces(id: u32) -> u32 {
 fn main() {
     let req = Request { user: "ann".into(), filter: Filter { kind: 2 } };
     assert_eq!(search(&req, 1), vec!["ann-2-1".to_string()]);
-    search_invalidate(&req, 1);
+    assert!(search_invalidate(&req, 1).is_done());
     assert_eq!(pair((1, "x".into())), "1x");
     assert_eq!(braces(5), 5);
 }

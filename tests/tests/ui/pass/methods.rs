@@ -41,8 +41,8 @@ fn main() {
     assert_eq!(repo.by_mut(1), 1);
     assert_eq!(repo.calls, 1);
     assert_eq!(repo.keyed_by_self(3), "t/3");
-    repo.keyed_by_self_invalidate(3);
-    Repo::by_ref_invalidate(1);
+    assert!(repo.keyed_by_self_invalidate(3).is_done());
+    assert!(Repo::by_ref_invalidate(1).is_done());
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
         assert_eq!(repo.async_ref(1).await, 1);

@@ -10,7 +10,7 @@ fn unit() {}
 
 fn main() {
     assert_eq!(settings().len(), 1);
-    settings_invalidate();
+    assert!(settings_invalidate().is_done());
     unit();
     unit();
     assert_eq!(unit_cache().stats().hits, 1);

@@ -21,7 +21,7 @@ fn main() {
     let q = Query { table: "users".into(), limit: 10 };
     assert_eq!(by_str("ab", &[1, 2, 3], &q, "xyz".into()), 23);
     assert_eq!(by_str("ab", &[1, 2, 3], &q, "xyz".into()), 23);
-    by_str_invalidate("ab", &[1, 2, 3], &q, "xyz".into());
+    assert!(by_str_invalidate("ab", &[1, 2, 3], &q, "xyz".into()).is_done());
     assert_eq!(by_str_cache().stats().hits, 1);
     let mut v = vec![1];
     assert_eq!(by_mut_ref(&mut v, 2), 2);

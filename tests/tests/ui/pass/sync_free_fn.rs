@@ -10,6 +10,6 @@ fn main() {
     assert_eq!(square(4), 16);
     assert_eq!(square_uncached(5), 25);
     assert_eq!(square_refresh(4), 16);
-    square_invalidate(4);
+    assert!(square_invalidate(4).is_done());
     assert_eq!(square_cache().stats().hits, 1);
 }

@@ -29,7 +29,7 @@ mod shop {
 
 fn main() {
     assert_eq!(shop::public(1), 1);
-    shop::public_invalidate(1);
+    assert!(shop::public_invalidate(1).is_done());
     assert_eq!(shop::crate_visible(1), 2);
     assert_eq!(shop::crate_visible_cache().stats().misses, 1);
     assert_eq!(shop::call_parent_visible(), 6);
