@@ -4,8 +4,11 @@
 //!
 //! A worker is run as `<bin> <redis url> <key prefix> <tasks>`: it counts itself in
 //! `<prefix>ready`, waits until `<prefix>go` exists, then calls `load` from `<tasks>` tasks at
-//! once and prints `loads=<n> latencies_us=<a>,<b>,...`: how many times this process ran the
-//! body, and each task's time from its start to its answer.
+//! once and prints `loads=<n> latencies_us=<a>,<b>,... after_load_us=<a>,<b>,...`: how many
+//! times this process ran the body, each task's time from its start to its answer, and each
+//! task's time from the end of the body that produced its value (the body returns its end
+//! time, [`now_us`]; same machine, same clock) to its answer: for a waiter in another process,
+//! the publish plus the notification (or the poll that found it).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -16,6 +19,13 @@ pub const LOAD: Duration = Duration::from_millis(300);
 
 /// Runs of the body in this process.
 pub static LOADS: AtomicU64 = AtomicU64::new(0);
+
+/// Microseconds since the Unix epoch: what the stampeded body returns, at its end.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
 
 /// The arguments of a worker: Redis URL, key prefix, tasks.
 pub fn args() -> (String, String, usize) {
@@ -54,18 +64,20 @@ where
             tokio::spawn(async move {
                 let start = Instant::now();
                 let value = load().await;
-                (start.elapsed(), value)
+                (start.elapsed(), now_us().saturating_sub(value))
             })
         })
         .collect();
-    let mut latencies = Vec::new();
+    let (mut latencies, mut after_load) = (Vec::new(), Vec::new());
     for h in handles {
-        let (took, _) = h.await.expect("task");
+        let (took, after) = h.await.expect("task");
         latencies.push(took.as_micros().to_string());
+        after_load.push(after.to_string());
     }
     println!(
-        "loads={} latencies_us={}",
+        "loads={} latencies_us={} after_load_us={}",
         LOADS.load(SeqCst),
-        latencies.join(",")
+        latencies.join(","),
+        after_load.join(",")
     );
 }

@@ -51,3 +51,21 @@ impl Envelope {
 pub fn parse(bytes: &[u8]) -> Envelope {
     Envelope::parse(bytes).unwrap_or_else(|| panic!("not an envelope: {bytes:?}"))
 }
+
+/// Writes an entry as another service (or another process of this library) would, from the
+/// README: `type_name` is the Rust type name whose FNV-1a 64 is the fingerprint.
+pub fn build<T: serde::Serialize>(type_name: &str, value: &T) -> Vec<u8> {
+    let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in type_name.bytes() {
+        fingerprint ^= u64::from(b);
+        fingerprint = fingerprint.wrapping_mul(0x0100_0000_01b3);
+    }
+    let written = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut out = b"cr\x02\x00".to_vec();
+    out.extend_from_slice(&fingerprint.to_be_bytes());
+    out.extend_from_slice(&written.to_be_bytes());
+    out.extend_from_slice(&rmp_serde::to_vec_named(value).expect("MessagePack"));
+    out
+}

@@ -58,9 +58,16 @@ fn a_hit_is_one_get_and_a_miss_three_round_trips() {
     assert_eq!(hit, expected(&[("get", 1)]), "a hit is one GET");
     // commandstats also counts the commands scripts run: a miss is 3 round trips (GET,
     // EVALSHA lock, EVALSHA publish); inside the scripts, the lock script's GET of the value
-    // and SET NX of the lock, the publish's GET of the lock, SET of the value, DEL of the lock.
+    // and SET NX of the lock, the publish's GET of the lock, SET of the value, DEL of the lock
+    // and PUBLISH of the notification to waiters (no round trip of its own).
     assert_eq!(
         miss,
-        expected(&[("del", 1), ("evalsha", 2), ("get", 3), ("set", 2)])
+        expected(&[
+            ("del", 1),
+            ("evalsha", 2),
+            ("get", 3),
+            ("publish", 1),
+            ("set", 2)
+        ])
     );
 }

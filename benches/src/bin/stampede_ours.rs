@@ -7,7 +7,8 @@ use cache_runtime::cached;
 async fn slow_value(id: u64) -> u64 {
     LOADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(LOAD).await;
-    id * 10
+    let _ = id; // the key only
+    stampede::now_us()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

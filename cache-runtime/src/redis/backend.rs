@@ -686,7 +686,7 @@ mod ops {
             Some((payload, ttl)) => {
                 lease::publish(redis, keys.value(), keys.lock(), &lease, &payload, ttl).await
             }
-            None => lease::release(redis, keys.lock(), &lease)
+            None => lease::release(redis, keys.value(), keys.lock(), &lease)
                 .await
                 .map(|()| true),
         }
@@ -715,7 +715,7 @@ mod ops {
         keys: Keys,
         lease: Lease,
     ) -> Result<(), StoreError> {
-        lease::release(redis, keys.lock(), &lease).await
+        lease::release(redis, keys.value(), keys.lock(), &lease).await
     }
 
     pub(super) async fn invalidate(redis: &'static Redis, keys: Keys) -> Result<(), StoreError> {

@@ -41,6 +41,11 @@ impl std::fmt::Display for StoreError {
 pub(crate) struct Redis {
     runtime: tokio::runtime::Runtime,
     connection: ConnectionManager,
+    /// For the pub/sub connection of publish notifications (`notify.rs`).
+    pub(crate) client: redis::Client,
+    pub(crate) notices: super::notify::Notices,
+    /// `{prefix}cache-runtime:published`.
+    pub(crate) channel: String,
     pub(crate) config: &'static Config,
     pub(crate) breaker: Breaker,
 }
@@ -112,6 +117,9 @@ impl Redis {
         Ok(Redis {
             runtime,
             connection,
+            client,
+            notices: super::notify::Notices::default(),
+            channel: super::notify::channel(&config.key_prefix),
             config,
             breaker,
         })
@@ -153,6 +161,11 @@ impl Redis {
                 let _ = op.await;
             });
         }
+    }
+
+    /// Runs a task of the library (the notification listener) on the Redis runtime.
+    pub(crate) fn background(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(task);
     }
 
     /// Feeds an operation's outcome to the circuit breaker.

@@ -14,6 +14,7 @@ use redis::{Script, Value};
 
 use super::conn::{Redis, StoreError};
 use super::layout::ClearScan;
+use super::notify::{Notices, Watch};
 
 /// Reads the value; if there is none, tries to take the lock.
 /// Replies `{1, value}`, `{2}` (lock taken) or `{3}` (lock held by another loader).
@@ -27,13 +28,14 @@ static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Writes the value (with `PX` unless it is 0) if the lock holds our token, then frees the
-/// lock. Replies 1 if it wrote.
+/// lock and notifies waiters on the channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote.
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
          if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])
          else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
          redis.call('DEL', KEYS[2])
+         redis.call('PUBLISH', ARGV[4], KEYS[1])
          return 1",
     )
 });
@@ -59,10 +61,15 @@ static RENEW: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Frees the lock if it still holds our token (compare-and-delete).
+/// Frees the lock if it still holds our token (compare-and-delete), and notifies waiters on
+/// the channel `ARGV[2]` that the value key `ARGV[3]` is free to load.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then
+           redis.call('DEL', KEYS[1])
+           redis.call('PUBLISH', ARGV[2], ARGV[3])
+           return 1
+         end
          return 0",
     )
 });
@@ -123,7 +130,7 @@ async fn read_or_lock(
 /// appears; retries the lock if it is freed; after `wait` takes the lease by force and loads
 /// (a waiter never waits longer than `lock_timeout`).
 pub(crate) async fn begin(
-    redis: &Redis,
+    redis: &'static Redis,
     value_key: &str,
     lock_key: &str,
     wait: Duration,
@@ -131,11 +138,24 @@ pub(crate) async fn begin(
     let give_up = Instant::now() + wait;
     let mut backoff = Duration::from_millis(10);
     let mut waited = false;
+    let mut watch: Option<Watch> = None;
     loop {
+        // Armed before the read, so a notification between the read and the sleep is kept.
+        let notify = watch.as_ref().map(|w| w.notify.clone());
+        let mut notified = notify.as_deref().map(|n| Box::pin(n.notified()));
+        if let Some(n) = notified.as_mut() {
+            n.as_mut().enable();
+        }
         if let Ok(begin) = read_or_lock(redis, value_key, lock_key, wait).await? {
             return Ok((begin, waited));
         }
         waited = true;
+        if watch.is_none() {
+            // The first wait: watch the key, then read again at once (a publish may have
+            // come before the watch).
+            watch = Some(Notices::watch(redis, value_key));
+            continue;
+        }
         let now = Instant::now();
         if now >= give_up {
             return Ok((force(redis, lock_key, wait).await?, waited));
@@ -144,7 +164,15 @@ pub(crate) async fn begin(
         let sleep = backoff
             .mul_f64(0.5 + fastrand::f64() * 0.5)
             .min(give_up - now);
-        tokio::time::sleep(sleep).await;
+        match notified {
+            Some(notified) => {
+                tokio::select! {
+                    () = notified => {}
+                    () = tokio::time::sleep(sleep) => {}
+                }
+            }
+            None => tokio::time::sleep(sleep).await,
+        }
         backoff = (backoff * 2).min(Duration::from_millis(200));
     }
 }
@@ -204,7 +232,12 @@ pub(crate) async fn publish(
     ttl: Option<Duration>,
 ) -> Result<bool, StoreError> {
     let px = ttl.map_or_else(|| b"0".to_vec(), ms);
-    let args: [&[u8]; 3] = [lease.token.as_bytes(), payload, &px];
+    let args: [&[u8]; 4] = [
+        lease.token.as_bytes(),
+        payload,
+        &px,
+        redis.channel.as_bytes(),
+    ];
     let wrote: i64 = redis.eval(&PUBLISH, &[value_key, lock_key], &args).await?;
     Ok(wrote == 1)
 }
@@ -230,11 +263,17 @@ pub(crate) async fn renew(
 /// Frees the lease without writing (the load failed or is not cached).
 pub(crate) async fn release(
     redis: &Redis,
+    value_key: &str,
     lock_key: &str,
     lease: &Lease,
 ) -> Result<(), StoreError> {
+    let args: [&[u8]; 3] = [
+        lease.token.as_bytes(),
+        redis.channel.as_bytes(),
+        value_key.as_bytes(),
+    ];
     redis
-        .eval::<i64>(&RELEASE, &[lock_key], &[lease.token.as_bytes()])
+        .eval::<i64>(&RELEASE, &[lock_key], &args)
         .await
         .map(drop)
 }

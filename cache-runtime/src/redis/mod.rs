@@ -13,6 +13,7 @@ mod codec;
 mod conn;
 pub(crate) mod layout;
 mod lease;
+mod notify;
 mod pending;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
