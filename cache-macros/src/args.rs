@@ -25,6 +25,12 @@ pub(crate) enum Backend {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodecKind {
+    MessagePack,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LockKind {
     None,
     Local,
@@ -46,11 +52,12 @@ pub(crate) struct Args {
     pub(crate) lock: Option<At<LockKind>>,
     /// Milliseconds.
     pub(crate) lock_timeout: Option<At<u64>>,
+    pub(crate) codec: Option<At<CodecKind>>,
     pub(crate) krate: Option<syn::Path>,
 }
 
 const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
-                     `lock`, `lock_timeout`, `crate`";
+                     `lock`, `lock_timeout`, `codec`, `crate`";
 
 /// Stores `value` in `slot` unless the argument was given before.
 fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
@@ -164,6 +171,15 @@ impl Args {
                 ];
                 if let Some(l) = choice(value, "lock", &choices, errors) {
                     set(&mut self.lock, At { value: l, span }, name, errors);
+                }
+            }
+            "codec" => {
+                let choices = [
+                    ("msgpack", CodecKind::MessagePack),
+                    ("json", CodecKind::Json),
+                ];
+                if let Some(c) = choice(value, "codec", &choices, errors) {
+                    set(&mut self.codec, At { value: c, span }, name, errors);
                 }
             }
             "crate" => {

@@ -64,7 +64,7 @@ pub mod __private {
     pub use crate::function::{Function, KeyFn, Part, Signature};
     pub use crate::handle::CacheHandle;
     pub use crate::key::{Lookup, display_part};
-    pub use crate::policy::{Lock, Policy};
+    pub use crate::policy::{Codec, Lock, Policy};
     pub use crate::shape::{Probe, pick};
 
     #[cfg(feature = "redis")]

@@ -15,6 +15,18 @@ pub enum Lock {
     Distributed,
 }
 
+/// How values are written to Redis (the `codec` argument of `#[cached]`); see the README's
+/// "Layout, for other services".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// MessagePack (rmp-serde) in the binary envelope: exact for every serde value.
+    #[default]
+    MessagePack,
+    /// JSON in a JSON envelope, readable by any service; a value JSON cannot represent
+    /// (NaN, ±infinity, a map with keys that are not strings or numbers) is refused at write.
+    Json,
+}
+
 /// The settings of one cached function, built by the generated code from its attribute.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
@@ -30,6 +42,8 @@ pub struct Policy {
     pub lock: Lock,
     /// How long a caller waits for another caller's load before loading itself.
     pub lock_timeout: Duration,
+    /// How values are written to Redis.
+    pub codec: Codec,
 }
 
 impl Policy {
@@ -72,6 +86,7 @@ mod tests {
             max_entries: 10,
             lock: Lock::Local,
             lock_timeout: Duration::from_secs(5),
+            codec: Codec::MessagePack,
         }
     }
 

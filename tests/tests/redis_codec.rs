@@ -124,3 +124,51 @@ fn issue_10_values_round_trip_exactly() {
     }
     cached_once(nan_cache(), &LOADS[5]);
 }
+
+static JSON_LOADS: [AtomicU32; 2] = [const { AtomicU32::new(0) }; 2];
+
+#[cached(key = "{id}", name = "codec_json", codec = "json")]
+fn json_value(id: u32) -> BTreeMap<String, f64> {
+    JSON_LOADS[0].fetch_add(1, SeqCst);
+    BTreeMap::from([("price".to_string(), f64::from(id) + 0.25)])
+}
+
+#[cached(key = "{id}", name = "codec_json_nan", codec = "json")]
+fn json_nan(id: u32) -> Vec<Option<f64>> {
+    JSON_LOADS[1].fetch_add(1, SeqCst);
+    vec![Some(f64::NAN), None, Some(f64::from(id))]
+}
+
+/// `codec = "json"`: readable JSON in Redis, and what JSON cannot hold is refused at write
+/// (counted), never written changed: the caller still gets its exact result.
+#[test]
+fn issue_10_the_json_codec_is_readable_and_refuses_what_it_cannot_hold() {
+    if !common::backend_ready() {
+        return;
+    }
+    let mut con = tests::redis_server::raw(tests::redis_server::url().expect("a server"));
+    for _ in 0..2 {
+        assert_eq!(json_value(1)["price"], 1.25);
+    }
+    cached_once(json_value_cache(), &JSON_LOADS[0]);
+    let key = format!("t{}:codec_json:1", std::process::id());
+    let bytes: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut con).expect("GET");
+    let entry: serde_json::Value = serde_json::from_slice(&bytes).expect("readable JSON");
+    assert_eq!(entry["v"], 1);
+    assert_eq!(entry["d"]["price"], 1.25);
+
+    for _ in 0..2 {
+        let v = json_nan(1);
+        assert!(
+            v[0].is_some_and(f64::is_nan),
+            "the caller gets its exact result"
+        );
+        assert_eq!(&v[1..], &[None, Some(1.0)]);
+    }
+    assert_eq!(JSON_LOADS[1].load(SeqCst), 2, "not cached: refused");
+    let s = json_nan_cache().stats();
+    assert_eq!((s.hits, s.store_errors), (0, 2), "{s:?}");
+    let key = format!("t{}:codec_json_nan:1", std::process::id());
+    let stored: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(&mut con).expect("GET");
+    assert_eq!(stored, None, "nothing written changed");
+}

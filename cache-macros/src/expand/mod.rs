@@ -94,6 +94,15 @@ pub(crate) fn expand_fn(
              uses `backend = \"memory\"`: write `lock = \"local\"`, or `backend = \"redis\"`",
         );
     }
+    if let (Some(b), Some(c)) = (args.backend, args.codec)
+        && b.value == Backend::Memory
+    {
+        errors.at(
+            c.span,
+            "`codec` chooses how values are written to Redis, but this function uses \
+             `backend = \"memory\"`, which keeps values as they are: remove `codec`",
+        );
+    }
     if REDIS_BUILD
         && let Some(b) = args.backend
         && b.value == Backend::Tiered

@@ -5,7 +5,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 use super::{Gen, mixed};
-use crate::args::{Backend, LockKind};
+use crate::args::{Backend, CodecKind, LockKind};
 use crate::key::respan;
 
 /// The build has the runtime's `redis` feature: Redis is the default backend.
@@ -71,6 +71,10 @@ impl Gen<'_> {
             Some(LockKind::Distributed) | None if self.redis => quote!(Distributed),
             Some(LockKind::Distributed) | None => quote!(Local),
         };
+        let codec = match args.codec.map(|c| c.value) {
+            Some(CodecKind::Json) => quote!(Json),
+            Some(CodecKind::MessagePack) | None => quote!(MessagePack),
+        };
         let lock_timeout = ms(args
             .lock_timeout
             .map_or(DEFAULT_LOCK_TIMEOUT_MS, |l| l.value));
@@ -82,6 +86,7 @@ impl Gen<'_> {
                 max_entries: #max_entries,
                 lock: #krate::__private::Lock::#lock,
                 lock_timeout: #lock_timeout,
+                codec: #krate::__private::Codec::#codec,
             }
         }
     }

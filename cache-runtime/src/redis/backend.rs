@@ -17,7 +17,7 @@ use super::conn::{Redis, StoreError};
 use super::layout::{self, ClearScan, KeyShape, KeyWriter};
 use super::lease::{self, Begin, Lease};
 use super::pending::{self, Pending};
-use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec};
+use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec, json};
 use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start};
 use crate::bounds::{CachedValue, RedisValue};
 use crate::cell::Cell;
@@ -26,7 +26,7 @@ use crate::engine::{Engine, in_cell};
 use crate::entry::Slot;
 use crate::function::{Shaped, Types};
 use crate::invalidation::Invalidation;
-use crate::policy::{Lock, Policy};
+use crate::policy::{Codec, Lock, Policy};
 use crate::shape::{Picked, Shape};
 use crate::stats::Counter;
 
@@ -223,8 +223,13 @@ fn decode<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
     bytes: &[u8],
 ) -> Option<Slot<F::Value>> {
-    let max = config::current().max_value_bytes;
-    match codec::decode(bytes, engine.state.fingerprint, max, F::decode) {
+    let (max, print) = (config::current().max_value_bytes, engine.state.fingerprint);
+    let decoded = match engine.policy.codec {
+        Codec::MessagePack => codec::decode(bytes, print, max, F::decode),
+        Codec::Json if bytes.len() > max => Err(codec::DecodeError::TooLarge(bytes.len())),
+        Codec::Json => json::decode(bytes, print, F::decode_json),
+    };
+    match decoded {
         Ok(slot) => Some(slot),
         Err(e) => {
             // Counted here, and overwritten by the load that follows.
@@ -288,7 +293,12 @@ fn payload<F: RedisFunction>(
     slot: Slot<&F::Value>,
 ) -> Option<(Vec<u8>, Option<Duration>)> {
     let null = matches!(slot, Slot::Null);
-    let bytes = match codec::encode(slot, engine.state.fingerprint, F::encode) {
+    let print = engine.state.fingerprint;
+    let encoded = match engine.policy.codec {
+        Codec::MessagePack => codec::encode(slot, print, F::encode).map_err(|e| e.to_string()),
+        Codec::Json => json::encode(slot, print, codec::now_ms(), F::encode_json),
+    };
+    let bytes = match encoded {
         Ok(p) if p.len() <= config::current().max_value_bytes => p,
         Ok(p) => {
             let why = format!("a value of {} bytes is over the size cap", p.len());

@@ -11,6 +11,7 @@
 mod backend;
 mod codec;
 mod conn;
+mod json;
 pub(crate) mod layout;
 mod lease;
 mod notify;
@@ -55,6 +56,12 @@ pub trait RedisFunction: Function {
 
     /// Reads a value written by `encode`.
     fn decode(bytes: &[u8]) -> Result<Self::Value, rmp_serde::decode::Error>;
+
+    /// Appends a value as JSON (`codec = "json"`), or says why JSON cannot hold it.
+    fn encode_json(value: &Self::Value, out: &mut Vec<u8>) -> Result<(), String>;
+
+    /// Reads a value written by `encode_json`.
+    fn decode_json(json: &str) -> Result<Self::Value, serde_json::Error>;
 }
 
 impl<S, M> RedisFunction for Shaped<S, M>
@@ -76,6 +83,14 @@ where
 
     fn decode(bytes: &[u8]) -> Result<Self::Value, rmp_serde::decode::Error> {
         codec::read_value(bytes)
+    }
+
+    fn encode_json(value: &Self::Value, out: &mut Vec<u8>) -> Result<(), String> {
+        json::write_value(value, out)
+    }
+
+    fn decode_json(json: &str) -> Result<Self::Value, serde_json::Error> {
+        serde_json::from_str(json)
     }
 }
 
