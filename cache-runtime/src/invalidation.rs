@@ -5,7 +5,8 @@
 ///
 /// In process it is always [`Done`](Invalidation::Done). On Redis it is
 /// [`Pending`](Invalidation::Pending) when Redis could not be reached (an outage, the breaker
-/// open): the entry is already gone from this process, and the invalidation is kept and
+/// open, or settings that name no usable Redis, when nothing is kept since Redis is never
+/// used): the entry is already gone from this process, and the invalidation is kept and
 /// replayed before this process reads from Redis again, so this process never serves a value
 /// older than it; other processes see it once it is replayed. A caller that must know that
 /// every process sees it (after a database write, say) checks

@@ -446,6 +446,9 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let Some((redis, keys)) = target(engine, key) else {
             return Leased::Lease(None);
         };
+        if !replayed_async(engine, redis).await {
+            return Leased::Lease(None);
+        }
         let wait = engine.policy.lock_timeout;
         let begun = redis
             .run(ops::begin(redis, keys.clone(), wait, start))
