@@ -45,7 +45,7 @@ impl<V> Slot<&V> {
 
 impl<V> Entry<V> {
     #[inline]
-    pub(crate) fn is_fresh(&self, now_ms: u64) -> bool {
-        now_ms < self.fresh_until_ms
+    pub(crate) fn is_fresh(&self) -> bool {
+        crate::clock::before(self.fresh_until_ms)
     }
 }

@@ -21,7 +21,6 @@ use std::time::Duration;
 use quick_cache::sync::{EntryAction, EntryResult, GuardResult};
 
 use crate::backend::{Backend, Leased, Read, Start};
-use crate::clock;
 use crate::entry::{Entry, Slot};
 use crate::function::Function;
 use crate::policy::Lock;
@@ -74,8 +73,8 @@ enum Flight<'a, F: Function> {
 }
 
 /// Keeps an entry that is still fresh (taking a copy), or swaps an expired one for a guard.
-fn fresh_or_guard<V: Clone>(entry: &Entry<V>, now_ms: u64) -> EntryAction<Entry<V>> {
-    if entry.is_fresh(now_ms) {
+fn fresh_or_guard<V: Clone>(entry: &Entry<V>) -> EntryAction<Entry<V>> {
+    if entry.is_fresh() {
         EntryAction::Retain(entry.clone())
     } else {
         EntryAction::ReplaceWithGuard
@@ -100,11 +99,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     fn join(&self, key: &F::Key) -> Flight<'_, F> {
         let timeout = Some(self.policy.lock_timeout);
         if B::LOCAL {
-            let now = clock::coarse_ms();
-            match self
-                .store
-                .entry(key, timeout, |_, e| fresh_or_guard(e, now))
-            {
+            match self.store.entry(key, timeout, |_, e| fresh_or_guard(e)) {
                 EntryResult::Vacant(g) | EntryResult::Replaced(g, _) => Flight::Lead(g),
                 EntryResult::Retained(entry) => Flight::Joined(entry.slot),
                 EntryResult::Timeout | EntryResult::Removed(..) => Flight::TimedOut,
@@ -122,8 +117,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     async fn join_async(&self, key: &F::Key) -> Flight<'_, F> {
         let limit: Duration = self.policy.lock_timeout;
         if B::LOCAL {
-            let now = clock::coarse_ms();
-            let found = self.store.entry_async(key, |_, e| fresh_or_guard(e, now));
+            let found = self.store.entry_async(key, |_, e| fresh_or_guard(e));
             match within(limit, found).await {
                 Some(EntryResult::Vacant(g) | EntryResult::Replaced(g, _)) => Flight::Lead(g),
                 Some(EntryResult::Retained(entry)) => Flight::Joined(entry.slot),

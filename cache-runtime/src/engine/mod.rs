@@ -102,7 +102,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     #[inline]
     fn get_q<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) -> Option<F::Output> {
         let entry = self.store.get(lookup)?;
-        if !entry.is_fresh(clock::coarse_ms()) {
+        if !entry.is_fresh() {
             return None;
         }
         self.hit(entry.slot)
