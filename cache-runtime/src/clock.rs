@@ -6,8 +6,8 @@
 //! Writes compute deadlines from `now_ms`, which reads the real clock.
 //!
 //! **Never late.** The ticker can lag (a busy 2-core machine delayed it by 10.9 ms in a debug
-//! build), so the coarse clock only decides far from a deadline: a hit within [`SLACK_MS`] of
-//! its entry's deadline reads the real clock ([`before`]). An entry is therefore never served
+//! build), so the coarse clock only decides far from a deadline: a hit within 64 ms of its
+//! entry's deadline reads the real clock. An entry is therefore never served
 //! past its deadline unless the ticker lags by more than `SLACK_MS`, and then by at most the lag
 //! beyond it.
 //!

@@ -22,6 +22,7 @@ pub(crate) struct Entry<V> {
 
 impl<V> Slot<V> {
     /// The slot borrowing its value.
+    #[cfg(feature = "redis")]
     pub(crate) fn as_ref(&self) -> Slot<&V> {
         match self {
             Slot::Value(v) => Slot::Value(v),

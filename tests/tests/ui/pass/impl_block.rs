@@ -25,6 +25,6 @@ fn main() {
     assert_eq!(Shop::<u8>::make(3), "3");
     assert_eq!(shop.twice(2), 4);
     assert_eq!(shop.plain(), 1);
-    Shop::<u8>::twice_invalidate(2);
+    assert!(Shop::<u8>::twice_invalidate(2).is_done());
     assert_eq!(Shop::<u8>::make_cache().stats().misses, 1);
 }
