@@ -128,6 +128,36 @@ pub fn url() -> Option<&'static str> {
     URL.as_deref()
 }
 
+/// A server of the calling test's own (one it may stop, freeze or restart), or `None` after a
+/// loud message naming `what` is skipped; a panic instead under `CACHE_REQUIRE_REDIS=1`.
+pub fn own_server(what: &str) -> Option<Server> {
+    match Server::start() {
+        Ok(server) => Some(server),
+        Err(why) => {
+            assert!(!required(), "CACHE_REQUIRE_REDIS=1 but no Redis: {why}");
+            eprintln!("\n*** SKIPPING {what}: {why} ***\n");
+            None
+        }
+    }
+}
+
+/// The process id of the server behind `con` (ask before freezing it).
+pub fn pid(con: &mut redis::Connection) -> u32 {
+    let info: String = redis::cmd("INFO").arg("server").query(con).expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("process_id")
+}
+
+/// Sends `signal` (`"-STOP"`, `"-CONT"`) to the server process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill {signal} {pid}");
+}
+
 /// Points cache-runtime at the test server, with a key prefix of its own; `None` to skip.
 pub fn setup(prefix: &str) -> Option<&'static str> {
     let url = url()?;

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use cache_runtime::cached;
 use redis::Commands;
-use tests::redis_server::Server;
 
 static LOADS: AtomicU32 = AtomicU32::new(0);
 
@@ -110,26 +109,10 @@ fn recovery(
     }
 }
 
-fn redis_pid(con: &mut redis::Connection) -> u32 {
-    let info: String = redis::cmd("INFO").arg("server").query(con).expect("INFO");
-    info.lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .and_then(|p| p.trim().parse().ok())
-        .expect("process_id")
-}
-
 #[test]
 fn redis_killed_frozen_and_restarted() {
-    let server = match Server::start() {
-        Ok(s) => s,
-        Err(why) => {
-            assert!(
-                std::env::var("CACHE_REQUIRE_REDIS").as_deref() != Ok("1"),
-                "CACHE_REQUIRE_REDIS=1 but no Redis: {why}"
-            );
-            eprintln!("\n*** SKIPPING the Redis fault tests: {why} ***\n");
-            return;
-        }
+    let Some(server) = tests::redis_server::own_server("the Redis fault tests") else {
+        return;
     };
     let prefix = format!("faults{}:", std::process::id());
     cache_runtime::Config::builder()
@@ -175,13 +158,8 @@ fn redis_killed_frozen_and_restarted() {
     eprintln!("restarted (sync): Redis used again after {took:.1?}");
 
     // C. Frozen with SIGSTOP: timeouts, not hangs.
-    let pid = redis_pid(&mut connect().expect("connected"));
-    let kill = |signal: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status();
-        assert!(ok.is_ok_and(|s| s.success()), "kill {signal} {pid}");
-    };
+    let pid = tests::redis_server::pid(&mut connect().expect("connected"));
+    let kill = |sig: &str| tests::redis_server::signal(pid, sig);
     kill("-STOP");
     let before = LOADS.load(SeqCst);
     let (latencies, total) = outage(100, || assert_eq!(hot(1), 2));

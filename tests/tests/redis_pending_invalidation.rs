@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use cache_runtime::{Invalidation, cached};
-use tests::redis_server::Server;
 
 /// The "database": the current version of product 3.
 static VERSION: AtomicU32 = AtomicU32::new(1);
@@ -25,26 +24,10 @@ fn product(id: u32) -> u32 {
     id * 100 + VERSION.load(SeqCst)
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
-
 #[test]
 fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_again() {
-    let server = match Server::start() {
-        Ok(s) => s,
-        Err(why) => {
-            assert!(
-                std::env::var("CACHE_REQUIRE_REDIS").as_deref() != Ok("1"),
-                "CACHE_REQUIRE_REDIS=1 but no Redis: {why}"
-            );
-            eprintln!("\n*** SKIPPING the pending invalidation test: {why} ***\n");
-            return;
-        }
+    let Some(server) = tests::redis_server::own_server("the pending invalidation test") else {
+        return;
     };
     let prefix = format!("pending{}:", std::process::id());
     cache_runtime::Config::builder()
@@ -56,16 +39,7 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
         .init()
         .expect("settings");
     let mut raw = tests::redis_server::raw(&server.url);
-    let pid: u32 = {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut raw)
-            .expect("INFO");
-        info.lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .and_then(|p| p.trim().parse().ok())
-            .expect("process_id")
-    };
+    let pid = tests::redis_server::pid(&mut raw);
     assert_eq!(product(3), 301);
     assert_eq!(product(3), 301, "cached in Redis");
     assert_eq!(other(1), 1);
@@ -75,7 +49,7 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
     };
     assert!(exists(&mut raw, &other_key));
 
-    signal(pid, "-STOP");
+    tests::redis_server::signal(pid, "-STOP");
     // One timed-out read opens the breaker, so the invalidation below is not even sent (a
     // command sent to a frozen server would wait in its socket and run on `SIGCONT`).
     assert_eq!(product(3), 301, "the warm fallback answers");
@@ -95,7 +69,7 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
         Invalidation::Pending,
         "the clear is kept too"
     );
-    signal(pid, "-CONT");
+    tests::redis_server::signal(pid, "-CONT");
 
     // Until Redis serves again, and after: never the old version.
     let key = format!("{prefix}pending:3");

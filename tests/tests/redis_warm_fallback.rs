@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
 use cache_runtime::cached;
-use tests::redis_server::Server;
 
 static LOADS: AtomicU32 = AtomicU32::new(0);
 
@@ -28,16 +27,8 @@ async fn product_async(id: u32) -> u32 {
 
 #[test]
 fn issue_10_an_outage_serves_the_keys_this_process_had() {
-    let server = match Server::start() {
-        Ok(s) => s,
-        Err(why) => {
-            assert!(
-                std::env::var("CACHE_REQUIRE_REDIS").as_deref() != Ok("1"),
-                "CACHE_REQUIRE_REDIS=1 but no Redis: {why}"
-            );
-            eprintln!("\n*** SKIPPING the warm fallback test: {why} ***\n");
-            return;
-        }
+    let Some(server) = tests::redis_server::own_server("the warm fallback test") else {
+        return;
     };
     cache_runtime::Config::builder()
         .redis_url(server.url.as_str())

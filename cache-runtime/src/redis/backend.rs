@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::conn::{Redis, StoreError};
 use super::layout::{self, ClearScan, KeyShape, KeyWriter};
-use super::lease::{self, Begin, Lease};
+use super::lease::{Begin, Lease};
 use super::pending::{self, Pending};
 use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec, json};
 use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start};
@@ -117,103 +117,38 @@ fn target<F: RedisFunction>(
     }
 }
 
-/// Where an invalidation goes, or its answer without Redis: `Done` when this cache has no
-/// Redis entries (it runs in process, or the key does not render), `Pending` (counted) when
-/// the settings name no usable Redis.
-fn invalidation_target<F: RedisFunction>(
+/// The connection an invalidation or clear goes to, or its answer without Redis: `Done` when
+/// this cache has no Redis entries (it runs on its fallback for an overlapping key shape),
+/// `Pending` (counted) when the settings name no usable Redis.
+fn invalidation_redis<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
-    key: &RedisKey<F>,
-) -> Result<(&'static Redis, Keys), Invalidation> {
-    let Some(keys) = key.redis.clone().filter(|_| !engine.state.isolated) else {
+) -> Result<&'static Redis, Invalidation> {
+    if engine.state.isolated {
         return Err(Invalidation::Done);
-    };
-    match Redis::get() {
-        Ok(redis) => Ok((redis, keys)),
-        Err(e) => {
-            store_error(engine, &e);
-            Err(Invalidation::Pending)
-        }
     }
+    Redis::get().map_err(|e| {
+        store_error(engine, &e);
+        Invalidation::Pending
+    })
 }
 
-/// An invalidation's answer; one that failed (counted) is kept to replay.
+/// What `clear()` of this cache scans for, under the current key prefix.
+fn clear_scan<F: RedisFunction>(engine: &Engine<F, RedisBackend>) -> ClearScan {
+    ClearScan::new(&config::current().key_prefix, engine.state.shape.clone())
+}
+
+/// An invalidation's or clear's answer; one that failed (counted) is kept to replay.
 fn invalidated<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
-    keys: Keys,
+    pending: Pending,
     done: Result<(), StoreError>,
 ) -> Invalidation {
     match done {
         Ok(()) => Invalidation::Done,
         Err(e) => {
             store_error(engine, &e);
-            pending::keep(Pending::Key(keys));
+            pending::keep(pending);
             Invalidation::Pending
-        }
-    }
-}
-
-/// What a `clear()` scans, or its answer without Redis (as for [`invalidation_target`]).
-fn clear_target<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
-) -> Result<(&'static Redis, ClearScan), Invalidation> {
-    if engine.state.isolated {
-        return Err(Invalidation::Done);
-    }
-    let prefix = &config::current().key_prefix;
-    let scan = ClearScan::new(prefix, engine.state.shape.clone());
-    match Redis::get() {
-        Ok(redis) => Ok((redis, scan)),
-        Err(e) => {
-            store_error(engine, &e);
-            Err(Invalidation::Pending)
-        }
-    }
-}
-
-/// A clear's answer; one that failed (counted) is kept to replay.
-fn cleared<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
-    scan: ClearScan,
-    result: Result<u64, StoreError>,
-) -> Invalidation {
-    match result {
-        Ok(_) => Invalidation::Done,
-        Err(e) => {
-            store_error(engine, &e);
-            pending::keep(Pending::Clear(scan));
-            Invalidation::Pending
-        }
-    }
-}
-
-/// Replays the invalidations kept while Redis was unavailable, before this operation (see
-/// `pending.rs`); `false` (counted) while they cannot be: the operation must not use Redis.
-fn replayed<F: RedisFunction>(engine: &Engine<F, RedisBackend>, redis: &'static Redis) -> bool {
-    if !pending::any() {
-        return true;
-    }
-    match redis.block(pending::replay(redis)) {
-        Ok(()) => true,
-        Err(e) => {
-            store_error(engine, &e);
-            false
-        }
-    }
-}
-
-/// The async twin of `replayed`.
-async fn replayed_async<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
-    redis: &'static Redis,
-) -> bool {
-    if !pending::any() {
-        return true;
-    }
-    match redis.run(pending::replay(redis)).await {
-        Ok(()) => true,
-        Err(e) => {
-            store_error(engine, &e);
-            false
         }
     }
 }
@@ -402,9 +337,6 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
-        if !replayed(engine, redis) {
-            return Read::Failed;
-        }
         let warm = Warm::start(engine, key);
         let read = answer(engine, redis.block(ops::read(redis, keys)));
         warm.read(read)
@@ -414,9 +346,6 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let Some((redis, keys)) = target(engine, key) else {
             return Read::Failed;
         };
-        if !replayed_async(engine, redis).await {
-            return Read::Failed;
-        }
         let warm = Warm::start(engine, key);
         let read = answer(engine, redis.run(ops::read(redis, keys)).await);
         warm.read(read)
@@ -430,9 +359,6 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let Some((redis, keys)) = target(engine, key) else {
             return Leased::Lease(None);
         };
-        if !replayed(engine, redis) {
-            return Leased::Lease(None);
-        }
         let wait = engine.policy.lock_timeout;
         let begun = redis.block(ops::begin(redis, keys.clone(), wait, start));
         leased(engine, redis, keys, begun)
@@ -446,9 +372,6 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         let Some((redis, keys)) = target(engine, key) else {
             return Leased::Lease(None);
         };
-        if !replayed_async(engine, redis).await {
-            return Leased::Lease(None);
-        }
         let wait = engine.policy.lock_timeout;
         let begun = redis
             .run(ops::begin(redis, keys.clone(), wait, start))
@@ -496,68 +419,60 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
 
     /// Deletes the value and its lock; kept to replay if Redis cannot be reached now.
     fn invalidate(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Invalidation {
-        let (redis, keys) = match invalidation_target(engine, key) {
-            Ok(target) => target,
+        let Some(keys) = key.redis.clone() else {
+            return Invalidation::Done; // the key does not render: it has no Redis entry
+        };
+        let redis = match invalidation_redis(engine) {
+            Ok(redis) => redis,
             Err(answer) => return answer,
         };
-        let done = match replayed(engine, redis) {
-            true => redis.block(ops::invalidate(redis, keys.clone())),
-            false => Err(StoreError::Unavailable),
-        };
-        invalidated(engine, keys, done)
+        let done = redis.block(ops::invalidate(redis, keys.clone()));
+        invalidated(engine, Pending::Key(keys), done)
     }
 
     async fn invalidate_async(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Invalidation {
-        let (redis, keys) = match invalidation_target(engine, key) {
-            Ok(target) => target,
+        let Some(keys) = key.redis.clone() else {
+            return Invalidation::Done;
+        };
+        let redis = match invalidation_redis(engine) {
+            Ok(redis) => redis,
             Err(answer) => return answer,
         };
-        let done = match replayed_async(engine, redis).await {
-            true => redis.run(ops::invalidate(redis, keys.clone())).await,
-            false => Err(StoreError::Unavailable),
-        };
-        invalidated(engine, keys, done)
+        let done = redis.run(ops::invalidate(redis, keys.clone())).await;
+        invalidated(engine, Pending::Key(keys), done)
     }
 
     /// Deletes every key of this function (and their locks) with `SCAN` and `UNLINK`: the
     /// keys under its name that have its shape, not those of a function named `{name}:…`.
     fn clear(engine: &Engine<F, Self>) -> Invalidation {
-        let (redis, scan) = match clear_target(engine) {
-            Ok(target) => target,
+        let redis = match invalidation_redis(engine) {
+            Ok(redis) => redis,
             Err(answer) => return answer,
         };
-        let result = match replayed(engine, redis) {
-            true => {
-                let scan = scan.clone();
-                redis.block(async move { lease::delete_matching(redis, &scan).await })
-            }
-            false => Err(StoreError::Unavailable),
-        };
-        cleared(engine, scan, result)
+        let scan = clear_scan(engine);
+        let done = redis.block(ops::clear(redis, scan.clone()));
+        invalidated(engine, Pending::Clear(scan), done)
     }
 
     async fn clear_async(engine: &Engine<F, Self>) -> Invalidation {
-        let (redis, scan) = match clear_target(engine) {
-            Ok(target) => target,
+        let redis = match invalidation_redis(engine) {
+            Ok(redis) => redis,
             Err(answer) => return answer,
         };
-        let result = match replayed_async(engine, redis).await {
-            true => {
-                let scan = scan.clone();
-                redis
-                    .run(async move { lease::delete_matching(redis, &scan).await })
-                    .await
-            }
-            false => Err(StoreError::Unavailable),
-        };
-        cleared(engine, scan, result)
+        let scan = clear_scan(engine);
+        let done = redis.run(ops::clear(redis, scan.clone())).await;
+        invalidated(engine, Pending::Clear(scan), done)
     }
 
     /// The in-process fallback, emptied first if Redis recovered since its last use.
     fn fallback(engine: &Engine<F, Self>) -> Option<&Engine<F, Memory>> {
         let state = &engine.state;
         let recoveries = Redis::get().map_or(0, |r| r.breaker.recoveries());
-        if state.fallback_epoch.swap(recoveries, Relaxed) != recoveries {
+        // A load first: every Redis call passes here, and a write per call would bounce the
+        // line between cores; only the first call after a recovery swaps and empties.
+        if state.fallback_epoch.load(Relaxed) != recoveries
+            && state.fallback_epoch.swap(recoveries, Relaxed) != recoveries
+        {
             state.fallback.clear_local();
         }
         Some(&state.fallback)
@@ -663,13 +578,16 @@ mod ops {
 
     use super::super::Keys;
     use super::super::conn::{Redis, StoreError};
+    use super::super::layout::ClearScan;
     use super::super::lease::{self, Begin, Lease};
+    use super::super::pending;
     use crate::backend::Start;
 
     pub(super) async fn read(
         redis: &'static Redis,
         keys: Keys,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        pending::replayed(redis).await?;
         lease::read(redis, keys.value()).await
     }
 
@@ -679,6 +597,7 @@ mod ops {
         wait: Duration,
         start: Start,
     ) -> Result<(Begin, bool), StoreError> {
+        pending::replayed(redis).await?;
         match start {
             Start::Wait => lease::begin(redis, keys.value(), keys.lock(), wait).await,
             Start::ReadOrTake => Ok((
@@ -732,6 +651,12 @@ mod ops {
     }
 
     pub(super) async fn invalidate(redis: &'static Redis, keys: Keys) -> Result<(), StoreError> {
+        pending::replayed(redis).await?;
         lease::invalidate(redis, keys.value(), keys.lock()).await
+    }
+
+    pub(super) async fn clear(redis: &'static Redis, scan: ClearScan) -> Result<(), StoreError> {
+        pending::replayed(redis).await?;
+        lease::delete_matching(redis, &scan).await.map(drop)
     }
 }

@@ -36,10 +36,15 @@ pub(crate) fn keep(pending: Pending) {
     ANY.store(true, Relaxed);
 }
 
-/// Whether invalidations wait to be replayed.
+/// What every read, lease, invalidation and clear of this process does first: replays what
+/// is kept, if anything (one relaxed load when nothing is). Its error fails the operation.
 #[inline]
-pub(crate) fn any() -> bool {
-    ANY.load(Relaxed)
+pub(crate) async fn replayed(redis: &'static Redis) -> Result<(), StoreError> {
+    if ANY.load(Relaxed) {
+        replay(redis).await
+    } else {
+        Ok(())
+    }
 }
 
 /// Takes what is kept (to replay it).
@@ -50,7 +55,7 @@ fn take() -> Vec<Pending> {
 }
 
 /// Replays every kept invalidation; what fails is kept again, and the error returned.
-pub(crate) async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
+async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
     let mut left = take().into_iter();
     while let Some(p) = left.next() {
         let done = match &p {
