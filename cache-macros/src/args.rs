@@ -53,11 +53,19 @@ pub(crate) struct Args {
     /// Milliseconds.
     pub(crate) lock_timeout: Option<At<u64>>,
     pub(crate) codec: Option<At<CodecKind>>,
+    /// Milliseconds.
+    pub(crate) stale: Option<At<u64>>,
+    /// Milliseconds.
+    pub(crate) stale_if_error: Option<At<u64>>,
+    /// Milliseconds.
+    pub(crate) load_timeout: Option<At<u64>>,
+    pub(crate) early_refresh: Option<At<f64>>,
     pub(crate) krate: Option<syn::Path>,
 }
 
 const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
-                     `lock`, `lock_timeout`, `codec`, `crate`";
+                     `lock`, `lock_timeout`, `codec`, `stale`, `stale_if_error`, \
+                     `load_timeout`, `early_refresh`, `crate`";
 
 /// Stores `value` in `slot` unless the argument was given before.
 fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
@@ -124,6 +132,34 @@ impl Args {
                 Some(ms) => set(&mut self.lock_timeout, At { value: ms, span }, name, errors),
                 None => {}
             },
+            "stale" | "stale_if_error" | "load_timeout" => {
+                let arg = name.to_string();
+                let slot = match arg.as_str() {
+                    "stale" => &mut self.stale,
+                    "stale_if_error" => &mut self.stale_if_error,
+                    _ => &mut self.load_timeout,
+                };
+                match duration_ms(value, &arg, errors) {
+                    Some(0) => errors.at(
+                        span,
+                        format!(
+                            "`{arg}` must be more than zero: write `{arg} = \"30s\"`, or remove it"
+                        ),
+                    ),
+                    Some(ms) => set(slot, At { value: ms, span }, name, errors),
+                    None => {}
+                }
+            }
+            "early_refresh" => {
+                if let Some(beta) = early_refresh(value, errors) {
+                    set(
+                        &mut self.early_refresh,
+                        At { value: beta, span },
+                        name,
+                        errors,
+                    );
+                }
+            }
             "key" => {
                 if let Some(lit) = string(value, "key", "key = \"user:{id}\"", errors) {
                     set(&mut self.key, lit, name, errors);
@@ -288,6 +324,62 @@ fn jitter(value: &Expr, errors: &mut Errors) -> Option<f64> {
                  `jitter = 0.1`",
             );
             None
+        }
+    }
+}
+
+/// XFetch's β: a finite number ≥ 0 (1.0 is the paper's default; larger refreshes earlier).
+fn early_refresh(value: &Expr, errors: &mut Errors) -> Option<f64> {
+    let beta = match literal(value) {
+        Some(Lit::Float(f)) => f.base10_parse::<f64>().ok(),
+        Some(Lit::Int(i)) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match beta {
+        Some(b) if b.is_finite() && b >= 0.0 => Some(b),
+        _ => {
+            errors.at(
+                value.span(),
+                "`early_refresh` takes XFetch's β, a number ≥ 0: `early_refresh = 1.0` \
+                 (larger refreshes earlier; 0 never)",
+            );
+            None
+        }
+    }
+}
+
+impl Args {
+    /// The freshness arguments need `ttl`, and `load_timeout` needs a value to answer with.
+    pub(crate) fn check_phases(&self, errors: &mut Errors) {
+        let phases = [
+            ("stale", self.stale.map(|a| a.span)),
+            ("stale_if_error", self.stale_if_error.map(|a| a.span)),
+            ("load_timeout", self.load_timeout.map(|a| a.span)),
+            ("early_refresh", self.early_refresh.map(|a| a.span)),
+        ];
+        if self.ttl.is_none() {
+            for (arg, span) in phases {
+                if let Some(span) = span {
+                    errors.at(
+                        span,
+                        format!(
+                            "`{arg}` acts around an entry's expiry, and this function's entries \
+                             never expire: add `ttl`, e.g. `ttl = 60`"
+                        ),
+                    );
+                }
+            }
+            return;
+        }
+        if let Some(t) = self.load_timeout
+            && self.stale.is_none()
+            && self.stale_if_error.is_none()
+        {
+            errors.at(
+                t.span,
+                "`load_timeout` answers a slow load with a value kept past its expiry, and this \
+                 function keeps none: add `stale_if_error = \"10m\"` (or `stale`)",
+            );
         }
     }
 }

@@ -35,7 +35,29 @@ fn has_impl_trait(tokens: TokenStream) -> Option<Span> {
     })
 }
 
+/// Whether a type, as written, can only be `'static`: no reference, lifetime, `Self`, `impl`
+/// or `dyn` anywhere in it.
+fn owned_static(tokens: TokenStream) -> bool {
+    tokens.into_iter().all(|tt| match tt {
+        TokenTree::Punct(p) => p.as_char() != '&' && p.as_char() != '\'',
+        TokenTree::Ident(i) => i != "Self" && i != "impl" && i != "dyn",
+        TokenTree::Group(g) => owned_static(g.stream()),
+        TokenTree::Literal(_) => true,
+    })
+}
+
 impl Sig {
+    /// Whether every parameter is owned and `'static` as written, and there is no receiver:
+    /// then the body owns all it uses, and may run in the background (if it is also `Send`,
+    /// which the type checker decides).
+    pub(crate) fn owns_its_arguments(&self) -> bool {
+        self.receiver.is_none()
+            && self
+                .params
+                .iter()
+                .all(|p| owned_static(p.ty.to_token_stream()))
+    }
+
     /// Reads the signature, recording every shape that cannot be cached.
     pub(crate) fn read(sig: &Signature, errors: &mut Errors) -> Sig {
         let generics = &sig.generics;

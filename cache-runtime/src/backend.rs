@@ -24,7 +24,7 @@
 use std::future::Future;
 
 use crate::engine::Engine;
-use crate::entry::Slot;
+use crate::entry::{Entry, Slot, Times};
 use crate::function::{Function, Types};
 use crate::invalidation::Invalidation;
 use crate::policy::Policy;
@@ -43,7 +43,8 @@ pub trait BackendState<F: Types>: Sized + Send + Sync + 'static {
     allow(dead_code, reason = "only backends whose entries live elsewhere read")
 )]
 pub(crate) enum Read<V> {
-    Hit(Slot<V>),
+    /// An entry, in whatever phase: the engine decides what it answers.
+    Hit(Entry<V>),
     Miss,
     /// An entry that cannot be used (counted): the load that follows must overwrite it.
     Unusable,
@@ -62,6 +63,9 @@ pub(crate) enum Start {
     ReadOrTake,
     /// Take the lease unconditionally: `f_refresh`, `lock = "none"`, an unusable entry.
     Take,
+    /// A revalidation or early refresh of the entry fresh until this (cache clock, ms): take
+    /// the lease if it is free and the entry was not refreshed since; never wait.
+    Refresh(u64),
 }
 
 /// What asking for a lease gave.
@@ -75,20 +79,22 @@ pub(crate) enum Start {
 pub(crate) enum Leased<L, V> {
     /// Load, then publish under this lease (`None`: the backend failed; load without one).
     Lease(Option<L>),
-    /// Another process published meanwhile (`waited` says whether this caller waited for it).
-    Found(Slot<V>),
+    /// Another process published meanwhile.
+    Found(Entry<V>),
+    /// A refresh found the lease held by another process's load: nothing to do.
+    Busy,
 }
 
 /// The operations of a backend, for a function with every bound.
 pub trait Backend<F: Function>:
-    BackendState<F, State: Send + Sync + 'static, Key: Send + Sync>
+    BackendState<F, State: Send + Sync + 'static, Key: Send + Sync + Clone + 'static>
 {
     /// `"memory"` or `"redis"`, for handles.
     const NAME: &'static str;
     /// Entries live in the engine's local store: the hit path reads it, and loads write it.
     const LOCAL: bool;
     /// A lease held while the body runs; dropped unpublished, it is released.
-    type Lease: Send;
+    type Lease: Send + 'static;
 
     /// The state of a new cache.
     fn state(name: &str, policy: &Policy) -> Self::State;
@@ -125,13 +131,13 @@ pub trait Backend<F: Function>:
         start: Start,
     ) -> impl Future<Output = Leased<Self::Lease, F::Value>> + Send;
 
-    /// Publishes a load's result under its lease (`None`: nothing to store; only release
-    /// it). Returns whether the lease still held (an invalidation revokes it).
+    /// Publishes a load's result with its times under its lease (`None`: nothing to store;
+    /// only release it). Returns whether the lease still held (an invalidation revokes it).
     fn publish(
         engine: &Engine<F, Self>,
         key: &Self::Key,
         lease: Self::Lease,
-        slot: Option<Slot<&F::Value>>,
+        stored: Option<(Slot<&F::Value>, Times)>,
     ) -> bool;
 
     /// The async twin of [`Backend::publish`].
@@ -139,7 +145,24 @@ pub trait Backend<F: Function>:
         engine: &Engine<F, Self>,
         key: &Self::Key,
         lease: Self::Lease,
-        slot: Option<Slot<&F::Value>>,
+        stored: Option<(Slot<&F::Value>, Times)>,
+    ) -> impl Future<Output = bool> + Send;
+
+    /// Writes a kept entry under a lease that its load still holds (fail-safe after
+    /// `load_timeout`): the load publishes its own result when it ends.
+    fn keep(
+        engine: &Engine<F, Self>,
+        key: &Self::Key,
+        lease: &Self::Lease,
+        stored: (Slot<&F::Value>, Times),
+    ) -> bool;
+
+    /// The async twin of [`Backend::keep`].
+    fn keep_async(
+        engine: &Engine<F, Self>,
+        key: &Self::Key,
+        lease: &Self::Lease,
+        stored: (Slot<&F::Value>, Times),
     ) -> impl Future<Output = bool> + Send;
 
     /// Removes the entry and revokes the leases of loads in flight (sync); `Pending` when
@@ -209,7 +232,12 @@ impl<F: Function> Backend<F> for Memory {
         Leased::Lease(Some(()))
     }
 
-    fn publish(_: &Engine<F, Self>, _: &F::Key, _: (), _: Option<Slot<&F::Value>>) -> bool {
+    fn publish(
+        _: &Engine<F, Self>,
+        _: &F::Key,
+        _: (),
+        _: Option<(Slot<&F::Value>, Times)>,
+    ) -> bool {
         true
     }
 
@@ -217,7 +245,20 @@ impl<F: Function> Backend<F> for Memory {
         _: &Engine<F, Self>,
         _: &F::Key,
         _: (),
-        _: Option<Slot<&F::Value>>,
+        _: Option<(Slot<&F::Value>, Times)>,
+    ) -> bool {
+        true
+    }
+
+    fn keep(_: &Engine<F, Self>, _: &F::Key, _: &(), _: (Slot<&F::Value>, Times)) -> bool {
+        true
+    }
+
+    async fn keep_async(
+        _: &Engine<F, Self>,
+        _: &F::Key,
+        _: &(),
+        _: (Slot<&F::Value>, Times),
     ) -> bool {
         true
     }

@@ -91,6 +91,34 @@ pub(crate) fn now_ms() -> u64 {
     elapsed.saturating_add(OFFSET.load(Relaxed))
 }
 
+/// Milliseconds to add to a time on the cache clock to get ms since the Unix epoch, now.
+#[cfg(feature = "redis")]
+fn unix_offset() -> i128 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    i128::try_from(unix).unwrap_or(0) - i128::from(now_ms())
+}
+
+/// A time on the cache clock as ms since the Unix epoch (for other processes); "never"
+/// (`u64::MAX`) and "none" (0) stay as they are.
+#[cfg(feature = "redis")]
+pub(crate) fn to_unix_ms(local: u64) -> u64 {
+    match local {
+        0 | u64::MAX => local,
+        _ => u64::try_from(i128::from(local) + unix_offset()).unwrap_or(0),
+    }
+}
+
+/// A time in ms since the Unix epoch on the cache clock; "never" and "none" stay.
+#[cfg(feature = "redis")]
+pub(crate) fn from_unix_ms(unix: u64) -> u64 {
+    match unix {
+        0 | u64::MAX => unix,
+        _ => u64::try_from((i128::from(unix) - unix_offset()).max(1)).unwrap_or(1),
+    }
+}
+
 /// The time on the hit path: behind `now_ms` by a tick, or by the ticker's lag.
 #[inline]
 pub(crate) fn coarse_ms() -> u64 {

@@ -1,7 +1,7 @@
 //! The stored entry: a value or a null, with the times that decide its freshness.
 //!
-//! The same envelope will travel to Redis (serialized) and can carry more times later
-//! (stale-while-revalidate, XFetch): everything that decides freshness lives here.
+//! The same times travel to Redis in the envelope (`redis/codec.rs`), so every process agrees
+//! on an entry's phase.
 
 /// What a call left in the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,17 +12,41 @@ pub enum Slot<V> {
     Null,
 }
 
-/// One cached result and its lifetime, in milliseconds on the cache clock.
+/// One cached result and the times that decide its phase (DESIGN §10), in milliseconds on the
+/// cache clock.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry<V> {
     pub(crate) slot: Slot<V>,
-    /// Served while the clock is below this; `u64::MAX` for no expiry.
+    pub(crate) times: Times,
+}
+
+/// When an entry is fresh, when it is gone, and what produced it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Times {
+    /// Served as a hit while the clock is below this; `u64::MAX` for no expiry.
     pub(crate) fresh_until_ms: u64,
+    /// Kept (for `stale` and `stale_if_error`) while the clock is below this; at least
+    /// `fresh_until_ms`.
+    pub(crate) stale_until_ms: u64,
+    /// How long the load that produced the value took (XFetch's `δ`), in milliseconds.
+    pub(crate) load_ms: u32,
+    /// Set when the value was kept after a failed load (fail-safe): no load of the key
+    /// starts before this; 0 for none.
+    pub(crate) retry_at_ms: u64,
+}
+
+impl Times {
+    /// Times that never end: a hand-over to waiters.
+    pub(crate) const FOREVER: Times = Times {
+        fresh_until_ms: u64::MAX,
+        stale_until_ms: u64::MAX,
+        load_ms: 0,
+        retry_at_ms: 0,
+    };
 }
 
 impl<V> Slot<V> {
     /// The slot borrowing its value.
-    #[cfg(feature = "redis")]
     pub(crate) fn as_ref(&self) -> Slot<&V> {
         match self {
             Slot::Value(v) => Slot::Value(v),
@@ -47,6 +71,6 @@ impl<V> Slot<&V> {
 impl<V> Entry<V> {
     #[inline]
     pub(crate) fn is_fresh(&self) -> bool {
-        crate::clock::before(self.fresh_until_ms)
+        crate::clock::before(self.times.fresh_until_ms)
     }
 }

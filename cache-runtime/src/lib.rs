@@ -6,6 +6,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod backend;
+mod body;
 mod bounds;
 #[cfg(feature = "redis")]
 mod breaker;
@@ -56,6 +57,11 @@ pub mod __private {
     pub use typeid::of as type_id_of;
 
     pub use crate::backend::Memory;
+    pub use crate::body::{
+        AsyncBody, Detach, DetachFn, DetachFuture, Detachable, Handoff, InPlace, LateAsync,
+        LateSync, Never, Owned, Panic, PickInPlace, PickOwned, SendFuture, Spawned, SyncBody,
+        Thunk, Waited,
+    };
     #[cfg(feature = "redis")]
     pub use crate::bounds::KeyJson;
     pub use crate::bounds::{KeyDisplay, KeyParam, KeyPlaceholder};

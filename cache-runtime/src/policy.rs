@@ -1,8 +1,15 @@
-//! What an attribute decided, at run time: lifetimes, jitter, capacity and locking.
+//! What an attribute decided, at run time: lifetimes, freshness phases, jitter, capacity and
+//! locking.
 
 use std::time::Duration;
 
 use crate::clock;
+use crate::entry::Times;
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// How callers of one key coordinate a load (the `lock` argument of `#[cached]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +51,22 @@ pub struct Policy {
     pub lock_timeout: Duration,
     /// How values are written to Redis.
     pub codec: Codec,
+    /// After a value expires, how long it is still served at once while one revalidation
+    /// runs (stale-while-revalidate); zero for none.
+    pub stale: Duration,
+    /// After a value expires, how long it answers in place of a failed load (fail-safe);
+    /// zero for none.
+    pub stale_if_error: Duration,
+    /// With a stale value at hand, how long a caller waits for a load before it answers with
+    /// that value; `None` waits for the load.
+    pub load_timeout: Option<Duration>,
+    /// XFetch's β: a hit refreshes early with a probability that grows near expiry; zero
+    /// for never.
+    pub early_refresh: f64,
 }
+
+/// The longest a failed load holds off the next load of its key (fail-safe throttle).
+const MAX_THROTTLE: Duration = Duration::from_secs(5);
 
 impl Policy {
     /// The deadline, on the cache clock, of an entry written now; `u64::MAX` means never.
@@ -60,17 +82,43 @@ impl Policy {
         }
     }
 
+    /// The times of an entry written at `now_ms` by a load that took `load_ms`.
+    pub(crate) fn times(&self, null: bool, now_ms: u64, load_ms: u32) -> Times {
+        let fresh_until_ms = self.deadline(null, now_ms);
+        Times {
+            fresh_until_ms,
+            stale_until_ms: fresh_until_ms.saturating_add(ms(self.grace())),
+            load_ms,
+            retry_at_ms: 0,
+        }
+    }
+
+    /// How long an expired entry is kept: `max(stale, stale_if_error)`.
+    pub(crate) fn grace(&self) -> Duration {
+        self.stale.max(self.stale_if_error)
+    }
+
+    /// Whether expired entries are kept at all, or hits may refresh early.
+    pub(crate) fn has_phases(&self) -> bool {
+        !self.grace().is_zero() || self.early_refresh > 0.0
+    }
+
+    /// How long a failed load holds off the next load of its key: `min(5 s, ttl)`.
+    pub(crate) fn throttle(&self) -> Duration {
+        self.ttl.map_or(MAX_THROTTLE, |ttl| ttl.min(MAX_THROTTLE))
+    }
+
     /// Whether a null result is stored at all.
     pub(crate) fn caches_nulls(&self) -> bool {
         !self.null_ttl.is_zero()
     }
 
-    /// The deadline of an entry written at the current time.
+    /// The times of an entry written at the current time.
     ///
     /// Read on the coarse clock, like the hit path: an entry may end up to a tick (1 ms) early,
     /// and a miss does not pay for reading the real clock.
-    pub(crate) fn deadline_from_now(&self, null: bool) -> u64 {
-        self.deadline(null, clock::coarse_ms())
+    pub(crate) fn times_from_now(&self, null: bool, load_ms: u32) -> Times {
+        self.times(null, clock::coarse_ms(), load_ms)
     }
 }
 
@@ -87,6 +135,10 @@ mod tests {
             lock: Lock::Local,
             lock_timeout: Duration::from_secs(5),
             codec: Codec::MessagePack,
+            stale: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            load_timeout: None,
+            early_refresh: 0.0,
         }
     }
 

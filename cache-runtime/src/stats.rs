@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// A snapshot of one cache's counters, from [`CacheHandle::stats`](crate::CacheHandle::stats).
 ///
-/// Every call of the cached function counts as exactly one of `hits`, `null_hits` or
-/// `misses`; every miss then either ran the body (`loads`) or took another caller's result
-/// (`waits`, which also counts callers that gave up waiting after `lock_timeout`).
+/// Every call of the cached function counts as exactly one of `hits`, `null_hits`,
+/// `stale_hits` or `misses`, or, during a fail-safe throttle, `stale_if_error_hits`; every
+/// miss then either ran the body (`loads`) or took another caller's result (`waits`, which
+/// also counts callers that gave up waiting after `lock_timeout`). A miss answered with a kept
+/// value because its load failed is counted in `stale_if_error_hits` too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -37,6 +39,15 @@ pub struct Stats {
     /// Store operations not tried because the store was known to be unavailable (the circuit
     /// breaker open, or settings that name no usable Redis): the call went on without it.
     pub store_skips: u64,
+    /// Calls answered at once with an expired value within `stale` (stale-while-revalidate).
+    pub stale_hits: u64,
+    /// Calls answered with an expired value within `stale_if_error` in place of a load that
+    /// failed, panicked or outran `load_timeout` (fail-safe), and calls answered with that
+    /// value while its throttle holds off the next load.
+    pub stale_if_error_hits: u64,
+    /// Revalidations (`stale`) and early refreshes (`early_refresh`) started; the body runs
+    /// of those that were not already done elsewhere are counted in `loads` too.
+    pub refreshes: u64,
 }
 
 impl std::ops::Add for Stats {
@@ -52,6 +63,9 @@ impl std::ops::Add for Stats {
             waits: self.waits + o.waits,
             store_errors: self.store_errors + o.store_errors,
             store_skips: self.store_skips + o.store_skips,
+            stale_hits: self.stale_hits + o.stale_hits,
+            stale_if_error_hits: self.stale_if_error_hits + o.stale_if_error_hits,
+            refreshes: self.refreshes + o.refreshes,
         }
     }
 }
@@ -67,6 +81,9 @@ struct Stripe {
     waits: AtomicU64,
     store_errors: AtomicU64,
     store_skips: AtomicU64,
+    stale_hits: AtomicU64,
+    stale_if_error_hits: AtomicU64,
+    refreshes: AtomicU64,
 }
 
 /// Names one counter of a stripe.
@@ -88,6 +105,9 @@ pub(crate) enum Counter {
         allow(dead_code, reason = "only stores with I/O are unavailable")
     )]
     StoreSkip,
+    StaleHit,
+    StaleIfErrorHit,
+    Refresh,
 }
 
 /// The striped counters of one cache.
@@ -188,6 +208,9 @@ impl Counters {
             Counter::Wait => &stripe.waits,
             Counter::StoreError => &stripe.store_errors,
             Counter::StoreSkip => &stripe.store_skips,
+            Counter::StaleHit => &stripe.stale_hits,
+            Counter::StaleIfErrorHit => &stripe.stale_if_error_hits,
+            Counter::Refresh => &stripe.refreshes,
         };
         if i & SHARED_BIT == 0 {
             // This thread is the stripe's only writer.
@@ -208,6 +231,9 @@ impl Counters {
             s.waits += st.waits.load(Relaxed);
             s.store_errors += st.store_errors.load(Relaxed);
             s.store_skips += st.store_skips.load(Relaxed);
+            s.stale_hits += st.stale_hits.load(Relaxed);
+            s.stale_if_error_hits += st.stale_if_error_hits.load(Relaxed);
+            s.refreshes += st.refreshes.load(Relaxed);
         }
         s
     }

@@ -10,8 +10,14 @@ pub struct Envelope {
     pub null: bool,
     /// The type fingerprint (bytes 4–11).
     pub fingerprint: u64,
-    /// The write time, ms since the Unix epoch (bytes 12–19).
+    /// Fresh until, ms since the Unix epoch (bytes 12–19).
+    pub fresh_until_ms: u64,
+    /// The end of a fail-safe throttle, ms since the Unix epoch, or 0 (bytes 20–27).
+    pub retry_at_ms: u64,
+    /// The write time, ms since the Unix epoch (bytes 28–35).
     pub written_ms: u64,
+    /// How long the load took, in ms (bytes 36–39).
+    pub load_ms: u32,
     /// The value's MessagePack (empty for a null).
     pub value: Vec<u8>,
 }
@@ -19,7 +25,7 @@ pub struct Envelope {
 impl Envelope {
     /// Splits `bytes`; `None` if they are not an envelope.
     pub fn parse(bytes: &[u8]) -> Option<Envelope> {
-        if bytes.len() < 20 || &bytes[..2] != b"cr" {
+        if bytes.len() < 40 || &bytes[..2] != b"cr" {
             return None;
         }
         let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
@@ -31,8 +37,11 @@ impl Envelope {
                 _ => return None,
             },
             fingerprint: u64_at(4),
-            written_ms: u64_at(12),
-            value: bytes[20..].to_vec(),
+            fresh_until_ms: u64_at(12),
+            retry_at_ms: u64_at(20),
+            written_ms: u64_at(28),
+            load_ms: u32::from_be_bytes(bytes[36..40].try_into().unwrap()),
+            value: bytes[40..].to_vec(),
         })
     }
 
@@ -53,7 +62,8 @@ pub fn parse(bytes: &[u8]) -> Envelope {
 }
 
 /// Writes an entry as another service (or another process of this library) would, from the
-/// README: `type_name` is the Rust type name whose FNV-1a 64 is the fingerprint.
+/// README: `type_name` is the Rust type name whose FNV-1a 64 is the fingerprint; fresh for an
+/// hour.
 pub fn build<T: serde::Serialize>(type_name: &str, value: &T) -> Vec<u8> {
     let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
     for b in type_name.bytes() {
@@ -63,9 +73,12 @@ pub fn build<T: serde::Serialize>(type_name: &str, value: &T) -> Vec<u8> {
     let written = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let mut out = b"cr\x02\x00".to_vec();
+    let mut out = b"cr\x03\x00".to_vec();
     out.extend_from_slice(&fingerprint.to_be_bytes());
+    out.extend_from_slice(&(written + 3_600_000).to_be_bytes());
+    out.extend_from_slice(&0u64.to_be_bytes());
     out.extend_from_slice(&written.to_be_bytes());
+    out.extend_from_slice(&7u32.to_be_bytes());
     out.extend_from_slice(&rmp_serde::to_vec_named(value).expect("MessagePack"));
     out
 }

@@ -92,10 +92,16 @@ fn the_layout_is_readable_by_other_services() {
     let key = format!("{}user:profile:7", prefix());
     let bytes: Vec<u8> = con.get(&key).expect("the entry is at {prefix}{name}:{key}");
     let envelope = tests::envelope::parse(&bytes);
-    assert_eq!(envelope.version, 2);
+    assert_eq!(envelope.version, 3);
     assert!(!envelope.null);
     assert_ne!(envelope.fingerprint, 0);
     assert!(envelope.written_ms > 1_700_000_000_000);
+    let fresh_for = envelope.fresh_until_ms - envelope.written_ms;
+    assert!(
+        (50_000..=66_100).contains(&fresh_for),
+        "fresh for {fresh_for} ms"
+    );
+    assert_eq!(envelope.retry_at_ms, 0);
     assert_eq!(envelope.json()["name"], "user 7");
     let ttl: i64 = con.pttl(&key).expect("PTTL");
     assert!(

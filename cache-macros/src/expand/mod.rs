@@ -84,6 +84,7 @@ pub(crate) fn expand_fn(
     let sig = Sig::read(&func.sig, &mut errors);
     impl_block::refuse_async_trait(&func.sig, place, &mut errors);
     let key = Key::read(args.key.as_ref(), &sig, &mut errors);
+    args.check_phases(&mut errors);
     if let (Some(b), Some(l)) = (args.backend, args.lock)
         && b.value == Backend::Memory
         && l.value == LockKind::Distributed
@@ -277,9 +278,14 @@ impl<'a> Gen<'a> {
         let is_async = self.func.sig.asyncness.is_some();
         // One call shape for every backend: `get` is the in-process hit path (a backend whose
         // entries live elsewhere answers `None` at once and reads them in `load`).
+        let body = match is_async {
+            true => call,
+            false => quote!(move || #call),
+        };
+        let body = self.movable_body(body);
         let load = match is_async {
-            true => quote!(#cache.load_async(#key, #call).await),
-            false => quote!(#cache.load(#key, move || #call)),
+            true => quote!(#cache.load_async(#key, #body).await),
+            false => quote!(#cache.load(#key, #body)),
         };
         quote! {
             #(#attrs)*
@@ -298,6 +304,29 @@ impl<'a> Gen<'a> {
                 #load
             }
         }
+    }
+
+    /// With freshness phases, and parameters that are all owned: the body wrapped so that the
+    /// engine may run it in the background if the type checker finds it `Send` (see
+    /// `cache_runtime`'s `body.rs`). Otherwise the body as it is, run by its caller.
+    fn movable_body(&self, body: TokenStream) -> TokenStream {
+        let args = self.args;
+        let phases =
+            args.stale.is_some() || args.load_timeout.is_some() || args.early_refresh.is_some();
+        if !phases || self.place != Place::Alone || !self.sig.owns_its_arguments() {
+            return body;
+        }
+        let krate = &self.krate;
+        let probe = match self.func.sig.asyncness {
+            Some(_) => quote!(future),
+            None => quote!(sync),
+        };
+        let [b] = mixed(["__body"]);
+        quote! {{
+            use #krate::__private::{PickInPlace as _, PickOwned as _};
+            let #b = #body;
+            (&&#krate::__private::Detach::#probe(&#b)).kind().wrap(#b)
+        }}
     }
 
     /// The body as written, under `f_uncached`, with the function's attributes but its docs.

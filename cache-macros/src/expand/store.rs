@@ -78,6 +78,16 @@ impl Gen<'_> {
         let lock_timeout = ms(args
             .lock_timeout
             .map_or(DEFAULT_LOCK_TIMEOUT_MS, |l| l.value));
+        let stale = ms(args.stale.map_or(0, |s| s.value));
+        let stale_if_error = ms(args.stale_if_error.map_or(0, |s| s.value));
+        let load_timeout = match args.load_timeout {
+            Some(t) => {
+                let d = ms(t.value);
+                quote!(::core::option::Option::Some(#d))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let early_refresh = Literal::f64_suffixed(args.early_refresh.map_or(0.0, |b| b.value));
         quote! {
             #krate::__private::Policy {
                 ttl: #ttl,
@@ -87,6 +97,10 @@ impl Gen<'_> {
                 lock: #krate::__private::Lock::#lock,
                 lock_timeout: #lock_timeout,
                 codec: #krate::__private::Codec::#codec,
+                stale: #stale,
+                stale_if_error: #stale_if_error,
+                load_timeout: #load_timeout,
+                early_refresh: #early_refresh,
             }
         }
     }

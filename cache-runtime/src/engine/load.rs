@@ -14,14 +14,18 @@
 //! `f_refresh`) is fenced by a ticket (`fence.rs`); a backend's write is fenced by its lease.
 
 use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use quick_cache::sync::{EntryAction, EntryResult, GuardResult};
 
 use crate::backend::{Backend, Leased, Read, Start};
-use crate::entry::{Entry, Slot};
+use crate::body::{AsyncBody, CatchUnwind, LateAsync, LateSync, Panic, SyncBody, Waited};
+use crate::clock;
+use crate::entry::Entry;
+use crate::fence::Ticket;
 use crate::function::Function;
 use crate::policy::Lock;
 use crate::reentry::Mark;
@@ -29,11 +33,12 @@ use crate::shape::Shape;
 use crate::stats::Counter;
 
 use super::Engine;
+use super::phase::Next;
 use super::settle::Settled;
 
 /// Polls `fut` for at most `limit`; `None` if the time ran out first. The timer is armed only
 /// if `fut` does not finish on its first poll, so an uncontended miss starts no timer.
-async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
     let mut timer: Option<futures_timer::Delay> = None;
     poll_fn(|cx| {
@@ -50,7 +55,7 @@ async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
 }
 
 /// The placeholder guard of a load this caller leads.
-type Guard<'a, F> = quick_cache::sync::PlaceholderGuard<
+pub(super) type Guard<'a, F> = quick_cache::sync::PlaceholderGuard<
     'a,
     <F as crate::function::Types>::Key,
     Entry<<F as crate::function::Types>::Value>,
@@ -67,18 +72,44 @@ enum Flight<'a, F: Function> {
     /// It leads the load.
     Lead(Guard<'a, F>),
     /// Another caller's load finished meanwhile: its result.
-    Joined(Slot<F::Value>),
+    Joined(Entry<F::Value>),
     /// It waited `lock_timeout` for another caller's load.
     TimedOut,
 }
 
-/// Keeps an entry that is still fresh (taking a copy), or swaps an expired one for a guard.
+/// Keeps an entry that is still fresh, or kept after a failed load until its throttle ends
+/// (taking a copy); swaps any other for a guard.
 fn fresh_or_guard<V: Clone>(entry: &Entry<V>) -> EntryAction<Entry<V>> {
-    if entry.is_fresh() {
+    if entry.is_fresh() || clock::now_ms() < entry.times.retry_at_ms {
         EntryAction::Retain(entry.clone())
     } else {
         EntryAction::ReplaceWithGuard
     }
+}
+
+/// What a call does after looking at what the cache holds for its key.
+enum Step<F: Function> {
+    /// Answer with this (counted).
+    Answer(F::Output),
+    /// Answer with this (counted as `Counter`) and revalidate or refresh the entry.
+    Refresh(Entry<F::Value>, Counter, F::Output),
+    /// Load; the entry, if any, answers if the load fails.
+    Load(Option<Entry<F::Value>>),
+}
+
+/// One load led by a caller: how it started and what answers if it fails.
+pub(super) struct Lead<'g, F: Function> {
+    /// The single-flight placeholder, if the caller holds one.
+    pub(super) guard: Option<Guard<'g, F>>,
+    pub(super) mark: Mark,
+    pub(super) start: Start,
+    /// The entry that answers if the load fails (fail-safe), with its times.
+    pub(super) held: Option<Entry<F::Value>>,
+}
+
+/// Milliseconds since `started`, for XFetch's δ.
+pub(super) fn elapsed_ms(started: Instant) -> u32 {
+    u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX)
 }
 
 impl<F: Function, B: Backend<F>> Engine<F, B> {
@@ -101,13 +132,13 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if B::LOCAL {
             match self.store.entry(key, timeout, |_, e| fresh_or_guard(e)) {
                 EntryResult::Vacant(g) | EntryResult::Replaced(g, _) => Flight::Lead(g),
-                EntryResult::Retained(entry) => Flight::Joined(entry.slot),
+                EntryResult::Retained(entry) => Flight::Joined(entry),
                 EntryResult::Timeout | EntryResult::Removed(..) => Flight::TimedOut,
             }
         } else {
             match self.store.get_value_or_guard(key, timeout) {
                 GuardResult::Guard(g) => Flight::Lead(g),
-                GuardResult::Value(entry) => Flight::Joined(entry.slot),
+                GuardResult::Value(entry) => Flight::Joined(entry),
                 GuardResult::Timeout => Flight::TimedOut,
             }
         }
@@ -120,210 +151,423 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             let found = self.store.entry_async(key, |_, e| fresh_or_guard(e));
             match within(limit, found).await {
                 Some(EntryResult::Vacant(g) | EntryResult::Replaced(g, _)) => Flight::Lead(g),
-                Some(EntryResult::Retained(entry)) => Flight::Joined(entry.slot),
+                Some(EntryResult::Retained(entry)) => Flight::Joined(entry),
                 None | Some(EntryResult::Timeout | EntryResult::Removed(..)) => Flight::TimedOut,
             }
         } else {
             match within(limit, self.store.get_value_or_guard_async(key)).await {
                 Some(Err(g)) => Flight::Lead(g),
-                Some(Ok(entry)) => Flight::Joined(entry.slot),
+                Some(Ok(entry)) => Flight::Joined(entry),
                 None => Flight::TimedOut,
             }
         }
     }
 
-    /// The read of a backend whose entries live elsewhere: `Ok(hit)`, or `Err(unusable)` for a
-    /// miss; `None` when the backend failed (the call goes to the fallback).
-    fn remote_hit(&self, read: Read<F::Value>) -> Option<Result<F::Output, bool>> {
-        match read {
-            Read::Hit(slot) => Some(self.hit(slot).ok_or(true)),
-            Read::Miss => Some(Err(false)),
-            Read::Unusable => Some(Err(true)),
-            Read::Failed => None,
-        }
+    /// What the cache holds for `key`, in the local store (only when the policy keeps
+    /// expired entries or refreshes early: otherwise the hit path has said all) or in the
+    /// backend; `Err` when the backend failed (the call goes to the fallback).
+    fn found(&self, key: &B::Key, read: Option<Read<F::Value>>) -> Result<Step<F>, ()> {
+        let entry = match read {
+            None if self.policy.has_phases() => self.store.get(B::local(key)),
+            None => None,
+            Some(Read::Hit(entry)) => Some(entry),
+            Some(Read::Miss) => None,
+            Some(Read::Unusable) => return Ok(Step::Load(None)),
+            Some(Read::Failed) => return Err(()),
+        };
+        let Some(entry) = entry else {
+            return Ok(Step::Load(None));
+        };
+        // The hit path drew XFetch's number for an entry of the local store already.
+        let roll = read_remotely::<F, B>();
+        Ok(match Next::of(&self.policy, entry, clock::now_ms(), roll) {
+            Next::Answer {
+                entry,
+                counter,
+                refresh: true,
+            } => match F::Shape::from_slot(entry.slot.clone()) {
+                Some(result) => Step::Refresh(entry, counter, result),
+                None => Step::Load(None),
+            },
+            Next::Answer { entry, counter, .. } => match F::Shape::from_slot(entry.slot) {
+                Some(result) => {
+                    self.stats.add(counter);
+                    Step::Answer(result)
+                }
+                None => Step::Load(None),
+            },
+            Next::Load { held } => Step::Load(held),
+        })
+    }
+
+    /// Whether a read was an unusable entry: the load that follows must overwrite it.
+    fn unusable(read: &Option<Read<F::Value>>) -> bool {
+        matches!(read, Some(Read::Unusable))
     }
 
     /// The miss path of a sync cached function: load `key` with `body` once per key, or wait
-    /// for the load already running.
-    pub fn load(&self, key: B::Key, body: impl FnOnce() -> F::Output) -> F::Output {
-        let unusable = match B::LOCAL {
-            true => false,
-            false => match self.remote_hit(B::read(self, &key)) {
-                Some(Ok(hit)) => return hit,
-                Some(Err(unusable)) => unusable,
-                None => return self.fallback_load(key, body),
-            },
+    /// for the load already running; answer with an expired entry where its phase says so.
+    pub fn load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
+        let read = (!B::LOCAL).then(|| B::read(self, &key));
+        let unusable = Self::unusable(&read);
+        let held = match self.found(&key, read) {
+            Ok(Step::Answer(result)) => return result,
+            Ok(Step::Refresh(entry, counter, result)) => {
+                return self.revalidate(key, entry, counter, result, body);
+            }
+            Ok(Step::Load(held)) => held,
+            Err(()) => return self.fallback_load(key, body),
         };
         self.stats.add(Counter::Miss);
         let mark = Mark::new(self, B::local(&key));
         if mark.is_running() {
             // This thread is loading this key: waiting for it would wait for ourselves.
-            return self.run(mark, body);
+            return self.run(mark, || body.call());
         }
+        let lead = |guard, start| Lead {
+            guard,
+            mark,
+            start,
+            held,
+        };
         if self.policy.lock == Lock::None {
-            return self.lead(&key, None, mark, Start::Take, body);
+            return self.lead(&key, lead(None, Start::Take), body);
         }
         match self.join(B::local(&key)) {
             Flight::Lead(guard) => {
                 let start = self.leader_start(unusable);
-                self.lead(&key, Some(guard), mark, start, body)
+                self.lead(&key, lead(Some(guard), start), body)
             }
-            Flight::Joined(slot) => {
-                self.stats.add(Counter::Wait);
-                match F::Shape::from_slot(slot) {
-                    Some(result) => result,
-                    None => self.lead(&key, None, mark, Start::Take, body),
-                }
-            }
+            Flight::Joined(entry) => match self.joined(entry) {
+                Some(result) => result,
+                None => self.lead(&key, lead(None, Start::Take), body),
+            },
             Flight::TimedOut => {
                 self.stats.add(Counter::Wait);
-                self.lead(&key, None, mark, Start::ReadOrTake, body)
+                self.lead(&key, lead(None, Start::ReadOrTake), body)
             }
         }
     }
 
     /// The miss path of an async cached function; the twin of [`Engine::load`].
     pub async fn load_async(
-        &self,
+        &'static self,
         key: B::Key,
-        body: impl Future<Output = F::Output>,
+        body: impl AsyncBody<F::Output>,
     ) -> F::Output {
-        let unusable = match B::LOCAL {
-            true => false,
-            false => match self.remote_hit(B::read_async(self, &key).await) {
-                Some(Ok(hit)) => return hit,
-                Some(Err(unusable)) => unusable,
-                None => return self.fallback_load_async(key, body).await,
-            },
+        let read = match B::LOCAL {
+            true => None,
+            false => Some(B::read_async(self, &key).await),
+        };
+        let unusable = Self::unusable(&read);
+        let held = match self.found(&key, read) {
+            Ok(Step::Answer(result)) => return result,
+            Ok(Step::Refresh(entry, counter, result)) => {
+                return self
+                    .revalidate_async(key, entry, counter, result, body)
+                    .await;
+            }
+            Ok(Step::Load(held)) => held,
+            Err(()) => return self.fallback_load_async(key, body).await,
         };
         self.stats.add(Counter::Miss);
         let mark = Mark::new(self, B::local(&key));
         if mark.is_running() {
             // This task is loading this key: waiting for it would wait for ourselves.
-            return self.run_async(mark, body).await;
+            return self.run_async(mark, body.start()).await;
         }
+        let lead = |guard, start| Lead {
+            guard,
+            mark,
+            start,
+            held,
+        };
         if self.policy.lock == Lock::None {
-            return self.lead_async(&key, None, mark, Start::Take, body).await;
+            return self.lead_async(&key, lead(None, Start::Take), body).await;
         }
         match self.join_async(B::local(&key)).await {
             Flight::Lead(guard) => {
                 let start = self.leader_start(unusable);
-                self.lead_async(&key, Some(guard), mark, start, body).await
+                self.lead_async(&key, lead(Some(guard), start), body).await
             }
-            Flight::Joined(slot) => {
-                self.stats.add(Counter::Wait);
-                match F::Shape::from_slot(slot) {
-                    Some(result) => result,
-                    None => self.lead_async(&key, None, mark, Start::Take, body).await,
-                }
-            }
+            Flight::Joined(entry) => match self.joined(entry) {
+                Some(result) => result,
+                None => self.lead_async(&key, lead(None, Start::Take), body).await,
+            },
             Flight::TimedOut => {
                 self.stats.add(Counter::Wait);
-                self.lead_async(&key, None, mark, Start::ReadOrTake, body)
+                self.lead_async(&key, lead(None, Start::ReadOrTake), body)
                     .await
             }
         }
     }
 
+    /// The result a waiter took from its key's flight (counted); `None` for a null of a
+    /// shape without nulls (the waiter loads).
+    fn joined(&self, entry: Entry<F::Value>) -> Option<F::Output> {
+        self.stats.add(Counter::Wait);
+        if clock::now_ms() < entry.times.retry_at_ms {
+            self.stats.add(Counter::StaleIfErrorHit);
+        }
+        F::Shape::from_slot(entry.slot)
+    }
+
     /// Runs the body now and stores its result (write-through), fenced like every load.
-    pub fn refresh(&self, key: B::Key, body: impl FnOnce() -> F::Output) -> F::Output {
+    pub fn refresh(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
         let mark = Mark::new(self, B::local(&key));
-        self.lead(&key, None, mark, Start::Take, body)
+        let lead = Lead {
+            guard: None,
+            mark,
+            start: Start::Take,
+            held: None,
+        };
+        self.lead(&key, lead, body)
     }
 
     /// The async twin of [`Engine::refresh`].
     pub async fn refresh_async(
-        &self,
+        &'static self,
         key: B::Key,
-        body: impl Future<Output = F::Output>,
+        body: impl AsyncBody<F::Output>,
     ) -> F::Output {
         let mark = Mark::new(self, B::local(&key));
-        self.lead_async(&key, None, mark, Start::Take, body).await
+        let lead = Lead {
+            guard: None,
+            mark,
+            start: Start::Take,
+            held: None,
+        };
+        self.lead_async(&key, lead, body).await
     }
 
     /// One load: the lease (or another process's result), the body, the publish, the local
-    /// write or hand-over.
-    fn lead(
-        &self,
+    /// write or hand-over; if it fails, panics or outruns `load_timeout` while an entry is
+    /// held, the held entry answers (fail-safe).
+    pub(super) fn lead(
+        &'static self,
         key: &B::Key,
-        guard: Option<Guard<'_, F>>,
-        mark: Mark,
-        start: Start,
-        body: impl FnOnce() -> F::Output,
+        lead: Lead<'_, F>,
+        body: impl SyncBody<F::Output>,
     ) -> F::Output {
-        let ticket = (B::LOCAL && guard.is_none()).then(|| self.ticket(B::local(key)));
+        let Lead {
+            guard,
+            mark,
+            start,
+            held,
+        } = lead;
+        let ticket = self.lead_ticket(key, guard.is_some(), held.is_some());
         let lease = match B::lease(self, key, start) {
             Leased::Lease(lease) => lease,
-            Leased::Found(slot) => match self.found(key, guard, slot) {
+            Leased::Found(entry) => match self.shared(key, guard, entry, start) {
                 Ok(result) => return result,
                 Err(guard) => {
-                    let result = self.run(mark, body);
-                    let settled = self.settle(&result);
+                    let result = self.run(mark, || body.call());
+                    let settled = self.settle(&result, 0);
                     self.write_local(key, guard, ticket, &settled, true);
                     return result;
                 }
             },
+            Leased::Busy => match held
+                .as_ref()
+                .and_then(|h| F::Shape::from_slot(h.slot.clone()))
+            {
+                Some(result) => return result,
+                None => None,
+            },
         };
-        let result = self.run(mark, body);
-        let settled = self.settle(&result);
+        if let Start::Refresh(_) = start {
+            self.stats.add(Counter::Refresh);
+        }
+        let started = Instant::now();
+        let result = match self.timed(held.as_ref()) {
+            Some((answer, limit)) => match body.call_within(limit) {
+                Ok(Waited::Done(done)) => self.counted(done),
+                Ok(Waited::Late(late)) => {
+                    self.stats.add(Counter::Load);
+                    let key = key.clone();
+                    if let Some(held) = &held {
+                        self.keep(&key, guard, ticket, lease.as_ref(), held);
+                    }
+                    let load = move |result| self.late_entry(result, started);
+                    late.finish(load, move |entry| {
+                        self.finish_late(&key, lease, ticket, entry);
+                    });
+                    return answer;
+                }
+                Err(body) => self.run_caught(mark, body),
+            },
+            None if held.is_some() => self.run_caught(mark, body),
+            None => Ok(self.run(mark, || body.call())),
+        };
+        let outcome = match &result {
+            Ok(result) => Some(self.settle(result, elapsed_ms(started))),
+            Err(_) => None,
+        };
+        if let (None | Some(Settled { share: None, .. }), Some(held)) =
+            (&outcome, held.as_ref().filter(|h| self.can_keep(h)))
+        {
+            let held = held.clone();
+            let why = failure(&result);
+            if let Some(answer) = self.fail_safe(key, guard, ticket, lease, held, why) {
+                return answer;
+            }
+            return answer_or_unwind(result);
+        }
+        let Some(settled) = outcome else {
+            return answer_or_unwind(result);
+        };
         let valid = match lease {
-            Some(lease) => B::publish(self, key, lease, settled.store.clone()),
+            Some(lease) => B::publish(self, key, lease, settled.stored()),
             None => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
-        result
+        answer_or_unwind(result)
     }
 
     /// The async twin of `lead`.
-    async fn lead_async(
-        &self,
+    pub(super) async fn lead_async(
+        &'static self,
         key: &B::Key,
-        guard: Option<Guard<'_, F>>,
-        mark: Mark,
-        start: Start,
-        body: impl Future<Output = F::Output>,
+        lead: Lead<'_, F>,
+        body: impl AsyncBody<F::Output>,
     ) -> F::Output {
-        let ticket = (B::LOCAL && guard.is_none()).then(|| self.ticket(B::local(key)));
+        let Lead {
+            guard,
+            mark,
+            start,
+            held,
+        } = lead;
+        let ticket = self.lead_ticket(key, guard.is_some(), held.is_some());
         let lease = match B::lease_async(self, key, start).await {
             Leased::Lease(lease) => lease,
-            Leased::Found(slot) => match self.found(key, guard, slot) {
+            Leased::Found(entry) => match self.shared(key, guard, entry, start) {
                 Ok(result) => return result,
                 Err(guard) => {
-                    let result = self.run_async(mark, body).await;
-                    let settled = self.settle(&result);
+                    let result = self.run_async(mark, body.start()).await;
+                    let settled = self.settle(&result, 0);
                     self.write_local(key, guard, ticket, &settled, true);
                     return result;
                 }
             },
+            Leased::Busy => match held
+                .as_ref()
+                .and_then(|h| F::Shape::from_slot(h.slot.clone()))
+            {
+                Some(result) => return result,
+                None => None,
+            },
         };
-        let result = self.run_async(mark, body).await;
-        let settled = self.settle(&result);
+        if let Start::Refresh(_) = start {
+            self.stats.add(Counter::Refresh);
+        }
+        let started = Instant::now();
+        let result = match self.timed(held.as_ref()) {
+            Some((answer, limit)) => match body.call_within(limit).await {
+                Ok(Waited::Done(done)) => self.counted(done),
+                Ok(Waited::Late(late)) => {
+                    self.stats.add(Counter::Load);
+                    let key = key.clone();
+                    if let Some(held) = &held {
+                        self.keep_async(&key, guard, ticket, lease.as_ref(), held)
+                            .await;
+                    }
+                    let load = move |result| self.late_entry(result, started);
+                    late.finish(load, move |entry| async move {
+                        self.finish_late_async(&key, lease, ticket, entry).await;
+                    });
+                    return answer;
+                }
+                Err(body) => self.run_caught_async(mark, body).await,
+            },
+            None if held.is_some() => self.run_caught_async(mark, body).await,
+            None => Ok(self.run_async(mark, body.start()).await),
+        };
+        let outcome = match &result {
+            Ok(result) => Some(self.settle(result, elapsed_ms(started))),
+            Err(_) => None,
+        };
+        if let (None | Some(Settled { share: None, .. }), Some(held)) =
+            (&outcome, held.as_ref().filter(|h| self.can_keep(h)))
+        {
+            let held = held.clone();
+            let why = failure(&result);
+            if let Some(answer) = self
+                .fail_safe_async(key, guard, ticket, lease, held, why)
+                .await
+            {
+                return answer;
+            }
+            return answer_or_unwind(result);
+        }
+        let Some(settled) = outcome else {
+            return answer_or_unwind(result);
+        };
         let valid = match lease {
-            Some(lease) => B::publish_async(self, key, lease, settled.store.clone()).await,
+            Some(lease) => B::publish_async(self, key, lease, settled.stored()).await,
             None => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
-        result
+        answer_or_unwind(result)
     }
 
-    /// Another process's result, met when asking for the lease: counted as a wait and handed
-    /// to this process's waiters; or, a null for a shape without nulls, the guard back to load.
-    fn found<'a>(
+    /// The fence ticket of a load that writes the local store without its placeholder: one
+    /// without a guard, or one that may outlive its caller (`load_timeout`).
+    fn lead_ticket(&self, key: &B::Key, guarded: bool, held: bool) -> Option<Ticket> {
+        (B::LOCAL && (!guarded || held)).then(|| self.ticket(B::local(key)))
+    }
+
+    /// With `load_timeout` and a held entry that can answer: that answer, and how long to
+    /// wait for the load before giving it.
+    fn timed(&self, held: Option<&Entry<F::Value>>) -> Option<(F::Output, Duration)> {
+        let limit = self.policy.load_timeout?;
+        let answer = F::Shape::from_slot(held?.slot.clone())?;
+        Some((answer, limit))
+    }
+
+    /// A load run elsewhere that ended in time, counted here (`run` counts those run in
+    /// place).
+    fn counted(&self, done: Result<F::Output, Panic>) -> Result<F::Output, Panic> {
+        self.stats.add(Counter::Load);
+        if done.is_err() {
+            self.stats.add(Counter::LoadError);
+        }
+        done
+    }
+
+    /// Runs the body in place, its panic caught (a held entry may answer instead).
+    fn run_caught(&self, mark: Mark, body: impl SyncBody<F::Output>) -> Result<F::Output, Panic> {
+        catch_unwind(AssertUnwindSafe(|| self.run(mark, || body.call())))
+    }
+
+    /// The async twin of `run_caught`.
+    async fn run_caught_async(
+        &self,
+        mark: Mark,
+        body: impl AsyncBody<F::Output>,
+    ) -> Result<F::Output, Panic> {
+        CatchUnwind::new(self.run_async(mark, body.start())).await
+    }
+
+    /// Another process's result, met when asking for the lease: counted as a wait (unless
+    /// this was a refresh) and handed to this process's waiters; or, a null for a shape
+    /// without nulls, the guard back to load.
+    fn shared<'a>(
         &self,
         key: &B::Key,
         guard: Option<Guard<'a, F>>,
-        slot: Slot<F::Value>,
+        entry: Entry<F::Value>,
+        start: Start,
     ) -> Result<F::Output, Option<Guard<'a, F>>> {
-        let Some(result) = F::Shape::from_slot(slot.clone()) else {
+        let Some(result) = F::Shape::from_slot(entry.slot.clone()) else {
             return Err(guard);
         };
-        self.stats.add(Counter::Wait);
+        if !matches!(start, Start::Refresh(_)) {
+            self.stats.add(Counter::Wait);
+        }
         let share = Settled {
             store: None,
-            share: Some(match &slot {
-                Slot::Value(v) => Slot::Value(v),
-                Slot::Null => Slot::Null,
-            }),
+            share: Some(entry.slot.as_ref()),
+            times: entry.times,
         };
         self.write_local(key, guard, None, &share, true);
         Ok(result)
@@ -334,11 +578,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// process's waiters through the guard, unless the publish found its lease revoked (an
     /// invalidation: they load again), then removed. Without a result the guard is dropped,
     /// which hands the load to one waiter.
-    fn write_local(
+    pub(super) fn write_local(
         &self,
         key: &B::Key,
         guard: Option<Guard<'_, F>>,
-        ticket: Option<crate::fence::Ticket>,
+        ticket: Option<Ticket>,
         settled: &Settled<'_, F::Value>,
         valid: bool,
     ) {
@@ -346,7 +590,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             let Some(slot) = settled.store.clone() else {
                 return;
             };
-            let entry = self.entry(slot);
+            let entry = Entry {
+                slot: slot.cloned(),
+                times: settled.times,
+            };
             match (guard, ticket) {
                 // Err: the placeholder was removed (an invalidation or `clear`).
                 (Some(guard), _) => {
@@ -363,7 +610,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if let (Some(guard), Some(slot), true) = (guard, settled.share.clone(), valid) {
             let entry = Entry {
                 slot: slot.cloned(),
-                fresh_until_ms: u64::MAX,
+                times: settled.times,
             };
             if guard.insert(entry).is_ok() {
                 self.store.remove(B::local(key));
@@ -372,22 +619,22 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     }
 
     /// A call while the backend is unavailable: its in-process fallback.
-    fn fallback_load(&self, key: B::Key, body: impl FnOnce() -> F::Output) -> F::Output {
+    fn fallback_load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
         let local = B::into_local(key);
         match B::fallback(self) {
             Some(fallback) => match fallback.get_key(&local) {
                 Some(hit) => hit,
                 None => fallback.load(local, body),
             },
-            None => self.run(Mark::new(self, &local), body),
+            None => self.run(Mark::new(self, &local), || body.call()),
         }
     }
 
     /// The async twin of `fallback_load`.
     async fn fallback_load_async(
-        &self,
+        &'static self,
         key: B::Key,
-        body: impl Future<Output = F::Output>,
+        body: impl AsyncBody<F::Output>,
     ) -> F::Output {
         let local = B::into_local(key);
         match B::fallback(self) {
@@ -397,7 +644,29 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 Some(hit) => hit,
                 None => Box::pin(fallback.load_async(local, body)).await,
             },
-            None => self.run_async(Mark::new(self, &local), body).await,
+            None => self.run_async(Mark::new(self, &local), body.start()).await,
         }
+    }
+}
+
+/// Whether a backend's entries are read from it (then XFetch draws on the miss path) rather
+/// than from the local store (whose hit path drew already).
+fn read_remotely<F: Function, B: Backend<F>>() -> bool {
+    !B::LOCAL
+}
+
+/// Why a load gave no value, for the log.
+fn failure<R>(result: &Result<R, Panic>) -> &'static str {
+    match result {
+        Ok(_) => "returned an error",
+        Err(_) => "panicked",
+    }
+}
+
+/// The load's result, or its panic resumed.
+fn answer_or_unwind<R>(result: Result<R, Panic>) -> R {
+    match result {
+        Ok(result) => result,
+        Err(panic) => resume_unwind(panic),
     }
 }

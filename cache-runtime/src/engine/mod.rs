@@ -5,6 +5,9 @@
 //! | the hit path on the local store, invalidation, `clear`, the handle | this file |
 //! | the miss path: backend read, re-entry, single-flight, lease, publish, hand-over | `load.rs` |
 //! | running the body (panic accounting), shape mapping and the null policy | `settle.rs` |
+//! | freshness phases: what a call does with the entry it found; XFetch | `phase.rs` |
+//! | revalidation and early refresh, in the background or in place | `refresh.rs` |
+//! | fail-safe: a kept value answers a failed or late load; the throttle | `fail_safe.rs` |
 //! | the local store | `store.rs` |
 //!
 //! A backend ([`Backend`]) only reads, leases, publishes, invalidates and clears its own
@@ -13,9 +16,14 @@
 //! waiters, and answers through an in-process engine of its own (the fallback) while Redis is
 //! unavailable.
 
+mod fail_safe;
 mod load;
+mod phase;
+mod refresh;
 mod settle;
 pub(crate) mod store;
+
+pub(crate) use load::within;
 
 use std::any::TypeId;
 use std::future::Future;
@@ -47,6 +55,8 @@ pub struct Engine<F: Types, B: BackendState<F>> {
     pub(crate) store: Store<F::Key, F::Value>,
     fence: Fence,
     pub(crate) stats: Counters,
+    /// Keys with a revalidation or early refresh running in this process.
+    refreshing: phase::Refreshing<F::Key>,
     #[cfg_attr(
         not(feature = "redis"),
         allow(dead_code, reason = "the in-process backend keeps no state")
@@ -76,6 +86,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             store,
             fence,
             stats: Counters::new(),
+            refreshing: phase::Refreshing::new(),
             handle: OnceLock::new(),
         }
     }
@@ -85,7 +96,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     ///
     /// One shard read lock, one clone of the entry (the returned value), one clock load and
     /// one striped counter; no allocation and no lock shared by all keys. A miss is not
-    /// counted here: the load that follows counts it.
+    /// counted here: the load that follows counts it. An entry that is not fresh, or whose
+    /// XFetch draw says to refresh it early, goes to [`Engine::load`] too, which answers by
+    /// its phase.
     #[inline]
     pub fn get(&self, lookup: &F::Lookup<'_>) -> Option<F::Output> {
         if !B::LOCAL {
@@ -103,6 +116,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     fn get_q<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) -> Option<F::Output> {
         let entry = self.store.get(lookup)?;
         if !entry.is_fresh() {
+            return None;
+        }
+        if self.policy.early_refresh > 0.0
+            && self.policy.early(&entry.times, clock::coarse_ms(), true)
+        {
             return None;
         }
         self.hit(entry.slot)

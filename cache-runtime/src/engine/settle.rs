@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::backend::BackendState;
-use crate::entry::{Entry, Slot};
+use crate::entry::{Entry, Slot, Times};
 use crate::function::{Function, Types};
 use crate::reentry::Mark;
 use crate::shape::Shape;
@@ -32,6 +32,15 @@ pub(crate) struct Settled<'r, V> {
     pub(crate) store: Option<Slot<&'r V>>,
     /// What this process's waiters get (`None`: an error; one of them loads next).
     pub(crate) share: Option<Slot<&'r V>>,
+    /// The times of what is stored.
+    pub(crate) times: Times,
+}
+
+impl<'r, V> Settled<'r, V> {
+    /// What a backend publishes.
+    pub(crate) fn stored(&self) -> Option<(Slot<&'r V>, Times)> {
+        self.store.clone().map(|slot| (slot, self.times))
+    }
 }
 
 impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
@@ -64,27 +73,31 @@ impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
     }
 
     /// Maps a result by the function's shape: an error is counted and neither stored nor
-    /// shared; a null is shared, and stored only while null caching is on.
-    pub(crate) fn settle<'r>(&self, result: &'r F::Output) -> Settled<'r, F::Value> {
+    /// shared; a null is shared, and stored only while null caching is on. `load_ms` is how
+    /// long the load took (XFetch's δ).
+    pub(crate) fn settle<'r>(&self, result: &'r F::Output, load_ms: u32) -> Settled<'r, F::Value> {
         let Some(slot) = F::Shape::to_slot(result) else {
             self.stats.add(Counter::LoadError);
             return Settled {
                 store: None,
                 share: None,
+                times: Times::FOREVER,
             };
         };
-        let stored = !matches!(slot, Slot::Null) || self.policy.caches_nulls();
+        let null = matches!(slot, Slot::Null);
+        let stored = !null || self.policy.caches_nulls();
         Settled {
             store: stored.then(|| slot.clone()),
             share: Some(slot),
+            times: self.policy.times_from_now(null, load_ms),
         }
     }
 
-    /// The local entry of a slot, with the deadline its policy gives it now.
+    /// The local entry of a slot, with the times its policy gives it now.
     pub(crate) fn entry(&self, slot: Slot<&F::Value>) -> Entry<F::Value> {
         let null = matches!(slot, Slot::Null);
         Entry {
-            fresh_until_ms: self.policy.deadline_from_now(null),
+            times: self.policy.times_from_now(null, 0),
             slot: slot.cloned(),
         }
     }

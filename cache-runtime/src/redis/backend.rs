@@ -21,12 +21,13 @@ use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec, jso
 use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start};
 use crate::bounds::{CachedValue, RedisValue};
 use crate::cell::Cell;
+use crate::clock;
 use crate::config;
 use crate::engine::{Engine, in_cell};
-use crate::entry::Slot;
+use crate::entry::{Entry, Slot, Times};
 use crate::function::{Shaped, Types};
 use crate::invalidation::Invalidation;
-use crate::policy::{Codec, Lock, Policy};
+use crate::policy::{Codec, Lock, Policy, ms};
 use crate::shape::{Picked, Shape};
 use crate::stats::Counter;
 
@@ -153,11 +154,12 @@ fn invalidated<F: RedisFunction>(
     }
 }
 
-/// Decodes an entry; `None` (counted) if it is unusable.
+/// Decodes an entry, its times on this process's cache clock; `None` (counted) if it is
+/// unusable.
 fn decode<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
     bytes: &[u8],
-) -> Option<Slot<F::Value>> {
+) -> Option<Entry<F::Value>> {
     let (max, print) = (config::current().max_value_bytes, engine.state.fingerprint);
     let decoded = match engine.policy.codec {
         Codec::MessagePack => codec::decode(bytes, print, max, F::decode),
@@ -165,7 +167,17 @@ fn decode<F: RedisFunction>(
         Codec::Json => json::decode(bytes, print, F::decode_json),
     };
     match decoded {
-        Ok(slot) => Some(slot),
+        Ok((slot, stamp)) => {
+            let fresh_until_ms = clock::from_unix_ms(stamp.fresh_until);
+            let grace = ms(engine.policy.grace());
+            let times = Times {
+                fresh_until_ms,
+                stale_until_ms: fresh_until_ms.saturating_add(grace),
+                load_ms: stamp.load_ms,
+                retry_at_ms: clock::from_unix_ms(stamp.retry_at),
+            };
+            Some(Entry { slot, times })
+        }
         Err(e) => {
             // Counted here, and overwritten by the load that follows.
             store_error(engine, &StoreError::Data(format!("unusable entry: {e}")));
@@ -200,9 +212,10 @@ fn leased<F: RedisFunction>(
 ) -> Leased<HeldLease, F::Value> {
     match begun {
         Ok((Begin::Found(bytes), _)) => match decode(engine, &bytes) {
-            Some(slot) => Leased::Found(slot),
+            Some(entry) => Leased::Found(entry),
             None => Leased::Lease(None),
         },
+        Ok((Begin::Busy, _)) => Leased::Busy,
         Ok((Begin::Lease(lease), waited)) => {
             if waited {
                 engine.stats.add(Counter::Wait);
@@ -221,17 +234,25 @@ fn leased<F: RedisFunction>(
     }
 }
 
-/// What a published slot writes: the envelope and its `PX`, or `None` (counted) when the
-/// value does not encode or is over the size cap.
+/// What a published slot writes: the envelope with its times and its `PX` (the end of its
+/// stale windows), or `None` (counted) when the value does not encode or is over the size
+/// cap.
 fn payload<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
-    slot: Slot<&F::Value>,
+    (slot, times): (Slot<&F::Value>, Times),
 ) -> Option<(Vec<u8>, Option<Duration>)> {
-    let null = matches!(slot, Slot::Null);
     let print = engine.state.fingerprint;
+    let stamp = codec::Stamp {
+        fresh_until: clock::to_unix_ms(times.fresh_until_ms),
+        retry_at: clock::to_unix_ms(times.retry_at_ms),
+        written: codec::now_ms(),
+        load_ms: times.load_ms,
+    };
     let encoded = match engine.policy.codec {
-        Codec::MessagePack => codec::encode(slot, print, F::encode).map_err(|e| e.to_string()),
-        Codec::Json => json::encode(slot, print, codec::now_ms(), F::encode_json),
+        Codec::MessagePack => {
+            codec::encode(slot, stamp, print, F::encode).map_err(|e| e.to_string())
+        }
+        Codec::Json => json::encode(slot, stamp, print, F::encode_json),
     };
     let bytes = match encoded {
         Ok(p) if p.len() <= config::current().max_value_bytes => p,
@@ -246,10 +267,10 @@ fn payload<F: RedisFunction>(
             return None;
         }
     };
-    let now = crate::clock::now_ms();
-    let ttl = match engine.policy.deadline(null, now) {
+    let now = clock::now_ms();
+    let ttl = match times.stale_until_ms {
         u64::MAX => None,
-        deadline => Some(Duration::from_millis(deadline.saturating_sub(now).max(1))),
+        end => Some(Duration::from_millis(end.saturating_sub(now).max(1))),
     };
     Some((bytes, ttl))
 }
@@ -383,18 +404,18 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         engine: &Engine<F, Self>,
         key: &RedisKey<F>,
         mut lease: HeldLease,
-        slot: Option<Slot<&F::Value>>,
+        stored: Option<(Slot<&F::Value>, Times)>,
     ) -> bool {
         let warm = Warm::start(engine, key);
-        let write = slot.clone().and_then(|slot| payload(engine, slot));
+        let write = stored.clone().and_then(|stored| payload(engine, stored));
         lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
             return true;
         };
         let (redis, keys) = (lease.redis, lease.keys.clone());
-        let stored = write.is_some();
-        let answer = redis.block(ops::publish(redis, keys, held, write));
-        warm.published(&answer, stored.then_some(slot).flatten());
+        let wrote = write.is_some();
+        let answer = redis.block(ops::publish(redis, keys, held, write, false));
+        warm.published(&answer, stored.filter(|_| wrote));
         published(engine, answer)
     }
 
@@ -402,18 +423,52 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         engine: &Engine<F, Self>,
         key: &RedisKey<F>,
         mut lease: HeldLease,
-        slot: Option<Slot<&F::Value>>,
+        stored: Option<(Slot<&F::Value>, Times)>,
     ) -> bool {
         let warm = Warm::start(engine, key);
-        let write = slot.clone().and_then(|slot| payload(engine, slot));
+        let write = stored.clone().and_then(|stored| payload(engine, stored));
         lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
             return true;
         };
         let (redis, keys) = (lease.redis, lease.keys.clone());
-        let stored = write.is_some();
-        let answer = redis.run(ops::publish(redis, keys, held, write)).await;
-        warm.published(&answer, stored.then_some(slot).flatten());
+        let wrote = write.is_some();
+        let answer = redis
+            .run(ops::publish(redis, keys, held, write, false))
+            .await;
+        warm.published(&answer, stored.filter(|_| wrote));
+        published(engine, answer)
+    }
+
+    fn keep(
+        engine: &Engine<F, Self>,
+        _: &RedisKey<F>,
+        lease: &HeldLease,
+        stored: (Slot<&F::Value>, Times),
+    ) -> bool {
+        let (Some(write), Some(held)) = (payload(engine, stored), lease.lease.clone()) else {
+            return true;
+        };
+        let (redis, keys) = (lease.redis, lease.keys.clone());
+        published(
+            engine,
+            redis.block(ops::publish(redis, keys, held, Some(write), true)),
+        )
+    }
+
+    async fn keep_async(
+        engine: &Engine<F, Self>,
+        _: &RedisKey<F>,
+        lease: &HeldLease,
+        stored: (Slot<&F::Value>, Times),
+    ) -> bool {
+        let (Some(write), Some(held)) = (payload(engine, stored), lease.lease.clone()) else {
+            return true;
+        };
+        let (redis, keys) = (lease.redis, lease.keys.clone());
+        let answer = redis
+            .run(ops::publish(redis, keys, held, Some(write), true))
+            .await;
         published(engine, answer)
     }
 
@@ -501,17 +556,25 @@ impl<'a, F: RedisFunction> Warm<'a, F> {
         }
     }
 
-    /// After a read: keeps a hit.
+    /// After a read: keeps a hit on a fresh entry.
     fn read(self, read: Read<F::Value>) -> Read<F::Value> {
-        if let Read::Hit(slot) = &read {
-            self.keep(slot.as_ref());
+        if let Read::Hit(entry) = &read
+            && entry.is_fresh()
+        {
+            self.keep(entry.slot.as_ref());
         }
         read
     }
 
-    /// After a publish: keeps what it wrote, if it wrote.
-    fn published(self, answer: &Result<bool, StoreError>, slot: Option<Slot<&F::Value>>) {
-        if let (Ok(true), Some(slot)) = (answer, slot) {
+    /// After a publish: keeps what it wrote, if it wrote a fresh entry.
+    fn published(
+        self,
+        answer: &Result<bool, StoreError>,
+        stored: Option<(Slot<&F::Value>, Times)>,
+    ) {
+        if let (Ok(true), Some((slot, times))) = (answer, stored)
+            && times.retry_at_ms == 0
+        {
             self.keep(slot);
         }
     }
@@ -605,6 +668,11 @@ mod ops {
                 false,
             )),
             Start::Take => Ok((lease::force(redis, keys.lock(), wait).await?, false)),
+            Start::Refresh(seen) => {
+                let seen = crate::clock::to_unix_ms(seen);
+                let begun = lease::try_refresh(redis, keys.value(), keys.lock(), wait, seen);
+                Ok((begun.await?, false))
+            }
         }
     }
 
@@ -613,10 +681,12 @@ mod ops {
         keys: Keys,
         lease: Lease,
         write: Option<(Vec<u8>, Option<Duration>)>,
+        keep: bool,
     ) -> Result<bool, StoreError> {
         match write {
             Some((payload, ttl)) => {
-                lease::publish(redis, keys.value(), keys.lock(), &lease, &payload, ttl).await
+                let (value, lock) = (keys.value(), keys.lock());
+                lease::publish(redis, value, lock, &lease, &payload, ttl, keep).await
             }
             None => lease::release(redis, keys.value(), keys.lock(), &lease)
                 .await

@@ -1,14 +1,22 @@
-//! The envelope of a value in Redis: a fixed 20-byte header, then the value in MessagePack.
+//! The envelope of a value in Redis: a fixed 40-byte header, then the value in MessagePack.
 //!
 //! ```text
 //! offset  size  field
 //!      0     2  magic: the bytes `c` `r` (0x63 0x72)
-//!      2     1  envelope version: 2
+//!      2     1  envelope version: 3
 //!      3     1  kind: 0 = a value follows, 1 = a cached null (nothing follows)
 //!      4     8  type fingerprint: FNV-1a 64 of the Rust type name of the value, big-endian
-//!     12     8  write time: milliseconds since the Unix epoch, big-endian
-//!     20     …  the value in MessagePack (rmp-serde; structs as maps with field names)
+//!     12     8  fresh until: ms since the Unix epoch, big-endian (2^64−1: no expiry)
+//!     20     8  retry at: ms since the Unix epoch, big-endian; 0, or the end of the
+//!               throttle of a value kept after a failed load (`stale_if_error`)
+//!     28     8  write time: ms since the Unix epoch, big-endian
+//!     36     4  load time: ms the load that produced the value took (XFetch's δ), big-endian
+//!     40     …  the value in MessagePack (rmp-serde; structs as maps with field names)
 //! ```
+//!
+//! Every process reads the phase of an entry from its times (DESIGN §10); the key itself
+//! lives `ttl + max(stale, stale_if_error)` (`PX`). Entries of version 2 (before the times)
+//! are misses, overwritten by the next load.
 //!
 //! MessagePack is exact for what JSON is not: NaN, ±infinity and −0.0 are written as the
 //! IEEE 754 floats they are, maps keep non-string keys, `i128`/`u128` and byte strings are
@@ -24,11 +32,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::entry::Slot;
 
 const MAGIC: [u8; 2] = *b"cr";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 const VALUE: u8 = 0;
 const NULL: u8 = 1;
-/// The header's length: magic, version, kind, fingerprint, write time.
-pub(crate) const HEADER: usize = 2 + 1 + 1 + 8 + 8;
+/// The header's length: magic, version, kind, fingerprint, four times.
+pub(crate) const HEADER: usize = 2 + 1 + 1 + 8 + 8 + 8 + 8 + 4;
+
+/// The times an envelope carries, in milliseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) fresh_until: u64,
+    pub(crate) retry_at: u64,
+    pub(crate) written: u64,
+    pub(crate) load_ms: u32,
+}
 
 /// Why bytes read from Redis are not a usable entry.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,6 +88,7 @@ pub(crate) fn now_ms() -> u64 {
 /// Writes the envelope of `slot`; `encode` appends a value's MessagePack.
 pub(crate) fn encode<V, E>(
     slot: Slot<&V>,
+    stamp: Stamp,
     fingerprint: u64,
     encode: impl FnOnce(&V, &mut Vec<u8>) -> Result<(), E>,
 ) -> Result<Vec<u8>, E> {
@@ -82,7 +100,10 @@ pub(crate) fn encode<V, E>(
         Slot::Value(_) => VALUE,
     });
     out.extend_from_slice(&fingerprint.to_be_bytes());
-    out.extend_from_slice(&now_ms().to_be_bytes());
+    out.extend_from_slice(&stamp.fresh_until.to_be_bytes());
+    out.extend_from_slice(&stamp.retry_at.to_be_bytes());
+    out.extend_from_slice(&stamp.written.to_be_bytes());
+    out.extend_from_slice(&stamp.load_ms.to_be_bytes());
     if let Slot::Value(v) = slot {
         encode(v, &mut out)?;
     }
@@ -95,7 +116,7 @@ pub(crate) fn decode<V, E>(
     fingerprint: u64,
     max_bytes: usize,
     decode: impl FnOnce(&[u8]) -> Result<V, E>,
-) -> Result<Slot<V>, DecodeError> {
+) -> Result<(Slot<V>, Stamp), DecodeError> {
     if bytes.len() > max_bytes {
         return Err(DecodeError::TooLarge(bytes.len()));
     }
@@ -106,18 +127,30 @@ pub(crate) fn decode<V, E>(
     if head[2] != VERSION {
         return Err(DecodeError::OtherVersion(head[2]));
     }
-    let mut print = [0; 8];
-    print.copy_from_slice(&head[4..12]);
-    if u64::from_be_bytes(print) != fingerprint {
+    if be_u64(&head[4..12]) != fingerprint {
         return Err(DecodeError::OtherType);
     }
-    match head[3] {
-        NULL if body.is_empty() => Ok(Slot::Null),
+    let stamp = Stamp {
+        fresh_until: be_u64(&head[12..20]),
+        retry_at: be_u64(&head[20..28]),
+        written: be_u64(&head[28..36]),
+        load_ms: u32::from_be_bytes([head[36], head[37], head[38], head[39]]),
+    };
+    let slot = match head[3] {
+        NULL if body.is_empty() => Slot::Null,
         VALUE => decode(body)
             .map(Slot::Value)
-            .map_err(|_| DecodeError::BadValue),
-        _ => Err(DecodeError::NotAnEnvelope),
-    }
+            .map_err(|_| DecodeError::BadValue)?,
+        _ => return Err(DecodeError::NotAnEnvelope),
+    };
+    Ok((slot, stamp))
+}
+
+/// Eight big-endian bytes (the caller passes exactly eight).
+fn be_u64(bytes: &[u8]) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(b)
 }
 
 /// The value codec: MessagePack through rmp-serde, structs as maps with their field names (so
@@ -156,12 +189,22 @@ mod tests {
 
     const PRINT: u64 = 0x00ff;
 
+    const STAMP: Stamp = Stamp {
+        fresh_until: 0x0102,
+        retry_at: 0,
+        written: 0x0304,
+        load_ms: 0x05,
+    };
+
     fn enc<V: Serialize>(slot: Slot<&V>) -> Vec<u8> {
-        encode(slot, PRINT, write_value).unwrap()
+        encode(slot, STAMP, PRINT, write_value).unwrap()
     }
 
     fn dec<V: DeserializeOwned>(bytes: &[u8]) -> Result<Slot<V>, DecodeError> {
-        decode(bytes, PRINT, 1 << 20, read_value)
+        decode(bytes, PRINT, 1 << 20, read_value).map(|(slot, stamp)| {
+            assert_eq!(stamp, STAMP);
+            slot
+        })
     }
 
     fn round_trip<V: Serialize + DeserializeOwned>(v: &V) -> V {
@@ -178,13 +221,15 @@ mod tests {
     #[test]
     fn the_header_is_as_documented() {
         let bytes = enc(Slot::Value(&7u8));
-        assert_eq!(&bytes[..4], b"cr\x02\x00");
+        assert_eq!(&bytes[..4], b"cr\x03\x00");
         assert_eq!(&bytes[4..12], &0x00ffu64.to_be_bytes());
-        let written = u64::from_be_bytes(bytes[12..20].try_into().unwrap());
-        assert!(written.abs_diff(now_ms()) < 60_000);
-        assert_eq!(&bytes[20..], &[7], "7 is a MessagePack positive fixint");
+        assert_eq!(&bytes[12..20], &0x0102u64.to_be_bytes(), "fresh until");
+        assert_eq!(&bytes[20..28], &0u64.to_be_bytes(), "retry at");
+        assert_eq!(&bytes[28..36], &0x0304u64.to_be_bytes(), "written");
+        assert_eq!(&bytes[36..40], &5u32.to_be_bytes(), "load time");
+        assert_eq!(&bytes[40..], &[7], "7 is a MessagePack positive fixint");
         let null = enc::<u8>(Slot::Null);
-        assert_eq!(&null[..4], b"cr\x02\x01");
+        assert_eq!(&null[..4], b"cr\x03\x01");
         assert_eq!(null.len(), HEADER);
     }
 
@@ -250,16 +295,21 @@ mod tests {
             Err(DecodeError::NotAnEnvelope)
         );
         assert_eq!(dec::<u8>(b""), Err(DecodeError::NotAnEnvelope));
-        assert_eq!(dec::<u8>(b"cr\x02"), Err(DecodeError::NotAnEnvelope));
+        assert_eq!(dec::<u8>(b"cr\x03"), Err(DecodeError::NotAnEnvelope));
+        // Issue 11: an entry of version 2 (before the times) is a miss.
+        let mut old = b"cr\x02\x00".to_vec();
+        old.extend_from_slice(&[0; 36]);
+        old.push(7);
+        assert_eq!(dec::<u8>(&old), Err(DecodeError::OtherVersion(2)));
         // The JSON envelope of version 1 is a miss, overwritten by the next load.
         assert_eq!(
             dec::<u8>(b"{\"v\":1,\"t\":\"00000000000000ff\",\"w\":1,\"d\":1}"),
             Err(DecodeError::NotAnEnvelope)
         );
         let mut other = enc(Slot::Value(&1u8));
-        other[2] = 3;
-        assert_eq!(dec::<u8>(&other), Err(DecodeError::OtherVersion(3)));
-        let typed = encode(Slot::Value(&1u8), 0xbeef, write_value).unwrap();
+        other[2] = 4;
+        assert_eq!(dec::<u8>(&other), Err(DecodeError::OtherVersion(4)));
+        let typed = encode(Slot::Value(&1u8), STAMP, 0xbeef, write_value).unwrap();
         assert_eq!(dec::<u8>(&typed), Err(DecodeError::OtherType));
         assert_eq!(
             dec::<u8>(&enc(Slot::Value(&"x"))),

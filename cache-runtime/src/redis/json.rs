@@ -1,13 +1,15 @@
 //! The JSON envelope of `codec = "json"`: one JSON object that any service can read.
 //!
 //! ```text
-//! {"v":1,"t":"9f2c61a0d4e8b7c3","w":1732700000000,"d":{"name":"Ada"}}   a value
-//! {"v":1,"t":"9f2c61a0d4e8b7c3","w":1732700000000,"n":true}             a cached null
+//! {"v":2,"t":"9f2c61a0d4e8b7c3","f":1732700060000,"r":0,"w":1732700000000,"l":12,"d":{"name":"Ada"}}
+//! {"v":2,"t":"9f2c61a0d4e8b7c3","f":1732700060000,"r":0,"w":1732700000000,"l":12,"n":true}
 //! ```
 //!
 //! `v` is the envelope version, `t` the type fingerprint (FNV-1a 64 of the Rust type name, 16
-//! hex digits), `w` the write time (ms since the Unix epoch), `d` the value as JSON, `n` the
-//! null marker. JSON cannot hold NaN or ±infinity (serde_json would write `null`, and a
+//! hex digits), `f` the end of freshness and `r` the end of a fail-safe throttle (0 for none),
+//! `w` the write time (all ms since the Unix epoch), `l` the load time in ms, `d` the value as
+//! JSON, `n` the null marker. The fields come in this order (the lease scripts read `f` and
+//! `r` by position). Version 1 entries (before the times) are misses. JSON cannot hold NaN or ±infinity (serde_json would write `null`, and a
 //! `vec![Some(f64::NAN)]` would come back as `[None]`): a value holding one is refused at
 //! write (counted in `store_errors`, logged; the caller still gets its result), never written
 //! changed. Maps whose keys are not strings or integers are refused by serde_json itself.
@@ -17,16 +19,24 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::codec::DecodeError;
+use super::codec::{DecodeError, Stamp};
 use crate::entry::Slot;
 
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
     v: u32,
     #[serde(borrow)]
     t: &'a str,
+    #[serde(default)]
+    f: u64,
+    #[serde(default)]
+    r: u64,
+    #[serde(default)]
+    w: u64,
+    #[serde(default)]
+    l: u32,
     #[serde(default)]
     n: bool,
     #[serde(borrow, default)]
@@ -36,14 +46,20 @@ struct Envelope<'a> {
 /// Writes the JSON envelope of `slot`; `write` appends the value (see [`write_value`]).
 pub(crate) fn encode<V>(
     slot: Slot<&V>,
+    stamp: Stamp,
     fingerprint: u64,
-    now_ms: u64,
     write: impl FnOnce(&V, &mut Vec<u8>) -> Result<(), String>,
 ) -> Result<Vec<u8>, String> {
-    let mut head = String::with_capacity(64);
+    let mut head = String::with_capacity(96);
+    let Stamp {
+        fresh_until: f,
+        retry_at: r,
+        written: w,
+        load_ms: l,
+    } = stamp;
     let _ = write!(
         head,
-        "{{\"v\":{VERSION},\"t\":\"{fingerprint:016x}\",\"w\":{now_ms},"
+        "{{\"v\":{VERSION},\"t\":\"{fingerprint:016x}\",\"f\":{f},\"r\":{r},\"w\":{w},\"l\":{l},"
     );
     let mut out = head.into_bytes();
     match slot {
@@ -62,7 +78,7 @@ pub(crate) fn decode<V, E>(
     bytes: &[u8],
     fingerprint: u64,
     read: impl FnOnce(&str) -> Result<V, E>,
-) -> Result<Slot<V>, DecodeError> {
+) -> Result<(Slot<V>, Stamp), DecodeError> {
     let envelope: Envelope<'_> =
         serde_json::from_slice(bytes).map_err(|_| DecodeError::NotAnEnvelope)?;
     if envelope.v != VERSION {
@@ -73,14 +89,19 @@ pub(crate) fn decode<V, E>(
     if u64::from_str_radix(envelope.t, 16) != Ok(fingerprint) {
         return Err(DecodeError::OtherType);
     }
+    let stamp = Stamp {
+        fresh_until: envelope.f,
+        retry_at: envelope.r,
+        written: envelope.w,
+        load_ms: envelope.l,
+    };
     if envelope.n {
-        return Ok(Slot::Null);
+        return Ok((Slot::Null, stamp));
     }
     // `"d":null` is a value whose JSON is `null` (such as `()` or `None`), not a null.
     let json = envelope.d.map_or("null", RawValue::get);
-    read(json)
-        .map(Slot::Value)
-        .map_err(|_| DecodeError::BadValue)
+    let value = read(json).map_err(|_| DecodeError::BadValue)?;
+    Ok((Slot::Value(value), stamp))
 }
 
 /// Appends `value` as JSON, refusing what JSON would change (NaN, ±infinity).
@@ -120,15 +141,22 @@ mod tests {
 
     use super::*;
 
+    const STAMP: Stamp = Stamp {
+        fresh_until: 9,
+        retry_at: 0,
+        written: 1,
+        load_ms: 3,
+    };
+
     fn enc<V: serde::Serialize>(slot: Slot<&V>) -> Result<Vec<u8>, String> {
-        encode(slot, 0xff, 1, write_value)
+        encode(slot, STAMP, 0xff, write_value)
     }
 
     fn dec<V: serde::de::DeserializeOwned>(
         bytes: &[u8],
         print: u64,
     ) -> Result<Slot<V>, DecodeError> {
-        decode(bytes, print, |j| serde_json::from_str::<V>(j))
+        decode(bytes, print, |j| serde_json::from_str::<V>(j)).map(|(slot, _)| slot)
     }
 
     #[test]
@@ -136,7 +164,7 @@ mod tests {
         let bytes = enc(Slot::Value(&vec![1.5f64, -0.0])).unwrap();
         assert_eq!(
             String::from_utf8(bytes.clone()).unwrap(),
-            r#"{"v":1,"t":"00000000000000ff","w":1,"d":[1.5,-0.0]}"#
+            r#"{"v":2,"t":"00000000000000ff","f":9,"r":0,"w":1,"l":3,"d":[1.5,-0.0]}"#
         );
         let back: Vec<f64> = match dec(&bytes, 0xff) {
             Ok(Slot::Value(v)) => v,
@@ -173,12 +201,16 @@ mod tests {
         );
         let other = enc(Slot::Value(&1u8)).unwrap();
         assert_eq!(dec::<u8>(&other, 0xee), Err(DecodeError::OtherType));
+        // Issue 11: version 1 (before the times) is a miss.
         assert_eq!(
-            dec::<u8>(br#"{"v":2,"t":"00000000000000ff","d":1}"#, 0xff),
-            Err(DecodeError::OtherVersion(2))
+            dec::<u8>(br#"{"v":1,"t":"00000000000000ff","w":1,"d":1}"#, 0xff),
+            Err(DecodeError::OtherVersion(1))
         );
         assert_eq!(
-            dec::<u8>(br#"{"v":1,"t":"00000000000000ff","d":"x"}"#, 0xff),
+            dec::<u8>(
+                br#"{"v":2,"t":"00000000000000ff","f":1,"r":0,"d":"x"}"#,
+                0xff
+            ),
             Err(DecodeError::BadValue)
         );
     }

@@ -16,38 +16,82 @@ use super::conn::{Redis, StoreError};
 use super::layout::ClearScan;
 use super::notify::{Notices, Watch};
 
-/// Reads the value; if there is none, tries to take the lock.
-/// Replies `{1, value}`, `{2}` (lock taken) or `{3}` (lock held by another loader).
+/// Lua: the times of an entry of either envelope (`codec.rs`, `json.rs`), `fresh_until,
+/// retry_at` in ms since the Unix epoch, or `0, 0` for bytes of another format; and whether an
+/// entry answers at `now` without a load (fresh, or kept during a fail-safe throttle).
+/// Exact below 2^53 ms (Lua numbers are doubles); "never" (2^64−1) still compares as later.
+const TIMES: &str = r#"
+local function times(v)
+  if string.sub(v, 1, 3) == 'cr\3' and #v >= 40 then
+    local f, r = 0, 0
+    for i = 13, 20 do f = f * 256 + string.byte(v, i) end
+    for i = 21, 28 do r = r * 256 + string.byte(v, i) end
+    return f, r
+  end
+  local f, r = string.match(v, '^{"v":2,"t":"%x+","f":(%d+),"r":(%d+)')
+  if f then return tonumber(f), tonumber(r) end
+  return 0, 0
+end
+local function usable(v, now)
+  local f, r = times(v)
+  return f > now or r > now
+end
+"#;
+
+/// A script that starts with [`TIMES`].
+fn with_times(body: &str) -> Script {
+    Script::new(&format!("{TIMES}{body}"))
+}
+
+/// Reads the value; if there is none that answers now (`ARGV[3]`, ms since the Unix epoch),
+/// tries to take the lock. Replies `{1, value}`, `{2}` (lock taken) or `{3}` (lock held by
+/// another loader).
 static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_times(
         "local v = redis.call('GET', KEYS[1])
-         if v then return {1, v} end
+         if v and usable(v, tonumber(ARGV[3])) then return {1, v} end
          if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
          return {3}",
     )
 });
 
 /// Writes the value (with `PX` unless it is 0) if the lock holds our token, then frees the
-/// lock and notifies waiters on the channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote.
+/// lock (unless `ARGV[5]` is `1`: a kept value written while the load goes on) and notifies
+/// waiters on the channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote.
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
          if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])
          else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
-         redis.call('DEL', KEYS[2])
+         if ARGV[5] ~= '1' then redis.call('DEL', KEYS[2]) end
          redis.call('PUBLISH', ARGV[4], KEYS[1])
          return 1",
     )
 });
 
-/// Reads the value; if there is none, takes the lock unconditionally.
-/// Replies `{1, value}` or `{2}` (lock taken).
+/// Reads the value; if there is none that answers now (`ARGV[3]`), takes the lock
+/// unconditionally. Replies `{1, value}` or `{2}` (lock taken).
 static READ_OR_TAKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_times(
         "local v = redis.call('GET', KEYS[1])
-         if v then return {1, v} end
+         if v and usable(v, tonumber(ARGV[3])) then return {1, v} end
          redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
          return {2}",
+    )
+});
+
+/// A refresh: if the value was refreshed since the one seen (fresh until later than `ARGV[3]`),
+/// replies `{1, value}`; else takes the lock if it is free (`{2}`), or replies `{3}` (another
+/// process's load holds it). Never waits.
+static TRY_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    with_times(
+        "local v = redis.call('GET', KEYS[1])
+         if v then
+           local f = times(v)
+           if f > tonumber(ARGV[3]) then return {1, v} end
+         end
+         if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+         return {3}",
     )
 });
 
@@ -86,6 +130,13 @@ pub(crate) enum Begin {
     Found(Vec<u8>),
     /// We hold the lease: load, then publish.
     Lease(Lease),
+    /// A refresh found another process's load holding the lock.
+    Busy,
+}
+
+/// The time now, in ms since the Unix epoch, as a script argument.
+fn now_arg() -> Vec<u8> {
+    super::codec::now_ms().to_string().into_bytes()
 }
 
 fn new_token() -> String {
@@ -108,7 +159,7 @@ async fn read_or_lock(
         .eval(
             &READ_OR_LOCK,
             &[value_key, lock_key],
-            &[token.as_bytes(), &ms(lifetime)],
+            &[token.as_bytes(), &ms(lifetime), &now_arg()],
         )
         .await?;
     match reply {
@@ -205,7 +256,7 @@ pub(crate) async fn read_or_take(
         .eval(
             &READ_OR_TAKE,
             &[value_key, lock_key],
-            &[token.as_bytes(), &ms(lifetime)],
+            &[token.as_bytes(), &ms(lifetime), &now_arg()],
         )
         .await?;
     match reply {
@@ -222,7 +273,41 @@ pub(crate) async fn read_or_take(
     }
 }
 
+/// Takes the lease of a refresh of the value seen fresh until `seen` (ms since the Unix
+/// epoch), unless it was refreshed since (then the newer bytes) or another load holds it.
+pub(crate) async fn try_refresh(
+    redis: &Redis,
+    value_key: &str,
+    lock_key: &str,
+    lifetime: Duration,
+    seen: u64,
+) -> Result<Begin, StoreError> {
+    let token = new_token();
+    let seen = seen.to_string();
+    let reply: Value = redis
+        .eval(
+            &TRY_REFRESH,
+            &[value_key, lock_key],
+            &[token.as_bytes(), &ms(lifetime), seen.as_bytes()],
+        )
+        .await?;
+    match reply {
+        Value::Array(items) => match items.as_slice() {
+            [Value::Int(1), Value::BulkString(bytes)] => Ok(Begin::Found(bytes.clone())),
+            [Value::Int(2)] => Ok(Begin::Lease(Lease { token })),
+            [Value::Int(3)] => Ok(Begin::Busy),
+            _ => Err(StoreError::Failed(format!(
+                "unexpected reply to the refresh script: {items:?}"
+            ))),
+        },
+        other => Err(StoreError::Failed(format!(
+            "unexpected reply to the refresh script: {other:?}"
+        ))),
+    }
+}
+
 /// Publishes `payload` under `lease`; `Ok(false)` if the lease was revoked (an invalidation).
+/// With `keep`, the lease stays held (a kept value written while its load goes on).
 pub(crate) async fn publish(
     redis: &Redis,
     value_key: &str,
@@ -230,13 +315,16 @@ pub(crate) async fn publish(
     lease: &Lease,
     payload: &[u8],
     ttl: Option<Duration>,
+    keep: bool,
 ) -> Result<bool, StoreError> {
     let px = ttl.map_or_else(|| b"0".to_vec(), ms);
-    let args: [&[u8]; 4] = [
+    let keep: &[u8] = if keep { b"1" } else { b"0" };
+    let args: [&[u8]; 5] = [
         lease.token.as_bytes(),
         payload,
         &px,
         redis.channel.as_bytes(),
+        keep,
     ];
     let wrote: i64 = redis.eval(&PUBLISH, &[value_key, lock_key], &args).await?;
     Ok(wrote == 1)

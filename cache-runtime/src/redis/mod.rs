@@ -103,6 +103,15 @@ pub struct RedisKey<F: Types> {
     redis: Option<Keys>,
 }
 
+impl<F: Types<Key: Clone>> Clone for RedisKey<F> {
+    fn clone(&self) -> Self {
+        RedisKey {
+            local: self.local.clone(),
+            redis: self.redis.clone(),
+        }
+    }
+}
+
 /// The Redis keys of a call; cheap to clone. The lock key is made on first use (a miss).
 #[derive(Clone)]
 struct Keys(std::sync::Arc<KeysInner>);

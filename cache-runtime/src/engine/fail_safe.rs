@@ -1,0 +1,222 @@
+//! Fail-safe (stale-if-error, DESIGN §10): a held entry answers in place of a load that
+//! failed, panicked or outran `load_timeout`, and is kept with a throttle (`retry_at`) so that
+//! no load of its key starts until the throttle ends. The idea is FusionCache's fail-safe and
+//! RFC 5861's `stale-if-error`.
+//!
+//! A load that outran `load_timeout` keeps running where it runs (a thread of the library's
+//! own, or a task of the caller's runtime) and stores its result when it ends: in process
+//! through the fence ticket it took when it started, on a shared backend under the lease it
+//! still holds, so an invalidation meanwhile still wins.
+
+use std::time::Instant;
+
+use crate::backend::Backend;
+use crate::body::Panic;
+use crate::clock;
+use crate::entry::Entry;
+use crate::fence::Ticket;
+use crate::function::Function;
+use crate::stats::Counter;
+
+use super::Engine;
+use super::load::{Guard, elapsed_ms};
+use super::settle::Settled;
+
+impl<F: Function, B: Backend<F>> Engine<F, B> {
+    /// Whether `held` may still answer for a failed load.
+    pub(super) fn can_keep(&self, held: &Entry<F::Value>) -> bool {
+        self.policy.can_answer(held, clock::now_ms())
+    }
+
+    /// What the held entry leaves after a failure: the same value, re-armed with the
+    /// throttle, and the failure logged.
+    fn rearm<'h>(&self, held: &'h Entry<F::Value>, why: &str) -> Settled<'h, F::Value> {
+        let now = clock::now_ms();
+        let times = self.policy.rearmed(held, now);
+        tracing::warn!(
+            cache = %self.name,
+            retry_in_ms = times.retry_at_ms.saturating_sub(now),
+            "cache-runtime: a load {why}; the value kept by `stale_if_error` answers, and \
+             no load of this key starts until the throttle ends"
+        );
+        Settled {
+            store: Some(held.slot.as_ref()),
+            share: Some(held.slot.as_ref()),
+            times,
+        }
+    }
+
+    /// The held entry answers a failed load: kept (re-armed) locally and on the backend,
+    /// handed to this process's waiters, the lease released. `None` if this shape cannot
+    /// answer with it (then the failure stands).
+    pub(super) fn fail_safe(
+        &self,
+        key: &B::Key,
+        guard: Option<Guard<'_, F>>,
+        ticket: Option<Ticket>,
+        lease: Option<B::Lease>,
+        held: Entry<F::Value>,
+        why: &str,
+    ) -> Option<F::Output> {
+        let settled = self.rearm(&held, why);
+        let valid = match lease {
+            Some(lease) => B::publish(self, key, lease, settled.stored()),
+            None => true,
+        };
+        self.write_local(key, guard, ticket, &settled, valid);
+        self.kept_answer(held)
+    }
+
+    /// The async twin of `fail_safe`.
+    pub(super) async fn fail_safe_async(
+        &self,
+        key: &B::Key,
+        guard: Option<Guard<'_, F>>,
+        ticket: Option<Ticket>,
+        lease: Option<B::Lease>,
+        held: Entry<F::Value>,
+        why: &str,
+    ) -> Option<F::Output> {
+        let settled = self.rearm(&held, why);
+        let valid = match lease {
+            Some(lease) => B::publish_async(self, key, lease, settled.stored()).await,
+            None => true,
+        };
+        self.write_local(key, guard, ticket, &settled, valid);
+        self.kept_answer(held)
+    }
+
+    fn kept_answer(&self, held: Entry<F::Value>) -> Option<F::Output> {
+        let answer = <F::Shape as crate::shape::Shape<F::Output>>::from_slot(held.slot);
+        if answer.is_some() {
+            self.stats.add(Counter::StaleIfErrorHit);
+        }
+        answer
+    }
+
+    /// A load outran `load_timeout`: the held entry is kept (re-armed) locally and on the
+    /// backend without releasing the lease, which the load still holds, and handed to this
+    /// process's waiters. The caller answers with it (counted here).
+    pub(super) fn keep(
+        &self,
+        key: &B::Key,
+        guard: Option<Guard<'_, F>>,
+        ticket: Option<Ticket>,
+        lease: Option<&B::Lease>,
+        held: &Entry<F::Value>,
+    ) {
+        let settled = self.rearm(held, "outran `load_timeout` and goes on in the background");
+        let valid = match (lease, settled.stored()) {
+            (Some(lease), Some(stored)) => B::keep(self, key, lease, stored),
+            _ => true,
+        };
+        self.write_local(key, guard, ticket, &settled, valid);
+        self.stats.add(Counter::StaleIfErrorHit);
+    }
+
+    /// The async twin of `keep`.
+    pub(super) async fn keep_async(
+        &self,
+        key: &B::Key,
+        guard: Option<Guard<'_, F>>,
+        ticket: Option<Ticket>,
+        lease: Option<&B::Lease>,
+        held: &Entry<F::Value>,
+    ) {
+        let settled = self.rearm(held, "outran `load_timeout` and goes on in the background");
+        let valid = match (lease, settled.stored()) {
+            (Some(lease), Some(stored)) => B::keep_async(self, key, lease, stored).await,
+            _ => true,
+        };
+        self.write_local(key, guard, ticket, &settled, valid);
+        self.stats.add(Counter::StaleIfErrorHit);
+    }
+
+    /// What a load that no caller waits for leaves: its entry, or `None` (an error or a
+    /// panic, counted). Runs where the load ran, with nothing borrowed.
+    pub(super) fn late_entry(
+        &self,
+        result: Result<F::Output, Panic>,
+        started: Instant,
+    ) -> Option<Entry<F::Value>> {
+        match result {
+            Ok(result) => {
+                let settled = self.settle(&result, elapsed_ms(started));
+                let times = settled.times;
+                settled.store.map(|slot| Entry {
+                    slot: slot.cloned(),
+                    times,
+                })
+            }
+            Err(_) => {
+                self.stats.add(Counter::LoadError);
+                None
+            }
+        }
+    }
+
+    /// The held entry re-armed after a failed background load, if it may still answer.
+    pub(super) fn rearmed_entry(&self, held: &Entry<F::Value>) -> Option<Entry<F::Value>> {
+        if !self.can_keep(held) {
+            return None;
+        }
+        let times = self.rearm(held, "failed in the background").times;
+        Some(Entry {
+            slot: held.slot.clone(),
+            times,
+        })
+    }
+
+    /// Stores what a load that no caller waits for left, under its lease and fence ticket;
+    /// nothing (the lease released) if it left nothing.
+    pub(super) fn finish_late(
+        &self,
+        key: &B::Key,
+        lease: Option<B::Lease>,
+        ticket: Option<Ticket>,
+        entry: Option<Entry<F::Value>>,
+    ) {
+        let Some(entry) = entry else {
+            return;
+        };
+        let valid = match lease {
+            Some(lease) => B::publish(self, key, lease, Some((entry.slot.as_ref(), entry.times))),
+            None => true,
+        };
+        self.store_late(key, ticket, entry, valid);
+    }
+
+    /// The async twin of `finish_late`.
+    pub(super) async fn finish_late_async(
+        &self,
+        key: &B::Key,
+        lease: Option<B::Lease>,
+        ticket: Option<Ticket>,
+        entry: Option<Entry<F::Value>>,
+    ) {
+        let Some(entry) = entry else {
+            return;
+        };
+        let valid = match lease {
+            Some(lease) => {
+                let stored = Some((entry.slot.as_ref(), entry.times));
+                B::publish_async(self, key, lease, stored).await
+            }
+            None => true,
+        };
+        self.store_late(key, ticket, entry, valid);
+    }
+
+    fn store_late(
+        &self,
+        key: &B::Key,
+        ticket: Option<Ticket>,
+        entry: Entry<F::Value>,
+        valid: bool,
+    ) {
+        if let (true, true, Some(ticket)) = (B::LOCAL, valid, ticket) {
+            let local = B::local(key).clone();
+            self.fenced(ticket, || self.store.insert(local, entry));
+        }
+    }
+}

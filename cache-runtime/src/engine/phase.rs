@@ -1,0 +1,261 @@
+//! Freshness phases (DESIGN §10): what a call does with the entry it found, for every backend.
+//!
+//! ```text
+//!  written        fresh_until            + stale                 + stale_if_error
+//!     |── fresh ──────|── stale: served at once, ──|── kept: a load runs; ──|── gone
+//!     |  (XFetch may  |   one revalidation runs    |   if it fails, the     |
+//!     |   refresh)    |                            |   kept value answers   |
+//! ```
+//!
+//! After a failed load the kept value is re-armed with `retry_at` = now + throttle: until then
+//! it answers without a load (`Throttled`), so a down database is not retried on every call.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError};
+
+use crate::entry::{Entry, Slot, Times};
+use crate::policy::{Policy, ms};
+use crate::stats::Counter;
+
+/// `−ln U` for `U` uniform in (0, 1] exceeds this with probability e⁻⁴⁰: beyond `δ·β·40`
+/// before expiry, XFetch never fires, and the hit path draws no random number.
+const XFETCH_REACH: f64 = 40.0;
+
+/// What an entry found at a time is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// A hit.
+    Fresh,
+    /// A hit that also starts an early refresh (XFetch fired).
+    Refresh,
+    /// Expired within `stale`: served at once; a revalidation starts unless `throttled`.
+    Stale { throttled: bool },
+    /// Expired within `stale_if_error`, after a failed load, before its throttle ends:
+    /// served without a load.
+    Throttled,
+    /// Expired within `stale_if_error`: a load runs, and the entry answers if it fails.
+    Kept,
+    /// Past every window: a miss.
+    Gone,
+}
+
+impl Policy {
+    /// The phase of an entry with `times` at `now_ms`; `roll` draws XFetch's random number
+    /// (the hit path already did for an entry of the local store).
+    pub(crate) fn phase(&self, times: &Times, now_ms: u64, roll: bool) -> Phase {
+        let t = times;
+        if now_ms < t.fresh_until_ms {
+            return match self.early(t, now_ms, roll) {
+                true => Phase::Refresh,
+                false => Phase::Fresh,
+            };
+        }
+        if now_ms >= t.stale_until_ms {
+            return Phase::Gone;
+        }
+        let throttled = now_ms < t.retry_at_ms;
+        if now_ms < t.fresh_until_ms.saturating_add(ms(self.stale)) {
+            Phase::Stale { throttled }
+        } else if now_ms >= t.fresh_until_ms.saturating_add(ms(self.stale_if_error)) {
+            Phase::Gone
+        } else if throttled {
+            Phase::Throttled
+        } else {
+            Phase::Kept
+        }
+    }
+
+    /// XFetch (Vattani, Chierichetti, Lowenstein, VLDB 2015): refresh at `t` when
+    /// `t − δ·β·ln(U) ≥ expiry`, `U` uniform in (0, 1]. Without `roll`, whether `t` is within
+    /// the reach of the draw at all. Never during a throttle after a failed refresh.
+    #[inline]
+    pub(crate) fn early(&self, t: &Times, now_ms: u64, roll: bool) -> bool {
+        if self.early_refresh <= 0.0 || now_ms < t.retry_at_ms {
+            return false;
+        }
+        let scale = f64::from(t.load_ms) * self.early_refresh;
+        let gap = t.fresh_until_ms.saturating_sub(now_ms) as f64;
+        if scale <= 0.0 || gap > scale * XFETCH_REACH {
+            return false;
+        }
+        if !roll {
+            return true;
+        }
+        let u = 1.0 - fastrand::f64();
+        -u.ln() * scale >= gap
+    }
+
+    /// The entry to keep after a failed load of `held`: the same value, with no load of its
+    /// key until the throttle ends (never past its own life).
+    pub(crate) fn rearmed<V>(&self, held: &Entry<V>, now_ms: u64) -> Times {
+        let retry = now_ms.saturating_add(ms(self.throttle()));
+        Times {
+            retry_at_ms: retry.min(held.times.stale_until_ms),
+            ..held.times
+        }
+    }
+
+    /// Whether `held` can answer in place of a failed load at `now_ms`: fresh, or expired
+    /// within `stale` or `stale_if_error`.
+    pub(crate) fn can_answer<V>(&self, held: &Entry<V>, now_ms: u64) -> bool {
+        let fresh = held.times.fresh_until_ms;
+        let window = ms(self.stale.max(self.stale_if_error));
+        now_ms < fresh.saturating_add(window).min(held.times.stale_until_ms)
+    }
+}
+
+/// What a call does with an entry it found.
+pub(crate) enum Next<V> {
+    /// Answer with the entry's value (counted as `counter`); `refresh`: also start a
+    /// revalidation or early refresh of it.
+    Answer {
+        entry: Entry<V>,
+        counter: Counter,
+        refresh: bool,
+    },
+    /// Load; `held` answers if the load fails.
+    Load { held: Option<Entry<V>> },
+}
+
+impl<V> Next<V> {
+    /// What to do with `entry` at `now_ms` under `policy`.
+    pub(crate) fn of(policy: &Policy, entry: Entry<V>, now_ms: u64, roll: bool) -> Next<V> {
+        let null = matches!(entry.slot, Slot::Null);
+        let (counter, refresh) = match policy.phase(&entry.times, now_ms, roll) {
+            Phase::Fresh if null => (Counter::NullHit, false),
+            Phase::Fresh => (Counter::Hit, false),
+            Phase::Refresh if null => (Counter::NullHit, true),
+            Phase::Refresh => (Counter::Hit, true),
+            Phase::Stale { throttled } => (Counter::StaleHit, !throttled),
+            Phase::Throttled => (Counter::StaleIfErrorHit, false),
+            Phase::Kept => return Next::Load { held: Some(entry) },
+            Phase::Gone => return Next::Load { held: None },
+        };
+        Next::Answer {
+            entry,
+            counter,
+            refresh,
+        }
+    }
+}
+
+/// The keys of one cache with a revalidation or early refresh running in this process: one
+/// per key (across processes, the backend's lease decides).
+pub(crate) struct Refreshing<K> {
+    keys: Mutex<HashSet<K>>,
+}
+
+/// A key's revalidation, marked in [`Refreshing`] until dropped (done, panicked, cancelled).
+pub(crate) struct RefreshMark<'a, K: Hash + Eq> {
+    set: &'a Refreshing<K>,
+    key: Option<K>,
+}
+
+impl<K: Hash + Eq + Clone> Refreshing<K> {
+    pub(crate) fn new() -> Self {
+        Refreshing {
+            keys: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Marks `key`, unless a revalidation of it is running already.
+    pub(crate) fn start(&self, key: &K) -> Option<RefreshMark<'_, K>> {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.insert(key.clone()).then(|| RefreshMark {
+            set: self,
+            key: Some(key.clone()),
+        })
+    }
+}
+
+impl<K: Hash + Eq> Drop for RefreshMark<'_, K> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let mut keys = self.set.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            keys.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::policy::{Codec, Lock};
+
+    fn policy(stale_s: u64, sie_s: u64, beta: f64) -> Policy {
+        Policy {
+            ttl: Some(Duration::from_secs(10)),
+            null_ttl: Duration::from_secs(10),
+            jitter: 0.0,
+            max_entries: 10,
+            lock: Lock::Local,
+            lock_timeout: Duration::from_secs(5),
+            codec: Codec::MessagePack,
+            stale: Duration::from_secs(stale_s),
+            stale_if_error: Duration::from_secs(sie_s),
+            load_timeout: None,
+            early_refresh: beta,
+        }
+    }
+
+    #[test]
+    fn phases_follow_the_timeline() {
+        let p = policy(5, 20, 0.0);
+        let t = p.times(false, 1_000, 50);
+        assert_eq!((t.fresh_until_ms, t.stale_until_ms), (11_000, 31_000));
+        assert_eq!(p.phase(&t, 10_999, true), Phase::Fresh);
+        assert_eq!(p.phase(&t, 11_000, true), Phase::Stale { throttled: false });
+        assert_eq!(p.phase(&t, 15_999, true), Phase::Stale { throttled: false });
+        assert_eq!(p.phase(&t, 16_000, true), Phase::Kept);
+        assert_eq!(p.phase(&t, 30_999, true), Phase::Kept);
+        assert_eq!(p.phase(&t, 31_000, true), Phase::Gone);
+        let held = Entry {
+            slot: Slot::Value(1),
+            times: t,
+        };
+        let kept = p.rearmed(&held, 20_000);
+        assert_eq!(kept.retry_at_ms, 25_000);
+        assert_eq!(p.phase(&kept, 24_999, true), Phase::Throttled);
+        assert_eq!(p.phase(&kept, 25_000, true), Phase::Kept);
+        // A throttle never outlives the entry.
+        assert_eq!(p.rearmed(&held, 29_000).retry_at_ms, 31_000);
+    }
+
+    #[test]
+    fn without_windows_an_expired_entry_is_gone() {
+        let p = policy(0, 0, 0.0);
+        let t = p.times(false, 0, 5);
+        assert_eq!(t.stale_until_ms, t.fresh_until_ms);
+        assert_eq!(p.phase(&t, t.fresh_until_ms, true), Phase::Gone);
+    }
+
+    #[test]
+    fn xfetch_fires_more_often_near_expiry_and_never_far_from_it() {
+        let p = policy(0, 0, 1.0);
+        let t = p.times(false, 0, 100); // δ = 100 ms, expiry at 10 000
+        let fires = |now: u64| (0..10_000).filter(|_| p.early(&t, now, true)).count();
+        // P(fire) = exp(-gap / (δβ)): gap 10 ms → 0.905, 100 ms → 0.368, 500 ms → 0.0067.
+        let near = fires(9_990);
+        let mid = fires(9_900);
+        let far = fires(9_500);
+        assert!((8_700..9_400).contains(&near), "{near}");
+        assert!((3_300..4_100).contains(&mid), "{mid}");
+        assert!(far < 200, "{far}");
+        assert_eq!(fires(0), 0, "beyond δ·β·40 it never fires");
+        let off = policy(0, 0, 0.0);
+        assert!(!off.early(&t, 9_999, true));
+    }
+
+    #[test]
+    fn a_key_refreshes_once_at_a_time() {
+        let set = Refreshing::new();
+        let first = set.start(&7).expect("free");
+        assert!(set.start(&7).is_none());
+        assert!(set.start(&8).is_some());
+        drop(first);
+        assert!(set.start(&7).is_some());
+    }
+}

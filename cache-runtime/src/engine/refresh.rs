@@ -1,0 +1,148 @@
+//! Revalidation (`stale`, stale-while-revalidate, RFC 5861) and early refresh
+//! (`early_refresh`, XFetch): one per key, in the background where the body can leave its
+//! caller, else in place by the one caller that won it.
+//!
+//! One per key: in process by [`Refreshing`](super::phase::Refreshing); across processes by
+//! the backend's lease, taken only if the entry is still the one this process saw
+//! (`Start::Refresh`), so a process that comes after another's refresh does not load again.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use crate::backend::{Backend, Leased, Start};
+use crate::body::{AsyncBody, CatchUnwind, SendFuture, SyncBody};
+use crate::entry::Entry;
+use crate::function::Function;
+use crate::reentry::Mark;
+use crate::stats::Counter;
+
+use super::Engine;
+use super::load::Lead;
+
+impl<F: Function, B: Backend<F>> Engine<F, B> {
+    /// Answers with `answer` (the entry's value, counted as `counter`) and revalidates the
+    /// entry: in the background if the body can leave; else this caller does it and answers
+    /// with its result.
+    pub(super) fn revalidate(
+        &'static self,
+        key: B::Key,
+        entry: Entry<F::Value>,
+        counter: Counter,
+        answer: F::Output,
+        body: impl SyncBody<F::Output>,
+    ) -> F::Output {
+        let Some(mark) = self.refreshing.start(B::local(&key)) else {
+            self.stats.add(counter);
+            return answer;
+        };
+        let job = move |body, (key, held, mark)| {
+            self.refresh_in_background(&key, held, body);
+            drop(mark);
+        };
+        match body.detach((key, entry, mark), job) {
+            Ok(()) => {
+                self.stats.add(counter);
+                answer
+            }
+            Err((body, (key, held, mark))) => {
+                drop(answer);
+                self.stats.add(Counter::Miss);
+                let result = self.lead(&key, self.refresh_lead(&key, held), body);
+                drop(mark);
+                result
+            }
+        }
+    }
+
+    /// The async twin of `revalidate`: in the background as a task of the caller's tokio
+    /// runtime.
+    pub(super) async fn revalidate_async(
+        &'static self,
+        key: B::Key,
+        entry: Entry<F::Value>,
+        counter: Counter,
+        answer: F::Output,
+        body: impl AsyncBody<F::Output>,
+    ) -> F::Output {
+        let Some(mark) = self.refreshing.start(B::local(&key)) else {
+            self.stats.add(counter);
+            return answer;
+        };
+        let job = move |body: SendFuture<F::Output>, (key, held, mark)| async move {
+            self.refresh_in_background_async(key, held, body).await;
+            drop(mark);
+        };
+        match body.detach((key, entry, mark), job) {
+            Ok(()) => {
+                self.stats.add(counter);
+                answer
+            }
+            Err((body, (key, held, mark))) => {
+                drop(answer);
+                self.stats.add(Counter::Miss);
+                let lead = self.refresh_lead(&key, held);
+                let result = self.lead_async(&key, lead, body).await;
+                drop(mark);
+                result
+            }
+        }
+    }
+
+    /// The load of a revalidation that its caller waits for.
+    fn refresh_lead(&self, key: &B::Key, held: Entry<F::Value>) -> Lead<'static, F> {
+        Lead {
+            guard: None,
+            mark: Mark::new(self, B::local(key)),
+            start: Start::Refresh(held.times.fresh_until_ms),
+            held: Some(held),
+        }
+    }
+
+    /// A revalidation no caller waits for, on a thread of the library's own: the lease
+    /// unless another process refreshed or is refreshing, the body, and its entry stored;
+    /// if it fails, the held entry kept with the throttle.
+    fn refresh_in_background(
+        &'static self,
+        key: &B::Key,
+        held: Entry<F::Value>,
+        body: impl SyncBody<F::Output>,
+    ) {
+        let ticket = B::LOCAL.then(|| self.ticket(B::local(key)));
+        let lease = match B::lease(self, key, Start::Refresh(held.times.fresh_until_ms)) {
+            Leased::Lease(lease) => lease,
+            Leased::Found(_) | Leased::Busy => return,
+        };
+        self.stats.add(Counter::Refresh);
+        self.stats.add(Counter::Load);
+        let started = Instant::now();
+        let mark = Mark::new(self, B::local(key));
+        let result = catch_unwind(AssertUnwindSafe(|| mark.run(|| body.call())));
+        let entry = self
+            .late_entry(result, started)
+            .or_else(|| self.rearmed_entry(&held));
+        self.finish_late(key, lease, ticket, entry);
+    }
+
+    /// The async twin of `refresh_in_background`, as a task of the caller's runtime. The
+    /// result is mapped to its entry before the next await, so the task is `Send` whatever
+    /// the function returns.
+    async fn refresh_in_background_async(
+        &'static self,
+        key: B::Key,
+        held: Entry<F::Value>,
+        body: SendFuture<F::Output>,
+    ) {
+        let ticket = B::LOCAL.then(|| self.ticket(B::local(&key)));
+        let start = Start::Refresh(held.times.fresh_until_ms);
+        let lease = match B::lease_async(self, &key, start).await {
+            Leased::Lease(lease) => lease,
+            Leased::Found(_) | Leased::Busy => return,
+        };
+        self.stats.add(Counter::Refresh);
+        self.stats.add(Counter::Load);
+        let started = Instant::now();
+        let entry = self.late_entry(CatchUnwind::new(body).await, started);
+        let entry = entry.or_else(|| self.rearmed_entry(&held));
+        self.finish_late_async(&key, lease, ticket, entry).await;
+    }
+}
