@@ -91,13 +91,21 @@ pub(crate) fn now_ms() -> u64 {
     elapsed.saturating_add(OFFSET.load(Relaxed))
 }
 
-/// Milliseconds to add to a time on the cache clock to get ms since the Unix epoch, now.
+/// The Unix time (ms) at which the cache clock reads 0, fixed at first use: times written to
+/// Redis and read back convert exactly, and age with `advance` in tests.
 #[cfg(feature = "redis")]
-fn unix_offset() -> i128 {
+static UNIX_BASE: LazyLock<u64> = LazyLock::new(|| {
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    i128::try_from(unix).unwrap_or(0) - i128::from(now_ms())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let elapsed = u64::try_from(START.elapsed().as_millis()).unwrap_or(0);
+    unix.saturating_sub(elapsed)
+});
+
+/// Milliseconds since the Unix epoch, on the cache clock (monotonic; moved by `advance`).
+#[cfg(feature = "redis")]
+pub(crate) fn unix_now_ms() -> u64 {
+    to_unix_ms(now_ms())
 }
 
 /// A time on the cache clock as ms since the Unix epoch (for other processes); "never"
@@ -106,7 +114,7 @@ fn unix_offset() -> i128 {
 pub(crate) fn to_unix_ms(local: u64) -> u64 {
     match local {
         0 | u64::MAX => local,
-        _ => u64::try_from(i128::from(local) + unix_offset()).unwrap_or(0),
+        _ => local.saturating_add(*UNIX_BASE),
     }
 }
 
@@ -115,7 +123,7 @@ pub(crate) fn to_unix_ms(local: u64) -> u64 {
 pub(crate) fn from_unix_ms(unix: u64) -> u64 {
     match unix {
         0 | u64::MAX => unix,
-        _ => u64::try_from((i128::from(unix) - unix_offset()).max(1)).unwrap_or(1),
+        _ => unix.saturating_sub(*UNIX_BASE).max(1),
     }
 }
 

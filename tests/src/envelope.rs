@@ -65,17 +65,32 @@ pub fn parse(bytes: &[u8]) -> Envelope {
 /// README: `type_name` is the Rust type name whose FNV-1a 64 is the fingerprint; fresh for an
 /// hour.
 pub fn build<T: serde::Serialize>(type_name: &str, value: &T) -> Vec<u8> {
+    build_timed(type_name, value, now_ms() + 3_600_000)
+}
+
+/// The Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// [`build`], fresh until `fresh_until_ms` (ms since the Unix epoch; in the past for an
+/// expired entry), written now by a load of 7 ms.
+pub fn build_timed<T: serde::Serialize>(
+    type_name: &str,
+    value: &T,
+    fresh_until_ms: u64,
+) -> Vec<u8> {
     let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
     for b in type_name.bytes() {
         fingerprint ^= u64::from(b);
         fingerprint = fingerprint.wrapping_mul(0x0100_0000_01b3);
     }
-    let written = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let written = now_ms();
     let mut out = b"cr\x03\x00".to_vec();
     out.extend_from_slice(&fingerprint.to_be_bytes());
-    out.extend_from_slice(&(written + 3_600_000).to_be_bytes());
+    out.extend_from_slice(&fresh_until_ms.to_be_bytes());
     out.extend_from_slice(&0u64.to_be_bytes());
     out.extend_from_slice(&written.to_be_bytes());
     out.extend_from_slice(&7u32.to_be_bytes());

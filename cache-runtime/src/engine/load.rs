@@ -564,6 +564,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if !matches!(start, Start::Refresh(_)) {
             self.stats.add(Counter::Wait);
         }
+        if clock::now_ms() < entry.times.retry_at_ms {
+            // Another process kept this value after its load failed.
+            self.stats.add(Counter::StaleIfErrorHit);
+        }
         let share = Settled {
             store: None,
             share: Some(entry.slot.as_ref()),

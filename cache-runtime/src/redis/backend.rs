@@ -245,7 +245,7 @@ fn payload<F: RedisFunction>(
     let stamp = codec::Stamp {
         fresh_until: clock::to_unix_ms(times.fresh_until_ms),
         retry_at: clock::to_unix_ms(times.retry_at_ms),
-        written: codec::now_ms(),
+        written: clock::unix_now_ms(),
         load_ms: times.load_ms,
     };
     let encoded = match engine.policy.codec {

@@ -27,8 +27,6 @@
 //! An entry that is larger than the cap, too short, of another magic, version or fingerprint,
 //! or whose value does not decode, is a miss, and the load that follows overwrites it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::entry::Slot;
 
 const MAGIC: [u8; 2] = *b"cr";
@@ -77,12 +75,6 @@ pub(crate) fn fingerprint(type_name: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Writes the envelope of `slot`; `encode` appends a value's MessagePack.

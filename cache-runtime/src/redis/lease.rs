@@ -136,7 +136,7 @@ pub(crate) enum Begin {
 
 /// The time now, in ms since the Unix epoch, as a script argument.
 fn now_arg() -> Vec<u8> {
-    super::codec::now_ms().to_string().into_bytes()
+    crate::clock::unix_now_ms().to_string().into_bytes()
 }
 
 fn new_token() -> String {
