@@ -18,6 +18,7 @@ use crate::stats::Counter;
 
 use super::Engine;
 use super::load::Lead;
+use super::phase::RefreshMark;
 
 impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// Answers with `answer` (the entry's value, counted as `counter`) and revalidates the
@@ -31,7 +32,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         answer: F::Output,
         body: impl SyncBody<F::Output>,
     ) -> F::Output {
-        let Some(mark) = self.refreshing.start(B::local(&key)) else {
+        let Some(mark) = self.start_refresh(&key, &entry) else {
             self.stats.add(counter);
             return answer;
         };
@@ -64,7 +65,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         answer: F::Output,
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
-        let Some(mark) = self.refreshing.start(B::local(&key)) else {
+        let Some(mark) = self.start_refresh(&key, &entry) else {
             self.stats.add(counter);
             return answer;
         };
@@ -86,6 +87,24 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 result
             }
         }
+    }
+
+    /// Marks the refresh of `key`'s entry `seen`, unless one is running, or one ended since
+    /// this caller saw the entry (in process: the local store holds a newer entry; on a shared
+    /// backend the lease script checks the same, across processes).
+    fn start_refresh(
+        &'static self,
+        key: &B::Key,
+        seen: &Entry<F::Value>,
+    ) -> Option<RefreshMark<'static, F::Key>> {
+        let mark = self.refreshing.start(B::local(key))?;
+        if B::LOCAL {
+            let now = self.store.get(B::local(key))?;
+            if now.times.fresh_until_ms != seen.times.fresh_until_ms {
+                return None;
+            }
+        }
+        Some(mark)
     }
 
     /// The load of a revalidation that its caller waits for.

@@ -94,6 +94,7 @@ impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
     }
 
     /// The local entry of a slot, with the times its policy gives it now.
+    #[cfg(feature = "redis")]
     pub(crate) fn entry(&self, slot: Slot<&F::Value>) -> Entry<F::Value> {
         let null = matches!(slot, Slot::Null);
         Entry {
