@@ -4,7 +4,9 @@
 use std::future::Future;
 
 use crate::backend::BackendState;
-use crate::entry::{Entry, Slot, Times};
+#[cfg(feature = "redis")]
+use crate::entry::Entry;
+use crate::entry::{Slot, Times};
 use crate::function::{Function, Types};
 use crate::reentry::Mark;
 use crate::shape::Shape;
