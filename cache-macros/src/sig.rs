@@ -35,23 +35,39 @@ fn has_impl_trait(tokens: TokenStream) -> Option<Span> {
     })
 }
 
-/// Whether a type, as written, can only be `'static`: no reference, lifetime, `Self`, `impl`
-/// or `dyn` anywhere in it.
+/// Standard types that borrow although written without a lifetime (`Cow<str>`).
+const BORROWING: &[&str] = &[
+    "Cow",
+    "Ref",
+    "RefMut",
+    "Arguments",
+    "Formatter",
+    "PhantomData",
+];
+
+/// Whether a type, as written, is owned and `'static`: no reference, lifetime, `Self`,
+/// `impl`, `dyn`, or standard type that borrows anywhere in it. (A type of the user's own with
+/// an elided lifetime, `Row` for `Row<'a>`, cannot be told apart here: the docs ask for
+/// `Row<'_>`.)
 fn owned_static(tokens: TokenStream) -> bool {
     tokens.into_iter().all(|tt| match tt {
         TokenTree::Punct(p) => p.as_char() != '&' && p.as_char() != '\'',
-        TokenTree::Ident(i) => i != "Self" && i != "impl" && i != "dyn",
+        TokenTree::Ident(i) => {
+            i != "Self" && i != "impl" && i != "dyn" && !BORROWING.iter().any(|b| i == b)
+        }
         TokenTree::Group(g) => owned_static(g.stream()),
         TokenTree::Literal(_) => true,
     })
 }
 
 impl Sig {
-    /// Whether every parameter is owned and `'static` as written, and there is no receiver:
+    /// Whether every parameter and the output are owned and `'static` as written, and there
+    /// is no receiver:
     /// then the body owns all it uses, and may run in the background (if it is also `Send`,
     /// which the type checker decides).
     pub(crate) fn owns_its_arguments(&self) -> bool {
         self.receiver.is_none()
+            && owned_static(self.output.to_token_stream())
             && self
                 .params
                 .iter()

@@ -5,10 +5,11 @@
 //! on a thread of the library's own (`cache-runtime-load`), an async body as a task on the
 //! caller's tokio runtime. Otherwise the caller runs it in place.
 //!
-//! The macro wraps the body with [`detach_fn`]/[`detach_future`] only for functions whose
-//! parameters are all owned (no reference, lifetime, receiver or `Self`), so that the body is
-//! `'static`; the type checker then picks [`Owned`] when the body and its output are also
-//! `Send` (autoref specialization, as in `shape.rs`), and leaves the body in place otherwise.
+//! The macro probes the body with [`Detach`] only for functions whose parameters and output
+//! are all owned as written (no reference, lifetime, receiver or `Self`), so that the body is
+//! `'static`; the type checker then picks [`Owned`] when the arguments and output (sync) or
+//! the body's future (async) are also `Send` (autoref specialization, as in `shape.rs`), and
+//! leaves the body in place otherwise.
 
 use std::any::Any;
 use std::future::Future;
@@ -352,7 +353,10 @@ impl<Fut: Future> Future for CatchUnwind<Fut> {
     }
 }
 
-/// Probes a body's type: see the module docs. `T` is `(DetachFn, C)` or `(DetachFuture, Fut)`.
+/// Probes a body's type: see the module docs. `T` is `(DetachFn, Args, R)` for a sync body
+/// (its arguments' types and its output, named by the macro: a closure's `Send` cannot be
+/// probed, its captures are inferred too late) or `(DetachFuture, Fut)` for an async one (the
+/// future of the body's call).
 pub struct Detach<T>(PhantomData<T>);
 
 /// Marks the probe of a sync body.
@@ -360,10 +364,9 @@ pub struct DetachFn;
 /// Marks the probe of an async body.
 pub struct DetachFuture;
 
-impl<C> Detach<(DetachFn, C)> {
-    /// The probe of the sync body `body`.
-    pub fn sync(body: &C) -> Self {
-        let _ = body;
+impl<Args, R> Detach<(DetachFn, Args, R)> {
+    /// The probe of a sync body of these arguments and output.
+    pub fn sync() -> Self {
         Detach(PhantomData)
     }
 }
@@ -375,11 +378,6 @@ impl<Fut> Detach<(DetachFuture, Fut)> {
         Detach(PhantomData)
     }
 }
-
-/// A sync body that owns what it holds: `Send + 'static`, with a `Send + 'static` output.
-pub trait Thunk: Send + 'static {}
-
-impl<R: Send + 'static, C: FnOnce() -> R + Send + 'static> Thunk for C {}
 
 /// Chosen by the type checker for a body that can leave the caller.
 pub trait PickOwned {
@@ -397,7 +395,7 @@ pub trait PickInPlace {
     }
 }
 
-impl<C: Thunk> PickOwned for &Detach<(DetachFn, C)> {}
+impl<Args: Send + 'static, R: Send + 'static> PickOwned for &Detach<(DetachFn, Args, R)> {}
 impl<Fut> PickOwned for &Detach<(DetachFuture, Fut)> where
     Fut: Future<Output: Send + 'static> + Send + 'static
 {

@@ -1,4 +1,4 @@
-//! The cache's clock: milliseconds since the first cache was built.
+//! The cache's clock: milliseconds since the first cache was built, plus a fixed epoch.
 //!
 //! A hit compares the entry's deadline with `coarse_ms`, one relaxed atomic load of a value
 //! that a background thread refreshes every millisecond. Reading `std::time::Instant` instead
@@ -85,22 +85,50 @@ fn read_and_wake() -> u64 {
     now_ms()
 }
 
-/// The real time, in milliseconds since the cache clock started.
+/// Where the cache clock starts: 2^40 ms (about 35 years), so that times before the process
+/// started (entries other processes wrote to Redis) are times on this clock too.
+const EPOCH_MS: u64 = 1 << 40;
+
+/// The real time, in milliseconds on the cache clock (which starts at `EPOCH_MS`).
 pub(crate) fn now_ms() -> u64 {
     let elapsed = u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX);
-    elapsed.saturating_add(OFFSET.load(Relaxed))
+    elapsed
+        .saturating_add(EPOCH_MS)
+        .saturating_add(OFFSET.load(Relaxed))
 }
 
-/// The Unix time (ms) at which the cache clock reads 0, fixed at first use: times written to
-/// Redis and read back convert exactly, and age with `advance` in tests.
+/// The Unix time (ms) at which the cache clock reads 0: times written to Redis and read back
+/// convert exactly, and age with `advance` in tests. Set at first use, and set again when the
+/// system clock has stepped more than [`RESYNC_MS`] away from it (a step by NTP or an
+/// operator, a suspended VM: the monotonic clock does not count suspend), so that processes
+/// agree on phases within their system clocks' disagreement plus that bound.
 #[cfg(feature = "redis")]
-static UNIX_BASE: LazyLock<u64> = LazyLock::new(|| {
+static UNIX_BASE: AtomicU64 = AtomicU64::new(0);
+/// How far the system clock may step away from the cache clock before the base follows it.
+#[cfg(feature = "redis")]
+const RESYNC_MS: u64 = 100;
+
+/// The base that the system clock says now.
+#[cfg(feature = "redis")]
+fn system_base() -> u64 {
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let elapsed = u64::try_from(START.elapsed().as_millis()).unwrap_or(0);
-    unix.saturating_sub(elapsed)
-});
+    unix.saturating_sub(elapsed.saturating_add(EPOCH_MS))
+}
+
+/// The current base, following a step of the system clock.
+#[cfg(feature = "redis")]
+fn unix_base() -> u64 {
+    let base = UNIX_BASE.load(Relaxed);
+    let system = system_base();
+    if base == 0 || base.abs_diff(system) > RESYNC_MS {
+        UNIX_BASE.store(system, Relaxed);
+        return system;
+    }
+    base
+}
 
 /// Milliseconds since the Unix epoch, on the cache clock (monotonic; moved by `advance`).
 #[cfg(feature = "redis")]
@@ -114,7 +142,7 @@ pub(crate) fn unix_now_ms() -> u64 {
 pub(crate) fn to_unix_ms(local: u64) -> u64 {
     match local {
         0 | u64::MAX => local,
-        _ => local.saturating_add(*UNIX_BASE),
+        _ => local.saturating_add(unix_base()),
     }
 }
 
@@ -123,7 +151,7 @@ pub(crate) fn to_unix_ms(local: u64) -> u64 {
 pub(crate) fn from_unix_ms(unix: u64) -> u64 {
     match unix {
         0 | u64::MAX => unix,
-        _ => unix.saturating_sub(*UNIX_BASE).max(1),
+        _ => unix.saturating_sub(unix_base()).max(1),
     }
 }
 

@@ -60,7 +60,7 @@ pub mod __private {
     pub use crate::body::{
         AsyncBody, Detach, DetachFn, DetachFuture, Detachable, Handoff, InPlace, LateAsync,
         LateSync, Never, Owned, Panic, PickInPlace, PickOwned, SendFuture, Spawned, SyncBody,
-        Thunk, Waited,
+        Waited,
     };
     #[cfg(feature = "redis")]
     pub use crate::bounds::KeyJson;

@@ -165,6 +165,9 @@ fn issue_11_a_body_that_borrows_is_revalidated_by_one_caller_and_the_others_do_n
     }
     assert_eq!(IN_PLACE_LOADS.load(SeqCst), 2);
     assert_eq!(swr_borrowed("a"), "a2");
+    // Each call counted once: the revalidating caller as a stale hit too, not as a miss.
+    let s = swr_borrowed_cache().stats();
+    assert_eq!((s.misses, s.stale_hits, s.refreshes, s.hits), (1, 16, 1, 1));
 }
 
 static FAILING: AtomicBool = AtomicBool::new(false);
@@ -303,6 +306,33 @@ fn issue_11_an_async_load_past_load_timeout_goes_on_as_a_task() {
     assert_eq!(HANG_ASYNC_LOADS.load(SeqCst), 2);
 }
 
+static SLOW_FAILING: AtomicBool = AtomicBool::new(false);
+static SLOW_FAIL_LOADS: AtomicU32 = AtomicU32::new(0);
+
+/// Waiters give up on another caller's load after 100 ms; a load takes 400 ms, and fails.
+#[cached(ttl = 10, stale_if_error = "10m", lock_timeout = "100ms", jitter = 0)]
+fn slow_and_failing(id: u32) -> Result<u32, String> {
+    let n = SLOW_FAIL_LOADS.fetch_add(1, SeqCst) + 1;
+    if SLOW_FAILING.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(400));
+        return Err(format!("database down (load {n})"));
+    }
+    Ok(id * 100 + n)
+}
+
+#[test]
+fn issue_11_callers_that_stop_waiting_for_a_failing_load_still_get_the_kept_value() {
+    let Some(_serial) = serial() else { return };
+    assert_eq!(slow_and_failing(2), Ok(201));
+    clock::advance(Duration::from_secs(11));
+    SLOW_FAILING.store(true, SeqCst);
+    // The first caller's load hides the entry behind its placeholder; the others wait 100 ms,
+    // then load themselves: each failure is answered with the kept value, never an error.
+    let answers = together(4, || slow_and_failing(2));
+    assert!(answers.iter().all(|(v, _)| *v == Ok(201)), "{answers:?}");
+    SLOW_FAILING.store(false, SeqCst);
+}
+
 static EARLY_LOADS: AtomicU32 = AtomicU32::new(0);
 static EARLY_NEVER_LOADS: AtomicU32 = AtomicU32::new(0);
 
@@ -357,6 +387,55 @@ fn issue_11_xfetch_refreshes_a_hot_key_before_it_expires() {
         .collect();
     assert!(trials.into_iter().all(|t| matches!(t.join(), Ok(true))));
     assert_eq!(never_early_cache().stats().refreshes, 0);
+}
+
+static DELETED_FAILING: AtomicBool = AtomicBool::new(false);
+
+#[cached(
+    ttl = 10,
+    stale_if_error = "10m",
+    key = "{id}",
+    name = "fresh_deleted",
+    jitter = 0
+)]
+fn deleted_while_failing(id: u32) -> Result<u32, String> {
+    if DELETED_FAILING.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(300));
+        return Err("down".into());
+    }
+    Ok(id)
+}
+
+/// On Redis, another service (or `redis-cli DEL`) deletes the value key while a load that
+/// holds the lease fails: the kept value is not written back over the deletion.
+#[cfg(feature = "redis")]
+#[test]
+fn issue_11_a_kept_value_is_never_written_over_a_deleted_key() {
+    let Some(_serial) = serial() else { return };
+    assert_eq!(deleted_while_failing(5), Ok(5));
+    clock::advance(Duration::from_secs(11));
+    DELETED_FAILING.store(true, SeqCst);
+    let key = format!("t{}:fresh_deleted:5", std::process::id());
+    let url = tests::redis_server::url().expect("a server");
+    let loader = std::thread::spawn(|| deleted_while_failing(5));
+    std::thread::sleep(Duration::from_millis(100)); // the load holds the lease now
+    let mut con = tests::redis_server::raw(url);
+    let _: i64 = redis::cmd("DEL").arg(&key).query(&mut con).unwrap();
+    assert_eq!(
+        loader.join().unwrap(),
+        Ok(5),
+        "the caller still gets the kept value"
+    );
+    let left: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
+    assert_eq!(
+        left, None,
+        "the kept value was written back over the deletion"
+    );
+    assert!(
+        deleted_while_failing(5).is_err(),
+        "nothing is kept any more"
+    );
+    DELETED_FAILING.store(false, SeqCst);
 }
 
 static INVALIDATED_LOADS: AtomicU32 = AtomicU32::new(0);

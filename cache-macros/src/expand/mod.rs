@@ -317,15 +317,23 @@ impl<'a> Gen<'a> {
             return body;
         }
         let krate = &self.krate;
-        let probe = match self.func.sig.asyncness {
-            Some(_) => quote!(future),
-            None => quote!(sync),
-        };
         let [b] = mixed(["__body"]);
+        let probe = match self.func.sig.asyncness {
+            Some(_) => quote!(#krate::__private::Detach::future(&#b)),
+            None => {
+                let types = self.sig.params.iter().map(|p| &p.ty);
+                let output = &self.sig.output;
+                quote! {
+                    #krate::__private::Detach::<(
+                        #krate::__private::DetachFn, (#(#types,)*), #output
+                    )>::sync()
+                }
+            }
+        };
         quote! {{
             use #krate::__private::{PickInPlace as _, PickOwned as _};
             let #b = #body;
-            (&&#krate::__private::Detach::#probe(&#b)).kind().wrap(#b)
+            (&&#probe).kind().wrap(#b)
         }}
     }
 

@@ -22,6 +22,13 @@ use super::Engine;
 use super::load::{Guard, elapsed_ms};
 use super::settle::Settled;
 
+/// Why a load gave no value, and whether its caller's answer was counted already.
+#[derive(Clone, Copy)]
+pub(super) struct Failed<'a> {
+    pub(super) why: &'a str,
+    pub(super) counted: bool,
+}
+
 impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// Whether `held` may still answer for a failed load.
     pub(super) fn can_keep(&self, held: &Entry<F::Value>) -> bool {
@@ -56,15 +63,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         ticket: Option<Ticket>,
         lease: Option<B::Lease>,
         held: Entry<F::Value>,
-        why: &str,
+        failed: Failed<'_>,
     ) -> Option<F::Output> {
-        let settled = self.rearm(&held, why);
+        let settled = self.rearm(&held, failed.why);
         let valid = match lease {
             Some(lease) => B::publish(self, key, lease, settled.stored()),
             None => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
-        self.kept_answer(held)
+        self.kept_answer(held, failed.counted)
     }
 
     /// The async twin of `fail_safe`.
@@ -75,20 +82,20 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         ticket: Option<Ticket>,
         lease: Option<B::Lease>,
         held: Entry<F::Value>,
-        why: &str,
+        failed: Failed<'_>,
     ) -> Option<F::Output> {
-        let settled = self.rearm(&held, why);
+        let settled = self.rearm(&held, failed.why);
         let valid = match lease {
             Some(lease) => B::publish_async(self, key, lease, settled.stored()).await,
             None => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
-        self.kept_answer(held)
+        self.kept_answer(held, failed.counted)
     }
 
-    fn kept_answer(&self, held: Entry<F::Value>) -> Option<F::Output> {
+    fn kept_answer(&self, held: Entry<F::Value>, counted: bool) -> Option<F::Output> {
         let answer = <F::Shape as crate::shape::Shape<F::Output>>::from_slot(held.slot);
-        if answer.is_some() {
+        if answer.is_some() && !counted {
             self.stats.add(Counter::StaleIfErrorHit);
         }
         answer
@@ -104,6 +111,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         ticket: Option<Ticket>,
         lease: Option<&B::Lease>,
         held: &Entry<F::Value>,
+        counted: bool,
     ) {
         let settled = self.rearm(held, "outran `load_timeout` and goes on in the background");
         let valid = match (lease, settled.stored()) {
@@ -111,7 +119,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             _ => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
-        self.stats.add(Counter::StaleIfErrorHit);
+        if !counted {
+            self.stats.add(Counter::StaleIfErrorHit);
+        }
     }
 
     /// The async twin of `keep`.
@@ -122,6 +132,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         ticket: Option<Ticket>,
         lease: Option<&B::Lease>,
         held: &Entry<F::Value>,
+        counted: bool,
     ) {
         let settled = self.rearm(held, "outran `load_timeout` and goes on in the background");
         let valid = match (lease, settled.stored()) {
@@ -129,7 +140,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             _ => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
-        self.stats.add(Counter::StaleIfErrorHit);
+        if !counted {
+            self.stats.add(Counter::StaleIfErrorHit);
+        }
     }
 
     /// What a load that no caller waits for leaves: its entry, or `None` (an error or a

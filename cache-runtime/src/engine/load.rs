@@ -33,6 +33,7 @@ use crate::shape::Shape;
 use crate::stats::Counter;
 
 use super::Engine;
+use super::fail_safe::Failed;
 use super::phase::Next;
 use super::settle::Settled;
 
@@ -105,6 +106,12 @@ pub(super) struct Lead<'g, F: Function> {
     pub(super) start: Start,
     /// The entry that answers if the load fails (fail-safe), with its times.
     pub(super) held: Option<Entry<F::Value>>,
+    /// In process, the fence ticket taken before `held` was read: a kept (re-armed) `held` is
+    /// written back only if no invalidation came since.
+    pub(super) ticket: Option<Ticket>,
+    /// The caller's answer was counted already (a revalidation run in place): a fail-safe
+    /// answer is not counted again.
+    pub(super) counted: bool,
 }
 
 /// Milliseconds since `started`, for XFetch's δ.
@@ -178,26 +185,32 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let Some(entry) = entry else {
             return Ok(Step::Load(None));
         };
-        // The hit path drew XFetch's number for an entry of the local store already.
-        let roll = read_remotely::<F, B>();
-        Ok(match Next::of(&self.policy, entry, clock::now_ms(), roll) {
-            Next::Answer {
-                entry,
-                counter,
-                refresh: true,
-            } => match F::Shape::from_slot(entry.slot.clone()) {
-                Some(result) => Step::Refresh(entry, counter, result),
-                None => Step::Load(None),
+        // The hit path drew XFetch's number for an entry of the local store already, and said
+        // whether it fired; an entry read from the backend draws here.
+        let xfetch = match B::LOCAL {
+            true => super::phase::Xfetch::Fired(super::phase::take_fired()),
+            false => super::phase::Xfetch::Roll,
+        };
+        Ok(
+            match Next::of(&self.policy, entry, clock::now_ms(), xfetch) {
+                Next::Answer {
+                    entry,
+                    counter,
+                    refresh: true,
+                } => match F::Shape::from_slot(entry.slot.clone()) {
+                    Some(result) => Step::Refresh(entry, counter, result),
+                    None => Step::Load(None),
+                },
+                Next::Answer { entry, counter, .. } => match F::Shape::from_slot(entry.slot) {
+                    Some(result) => {
+                        self.stats.add(counter);
+                        Step::Answer(result)
+                    }
+                    None => Step::Load(None),
+                },
+                Next::Load { held } => Step::Load(held),
             },
-            Next::Answer { entry, counter, .. } => match F::Shape::from_slot(entry.slot) {
-                Some(result) => {
-                    self.stats.add(counter);
-                    Step::Answer(result)
-                }
-                None => Step::Load(None),
-            },
-            Next::Load { held } => Step::Load(held),
-        })
+        )
     }
 
     /// Whether a read was an unusable entry: the load that follows must overwrite it.
@@ -210,10 +223,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     pub fn load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
         let read = (!B::LOCAL).then(|| B::read(self, &key));
         let unusable = Self::unusable(&read);
+        let ticket = self.phase_ticket(&key);
         let held = match self.found(&key, read) {
             Ok(Step::Answer(result)) => return result,
             Ok(Step::Refresh(entry, counter, result)) => {
-                return self.revalidate(key, entry, counter, result, body);
+                return self.revalidate(key, entry, ticket, counter, result, body);
             }
             Ok(Step::Load(held)) => held,
             Err(()) => return self.fallback_load(key, body),
@@ -224,27 +238,31 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             // This thread is loading this key: waiting for it would wait for ourselves.
             return self.run(mark, || body.call());
         }
-        let lead = |guard, start| Lead {
+        let lead = |guard, start, held| Lead {
             guard,
             mark,
             start,
             held,
+            ticket,
+            counted: false,
         };
         if self.policy.lock == Lock::None {
-            return self.lead(&key, lead(None, Start::Take), body);
+            return self.lead(&key, lead(None, Start::Take, held), body);
         }
         match self.join(B::local(&key)) {
             Flight::Lead(guard) => {
                 let start = self.leader_start(unusable);
-                self.lead(&key, lead(Some(guard), start), body)
+                let _shown = self.kept.show(B::local(&key), held.as_ref());
+                self.lead(&key, lead(Some(guard), start, held), body)
             }
             Flight::Joined(entry) => match self.joined(entry) {
                 Some(result) => result,
-                None => self.lead(&key, lead(None, Start::Take), body),
+                None => self.lead(&key, lead(None, Start::Take, held), body),
             },
             Flight::TimedOut => {
                 self.stats.add(Counter::Wait);
-                self.lead(&key, lead(None, Start::ReadOrTake), body)
+                let held = held.or_else(|| self.kept.get(B::local(&key)));
+                self.lead(&key, lead(None, Start::ReadOrTake, held), body)
             }
         }
     }
@@ -260,11 +278,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             false => Some(B::read_async(self, &key).await),
         };
         let unusable = Self::unusable(&read);
+        let ticket = self.phase_ticket(&key);
         let held = match self.found(&key, read) {
             Ok(Step::Answer(result)) => return result,
             Ok(Step::Refresh(entry, counter, result)) => {
                 return self
-                    .revalidate_async(key, entry, counter, result, body)
+                    .revalidate_async(key, entry, ticket, counter, result, body)
                     .await;
             }
             Ok(Step::Load(held)) => held,
@@ -276,28 +295,37 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             // This task is loading this key: waiting for it would wait for ourselves.
             return self.run_async(mark, body.start()).await;
         }
-        let lead = |guard, start| Lead {
+        let lead = |guard, start, held| Lead {
             guard,
             mark,
             start,
             held,
+            ticket,
+            counted: false,
         };
         if self.policy.lock == Lock::None {
-            return self.lead_async(&key, lead(None, Start::Take), body).await;
+            let lead = lead(None, Start::Take, held);
+            return self.lead_async(&key, lead, body).await;
         }
         match self.join_async(B::local(&key)).await {
             Flight::Lead(guard) => {
                 let start = self.leader_start(unusable);
-                self.lead_async(&key, lead(Some(guard), start), body).await
+                let _shown = self.kept.show(B::local(&key), held.as_ref());
+                self.lead_async(&key, lead(Some(guard), start, held), body)
+                    .await
             }
             Flight::Joined(entry) => match self.joined(entry) {
                 Some(result) => result,
-                None => self.lead_async(&key, lead(None, Start::Take), body).await,
+                None => {
+                    let lead = lead(None, Start::Take, held);
+                    self.lead_async(&key, lead, body).await
+                }
             },
             Flight::TimedOut => {
                 self.stats.add(Counter::Wait);
-                self.lead_async(&key, lead(None, Start::ReadOrTake), body)
-                    .await
+                let held = held.or_else(|| self.kept.get(B::local(&key)));
+                let lead = lead(None, Start::ReadOrTake, held);
+                self.lead_async(&key, lead, body).await
             }
         }
     }
@@ -320,6 +348,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             mark,
             start: Start::Take,
             held: None,
+            ticket: None,
+            counted: false,
         };
         self.lead(&key, lead, body)
     }
@@ -336,6 +366,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             mark,
             start: Start::Take,
             held: None,
+            ticket: None,
+            counted: false,
         };
         self.lead_async(&key, lead, body).await
     }
@@ -354,8 +386,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             mark,
             start,
             held,
+            ticket,
+            counted,
         } = lead;
-        let ticket = self.lead_ticket(key, guard.is_some(), held.is_some());
+        let ticket = ticket.or_else(|| self.lead_ticket(key, guard.is_some(), held.is_some()));
         let lease = match B::lease(self, key, start) {
             Leased::Lease(lease) => lease,
             Leased::Found(entry) => match self.shared(key, guard, entry, start) {
@@ -386,7 +420,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     self.stats.add(Counter::Load);
                     let key = key.clone();
                     if let Some(held) = &held {
-                        self.keep(&key, guard, ticket, lease.as_ref(), held);
+                        self.keep(&key, guard, ticket, lease.as_ref(), held, counted);
                     }
                     let load = move |result| self.late_entry(result, started);
                     late.finish(load, move |entry| {
@@ -408,7 +442,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         {
             let held = held.clone();
             let why = failure(&result);
-            if let Some(answer) = self.fail_safe(key, guard, ticket, lease, held, why) {
+            let failed = Failed { why, counted };
+            if let Some(answer) = self.fail_safe(key, guard, ticket, lease, held, failed) {
                 return answer;
             }
             return answer_or_unwind(result);
@@ -436,8 +471,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             mark,
             start,
             held,
+            ticket,
+            counted,
         } = lead;
-        let ticket = self.lead_ticket(key, guard.is_some(), held.is_some());
+        let ticket = ticket.or_else(|| self.lead_ticket(key, guard.is_some(), held.is_some()));
         let lease = match B::lease_async(self, key, start).await {
             Leased::Lease(lease) => lease,
             Leased::Found(entry) => match self.shared(key, guard, entry, start) {
@@ -468,7 +505,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     self.stats.add(Counter::Load);
                     let key = key.clone();
                     if let Some(held) = &held {
-                        self.keep_async(&key, guard, ticket, lease.as_ref(), held)
+                        let lease = lease.as_ref();
+                        self.keep_async(&key, guard, ticket, lease, held, counted)
                             .await;
                     }
                     let load = move |result| self.late_entry(result, started);
@@ -491,8 +529,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         {
             let held = held.clone();
             let why = failure(&result);
+            let failed = Failed { why, counted };
             if let Some(answer) = self
-                .fail_safe_async(key, guard, ticket, lease, held, why)
+                .fail_safe_async(key, guard, ticket, lease, held, failed)
                 .await
             {
                 return answer;
@@ -508,6 +547,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         };
         self.write_local(key, guard, ticket, &settled, valid);
         answer_or_unwind(result)
+    }
+
+    /// In process, with freshness phases: the fence ticket taken before the call reads its
+    /// entry, so that a kept copy of it is never written back over an invalidation.
+    fn phase_ticket(&self, key: &B::Key) -> Option<Ticket> {
+        (B::LOCAL && self.policy.has_phases()).then(|| self.ticket(B::local(key)))
     }
 
     /// The fence ticket of a load that writes the local store without its placeholder: one
@@ -561,12 +606,13 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let Some(result) = F::Shape::from_slot(entry.slot.clone()) else {
             return Err(guard);
         };
+        // A refresh's caller was counted when it found the entry it refreshes.
         if !matches!(start, Start::Refresh(_)) {
             self.stats.add(Counter::Wait);
-        }
-        if clock::now_ms() < entry.times.retry_at_ms {
-            // Another process kept this value after its load failed.
-            self.stats.add(Counter::StaleIfErrorHit);
+            if clock::now_ms() < entry.times.retry_at_ms {
+                // Another process kept this value after its load failed.
+                self.stats.add(Counter::StaleIfErrorHit);
+            }
         }
         let share = Settled {
             store: None,
@@ -598,7 +644,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 slot: slot.cloned(),
                 times: settled.times,
             };
+            let kept = settled.times.retry_at_ms != 0;
             match (guard, ticket) {
+                // A kept copy of an entry read before the load: only if no invalidation came
+                // since it was read (the placeholder may be newer than the invalidation).
+                (Some(guard), Some(ticket)) if kept => {
+                    self.fenced(ticket, || {
+                        let _ = guard.insert(entry);
+                    });
+                }
                 // Err: the placeholder was removed (an invalidation or `clear`).
                 (Some(guard), _) => {
                     let _ = guard.insert(entry);
@@ -651,12 +705,6 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             None => self.run_async(Mark::new(self, &local), body.start()).await,
         }
     }
-}
-
-/// Whether a backend's entries are read from it (then XFetch draws on the miss path) rather
-/// than from the local store (whose hit path drew already).
-fn read_remotely<F: Function, B: Backend<F>>() -> bool {
-    !B::LOCAL
 }
 
 /// Why a load gave no value, for the log.

@@ -57,6 +57,8 @@ pub struct Engine<F: Types, B: BackendState<F>> {
     pub(crate) stats: Counters,
     /// Keys with a revalidation or early refresh running in this process.
     refreshing: phase::Refreshing<F::Key>,
+    /// Entries held for fail-safe by loads in flight in this process.
+    kept: phase::Kept<F::Key, F::Value>,
     #[cfg_attr(
         not(feature = "redis"),
         allow(dead_code, reason = "the in-process backend keeps no state")
@@ -87,6 +89,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             fence,
             stats: Counters::new(),
             refreshing: phase::Refreshing::new(),
+            kept: phase::Kept::new(),
             handle: OnceLock::new(),
         }
     }
@@ -118,9 +121,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if !entry.is_fresh() {
             return None;
         }
-        if self.policy.early_refresh > 0.0
-            && self.policy.early(&entry.times, clock::coarse_ms(), true)
-        {
+        if self.policy.early_refresh > 0.0 && self.policy.early(&entry.times, clock::coarse_ms()) {
+            phase::fire();
             return None;
         }
         self.hit(entry.slot)

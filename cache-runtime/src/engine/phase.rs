@@ -10,7 +10,8 @@
 //! After a failed load the kept value is re-armed with `retry_at` = now + throttle: until then
 //! it answers without a load (`Throttled`), so a down database is not retried on every call.
 
-use std::collections::HashSet;
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 
@@ -40,13 +41,42 @@ pub(crate) enum Phase {
     Gone,
 }
 
+/// How XFetch decides for a fresh entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Xfetch {
+    /// Draw now (an entry read from the backend).
+    Roll,
+    /// The hit path drew already (an entry of the local store): whether it fired.
+    Fired(bool),
+}
+
+thread_local! {
+    /// Set by the hit path when XFetch fired for the entry it found, taken by the miss path
+    /// that follows on the same thread (before any await).
+    static FIRED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks that the hit path's XFetch draw fired.
+#[cold]
+pub(crate) fn fire() {
+    FIRED.set(true);
+}
+
+/// Whether the hit path's XFetch draw fired for this call (and clears the mark).
+pub(crate) fn take_fired() -> bool {
+    FIRED.replace(false)
+}
+
 impl Policy {
-    /// The phase of an entry with `times` at `now_ms`; `roll` draws XFetch's random number
-    /// (the hit path already did for an entry of the local store).
-    pub(crate) fn phase(&self, times: &Times, now_ms: u64, roll: bool) -> Phase {
+    /// The phase of an entry with `times` at `now_ms`.
+    pub(crate) fn phase(&self, times: &Times, now_ms: u64, xfetch: Xfetch) -> Phase {
         let t = times;
         if now_ms < t.fresh_until_ms {
-            return match self.early(t, now_ms, roll) {
+            let early = match xfetch {
+                Xfetch::Roll => self.early(t, now_ms),
+                Xfetch::Fired(fired) => fired,
+            };
+            return match early {
                 true => Phase::Refresh,
                 false => Phase::Fresh,
             };
@@ -67,10 +97,10 @@ impl Policy {
     }
 
     /// XFetch (Vattani, Chierichetti, Lowenstein, VLDB 2015): refresh at `t` when
-    /// `t − δ·β·ln(U) ≥ expiry`, `U` uniform in (0, 1]. Without `roll`, whether `t` is within
-    /// the reach of the draw at all. Never during a throttle after a failed refresh.
+    /// `t − δ·β·ln(U) ≥ expiry`, `U` uniform in (0, 1]. Never during a throttle after a failed
+    /// refresh.
     #[inline]
-    pub(crate) fn early(&self, t: &Times, now_ms: u64, roll: bool) -> bool {
+    pub(crate) fn early(&self, t: &Times, now_ms: u64) -> bool {
         if self.early_refresh <= 0.0 || now_ms < t.retry_at_ms {
             return false;
         }
@@ -78,9 +108,6 @@ impl Policy {
         let gap = t.fresh_until_ms.saturating_sub(now_ms) as f64;
         if scale <= 0.0 || gap > scale * XFETCH_REACH {
             return false;
-        }
-        if !roll {
-            return true;
         }
         let u = 1.0 - fastrand::f64();
         -u.ln() * scale >= gap
@@ -120,9 +147,9 @@ pub(crate) enum Next<V> {
 
 impl<V> Next<V> {
     /// What to do with `entry` at `now_ms` under `policy`.
-    pub(crate) fn of(policy: &Policy, entry: Entry<V>, now_ms: u64, roll: bool) -> Next<V> {
+    pub(crate) fn of(policy: &Policy, entry: Entry<V>, now_ms: u64, xfetch: Xfetch) -> Next<V> {
         let null = matches!(entry.slot, Slot::Null);
-        let (counter, refresh) = match policy.phase(&entry.times, now_ms, roll) {
+        let (counter, refresh) = match policy.phase(&entry.times, now_ms, xfetch) {
             Phase::Fresh if null => (Counter::NullHit, false),
             Phase::Fresh => (Counter::Hit, false),
             Phase::Refresh if null => (Counter::NullHit, true),
@@ -178,6 +205,56 @@ impl<K: Hash + Eq> Drop for RefreshMark<'_, K> {
     }
 }
 
+/// In process, the entries held for fail-safe by loads in flight: the load's placeholder hides
+/// the entry from callers that come later, and one that waits past `lock_timeout` still finds
+/// the value to answer a failure with.
+pub(crate) struct Kept<K, V> {
+    entries: Mutex<HashMap<K, Entry<V>>>,
+}
+
+/// An entry shown in [`Kept`] until dropped.
+pub(crate) struct Shown<'a, K: Hash + Eq, V> {
+    kept: &'a Kept<K, V>,
+    key: Option<K>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Kept<K, V> {
+    pub(crate) fn new() -> Self {
+        Kept {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Shows a copy of `held` under `key` while the returned mark lives; nothing for `None`.
+    pub(crate) fn show(&self, key: &K, held: Option<&Entry<V>>) -> Shown<'_, K, V> {
+        let key = held.map(|held| {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            entries.insert(key.clone(), held.clone());
+            key.clone()
+        });
+        Shown { kept: self, key }
+    }
+
+    /// The entry held for `key` by a load in flight.
+    pub(crate) fn get(&self, key: &K) -> Option<Entry<V>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(key).cloned()
+    }
+}
+
+impl<K: Hash + Eq, V> Drop for Shown<'_, K, V> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let mut entries = self
+                .kept
+                .entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            entries.remove(&key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -206,20 +283,26 @@ mod tests {
         let p = policy(5, 20, 0.0);
         let t = p.times(false, 1_000, 50);
         assert_eq!((t.fresh_until_ms, t.stale_until_ms), (11_000, 31_000));
-        assert_eq!(p.phase(&t, 10_999, true), Phase::Fresh);
-        assert_eq!(p.phase(&t, 11_000, true), Phase::Stale { throttled: false });
-        assert_eq!(p.phase(&t, 15_999, true), Phase::Stale { throttled: false });
-        assert_eq!(p.phase(&t, 16_000, true), Phase::Kept);
-        assert_eq!(p.phase(&t, 30_999, true), Phase::Kept);
-        assert_eq!(p.phase(&t, 31_000, true), Phase::Gone);
+        assert_eq!(p.phase(&t, 10_999, Xfetch::Roll), Phase::Fresh);
+        assert_eq!(
+            p.phase(&t, 11_000, Xfetch::Roll),
+            Phase::Stale { throttled: false }
+        );
+        assert_eq!(
+            p.phase(&t, 15_999, Xfetch::Roll),
+            Phase::Stale { throttled: false }
+        );
+        assert_eq!(p.phase(&t, 16_000, Xfetch::Roll), Phase::Kept);
+        assert_eq!(p.phase(&t, 30_999, Xfetch::Roll), Phase::Kept);
+        assert_eq!(p.phase(&t, 31_000, Xfetch::Roll), Phase::Gone);
         let held = Entry {
             slot: Slot::Value(1),
             times: t,
         };
         let kept = p.rearmed(&held, 20_000);
         assert_eq!(kept.retry_at_ms, 25_000);
-        assert_eq!(p.phase(&kept, 24_999, true), Phase::Throttled);
-        assert_eq!(p.phase(&kept, 25_000, true), Phase::Kept);
+        assert_eq!(p.phase(&kept, 24_999, Xfetch::Roll), Phase::Throttled);
+        assert_eq!(p.phase(&kept, 25_000, Xfetch::Roll), Phase::Kept);
         // A throttle never outlives the entry.
         assert_eq!(p.rearmed(&held, 29_000).retry_at_ms, 31_000);
     }
@@ -229,14 +312,14 @@ mod tests {
         let p = policy(0, 0, 0.0);
         let t = p.times(false, 0, 5);
         assert_eq!(t.stale_until_ms, t.fresh_until_ms);
-        assert_eq!(p.phase(&t, t.fresh_until_ms, true), Phase::Gone);
+        assert_eq!(p.phase(&t, t.fresh_until_ms, Xfetch::Roll), Phase::Gone);
     }
 
     #[test]
     fn xfetch_fires_more_often_near_expiry_and_never_far_from_it() {
         let p = policy(0, 0, 1.0);
         let t = p.times(false, 0, 100); // δ = 100 ms, expiry at 10 000
-        let fires = |now: u64| (0..10_000).filter(|_| p.early(&t, now, true)).count();
+        let fires = |now: u64| (0..10_000).filter(|_| p.early(&t, now)).count();
         // P(fire) = exp(-gap / (δβ)): gap 10 ms → 0.905, 100 ms → 0.368, 500 ms → 0.0067.
         let near = fires(9_990);
         let mid = fires(9_900);
@@ -246,7 +329,7 @@ mod tests {
         assert!(far < 200, "{far}");
         assert_eq!(fires(0), 0, "beyond δ·β·40 it never fires");
         let off = policy(0, 0, 0.0);
-        assert!(!off.early(&t, 9_999, true));
+        assert!(!off.early(&t, 9_999));
     }
 
     #[test]

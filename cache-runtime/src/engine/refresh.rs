@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::backend::{Backend, Leased, Start};
 use crate::body::{AsyncBody, CatchUnwind, SendFuture, SyncBody};
 use crate::entry::Entry;
+use crate::fence::Ticket;
 use crate::function::Function;
 use crate::reentry::Mark;
 use crate::stats::Counter;
@@ -28,6 +29,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         &'static self,
         key: B::Key,
         entry: Entry<F::Value>,
+        ticket: Option<Ticket>,
         counter: Counter,
         answer: F::Output,
         body: impl SyncBody<F::Output>,
@@ -36,19 +38,18 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             self.stats.add(counter);
             return answer;
         };
-        let job = move |body, (key, held, mark)| {
-            self.refresh_in_background(&key, held, body);
+        // Counted once: the answer is the entry's value, or (in place) the revalidation's.
+        self.stats.add(counter);
+        let job = move |body, (key, held, ticket, mark)| {
+            self.refresh_in_background(&key, held, ticket, body);
             drop(mark);
         };
-        match body.detach((key, entry, mark), job) {
-            Ok(()) => {
-                self.stats.add(counter);
-                answer
-            }
-            Err((body, (key, held, mark))) => {
+        match body.detach((key, entry, ticket, mark), job) {
+            Ok(()) => answer,
+            Err((body, (key, held, ticket, mark))) => {
                 drop(answer);
-                self.stats.add(Counter::Miss);
-                let result = self.lead(&key, self.refresh_lead(&key, held), body);
+                let lead = self.refresh_lead(&key, held, ticket);
+                let result = self.lead(&key, lead, body);
                 drop(mark);
                 result
             }
@@ -61,6 +62,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         &'static self,
         key: B::Key,
         entry: Entry<F::Value>,
+        ticket: Option<Ticket>,
         counter: Counter,
         answer: F::Output,
         body: impl AsyncBody<F::Output>,
@@ -69,19 +71,17 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             self.stats.add(counter);
             return answer;
         };
-        let job = move |body: SendFuture<F::Output>, (key, held, mark)| async move {
-            self.refresh_in_background_async(key, held, body).await;
+        self.stats.add(counter);
+        let job = move |body: SendFuture<F::Output>, (key, held, ticket, mark)| async move {
+            self.refresh_in_background_async(key, held, ticket, body)
+                .await;
             drop(mark);
         };
-        match body.detach((key, entry, mark), job) {
-            Ok(()) => {
-                self.stats.add(counter);
-                answer
-            }
-            Err((body, (key, held, mark))) => {
+        match body.detach((key, entry, ticket, mark), job) {
+            Ok(()) => answer,
+            Err((body, (key, held, ticket, mark))) => {
                 drop(answer);
-                self.stats.add(Counter::Miss);
-                let lead = self.refresh_lead(&key, held);
+                let lead = self.refresh_lead(&key, held, ticket);
                 let result = self.lead_async(&key, lead, body).await;
                 drop(mark);
                 result
@@ -99,8 +99,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     ) -> Option<RefreshMark<'static, F::Key>> {
         let mark = self.refreshing.start(B::local(key))?;
         if B::LOCAL {
+            // Refreshed, re-armed after a failure, or removed since it was seen.
             let now = self.store.get(B::local(key))?;
-            if now.times.fresh_until_ms != seen.times.fresh_until_ms {
+            if now.times != seen.times {
                 return None;
             }
         }
@@ -108,25 +109,33 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     }
 
     /// The load of a revalidation that its caller waits for.
-    fn refresh_lead(&self, key: &B::Key, held: Entry<F::Value>) -> Lead<'static, F> {
+    fn refresh_lead(
+        &self,
+        key: &B::Key,
+        held: Entry<F::Value>,
+        ticket: Option<Ticket>,
+    ) -> Lead<'static, F> {
         Lead {
             guard: None,
             mark: Mark::new(self, B::local(key)),
             start: Start::Refresh(held.times.fresh_until_ms),
             held: Some(held),
+            ticket,
+            counted: true,
         }
     }
 
     /// A revalidation no caller waits for, on a thread of the library's own: the lease
     /// unless another process refreshed or is refreshing, the body, and its entry stored;
-    /// if it fails, the held entry kept with the throttle.
+    /// if it fails, the held entry kept with the throttle. In process both writes are fenced
+    /// by `ticket`, taken before the caller read the entry (an invalidation since wins).
     fn refresh_in_background(
         &'static self,
         key: &B::Key,
         held: Entry<F::Value>,
+        ticket: Option<Ticket>,
         body: impl SyncBody<F::Output>,
     ) {
-        let ticket = B::LOCAL.then(|| self.ticket(B::local(key)));
         let lease = match B::lease(self, key, Start::Refresh(held.times.fresh_until_ms)) {
             Leased::Lease(lease) => lease,
             Leased::Found(_) | Leased::Busy => return,
@@ -149,9 +158,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         &'static self,
         key: B::Key,
         held: Entry<F::Value>,
+        ticket: Option<Ticket>,
         body: SendFuture<F::Output>,
     ) {
-        let ticket = B::LOCAL.then(|| self.ticket(B::local(&key)));
         let start = Start::Refresh(held.times.fresh_until_ms);
         let lease = match B::lease_async(self, &key, start).await {
             Leased::Lease(lease) => lease,

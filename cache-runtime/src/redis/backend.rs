@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::conn::{Redis, StoreError};
 use super::layout::{self, ClearScan, KeyShape, KeyWriter};
-use super::lease::{Begin, Lease};
+use super::lease::{Begin, Lease, Write};
 use super::pending::{self, Pending};
 use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec, json};
 use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start};
@@ -240,7 +240,7 @@ fn leased<F: RedisFunction>(
 fn payload<F: RedisFunction>(
     engine: &Engine<F, RedisBackend>,
     (slot, times): (Slot<&F::Value>, Times),
-) -> Option<(Vec<u8>, Option<Duration>)> {
+) -> Option<(Vec<u8>, Write)> {
     let print = engine.state.fingerprint;
     let stamp = codec::Stamp {
         fresh_until: clock::to_unix_ms(times.fresh_until_ms),
@@ -272,7 +272,14 @@ fn payload<F: RedisFunction>(
         u64::MAX => None,
         end => Some(Duration::from_millis(end.saturating_sub(now).max(1))),
     };
-    Some((bytes, ttl))
+    // A kept value (re-armed after a failed load) only over the entry it keeps.
+    let over = (times.retry_at_ms != 0).then_some(stamp.fresh_until);
+    let write = Write {
+        ttl,
+        keep_lease: false,
+        over,
+    };
+    Some((bytes, write))
 }
 
 /// Whether a publish's answer leaves the result to share: not when an invalidation revoked
@@ -414,7 +421,7 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         };
         let (redis, keys) = (lease.redis, lease.keys.clone());
         let wrote = write.is_some();
-        let answer = redis.block(ops::publish(redis, keys, held, write, false));
+        let answer = redis.block(ops::publish(redis, keys, held, write));
         warm.published(&answer, stored.filter(|_| wrote));
         published(engine, answer)
     }
@@ -433,9 +440,7 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         };
         let (redis, keys) = (lease.redis, lease.keys.clone());
         let wrote = write.is_some();
-        let answer = redis
-            .run(ops::publish(redis, keys, held, write, false))
-            .await;
+        let answer = redis.run(ops::publish(redis, keys, held, write)).await;
         warm.published(&answer, stored.filter(|_| wrote));
         published(engine, answer)
     }
@@ -446,14 +451,17 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         lease: &HeldLease,
         stored: (Slot<&F::Value>, Times),
     ) -> bool {
-        let (Some(write), Some(held)) = (payload(engine, stored), lease.lease.clone()) else {
+        let (Some((bytes, write)), Some(held)) = (payload(engine, stored), lease.lease.clone())
+        else {
             return true;
         };
+        let write = Write {
+            keep_lease: true,
+            ..write
+        };
         let (redis, keys) = (lease.redis, lease.keys.clone());
-        published(
-            engine,
-            redis.block(ops::publish(redis, keys, held, Some(write), true)),
-        )
+        let answer = redis.block(ops::publish(redis, keys, held, Some((bytes, write))));
+        published(engine, answer)
     }
 
     async fn keep_async(
@@ -462,12 +470,17 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
         lease: &HeldLease,
         stored: (Slot<&F::Value>, Times),
     ) -> bool {
-        let (Some(write), Some(held)) = (payload(engine, stored), lease.lease.clone()) else {
+        let (Some((bytes, write)), Some(held)) = (payload(engine, stored), lease.lease.clone())
+        else {
             return true;
+        };
+        let write = Write {
+            keep_lease: true,
+            ..write
         };
         let (redis, keys) = (lease.redis, lease.keys.clone());
         let answer = redis
-            .run(ops::publish(redis, keys, held, Some(write), true))
+            .run(ops::publish(redis, keys, held, Some((bytes, write))))
             .await;
         published(engine, answer)
     }
@@ -680,13 +693,12 @@ mod ops {
         redis: &'static Redis,
         keys: Keys,
         lease: Lease,
-        write: Option<(Vec<u8>, Option<Duration>)>,
-        keep: bool,
+        write: Option<(Vec<u8>, lease::Write)>,
     ) -> Result<bool, StoreError> {
         match write {
-            Some((payload, ttl)) => {
+            Some((payload, write)) => {
                 let (value, lock) = (keys.value(), keys.lock());
-                lease::publish(redis, value, lock, &lease, &payload, ttl, keep).await
+                lease::publish(redis, value, lock, &lease, &payload, write).await
             }
             None => lease::release(redis, keys.value(), keys.lock(), &lease)
                 .await

@@ -57,10 +57,20 @@ static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
 
 /// Writes the value (with `PX` unless it is 0) if the lock holds our token, then frees the
 /// lock (unless `ARGV[5]` is `1`: a kept value written while the load goes on) and notifies
-/// waiters on the channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote.
+/// waiters on the channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote. A kept value (fail-safe)
+/// names in `ARGV[6]` the `fresh_until` of the entry it keeps: it is written only over that
+/// same entry, never over an invalidation (the key deleted) or another process's newer value.
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_times(
         "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+         if ARGV[6] ~= '' then
+           local v = redis.call('GET', KEYS[1])
+           if (not v) or times(v) ~= tonumber(ARGV[6]) then
+             if ARGV[5] ~= '1' then redis.call('DEL', KEYS[2]) end
+             redis.call('PUBLISH', ARGV[4], KEYS[1])
+             return 0
+           end
+         end
          if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])
          else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
          if ARGV[5] ~= '1' then redis.call('DEL', KEYS[2]) end
@@ -81,14 +91,15 @@ static READ_OR_TAKE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// A refresh: if the value was refreshed since the one seen (fresh until later than `ARGV[3]`),
+/// or kept after a failed load and still throttled (retry at later than now, `ARGV[4]`),
 /// replies `{1, value}`; else takes the lock if it is free (`{2}`), or replies `{3}` (another
 /// process's load holds it). Never waits.
 static TRY_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     with_times(
         "local v = redis.call('GET', KEYS[1])
          if v then
-           local f = times(v)
-           if f > tonumber(ARGV[3]) then return {1, v} end
+           local f, r = times(v)
+           if f > tonumber(ARGV[3]) or r > tonumber(ARGV[4]) then return {1, v} end
          end
          if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
          return {3}",
@@ -288,7 +299,7 @@ pub(crate) async fn try_refresh(
         .eval(
             &TRY_REFRESH,
             &[value_key, lock_key],
-            &[token.as_bytes(), &ms(lifetime), seen.as_bytes()],
+            &[token.as_bytes(), &ms(lifetime), seen.as_bytes(), &now_arg()],
         )
         .await?;
     match reply {
@@ -306,25 +317,38 @@ pub(crate) async fn try_refresh(
     }
 }
 
-/// Publishes `payload` under `lease`; `Ok(false)` if the lease was revoked (an invalidation).
-/// With `keep`, the lease stays held (a kept value written while its load goes on).
+/// How a publish writes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Write {
+    /// The entry's `PX`, if it expires.
+    pub(crate) ttl: Option<Duration>,
+    /// Keep the lease (a kept value written while its load goes on).
+    pub(crate) keep_lease: bool,
+    /// A kept value (fail-safe): written only over the entry fresh until this (ms since the
+    /// Unix epoch).
+    pub(crate) over: Option<u64>,
+}
+
+/// Publishes `payload` under `lease`; `Ok(false)` if the lease was revoked (an invalidation),
+/// or a kept value found another entry than the one it keeps.
 pub(crate) async fn publish(
     redis: &Redis,
     value_key: &str,
     lock_key: &str,
     lease: &Lease,
     payload: &[u8],
-    ttl: Option<Duration>,
-    keep: bool,
+    write: Write,
 ) -> Result<bool, StoreError> {
-    let px = ttl.map_or_else(|| b"0".to_vec(), ms);
-    let keep: &[u8] = if keep { b"1" } else { b"0" };
-    let args: [&[u8]; 5] = [
+    let px = write.ttl.map_or_else(|| b"0".to_vec(), ms);
+    let keep: &[u8] = if write.keep_lease { b"1" } else { b"0" };
+    let over = write.over.map(|f| f.to_string()).unwrap_or_default();
+    let args: [&[u8]; 6] = [
         lease.token.as_bytes(),
         payload,
         &px,
         redis.channel.as_bytes(),
         keep,
+        over.as_bytes(),
     ];
     let wrote: i64 = redis.eval(&PUBLISH, &[value_key, lock_key], &args).await?;
     Ok(wrote == 1)
