@@ -1,7 +1,9 @@
 //! Issue 11 across processes on Redis: two `freshness-worker` processes of 16 tasks each meet
 //! one expired entry. Within `stale`, every call answers at once and one revalidation runs in
-//! total; within `stale_if_error` with the database down, every call answers with the kept
-//! value and one load runs in total (the throttle holds the others off, in both processes).
+//! total; within `stale_if_error` with the loader returning `Err`, panicking, or hanging past
+//! `load_timeout`, every call answers with the kept value and one load runs in total (the
+//! throttle holds the others off, in both processes); with XFetch a hot entry near its expiry
+//! is refreshed once in total, before it expires.
 #![cfg(feature = "redis")]
 
 use std::process::Command;
@@ -20,12 +22,14 @@ struct Totals {
     stale_if_error_hits: u64,
 }
 
-/// Writes `{prefix}{name}:7` as an entry holding 70 that expired `expired_ms` ago, starts two
-/// workers in `mode`, and sums what they print.
+/// Writes `{prefix}{name}:7` as an entry holding 70 that expired `expired_ms` ago (or, wrapped
+/// below zero, expires in that many ms), starts two workers in `mode`, and sums what they
+/// print.
 fn run(url: &str, mode: &str, name: &str, expired_ms: u64) -> Totals {
     let prefix = format!("fresh{}{mode}:", std::process::id());
     let mut con = tests::redis_server::raw(url);
-    let fresh_until = tests::envelope::now_ms() - expired_ms;
+    // `expired_ms` below zero (wrapped): still fresh for that long.
+    let fresh_until = tests::envelope::now_ms().wrapping_sub(expired_ms);
     let entry = tests::envelope::build_timed("u64", &70u64, fresh_until);
     let () = con.set_ex(format!("{prefix}{name}:7"), entry, 600).unwrap();
     let workers: Vec<_> = (0..2)
@@ -99,4 +103,54 @@ fn issue_11_two_processes_answer_a_failing_key_with_the_kept_value_and_load_once
         t.loads, 1,
         "one load across the processes within the throttle"
     );
+}
+
+#[test]
+fn issue_11_two_processes_answer_a_panicking_key_with_the_kept_value_and_load_once() {
+    let Some(url) = tests::redis_server::url() else {
+        return;
+    };
+    let t = run(url, "panic", "fresh_panic", 10_000);
+    assert_eq!(t.values.len(), 32);
+    assert!(t.values.iter().all(|&v| v == 70), "{:?}", t.values);
+    assert_eq!(
+        t.loads, 1,
+        "one load across the processes within the throttle"
+    );
+    assert_eq!(t.stale_if_error_hits, 32);
+}
+
+#[test]
+fn issue_11_two_processes_answer_a_hanging_key_at_load_timeout_and_the_late_load_stores() {
+    let Some(url) = tests::redis_server::url() else {
+        return;
+    };
+    let t = run(url, "hang", "fresh_hang", 10_000);
+    assert_eq!(t.values.len(), 32);
+    assert!(t.values.iter().all(|&v| v == 70), "{:?}", t.values);
+    assert_eq!(t.slow, 0, "a caller waited past load_timeout");
+    assert_eq!(
+        t.loads, 1,
+        "one load across the processes (it went on, and stored 99)"
+    );
+}
+
+#[test]
+fn issue_11_two_processes_refresh_a_hot_key_early_once() {
+    let Some(url) = tests::redis_server::url() else {
+        return;
+    };
+    // Fresh for 250 ms more; δ = 7 ms and β = 10 reach 2.8 s: the refresh fires at once.
+    let t = run(url, "early", "fresh_early", 0u64.wrapping_sub(250));
+    assert!(
+        t.values.iter().all(|&v| v == 70 || v == 99),
+        "{:?}",
+        t.values
+    );
+    assert_eq!(
+        t.slow, 0,
+        "a caller waited for a load: the key expired first"
+    );
+    assert_eq!(t.refreshes, 1, "one early refresh across the processes");
+    assert_eq!(t.loads, 1);
 }
