@@ -60,12 +60,14 @@ pub(crate) struct Args {
     /// Milliseconds.
     pub(crate) load_timeout: Option<At<u64>>,
     pub(crate) early_refresh: Option<At<f64>>,
+    /// Milliseconds.
+    pub(crate) l1_ttl: Option<At<u64>>,
     pub(crate) krate: Option<syn::Path>,
 }
 
 const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
                      `lock`, `lock_timeout`, `codec`, `stale`, `stale_if_error`, \
-                     `load_timeout`, `early_refresh`, `crate`";
+                     `load_timeout`, `early_refresh`, `l1_ttl`, `crate`";
 
 /// Stores `value` in `slot` unless the argument was given before.
 fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
@@ -132,11 +134,12 @@ impl Args {
                 Some(ms) => set(&mut self.lock_timeout, At { value: ms, span }, name, errors),
                 None => {}
             },
-            "stale" | "stale_if_error" | "load_timeout" => {
+            "stale" | "stale_if_error" | "load_timeout" | "l1_ttl" => {
                 let arg = name.to_string();
                 let slot = match arg.as_str() {
                     "stale" => &mut self.stale,
                     "stale_if_error" => &mut self.stale_if_error,
+                    "l1_ttl" => &mut self.l1_ttl,
                     _ => &mut self.load_timeout,
                 };
                 match duration_ms(value, &arg, errors) {
@@ -349,6 +352,19 @@ fn early_refresh(value: &Expr, errors: &mut Errors) -> Option<f64> {
 }
 
 impl Args {
+    /// `l1_ttl` is the life of a tiered cache's in-process copies.
+    pub(crate) fn check_tiers(&self, errors: &mut Errors) {
+        if let Some(l1) = self.l1_ttl
+            && self.backend.map(|b| b.value) != Some(Backend::Tiered)
+        {
+            errors.at(
+                l1.span,
+                "`l1_ttl` is the life of the in-process copies of `backend = \"tiered\"`: add \
+                 `backend = \"tiered\"`, or remove `l1_ttl`",
+            );
+        }
+    }
+
     /// The freshness arguments need `ttl`, and `load_timeout` needs a value to answer with.
     pub(crate) fn check_phases(&self, errors: &mut Errors) {
         let phases = [

@@ -93,6 +93,9 @@ pub trait Backend<F: Function>:
     const NAME: &'static str;
     /// Entries live in the engine's local store: the hit path reads it, and loads write it.
     const LOCAL: bool;
+    /// Entries also live in a shared store: a miss of the local store reads it, and changes
+    /// go to it (Redis, and tiered's L2).
+    const REMOTE: bool;
     /// A lease held while the body runs; dropped unpublished, it is released.
     type Lease: Send + 'static;
 
@@ -183,6 +186,46 @@ pub trait Backend<F: Function>:
 
     /// The in-process engine that answers while the backend fails.
     fn fallback(engine: &Engine<F, Self>) -> Option<&Engine<F, Memory>>;
+
+    /// Whether the local store may answer now (an L1 answers only while it cannot have missed
+    /// an invalidation).
+    #[inline]
+    fn serves_local() -> bool {
+        true
+    }
+
+    /// A key is about to get a copy in the local store (an L1 notes where invalidations of it
+    /// will come from). With `since` (an [`epoch`](Backend::epoch) read before the copy was
+    /// read from the shared store): `false` if another process's change came since, and the
+    /// copy must not be kept.
+    #[inline]
+    fn remember(engine: &Engine<F, Self>, key: &Self::Key, since: Option<u64>) -> bool {
+        let _ = (engine, key, since);
+        true
+    }
+
+    /// How many changes of other processes this cache has received (an L1's invalidations).
+    #[inline]
+    fn epoch(engine: &Engine<F, Self>) -> u64 {
+        let _ = engine;
+        0
+    }
+
+    /// A cache was made (an L1 starts listening for other processes' changes).
+    fn on_create(engine: &'static Engine<F, Self>) {
+        let _ = engine;
+    }
+
+    /// `f_refresh` wrote `key` (an L1 tells the other processes, sync).
+    fn changed(engine: &Engine<F, Self>, key: &Self::Key) {
+        let _ = (engine, key);
+    }
+
+    /// The async twin of [`Backend::changed`].
+    fn changed_async(engine: &Engine<F, Self>, key: &Self::Key) -> impl Future<Output = ()> + Send {
+        let _ = (engine, key);
+        std::future::ready(())
+    }
 }
 
 /// The in-process backend: entries live in the engine's local store, and every operation of
@@ -198,6 +241,7 @@ impl<F: Types> BackendState<F> for Memory {
 impl<F: Function> Backend<F> for Memory {
     const NAME: &'static str = "memory";
     const LOCAL: bool = true;
+    const REMOTE: bool = false;
     type Lease = ();
 
     fn state(_: &str, _: &Policy) -> Self::State {}

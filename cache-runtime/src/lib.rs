@@ -75,7 +75,8 @@ pub mod __private {
 
     #[cfg(feature = "redis")]
     pub use crate::redis::{
-        RedisBackend, RedisFunction, RedisKey, RedisSignature, layout::KeyWriter, redis_cache,
+        L1, RedisBackend, RedisFunction, RedisKey, RedisSignature, Remote, Tier, TieredBackend,
+        layout::KeyWriter, redis_cache, tiered_cache,
     };
     #[cfg(feature = "redis")]
     pub use serde_json;

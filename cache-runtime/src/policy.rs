@@ -63,7 +63,13 @@ pub struct Policy {
     /// XFetch's β: a hit refreshes early with a probability that grows near expiry; zero
     /// for never.
     pub early_refresh: f64,
+    /// `backend = "tiered"`: the longest life of an entry's copy in the in-process L1;
+    /// `None` for `min(ttl, 30 s)`.
+    pub l1_ttl: Option<Duration>,
 }
+
+/// The default longest life of an L1 copy.
+const DEFAULT_L1_TTL: Duration = Duration::from_secs(30);
 
 /// The longest a failed load holds off the next load of its key (fail-safe throttle).
 const MAX_THROTTLE: Duration = Duration::from_secs(5);
@@ -103,6 +109,12 @@ impl Policy {
         !self.grace().is_zero() || self.early_refresh > 0.0
     }
 
+    /// The longest life of an L1 copy: `l1_ttl`, or `min(ttl, 30 s)`.
+    pub(crate) fn l1_life(&self) -> Duration {
+        self.l1_ttl
+            .unwrap_or_else(|| self.ttl.map_or(DEFAULT_L1_TTL, |t| t.min(DEFAULT_L1_TTL)))
+    }
+
     /// How long a failed load holds off the next load of its key: `min(5 s, ttl)`.
     pub(crate) fn throttle(&self) -> Duration {
         self.ttl.map_or(MAX_THROTTLE, |ttl| ttl.min(MAX_THROTTLE))
@@ -139,6 +151,7 @@ mod tests {
             stale_if_error: Duration::ZERO,
             load_timeout: None,
             early_refresh: 0.0,
+            l1_ttl: None,
         }
     }
 

@@ -48,6 +48,14 @@ pub struct Stats {
     /// Revalidations (`stale`) and early refreshes (`early_refresh`) started; the body runs
     /// of those that were not already done elsewhere are counted in `loads` too.
     pub refreshes: u64,
+    /// `backend = "tiered"`: hits answered by the in-process L1 (also counted in `hits`).
+    pub l1_hits: u64,
+    /// `backend = "tiered"`: calls that missed the L1 and found an entry in Redis (then
+    /// counted as a hit, stale hit or kept answer as its phase says).
+    pub l2_hits: u64,
+    /// `backend = "tiered"`: invalidations of this cache received from other processes'
+    /// changes, each of which dropped an L1 copy (or the whole L1).
+    pub invalidations_received: u64,
 }
 
 impl std::ops::Add for Stats {
@@ -66,6 +74,9 @@ impl std::ops::Add for Stats {
             stale_hits: self.stale_hits + o.stale_hits,
             stale_if_error_hits: self.stale_if_error_hits + o.stale_if_error_hits,
             refreshes: self.refreshes + o.refreshes,
+            l1_hits: self.l1_hits + o.l1_hits,
+            l2_hits: self.l2_hits + o.l2_hits,
+            invalidations_received: self.invalidations_received + o.invalidations_received,
         }
     }
 }
@@ -84,6 +95,9 @@ struct Stripe {
     stale_hits: AtomicU64,
     stale_if_error_hits: AtomicU64,
     refreshes: AtomicU64,
+    l1_hits: AtomicU64,
+    l2_hits: AtomicU64,
+    invalidations_received: AtomicU64,
 }
 
 /// Names one counter of a stripe.
@@ -108,6 +122,13 @@ pub(crate) enum Counter {
     StaleHit,
     StaleIfErrorHit,
     Refresh,
+    L1Hit,
+    L2Hit,
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "only an L1 receives invalidations")
+    )]
+    InvalidationReceived,
 }
 
 /// The striped counters of one cache.
@@ -211,6 +232,9 @@ impl Counters {
             Counter::StaleHit => &stripe.stale_hits,
             Counter::StaleIfErrorHit => &stripe.stale_if_error_hits,
             Counter::Refresh => &stripe.refreshes,
+            Counter::L1Hit => &stripe.l1_hits,
+            Counter::L2Hit => &stripe.l2_hits,
+            Counter::InvalidationReceived => &stripe.invalidations_received,
         };
         if i & SHARED_BIT == 0 {
             // This thread is the stripe's only writer.
@@ -234,6 +258,9 @@ impl Counters {
             s.stale_hits += st.stale_hits.load(Relaxed);
             s.stale_if_error_hits += st.stale_if_error_hits.load(Relaxed);
             s.refreshes += st.refreshes.load(Relaxed);
+            s.l1_hits += st.l1_hits.load(Relaxed);
+            s.l2_hits += st.l2_hits.load(Relaxed);
+            s.invalidations_received += st.invalidations_received.load(Relaxed);
         }
         s
     }

@@ -85,6 +85,7 @@ pub(crate) fn expand_fn(
     impl_block::refuse_async_trait(&func.sig, place, &mut errors);
     let key = Key::read(args.key.as_ref(), &sig, &mut errors);
     args.check_phases(&mut errors);
+    args.check_tiers(&mut errors);
     if let (Some(b), Some(l)) = (args.backend, args.lock)
         && b.value == Backend::Memory
         && l.value == LockKind::Distributed
@@ -102,16 +103,6 @@ pub(crate) fn expand_fn(
             c.span,
             "`codec` chooses how values are written to Redis, but this function uses \
              `backend = \"memory\"`, which keeps values as they are: remove `codec`",
-        );
-    }
-    if REDIS_BUILD
-        && let Some(b) = args.backend
-        && b.value == Backend::Tiered
-    {
-        errors.at(
-            b.span,
-            "`backend = \"tiered\"` is not available yet: write `backend = \"redis\"` or \
-             `backend = \"memory\"`",
         );
     }
     if !errors.is_empty() {
@@ -136,6 +127,8 @@ struct Gen<'a> {
     cfgs: Vec<&'a Attribute>,
     /// The function's entries live in Redis.
     redis: bool,
+    /// In front of Redis, an in-process L1 (`backend = "tiered"`).
+    tiered: bool,
     place: Place,
 }
 
@@ -150,6 +143,7 @@ impl<'a> Gen<'a> {
             Some(Backend::Memory) => false,
             Some(Backend::Redis | Backend::Tiered) | None => REDIS_BUILD,
         };
+        let tiered = REDIS_BUILD && args.backend.map(|b| b.value) == Some(Backend::Tiered);
         Gen {
             args,
             func,
@@ -158,6 +152,7 @@ impl<'a> Gen<'a> {
             krate,
             cfgs,
             redis,
+            tiered,
             place,
         }
     }

@@ -88,6 +88,13 @@ impl Gen<'_> {
             None => quote!(::core::option::Option::None),
         };
         let early_refresh = Literal::f64_suffixed(args.early_refresh.map_or(0.0, |b| b.value));
+        let l1_ttl = match args.l1_ttl {
+            Some(t) => {
+                let d = ms(t.value);
+                quote!(::core::option::Option::Some(#d))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         quote! {
             #krate::__private::Policy {
                 ttl: #ttl,
@@ -101,6 +108,7 @@ impl Gen<'_> {
                 stale_if_error: #stale_if_error,
                 load_timeout: #load_timeout,
                 early_refresh: #early_refresh,
+                l1_ttl: #l1_ttl,
             }
         }
     }
@@ -153,9 +161,10 @@ impl Gen<'_> {
         let (signature_items, signature) = self.signature_impl();
         let [cell] = mixed(["CELL"]);
         let shape = syn::Ident::new("__shape", out);
-        let (backend, trait_name, make) = match self.redis {
-            true => (quote!(RedisBackend), quote!(RedisFunction), "redis_cache"),
-            false => (quote!(Memory), quote!(Function), "memory_cache"),
+        let (backend, trait_name, make) = match (self.redis, self.tiered) {
+            (true, true) => (quote!(TieredBackend), quote!(RedisFunction), "tiered_cache"),
+            (true, false) => (quote!(RedisBackend), quote!(RedisFunction), "redis_cache"),
+            (false, _) => (quote!(Memory), quote!(Function), "memory_cache"),
         };
         // At the parameter most likely to fail a key bound, else at the return type: the
         // opaque type's check of a bound is reported once with the same check elsewhere only

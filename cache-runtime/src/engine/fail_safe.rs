@@ -229,7 +229,14 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     ) {
         if let (true, true, Some(ticket)) = (B::LOCAL, valid, ticket) {
             let local = B::local(key).clone();
-            self.fenced(ticket, || self.store.insert(local, entry));
+            let entry = Entry {
+                times: self.local_times(entry.times),
+                ..entry
+            };
+            self.fenced(ticket, || {
+                B::remember(self, key, None);
+                self.store.insert(local, entry);
+            });
         }
     }
 }

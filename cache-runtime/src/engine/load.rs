@@ -24,7 +24,7 @@ use quick_cache::sync::{EntryAction, EntryResult, GuardResult};
 use crate::backend::{Backend, Leased, Read, Start};
 use crate::body::{AsyncBody, CatchUnwind, LateAsync, LateSync, Panic, SyncBody, Waited};
 use crate::clock;
-use crate::entry::Entry;
+use crate::entry::{Entry, Times};
 use crate::fence::Ticket;
 use crate::function::Function;
 use crate::policy::Lock;
@@ -79,9 +79,10 @@ enum Flight<'a, F: Function> {
 }
 
 /// Keeps an entry that is still fresh, or kept after a failed load until its throttle ends
-/// (taking a copy); swaps any other for a guard.
-fn fresh_or_guard<V: Clone>(entry: &Entry<V>) -> EntryAction<Entry<V>> {
-    if entry.is_fresh() || clock::now_ms() < entry.times.retry_at_ms {
+/// (taking a copy); swaps any other for a guard, and every entry when the local store may not
+/// answer (an L1 whose invalidation log is not caught up).
+fn fresh_or_guard<V: Clone>(entry: &Entry<V>, trusted: bool) -> EntryAction<Entry<V>> {
+    if trusted && (entry.is_fresh() || clock::now_ms() < entry.times.retry_at_ms) {
         EntryAction::Retain(entry.clone())
     } else {
         EntryAction::ReplaceWithGuard
@@ -137,7 +138,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     fn join(&self, key: &F::Key) -> Flight<'_, F> {
         let timeout = Some(self.policy.lock_timeout);
         if B::LOCAL {
-            match self.store.entry(key, timeout, |_, e| fresh_or_guard(e)) {
+            let trusted = B::serves_local();
+            match self
+                .store
+                .entry(key, timeout, |_, e| fresh_or_guard(e, trusted))
+            {
                 EntryResult::Vacant(g) | EntryResult::Replaced(g, _) => Flight::Lead(g),
                 EntryResult::Retained(entry) => Flight::Joined(entry),
                 EntryResult::Timeout | EntryResult::Removed(..) => Flight::TimedOut,
@@ -155,7 +160,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     async fn join_async(&self, key: &F::Key) -> Flight<'_, F> {
         let limit: Duration = self.policy.lock_timeout;
         if B::LOCAL {
-            let found = self.store.entry_async(key, |_, e| fresh_or_guard(e));
+            let trusted = B::serves_local();
+            let found = self
+                .store
+                .entry_async(key, |_, e| fresh_or_guard(e, trusted));
             match within(limit, found).await {
                 Some(EntryResult::Vacant(g) | EntryResult::Replaced(g, _)) => Flight::Lead(g),
                 Some(EntryResult::Retained(entry)) => Flight::Joined(entry),
@@ -170,27 +178,44 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         }
     }
 
-    /// What the cache holds for `key`, in the local store (only when the policy keeps
-    /// expired entries or refreshes early: otherwise the hit path has said all) or in the
-    /// backend; `Err` when the backend failed (the call goes to the fallback).
-    fn found(&self, key: &B::Key, read: Option<Read<F::Value>>) -> Result<Step<F>, ()> {
+    /// What the cache holds for `key`: in the local store (only when the policy keeps
+    /// expired entries or refreshes early: otherwise the hit path has said all), or in the
+    /// shared store; `Err` when the shared store failed (the call goes to the fallback; with an
+    /// L1, the L1 is the fallback: the call loads in process). An entry read from the shared
+    /// store fills an L1 (fenced by `ticket`, taken before the read).
+    fn found(
+        &self,
+        key: &B::Key,
+        read: Option<Read<F::Value>>,
+        ticket: Option<Ticket>,
+        since: u64,
+    ) -> Result<Step<F>, ()> {
         let entry = match read {
             None if self.policy.has_phases() => self.store.get(B::local(key)),
             None => None,
             Some(Read::Hit(entry)) => Some(entry),
             Some(Read::Miss) => None,
             Some(Read::Unusable) => return Ok(Step::Load(None)),
+            Some(Read::Failed) if B::LOCAL => return Ok(Step::Load(None)),
             Some(Read::Failed) => return Err(()),
         };
         let Some(entry) = entry else {
             return Ok(Step::Load(None));
         };
         // The hit path drew XFetch's number for an entry of the local store already, and said
-        // whether it fired; an entry read from the backend draws here.
-        let xfetch = match B::LOCAL {
-            true => super::phase::Xfetch::Fired(super::phase::take_fired()),
-            false => super::phase::Xfetch::Roll,
+        // whether it fired; an entry read from the shared store draws here.
+        let xfetch = match B::REMOTE {
+            false => super::phase::Xfetch::Fired(super::phase::take_fired()),
+            true => super::phase::Xfetch::Roll,
         };
+        if B::LOCAL && B::REMOTE {
+            self.stats.add(Counter::L2Hit);
+            if let Some(ticket) = ticket
+                && entry.is_fresh()
+            {
+                self.fill_local(key, ticket, since, &entry);
+            }
+        }
         Ok(
             match Next::of(&self.policy, entry, clock::now_ms(), xfetch) {
                 Next::Answer {
@@ -221,10 +246,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The miss path of a sync cached function: load `key` with `body` once per key, or wait
     /// for the load already running; answer with an expired entry where its phase says so.
     pub fn load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
-        let read = (!B::LOCAL).then(|| B::read(self, &key));
-        let unusable = Self::unusable(&read);
         let ticket = self.phase_ticket(&key);
-        let held = match self.found(&key, read) {
+        let since = B::epoch(self);
+        let read = B::REMOTE.then(|| B::read(self, &key));
+        let unusable = Self::unusable(&read);
+        let held = match self.found(&key, read, ticket, since) {
             Ok(Step::Answer(result)) => return result,
             Ok(Step::Refresh(entry, counter, result)) => {
                 return self.revalidate(key, entry, ticket, counter, result, body);
@@ -273,13 +299,14 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         key: B::Key,
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
-        let read = match B::LOCAL {
-            true => None,
-            false => Some(B::read_async(self, &key).await),
+        let ticket = self.phase_ticket(&key);
+        let since = B::epoch(self);
+        let read = match B::REMOTE {
+            false => None,
+            true => Some(B::read_async(self, &key).await),
         };
         let unusable = Self::unusable(&read);
-        let ticket = self.phase_ticket(&key);
-        let held = match self.found(&key, read) {
+        let held = match self.found(&key, read, ticket, since) {
             Ok(Step::Answer(result)) => return result,
             Ok(Step::Refresh(entry, counter, result)) => {
                 return self
@@ -340,7 +367,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         F::Shape::from_slot(entry.slot)
     }
 
-    /// Runs the body now and stores its result (write-through), fenced like every load.
+    /// Runs the body now and stores its result (write-through), fenced like every load; with an
+    /// L1, the other processes drop their copies.
     pub fn refresh(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
         let mark = Mark::new(self, B::local(&key));
         let lead = Lead {
@@ -351,7 +379,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             ticket: None,
             counted: false,
         };
-        self.lead(&key, lead, body)
+        let result = self.lead(&key, lead, body);
+        B::changed(self, &key);
+        result
     }
 
     /// The async twin of [`Engine::refresh`].
@@ -369,7 +399,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             ticket: None,
             counted: false,
         };
-        self.lead_async(&key, lead, body).await
+        let result = self.lead_async(&key, lead, body).await;
+        B::changed_async(self, &key).await;
+        result
     }
 
     /// One load: the lease (or another process's result), the body, the publish, the local
@@ -549,10 +581,41 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         answer_or_unwind(result)
     }
 
-    /// In process, with freshness phases: the fence ticket taken before the call reads its
-    /// entry, so that a kept copy of it is never written back over an invalidation.
+    /// In process, with freshness phases or an L1: the fence ticket taken before the call
+    /// reads its entry, so that neither a kept copy of it nor an L1 copy is ever written back
+    /// over an invalidation.
     fn phase_ticket(&self, key: &B::Key) -> Option<Ticket> {
-        (B::LOCAL && self.policy.has_phases()).then(|| self.ticket(B::local(key)))
+        (B::LOCAL && (B::REMOTE || self.policy.has_phases())).then(|| self.ticket(B::local(key)))
+    }
+
+    /// An L1 copy of an entry read from the shared store, unless an invalidation came since
+    /// `ticket` (in this process) or since `since` (from another process, through the log).
+    fn fill_local(&self, key: &B::Key, ticket: Ticket, since: u64, entry: &Entry<F::Value>) {
+        let copy = Entry {
+            slot: entry.slot.clone(),
+            times: self.local_times(entry.times),
+        };
+        let local = B::local(key).clone();
+        self.fenced(ticket, || {
+            if B::remember(self, key, Some(since)) {
+                self.store.insert(local, copy);
+            }
+        });
+    }
+
+    /// The times of an entry in the local store: as they are, or, for an L1, ending within
+    /// `l1_ttl` (its life in the L1; the shared store keeps the rest).
+    pub(super) fn local_times(&self, times: Times) -> Times {
+        if !B::REMOTE {
+            return times;
+        }
+        let end = clock::now_ms().saturating_add(crate::policy::ms(self.policy.l1_life()));
+        Times {
+            fresh_until_ms: times.fresh_until_ms.min(end),
+            stale_until_ms: times.stale_until_ms.min(end),
+            retry_at_ms: times.retry_at_ms.min(end),
+            load_ms: times.load_ms,
+        }
     }
 
     /// The fence ticket of a load that writes the local store without its placeholder: one
@@ -637,12 +700,13 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         valid: bool,
     ) {
         if B::LOCAL {
-            let Some(slot) = settled.store.clone() else {
+            // Not over a lease an invalidation revoked (an L1 in front of a shared store).
+            let (Some(slot), true) = (settled.store.clone(), valid) else {
                 return;
             };
             let entry = Entry {
                 slot: slot.cloned(),
-                times: settled.times,
+                times: self.local_times(settled.times),
             };
             let kept = settled.times.retry_at_ms != 0;
             match (guard, ticket) {
@@ -650,16 +714,21 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 // since it was read (the placeholder may be newer than the invalidation).
                 (Some(guard), Some(ticket)) if kept => {
                     self.fenced(ticket, || {
+                        B::remember(self, key, None);
                         let _ = guard.insert(entry);
                     });
                 }
                 // Err: the placeholder was removed (an invalidation or `clear`).
                 (Some(guard), _) => {
+                    B::remember(self, key, None);
                     let _ = guard.insert(entry);
                 }
                 (None, Some(ticket)) => {
                     let local = B::local(key).clone();
-                    self.fenced(ticket, || self.store.insert(local, entry));
+                    self.fenced(ticket, || {
+                        B::remember(self, key, None);
+                        self.store.insert(local, entry);
+                    });
                 }
                 (None, None) => {}
             }

@@ -104,7 +104,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// its phase.
     #[inline]
     pub fn get(&self, lookup: &F::Lookup<'_>) -> Option<F::Output> {
-        if !B::LOCAL {
+        if !B::LOCAL || (B::REMOTE && !B::serves_local()) {
             return None;
         }
         self.get_q(lookup)
@@ -124,6 +124,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if self.policy.early_refresh > 0.0 && self.policy.early(&entry.times, clock::coarse_ms()) {
             phase::fire();
             return None;
+        }
+        if B::REMOTE {
+            self.stats.add(Counter::L1Hit);
         }
         self.hit(entry.slot)
     }
@@ -150,7 +153,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// its result back.
     pub fn invalidate(&self, lookup: &F::Lookup<'_>) -> Invalidation {
         self.invalidate_local(lookup);
-        if B::LOCAL {
+        if !B::REMOTE {
             return Invalidation::Done;
         }
         if let Some(fallback) = B::fallback(self) {
@@ -162,13 +165,22 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The async twin of [`Engine::invalidate`].
     pub async fn invalidate_async(&self, lookup: &F::Lookup<'_>) -> Invalidation {
         self.invalidate_local(lookup);
-        if B::LOCAL {
+        if !B::REMOTE {
             return Invalidation::Done;
         }
         if let Some(fallback) = B::fallback(self) {
             let _ = fallback.invalidate(lookup);
         }
         B::invalidate_async(self, &B::key(self, lookup)).await
+    }
+
+    /// Drops the local copy of `key` (an L1 copy another process invalidated), fenced.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "only an L1 is told")
+    )]
+    pub(crate) fn drop_local(&self, key: &F::Key) {
+        self.invalidate_local(key);
     }
 
     fn invalidate_local<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) {
@@ -277,5 +289,6 @@ pub(crate) fn in_cell<F: Function, B: Backend<F>>(
     };
     cell.get_or_init(owner, make, |engine: &'static Engine<F, B>| {
         crate::registry::register(*engine.handle());
+        B::on_create(engine);
     })
 }

@@ -275,6 +275,7 @@ mod tests {
             stale_if_error: Duration::from_secs(sie_s),
             load_timeout: None,
             early_refresh: beta,
+            l1_ttl: None,
         }
     }
 

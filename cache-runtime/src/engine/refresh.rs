@@ -98,7 +98,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         seen: &Entry<F::Value>,
     ) -> Option<RefreshMark<'static, F::Key>> {
         let mark = self.refreshing.start(B::local(key))?;
-        if B::LOCAL {
+        // In process only: with a shared store its lease script checks the same, and an L1
+        // holds shortened copies.
+        if B::LOCAL && !B::REMOTE {
             // Refreshed, re-armed after a failure, or removed since it was seen.
             let now = self.store.get(B::local(key))?;
             if now.times != seen.times {

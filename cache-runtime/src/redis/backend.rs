@@ -17,6 +17,7 @@ use super::conn::{Redis, StoreError};
 use super::layout::{self, ClearScan, KeyShape, KeyWriter};
 use super::lease::{Begin, Lease, Write};
 use super::pending::{self, Pending};
+use super::tiered::{self, Change};
 use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec, json};
 use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start};
 use crate::bounds::{CachedValue, RedisValue};
@@ -31,9 +32,40 @@ use crate::policy::{Codec, Lock, Policy, ms};
 use crate::shape::{Picked, Shape};
 use crate::stats::Counter;
 
-/// The Redis backend: a type the generated code names, with no state of its own.
+/// The Redis backend: a type the generated code names, with no state of its own. `T` is
+/// [`Remote`] (entries live in Redis only) or [`L1`] (`backend = "tiered"`: an in-process L1
+/// in front of Redis, see `tiered.rs`).
 #[derive(Debug)]
-pub struct RedisBackend;
+pub struct RedisBackend<T = Remote>(std::marker::PhantomData<T>);
+
+/// The tiered backend: an in-process L1 in front of Redis.
+pub type TieredBackend = RedisBackend<L1>;
+
+/// Where a Redis backend's callers read first.
+pub trait Tier: Send + Sync + 'static {
+    /// The engine's local store holds entries (an L1), not only hand-overs.
+    const LOCAL: bool;
+    /// For handles.
+    const NAME: &'static str;
+}
+
+/// Entries live in Redis only.
+#[derive(Debug)]
+pub struct Remote;
+
+/// An in-process L1 in front of Redis.
+#[derive(Debug)]
+pub struct L1;
+
+impl Tier for Remote {
+    const LOCAL: bool = false;
+    const NAME: &'static str = "redis";
+}
+
+impl Tier for L1 {
+    const LOCAL: bool = true;
+    const NAME: &'static str = "tiered";
+}
 
 /// What the Redis backend keeps per cache.
 pub struct RedisState<F: Types> {
@@ -54,9 +86,11 @@ pub struct RedisState<F: Types> {
     /// empty, so entries of an earlier outage are never served.
     fallback_epoch: AtomicU64,
     warnings: RateLimit,
+    /// `backend = "tiered"`: the L1 copies by rendered key, for the invalidation log.
+    pub(super) l1: tiered::Index<F::Key>,
 }
 
-impl<F: Types> BackendState<F> for RedisBackend {
+impl<F: Types, T: Tier> BackendState<F> for RedisBackend<T> {
     type State = RedisState<F>;
     type Key = RedisKey<F>;
 }
@@ -83,7 +117,7 @@ where
 /// Counts a failure, and logs it unless this cache logged one in the last 5 s; an operation
 /// not tried because Redis is known to be unavailable is counted apart, and not logged (the
 /// breaker logs when it opens and closes; unusable settings, once).
-fn store_error<F: RedisFunction>(engine: &Engine<F, RedisBackend>, error: &StoreError) {
+fn store_error<F: RedisFunction, T: Tier>(engine: &Engine<F, RedisBackend<T>>, error: &StoreError) {
     if let StoreError::Unavailable = error {
         engine.stats.add(Counter::StoreSkip);
         return;
@@ -100,8 +134,8 @@ fn store_error<F: RedisFunction>(engine: &Engine<F, RedisBackend>, error: &Store
 }
 
 /// The Redis connection and keys of a call, or `None` to go on without Redis.
-fn target<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
+fn target<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
     key: &RedisKey<F>,
 ) -> Option<(&'static Redis, Keys)> {
     if engine.state.isolated {
@@ -118,11 +152,22 @@ fn target<F: RedisFunction>(
     }
 }
 
+/// The log entry of a change to `key` (`*`: the whole cache), for a tiered cache.
+fn logged<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
+    key: &str,
+) -> Option<Change> {
+    T::LOCAL.then(|| Change {
+        cache: engine.name.clone(),
+        key: key.to_owned(),
+    })
+}
+
 /// The connection an invalidation or clear goes to, or its answer without Redis: `Done` when
 /// this cache has no Redis entries (it runs on its fallback for an overlapping key shape),
 /// `Pending` (counted) when the settings name no usable Redis.
-fn invalidation_redis<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
+fn invalidation_redis<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
 ) -> Result<&'static Redis, Invalidation> {
     if engine.state.isolated {
         return Err(Invalidation::Done);
@@ -134,13 +179,13 @@ fn invalidation_redis<F: RedisFunction>(
 }
 
 /// What `clear()` of this cache scans for, under the current key prefix.
-fn clear_scan<F: RedisFunction>(engine: &Engine<F, RedisBackend>) -> ClearScan {
+fn clear_scan<F: RedisFunction, T: Tier>(engine: &Engine<F, RedisBackend<T>>) -> ClearScan {
     ClearScan::new(&config::current().key_prefix, engine.state.shape.clone())
 }
 
 /// An invalidation's or clear's answer; one that failed (counted) is kept to replay.
-fn invalidated<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
+fn invalidated<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
     pending: Pending,
     done: Result<(), StoreError>,
 ) -> Invalidation {
@@ -156,8 +201,8 @@ fn invalidated<F: RedisFunction>(
 
 /// Decodes an entry, its times on this process's cache clock; `None` (counted) if it is
 /// unusable.
-fn decode<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
+fn decode<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
     bytes: &[u8],
 ) -> Option<Entry<F::Value>> {
     let (max, print) = (config::current().max_value_bytes, engine.state.fingerprint);
@@ -188,8 +233,8 @@ fn decode<F: RedisFunction>(
 
 /// The read's answer: a hit, a miss, an unusable entry (counted: the load that follows takes
 /// the lease at once to overwrite it), or a failure (counted: the fallback answers).
-fn answer<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
+fn answer<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
     read: Result<Option<Vec<u8>>, StoreError>,
 ) -> Read<F::Value> {
     match read {
@@ -204,8 +249,8 @@ fn answer<F: RedisFunction>(
 
 /// A lease's answer: ours, or another process's value (counted as a wait, as is a caller
 /// that waited for the lease); without Redis, no lease.
-fn leased<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
+fn leased<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
     redis: &'static Redis,
     keys: Keys,
     begun: Result<(Begin, bool), StoreError>,
@@ -237,8 +282,8 @@ fn leased<F: RedisFunction>(
 /// What a published slot writes: the envelope with its times and its `PX` (the end of its
 /// stale windows), or `None` (counted) when the value does not encode or is over the size
 /// cap.
-fn payload<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
+fn payload<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
     (slot, times): (Slot<&F::Value>, Times),
 ) -> Option<(Vec<u8>, Write)> {
     let print = engine.state.fingerprint;
@@ -284,8 +329,8 @@ fn payload<F: RedisFunction>(
 
 /// Whether a publish's answer leaves the result to share: not when an invalidation revoked
 /// the lease (the waiters load again); a failed write (counted) still shares.
-fn published<F: RedisFunction>(
-    engine: &Engine<F, RedisBackend>,
+fn published<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
     answer: Result<bool, StoreError>,
 ) -> bool {
     match answer {
@@ -297,9 +342,10 @@ fn published<F: RedisFunction>(
     }
 }
 
-impl<F: RedisFunction> Backend<F> for RedisBackend {
-    const NAME: &'static str = "redis";
-    const LOCAL: bool = false;
+impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
+    const NAME: &'static str = T::NAME;
+    const LOCAL: bool = T::LOCAL;
+    const REMOTE: bool = true;
     type Lease = HeldLease;
 
     fn state(name: &str, policy: &Policy) -> RedisState<F> {
@@ -329,6 +375,7 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
                 last_ms: AtomicU64::new(0),
                 held_back: AtomicU64::new(0),
             },
+            l1: tiered::Index::new(),
         }
     }
 
@@ -494,8 +541,9 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
             Ok(redis) => redis,
             Err(answer) => return answer,
         };
-        let done = redis.block(ops::invalidate(redis, keys.clone()));
-        invalidated(engine, Pending::Key(keys), done)
+        let log = logged::<F, T>(engine, keys.value());
+        let done = redis.block(ops::invalidate(redis, keys.clone(), log.clone()));
+        invalidated(engine, Pending::Key(keys, log), done)
     }
 
     async fn invalidate_async(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Invalidation {
@@ -506,8 +554,11 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
             Ok(redis) => redis,
             Err(answer) => return answer,
         };
-        let done = redis.run(ops::invalidate(redis, keys.clone())).await;
-        invalidated(engine, Pending::Key(keys), done)
+        let log = logged::<F, T>(engine, keys.value());
+        let done = redis
+            .run(ops::invalidate(redis, keys.clone(), log.clone()))
+            .await;
+        invalidated(engine, Pending::Key(keys, log), done)
     }
 
     /// Deletes every key of this function (and their locks) with `SCAN` and `UNLINK`: the
@@ -518,8 +569,9 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
             Err(answer) => return answer,
         };
         let scan = clear_scan(engine);
-        let done = redis.block(ops::clear(redis, scan.clone()));
-        invalidated(engine, Pending::Clear(scan), done)
+        let log = logged::<F, T>(engine, "*");
+        let done = redis.block(ops::clear(redis, scan.clone(), log.clone()));
+        invalidated(engine, Pending::Clear(scan, log), done)
     }
 
     async fn clear_async(engine: &Engine<F, Self>) -> Invalidation {
@@ -528,12 +580,73 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
             Err(answer) => return answer,
         };
         let scan = clear_scan(engine);
-        let done = redis.run(ops::clear(redis, scan.clone())).await;
-        invalidated(engine, Pending::Clear(scan), done)
+        let log = logged::<F, T>(engine, "*");
+        let done = redis
+            .run(ops::clear(redis, scan.clone(), log.clone()))
+            .await;
+        invalidated(engine, Pending::Clear(scan, log), done)
     }
 
-    /// The in-process fallback, emptied first if Redis recovered since its last use.
+    #[inline]
+    fn serves_local() -> bool {
+        !T::LOCAL || tiered::serves_local()
+    }
+
+    fn remember(engine: &Engine<F, Self>, key: &RedisKey<F>, since: Option<u64>) -> bool {
+        !T::LOCAL || tiered::remember(engine, key, since)
+    }
+
+    #[inline]
+    fn epoch(engine: &Engine<F, Self>) -> u64 {
+        if T::LOCAL {
+            engine.state.l1.epoch.load(Relaxed)
+        } else {
+            0
+        }
+    }
+
+    fn on_create(engine: &'static Engine<F, Self>) {
+        if T::LOCAL {
+            tiered::register(&engine.name, engine);
+        }
+    }
+
+    /// After `f_refresh` of a tiered cache: the change goes to the log (kept to replay if
+    /// Redis cannot be reached).
+    fn changed(engine: &Engine<F, Self>, key: &RedisKey<F>) {
+        let (true, Some(keys)) = (T::LOCAL, key.redis.as_ref()) else {
+            return;
+        };
+        let Ok(redis) = invalidation_redis(engine) else {
+            return;
+        };
+        let Some(change) = logged::<F, T>(engine, keys.value()) else {
+            return;
+        };
+        let done = redis.block(ops::changed(redis, change.clone()));
+        let _ = invalidated(engine, Pending::Logged(change), done);
+    }
+
+    async fn changed_async(engine: &Engine<F, Self>, key: &RedisKey<F>) {
+        let (true, Some(keys)) = (T::LOCAL, key.redis.as_ref()) else {
+            return;
+        };
+        let Ok(redis) = invalidation_redis(engine) else {
+            return;
+        };
+        let Some(change) = logged::<F, T>(engine, keys.value()) else {
+            return;
+        };
+        let done = redis.run(ops::changed(redis, change.clone())).await;
+        let _ = invalidated(engine, Pending::Logged(change), done);
+    }
+
+    /// The in-process fallback, emptied first if Redis recovered since its last use; none with
+    /// an L1 (the L1 is the fallback: its copies live at most `l1_ttl`).
     fn fallback(engine: &Engine<F, Self>) -> Option<&Engine<F, Memory>> {
+        if T::LOCAL {
+            return None;
+        }
         let state = &engine.state;
         let recoveries = Redis::get().map_or(0, |r| r.breaker.recoveries());
         // A load first: every Redis call passes here, and a write per call would bounce the
@@ -552,17 +665,20 @@ impl<F: RedisFunction> Backend<F> for RedisBackend {
 /// instead of loading them again. The copy is fenced by a ticket taken before the Redis
 /// operation: an invalidation of the key in this process meanwhile drops it.
 struct Warm<'a, F: RedisFunction> {
+    /// No copies for a backend with an L1 of its own.
+    on: bool,
     fallback: &'a Engine<F, Memory>,
     key: &'a F::Key,
     ticket: crate::fence::Ticket,
 }
 
 impl<'a, F: RedisFunction> Warm<'a, F> {
-    fn start(engine: &'a Engine<F, RedisBackend>, key: &'a RedisKey<F>) -> Self {
+    fn start<T: Tier>(engine: &'a Engine<F, RedisBackend<T>>, key: &'a RedisKey<F>) -> Self {
         // Through the accessor: after a recovery it first empties what an outage left.
         let fallback = &engine.state.fallback;
-        let _ = <RedisBackend as Backend<F>>::fallback(engine);
+        let _ = <RedisBackend<T> as Backend<F>>::fallback(engine);
         Warm {
+            on: !T::LOCAL,
             fallback,
             key: &key.local,
             ticket: fallback.ticket(&key.local),
@@ -593,6 +709,9 @@ impl<'a, F: RedisFunction> Warm<'a, F> {
     }
 
     fn keep(self, slot: Slot<&F::Value>) {
+        if !self.on {
+            return;
+        }
         let entry = self.fallback.entry(slot);
         let key = self.key.clone();
         self.fallback
@@ -657,6 +776,7 @@ mod ops {
     use super::super::layout::ClearScan;
     use super::super::lease::{self, Begin, Lease};
     use super::super::pending;
+    use super::super::tiered::{self, Change};
     use crate::backend::Start;
 
     pub(super) async fn read(
@@ -732,13 +852,36 @@ mod ops {
         lease::release(redis, keys.value(), keys.lock(), &lease).await
     }
 
-    pub(super) async fn invalidate(redis: &'static Redis, keys: Keys) -> Result<(), StoreError> {
+    /// Deletes the value and its lock; with `log` (a tiered cache), appends the change to the
+    /// invalidation log in the same script.
+    pub(super) async fn invalidate(
+        redis: &'static Redis,
+        keys: Keys,
+        log: Option<Change>,
+    ) -> Result<(), StoreError> {
         pending::replayed(redis).await?;
-        lease::invalidate(redis, keys.value(), keys.lock()).await
+        match log {
+            Some(change) => tiered::invalidate(redis, keys.value(), keys.lock(), &change).await,
+            None => lease::invalidate(redis, keys.value(), keys.lock()).await,
+        }
     }
 
-    pub(super) async fn clear(redis: &'static Redis, scan: ClearScan) -> Result<(), StoreError> {
+    pub(super) async fn clear(
+        redis: &'static Redis,
+        scan: ClearScan,
+        log: Option<Change>,
+    ) -> Result<(), StoreError> {
         pending::replayed(redis).await?;
-        lease::delete_matching(redis, &scan).await.map(drop)
+        lease::delete_matching(redis, &scan).await?;
+        match log {
+            Some(change) => tiered::append(redis, &change).await,
+            None => Ok(()),
+        }
+    }
+
+    /// After `f_refresh` of a tiered cache wrote: the change appended to the log.
+    pub(super) async fn changed(redis: &'static Redis, change: Change) -> Result<(), StoreError> {
+        pending::replayed(redis).await?;
+        tiered::append(redis, &change).await
     }
 }

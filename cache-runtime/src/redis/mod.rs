@@ -16,6 +16,7 @@ pub(crate) mod layout;
 mod lease;
 mod notify;
 mod pending;
+mod tiered;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -94,13 +95,26 @@ where
     }
 }
 
-pub use backend::{RedisBackend, redis_cache};
+pub use backend::{L1, RedisBackend, Remote, Tier, TieredBackend, redis_cache};
+pub use tiered::tiered_cache;
 
 /// The key of one call: its in-process form (for single-flight) and its Redis keys.
 pub struct RedisKey<F: Types> {
     local: F::Key,
     /// `None` when the key did not render (a part that does not serialize): no Redis.
     redis: Option<Keys>,
+}
+
+impl<F: Types> RedisKey<F> {
+    /// The Redis key the call renders to; `None` if it did not render.
+    pub(crate) fn rendered(&self) -> Option<&str> {
+        self.redis.as_ref().map(Keys::value)
+    }
+
+    /// The in-process key.
+    pub(crate) fn local_key(&self) -> &F::Key {
+        &self.local
+    }
 }
 
 impl<F: Types<Key: Clone>> Clone for RedisKey<F> {

@@ -16,13 +16,16 @@ use super::Keys;
 use super::conn::{Redis, StoreError};
 use super::layout::ClearScan;
 use super::lease;
+use super::tiered::{self, Change};
 
 /// One invalidation to replay.
 pub(crate) enum Pending {
-    /// `f_invalidate`: the value key and its lock.
-    Key(Keys),
+    /// `f_invalidate`: the value key and its lock (and, for a tiered cache, its log entry).
+    Key(Keys, Option<Change>),
     /// `clear()`: what to scan for, and which keys found are the cache's.
-    Clear(ClearScan),
+    Clear(ClearScan, Option<Change>),
+    /// `f_refresh` of a tiered cache: its log entry.
+    Logged(Change),
 }
 
 static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
@@ -59,8 +62,18 @@ async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
     let mut left = take().into_iter();
     while let Some(p) = left.next() {
         let done = match &p {
-            Pending::Key(keys) => lease::invalidate(redis, keys.value(), keys.lock()).await,
-            Pending::Clear(scan) => lease::delete_matching(redis, scan).await.map(drop),
+            Pending::Key(keys, None) => lease::invalidate(redis, keys.value(), keys.lock()).await,
+            Pending::Key(keys, Some(change)) => {
+                tiered::invalidate(redis, keys.value(), keys.lock(), change).await
+            }
+            Pending::Clear(scan, log) => match lease::delete_matching(redis, scan).await {
+                Ok(_) => match log {
+                    Some(change) => tiered::append(redis, change).await,
+                    None => Ok(()),
+                },
+                Err(e) => Err(e),
+            },
+            Pending::Logged(change) => tiered::append(redis, change).await,
         };
         if let Err(e) = done {
             keep(p);

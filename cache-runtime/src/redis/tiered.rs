@@ -1,0 +1,437 @@
+//! `backend = "tiered"`: an in-process L1 (the engine's local store) in front of Redis (L2),
+//! and the invalidation log that keeps every process's L1 honest.
+//!
+//! **The log.** Every explicit change of a tiered cache — `f_invalidate`, `f_refresh`,
+//! `clear()` — appends one entry to a capped Redis Stream, `{prefix}cache-runtime:invalidations`
+//! (`XADD … MAXLEN ~ 10000`; an invalidation deletes the key and appends in one script). Plain
+//! loads append nothing. Each process reads the stream with `XREAD BLOCK` on a connection of
+//! its own, from the last id it saw: the log is ordered and resumable, unlike pub/sub. An entry
+//! names its origin (a random id per process: a process ignores its own), the cache and the
+//! rendered Redis key (`*` for `clear()`); receiving it drops the L1 copy (no Redis read).
+//!
+//! **When the L1 may answer.** Only while the reader is caught up: each `XREAD` returns within
+//! 100 ms (its `BLOCK`), and the L1 answers until 150 ms after the last one returned. A reader
+//! that lost its connection stops the L1 at once (hits go to Redis); when it reconnects it
+//! reads on from its last id, and if that id fell off the stream (trimmed, or Redis restarted
+//! without it) it drops every L1 first. So an L1 copy is never served after an invalidation
+//! was acknowledged to its caller, beyond the reader's lag.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use redis::Value;
+
+use super::backend::{RedisBackend, Tier, TieredBackend};
+use super::conn::{Redis, StoreError};
+use super::{RedisFunction, RedisKey, RedisSignature};
+use crate::bounds::{CachedValue, RedisValue};
+use crate::cell::Cell;
+use crate::clock;
+use crate::config;
+use crate::engine::{Engine, in_cell};
+use crate::function::Shaped;
+use crate::policy::Policy;
+use crate::shape::{Picked, Shape};
+use crate::stats::Counter;
+
+/// The tiered cache of the cached function `S` for `owner`, kept in `cell`: the twin of
+/// [`redis_cache`](super::redis_cache).
+#[inline]
+pub fn tiered_cache<S, M>(
+    cell: &'static Cell,
+    owner: std::any::TypeId,
+    signature: S,
+    shape: Picked<M>,
+    init: impl FnOnce() -> (String, Policy),
+) -> &'static Engine<Shaped<S, M>, TieredBackend>
+where
+    S: RedisSignature,
+    M: Shape<S::Output> + 'static,
+    M::Value: CachedValue + RedisValue,
+{
+    let _ = (signature, shape);
+    in_cell(cell, owner, init)
+}
+
+/// How long one `XREAD` blocks.
+const BLOCK_MS: u64 = 100;
+/// How long after the reader's last return the L1 may answer: the next `XREAD` returns within
+/// `BLOCK_MS` on a live connection, so a connection that died without a word stops the L1
+/// within this.
+const VALID_MS: u64 = BLOCK_MS + 50;
+/// About how many entries the stream keeps.
+const MAX_LEN: &str = "10000";
+
+/// One change to append: the cache's name and the rendered key (`*` for all of it).
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    pub(crate) cache: String,
+    pub(crate) key: String,
+}
+
+/// This process's id in the log, and its reader's state.
+struct Log {
+    /// A random id: entries of this process are skipped by its own reader.
+    origin: String,
+    /// Until when (cache clock, ms) the L1 may answer; 0 while the reader is not caught up.
+    valid_until: AtomicU64,
+    /// The tiered caches of this process, by name.
+    caches: Mutex<HashMap<String, Vec<&'static dyn Dropper>>>,
+    /// Started once, at the first tiered cache.
+    reader: OnceLock<()>,
+}
+
+static LOG: LazyLock<Log> = LazyLock::new(|| Log {
+    origin: format!("{:016x}", fastrand::u64(..)),
+    valid_until: AtomicU64::new(0),
+    caches: Mutex::new(HashMap::new()),
+    reader: OnceLock::new(),
+});
+
+/// The stream's key, under the current key prefix.
+pub(crate) fn stream_key() -> String {
+    format!(
+        "{}cache-runtime:invalidations",
+        config::current().key_prefix
+    )
+}
+
+/// Whether the L1 may answer now.
+#[inline]
+pub(crate) fn serves_local() -> bool {
+    clock::coarse_ms() < LOG.valid_until.load(Relaxed)
+}
+
+/// What the reader does to one cache's L1.
+pub(crate) trait Dropper: Send + Sync {
+    /// Drops the copy of the key rendered as `key`.
+    fn drop_key(&self, key: &str);
+    /// Drops every copy.
+    fn drop_all(&self);
+}
+
+/// A tiered cache is made: listen for its invalidations.
+pub(crate) fn register(name: &str, cache: &'static dyn Dropper) {
+    let mut caches = LOG.caches.lock().unwrap_or_else(PoisonError::into_inner);
+    caches.entry(name.to_owned()).or_default().push(cache);
+    drop(caches);
+    LOG.reader.get_or_init(|| {
+        if let Ok(redis) = Redis::get() {
+            redis.background(read(redis));
+        }
+    });
+}
+
+fn each(name: Option<&str>, f: impl Fn(&dyn Dropper)) {
+    let caches = LOG.caches.lock().unwrap_or_else(PoisonError::into_inner);
+    match name {
+        Some(name) => caches.get(name).into_iter().flatten().for_each(|c| f(*c)),
+        None => caches.values().flatten().for_each(|c| f(*c)),
+    }
+}
+
+/// The arguments of an appended entry: `o`, `c`, `k`.
+fn fields(change: &Change) -> [(&'static str, &str); 3] {
+    [
+        ("o", LOG.origin.as_str()),
+        ("c", change.cache.as_str()),
+        ("k", change.key.as_str()),
+    ]
+}
+
+/// Deletes the value and lock keys and appends the change, in one script.
+static INVALIDATE_LOGGED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "redis.call('DEL', KEYS[1], KEYS[2])
+         redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'o', ARGV[1], 'c', ARGV[2], 'k', ARGV[3])
+         return 1",
+    )
+});
+
+/// `f_invalidate` of a tiered cache: the keys deleted and the change appended, atomically.
+pub(crate) async fn invalidate(
+    redis: &Redis,
+    value: &str,
+    lock: &str,
+    change: &Change,
+) -> Result<(), StoreError> {
+    let stream = stream_key();
+    let [o, c, k] = fields(change);
+    let args: [&[u8]; 4] = [
+        o.1.as_bytes(),
+        c.1.as_bytes(),
+        k.1.as_bytes(),
+        MAX_LEN.as_bytes(),
+    ];
+    redis
+        .eval::<i64>(&INVALIDATE_LOGGED, &[value, lock, stream.as_str()], &args)
+        .await
+        .map(drop)
+}
+
+/// Appends a change (after `f_refresh` wrote, or `clear()` deleted).
+pub(crate) async fn append(redis: &Redis, change: &Change) -> Result<(), StoreError> {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(stream_key())
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(MAX_LEN)
+        .arg("*");
+    for (field, value) in fields(change) {
+        cmd.arg(field).arg(value);
+    }
+    redis.query::<Value>(cmd).await.map(drop)
+}
+
+/// An entry id, `<ms>-<seq>`, as a pair that orders like the stream.
+fn id_of(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The entries of an `XRANGE`/`XREAD` stream part: `(id, fields)`.
+fn entries(v: &Value) -> Vec<(String, HashMap<String, String>)> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let Value::Array(pair) = item else {
+                return None;
+            };
+            let [id, Value::Array(kv)] = pair.as_slice() else {
+                return None;
+            };
+            let fields = kv
+                .chunks(2)
+                .filter_map(|c| Some((text(c.first()?)?, text(c.get(1)?)?)))
+                .collect();
+            Some((text(id)?, fields))
+        })
+        .collect()
+}
+
+/// The reader: for the life of the process, reads the log from the last id seen and drops
+/// what other processes changed; after an error, stops the L1, reconnects, and resumes (or
+/// drops every L1 if entries were lost).
+async fn read(redis: &'static Redis) {
+    let mut last: Option<String> = None;
+    loop {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(Duration::from_millis(BLOCK_MS + 200)))
+            .set_connection_timeout(Some(Duration::from_secs(1)));
+        if let Ok(mut con) = redis
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            let _ = redis::cmd("CLIENT")
+                .arg("SETNAME")
+                .arg("cache-runtime-log")
+                .query_async::<Value>(&mut con)
+                .await;
+            if let Ok(from) = resume(&mut con, last.as_deref()).await {
+                last = Some(from);
+                follow(&mut con, &mut last).await;
+            }
+        }
+        LOG.valid_until.store(0, Relaxed);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Where to read from after a (re)connection: the last id seen, if the stream still holds what
+/// follows it; otherwise every L1 is dropped and reading starts at the stream's end.
+async fn resume(
+    con: &mut redis::aio::MultiplexedConnection,
+    last: Option<&str>,
+) -> Result<String, redis::RedisError> {
+    let stream = stream_key();
+    let newest: Value = redis::cmd("XREVRANGE")
+        .arg(&stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(con)
+        .await?;
+    let end = entries(&newest)
+        .into_iter()
+        .next()
+        .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+    let Some(last) = last else {
+        // The first connection: the L1 is empty, nothing before now concerns it.
+        return Ok(end);
+    };
+    let oldest: Value = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(con)
+        .await?;
+    let first = entries(&oldest).into_iter().next().map(|(id, _)| id);
+    let lost = match (first.as_deref().and_then(id_of), id_of(last)) {
+        // Entries after `last` were trimmed away.
+        (Some(first), Some(last)) => first > (last.0, last.1.saturating_add(1)),
+        // The stream is gone (Redis restarted without it), or an id we cannot read.
+        _ => true,
+    };
+    if lost && last != end {
+        tracing::warn!(
+            "cache-runtime: the invalidation log lost entries while this process was not \
+             reading it; every tiered cache's L1 is dropped"
+        );
+        each(None, |c| c.drop_all());
+        return Ok(end);
+    }
+    Ok(last.to_owned())
+}
+
+/// Reads on until an error: drops what each entry names, and keeps the L1 valid while the
+/// reads keep returning.
+async fn follow(con: &mut redis::aio::MultiplexedConnection, last: &mut Option<String>) {
+    let stream = stream_key();
+    loop {
+        let from = last.clone().unwrap_or_else(|| "$".to_owned());
+        let reply: Result<Value, _> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(512)
+            .arg("BLOCK")
+            .arg(BLOCK_MS)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(&from)
+            .query_async(con)
+            .await;
+        let Ok(reply) = reply else {
+            return;
+        };
+        if let Value::Array(streams) = &reply {
+            for s in streams {
+                let Value::Array(pair) = s else { continue };
+                let Some(part) = pair.get(1) else { continue };
+                for (id, fields) in entries(part) {
+                    apply(&fields);
+                    *last = Some(id);
+                }
+            }
+        }
+        LOG.valid_until
+            .store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
+    }
+}
+
+/// One entry of another process: drops the copy (or every copy) it names.
+fn apply(fields: &HashMap<String, String>) {
+    if fields.get("o").map(String::as_str) == Some(LOG.origin.as_str()) {
+        return;
+    }
+    let (Some(cache), Some(key)) = (fields.get("c"), fields.get("k")) else {
+        return;
+    };
+    match key.as_str() {
+        "*" => each(Some(cache), |c| c.drop_all()),
+        key => each(Some(cache), |c| c.drop_key(key)),
+    }
+}
+
+/// The L1 copies of one tiered cache, by rendered key: what the reader drops.
+pub(crate) struct Index<K> {
+    keys: Mutex<HashMap<String, K>>,
+    /// Changes received from other processes: a copy read from Redis before one of them is
+    /// not kept (its key may not be in `keys` yet when the change is received).
+    pub(crate) epoch: AtomicU64,
+}
+
+impl<K> Index<K> {
+    pub(crate) fn new() -> Self {
+        Index {
+            keys: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<F: RedisFunction, T: Tier> Dropper for Engine<F, RedisBackend<T>> {
+    fn drop_key(&self, key: &str) {
+        // First: a copy read before now is not kept, even if its key is not remembered yet.
+        self.state.l1.epoch.fetch_add(1, Relaxed);
+        let local = {
+            let mut keys = self
+                .state
+                .l1
+                .keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            keys.remove(key)
+        };
+        if let Some(local) = local {
+            self.drop_local(&local);
+        }
+        self.stats.add(Counter::InvalidationReceived);
+    }
+
+    fn drop_all(&self) {
+        self.state.l1.epoch.fetch_add(1, Relaxed);
+        self.state
+            .l1
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.clear_local();
+        self.stats.add(Counter::InvalidationReceived);
+    }
+}
+
+/// Notes that `key` gets an L1 copy; `false` (keep no copy) if a change was received since the
+/// epoch `since`. The index holds at most twice the L1's capacity: past that (copies evicted
+/// from the L1 stay in the index) the whole L1 is dropped with it, which is safe, rare, and
+/// bounds its memory.
+pub(crate) fn remember<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
+    key: &RedisKey<F>,
+    since: Option<u64>,
+) -> bool {
+    let Some(rendered) = key.rendered() else {
+        return true;
+    };
+    let mut keys = engine
+        .state
+        .l1
+        .keys
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    // Under the index's lock: a change received after this check finds the key remembered.
+    if since.is_some_and(|since| engine.state.l1.epoch.load(Relaxed) != since) {
+        return false;
+    }
+    if keys.len() as u64 >= engine.policy.max_entries.saturating_mul(2) {
+        keys.clear();
+        drop(keys);
+        engine.clear_local();
+        engine
+            .state
+            .l1
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(rendered.to_owned(), key.local_key().clone());
+        return true;
+    }
+    keys.insert(rendered.to_owned(), key.local_key().clone());
+    true
+}
