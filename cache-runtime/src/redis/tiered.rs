@@ -10,7 +10,9 @@
 //! rendered Redis key (`*` for `clear()`); receiving it drops the L1 copy (no Redis read).
 //!
 //! **When the L1 may answer.** Only while the reader is caught up: each `XREAD` returns within
-//! 100 ms (its `BLOCK`), and the L1 answers until 150 ms after the last one returned. A reader
+//! 100 ms (its `BLOCK`), and the L1 answers until 150 ms after the last one returned (read on
+//! the cache clock, which reads the real clock near that deadline: a process starved of CPU
+//! for longer than the clock's 64 ms slack can answer late by the excess). A reader
 //! that lost its connection stops the L1 at once (hits go to Redis); when it reconnects it
 //! reads on from its last id, and if that id fell off the stream (trimmed, or Redis restarted
 //! without it) it drops every L1 first. So an L1 copy is never served after an invalidation
@@ -98,10 +100,18 @@ pub(crate) fn stream_key() -> String {
     )
 }
 
-/// Whether the L1 may answer now.
+/// Whether the L1 may answer now: while the reader is caught up, or while Redis is
+/// unavailable to this process (its circuit breaker open: no other process's invalidation can
+/// have been acknowledged through a Redis this process cannot reach, unless the network is
+/// split; the copies then live at most `l1_ttl`).
 #[inline]
 pub(crate) fn serves_local() -> bool {
-    clock::coarse_ms() < LOG.valid_until.load(Relaxed)
+    clock::before(LOG.valid_until.load(Relaxed)) || redis_down()
+}
+
+#[cold]
+fn redis_down() -> bool {
+    Redis::get().is_ok_and(|redis| redis.breaker.is_open())
 }
 
 /// What the reader does to one cache's L1.
@@ -227,6 +237,7 @@ fn entries(v: &Value) -> Vec<(String, HashMap<String, String>)> {
 /// drops every L1 if entries were lost).
 async fn read(redis: &'static Redis) {
     let mut last: Option<String> = None;
+    let mut server: Option<String> = None;
     loop {
         let config = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(Duration::from_millis(BLOCK_MS + 200)))
@@ -241,7 +252,7 @@ async fn read(redis: &'static Redis) {
                 .arg("cache-runtime-log")
                 .query_async::<Value>(&mut con)
                 .await;
-            if let Ok(from) = resume(&mut con, last.as_deref()).await {
+            if let Ok(from) = resume(&mut con, last.as_deref(), &mut server).await {
                 last = Some(from);
                 follow(&mut con, &mut last).await;
             }
@@ -251,13 +262,29 @@ async fn read(redis: &'static Redis) {
     }
 }
 
-/// Where to read from after a (re)connection: the last id seen, if the stream still holds what
-/// follows it; otherwise every L1 is dropped and reading starts at the stream's end.
+/// The `run_id` of the server behind `con`: another one after a restart.
+async fn run_id(con: &mut redis::aio::MultiplexedConnection) -> Result<String, redis::RedisError> {
+    let info: String = redis::cmd("INFO").arg("server").query_async(con).await?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned())
+}
+
+/// Where to read from after a (re)connection: the last id seen, if the same server still holds
+/// what follows it; otherwise (the server restarted, or the stream was trimmed past it) every
+/// L1 is dropped and reading starts at the stream's end.
 async fn resume(
     con: &mut redis::aio::MultiplexedConnection,
     last: Option<&str>,
+    server: &mut Option<String>,
 ) -> Result<String, redis::RedisError> {
     let stream = stream_key();
+    let id = run_id(con).await?;
+    let restarted = server.as_ref().is_some_and(|s| *s != id);
+    *server = Some(id);
     let newest: Value = redis::cmd("XREVRANGE")
         .arg(&stream)
         .arg("+")
@@ -283,13 +310,14 @@ async fn resume(
         .query_async(con)
         .await?;
     let first = entries(&oldest).into_iter().next().map(|(id, _)| id);
-    let lost = match (first.as_deref().and_then(id_of), id_of(last)) {
+    let trimmed = match (first.as_deref().and_then(id_of), id_of(last)) {
         // Entries after `last` were trimmed away.
         (Some(first), Some(last)) => first > (last.0, last.1.saturating_add(1)),
-        // The stream is gone (Redis restarted without it), or an id we cannot read.
-        _ => true,
+        // An empty stream has lost nothing after `last` only if nothing came after it.
+        (None, Some(_)) => last != end,
+        (_, None) => true,
     };
-    if lost && last != end {
+    if restarted || trimmed {
         tracing::warn!(
             "cache-runtime: the invalidation log lost entries while this process was not \
              reading it; every tiered cache's L1 is dropped"

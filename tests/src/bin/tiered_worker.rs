@@ -10,8 +10,9 @@
 //!   bound after that acknowledgement and returned an older version is stale. Prints
 //!   `reads=<n> stale=<n> late=<reads older than acked but within the bound> max_late_ms=<ms>
 //!   l1_hits=<n> received=<n>`.
-//! - `write` / `refresh`: picks keys at random, increments the source, then `f_invalidate`s
-//!   (or `f_refresh`es) the key, and on `Done` records `acked`. Prints `changes=<n>`.
+//! - `write` / `refresh`: 500 times a second, picks a key at random, increments the source,
+//!   then `f_invalidate`s (or `f_refresh`es) the key, and on `Done` records `acked`. Prints
+//!   `changes=<n>`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -86,6 +87,7 @@ fn main() {
         "read" => {
             let (mut reads, mut stale, mut late, mut max_late) = (0u64, 0u64, 0u64, 0u64);
             let mut max_stale = 0u64;
+            let mut lags = Vec::new();
             while Instant::now() < until {
                 for id in 0..keys {
                     let acked: Option<String> =
@@ -105,19 +107,23 @@ fn main() {
                         } else {
                             late += 1;
                             max_late = max_late.max(behind);
+                            lags.push(behind);
                         }
                     }
                 }
             }
             let s = version_cache().stats();
+            lags.sort_unstable();
+            let p99 = lags.get(lags.len() * 99 / 100).copied().unwrap_or(0);
             println!(
                 "reads={reads} stale={stale} max_stale_ms={max_stale} late={late} \
-                 max_late_ms={max_late} l1_hits={} received={}",
+                 max_late_ms={max_late} p99_late_ms={p99} l1_hits={} received={}",
                 s.l1_hits, s.invalidations_received
             );
         }
         _ => {
             let mut changes = 0u64;
+            let started = Instant::now();
             while Instant::now() < until {
                 let id = fastrand_u32(keys);
                 let ver: u64 = raw.incr(format!("{prefix}src:{id}"), 1).expect("INCR");
@@ -133,7 +139,9 @@ fn main() {
                         .expect("SET");
                     changes += 1;
                 }
-                std::thread::sleep(Duration::from_millis(2));
+                // Paced at 500 changes a second.
+                let next = started + Duration::from_millis(2) * (changes as u32 + 1);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
             }
             println!("changes={changes}");
         }
