@@ -95,7 +95,8 @@ struct Stripe {
     stale_hits: AtomicU64,
     stale_if_error_hits: AtomicU64,
     refreshes: AtomicU64,
-    l1_hits: AtomicU64,
+    /// Hits and null hits answered from the L2 (the L1's are the others: see `Engine::stats`).
+    l2_answers: AtomicU64,
     l2_hits: AtomicU64,
     invalidations_received: AtomicU64,
 }
@@ -122,7 +123,8 @@ pub(crate) enum Counter {
     StaleHit,
     StaleIfErrorHit,
     Refresh,
-    L1Hit,
+    /// A hit or null hit answered from the L2 (counted beside `Hit`/`NullHit`).
+    L2Answer,
     L2Hit,
     #[cfg_attr(
         not(feature = "redis"),
@@ -232,7 +234,7 @@ impl Counters {
             Counter::StaleHit => &stripe.stale_hits,
             Counter::StaleIfErrorHit => &stripe.stale_if_error_hits,
             Counter::Refresh => &stripe.refreshes,
-            Counter::L1Hit => &stripe.l1_hits,
+            Counter::L2Answer => &stripe.l2_answers,
             Counter::L2Hit => &stripe.l2_hits,
             Counter::InvalidationReceived => &stripe.invalidations_received,
         };
@@ -244,6 +246,8 @@ impl Counters {
         }
     }
 
+    /// The counts; for a cache with an L1, `l1_hits` holds the hits answered from the L2 until
+    /// the engine turns it into the L1's (so that an L1 hit counts one counter, not two).
     pub(crate) fn snapshot(&self) -> Stats {
         let mut s = Stats::default();
         for st in self.stripes.iter() {
@@ -258,7 +262,7 @@ impl Counters {
             s.stale_hits += st.stale_hits.load(Relaxed);
             s.stale_if_error_hits += st.stale_if_error_hits.load(Relaxed);
             s.refreshes += st.refreshes.load(Relaxed);
-            s.l1_hits += st.l1_hits.load(Relaxed);
+            s.l1_hits += st.l2_answers.load(Relaxed);
             s.l2_hits += st.l2_hits.load(Relaxed);
             s.invalidations_received += st.invalidations_received.load(Relaxed);
         }

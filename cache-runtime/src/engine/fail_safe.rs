@@ -234,8 +234,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 ..entry
             };
             self.fenced(ticket, || {
-                B::remember(self, key, None);
-                self.store.insert(local, entry);
+                if B::remember(self, key, None) {
+                    self.store.insert(local, entry);
+                }
             });
         }
     }

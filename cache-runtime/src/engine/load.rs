@@ -229,6 +229,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 Next::Answer { entry, counter, .. } => match F::Shape::from_slot(entry.slot) {
                     Some(result) => {
                         self.stats.add(counter);
+                        if B::LOCAL
+                            && B::REMOTE
+                            && matches!(counter, Counter::Hit | Counter::NullHit)
+                        {
+                            self.stats.add(Counter::L2Answer);
+                        }
                         Step::Answer(result)
                     }
                     None => Step::Load(None),
@@ -714,20 +720,23 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 // since it was read (the placeholder may be newer than the invalidation).
                 (Some(guard), Some(ticket)) if kept => {
                     self.fenced(ticket, || {
-                        B::remember(self, key, None);
-                        let _ = guard.insert(entry);
+                        if B::remember(self, key, None) {
+                            let _ = guard.insert(entry);
+                        }
                     });
                 }
                 // Err: the placeholder was removed (an invalidation or `clear`).
                 (Some(guard), _) => {
-                    B::remember(self, key, None);
-                    let _ = guard.insert(entry);
+                    if B::remember(self, key, None) {
+                        let _ = guard.insert(entry);
+                    }
                 }
                 (None, Some(ticket)) => {
                     let local = B::local(key).clone();
                     self.fenced(ticket, || {
-                        B::remember(self, key, None);
-                        self.store.insert(local, entry);
+                        if B::remember(self, key, None) {
+                            self.store.insert(local, entry);
+                        }
                     });
                 }
                 (None, None) => {}

@@ -125,9 +125,6 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             phase::fire();
             return None;
         }
-        if B::REMOTE {
-            self.stats.add(Counter::L1Hit);
-        }
         self.hit(entry.slot)
     }
 
@@ -226,7 +223,12 @@ impl<F: Function, B: Backend<F>> Erased for Engine<F, B> {
 
     /// This engine's counts, plus its fallback's.
     fn stats(&self) -> Stats {
-        let own = self.stats.snapshot();
+        let mut own = self.stats.snapshot();
+        // With an L1, every hit not answered from the L2 was the L1's.
+        own.l1_hits = match (B::LOCAL, B::REMOTE) {
+            (true, true) => (own.hits + own.null_hits).saturating_sub(own.l1_hits),
+            _ => 0,
+        };
         match B::fallback(self) {
             Some(fallback) => own + fallback.stats.snapshot(),
             None => own,

@@ -10,7 +10,7 @@
 //! rendered Redis key (`*` for `clear()`); receiving it drops the L1 copy (no Redis read).
 //!
 //! **When the L1 may answer.** Only while the reader is caught up: each `XREAD` returns within
-//! 100 ms (its `BLOCK`), and the L1 answers until 150 ms after the last one returned (read on
+//! 100 ms (its `BLOCK`), and the L1 answers until 200 ms after the last one returned (read on
 //! the cache clock, which reads the real clock near that deadline: a process starved of CPU
 //! for longer than the clock's 64 ms slack can answer late by the excess). A reader
 //! that lost its connection stops the L1 at once (hits go to Redis); when it reconnects it
@@ -61,8 +61,9 @@ where
 const BLOCK_MS: u64 = 100;
 /// How long after the reader's last return the L1 may answer: the next `XREAD` returns within
 /// `BLOCK_MS` on a live connection, so a connection that died without a word stops the L1
-/// within this.
-const VALID_MS: u64 = BLOCK_MS + 50;
+/// within this. At least the cache clock's slack (64 ms) beyond `BLOCK_MS`, so that the hit
+/// path decides on the coarse clock alone while the reader keeps up.
+const VALID_MS: u64 = BLOCK_MS + 100;
 /// About how many entries the stream keeps.
 const MAX_LEN: &str = "10000";
 
@@ -73,12 +74,14 @@ pub(crate) struct Change {
     pub(crate) key: String,
 }
 
+/// Until when (cache clock, ms) the L1 may answer; 0 while the reader is not caught up. A
+/// plain static: the L1 hit path reads it.
+static VALID_UNTIL: AtomicU64 = AtomicU64::new(0);
+
 /// This process's id in the log, and its reader's state.
 struct Log {
     /// A random id: entries of this process are skipped by its own reader.
     origin: String,
-    /// Until when (cache clock, ms) the L1 may answer; 0 while the reader is not caught up.
-    valid_until: AtomicU64,
     /// The tiered caches of this process, by name.
     caches: Mutex<HashMap<String, Vec<&'static dyn Dropper>>>,
     /// Started once, at the first tiered cache.
@@ -87,7 +90,6 @@ struct Log {
 
 static LOG: LazyLock<Log> = LazyLock::new(|| Log {
     origin: format!("{:016x}", fastrand::u64(..)),
-    valid_until: AtomicU64::new(0),
     caches: Mutex::new(HashMap::new()),
     reader: OnceLock::new(),
 });
@@ -106,7 +108,7 @@ pub(crate) fn stream_key() -> String {
 /// split; the copies then live at most `l1_ttl`).
 #[inline]
 pub(crate) fn serves_local() -> bool {
-    clock::before(LOG.valid_until.load(Relaxed)) || redis_down()
+    clock::before(VALID_UNTIL.load(Relaxed)) || redis_down()
 }
 
 #[cold]
@@ -257,7 +259,7 @@ async fn read(redis: &'static Redis) {
                 follow(&mut con, &mut last).await;
             }
         }
-        LOG.valid_until.store(0, Relaxed);
+        VALID_UNTIL.store(0, Relaxed);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -357,8 +359,7 @@ async fn follow(con: &mut redis::aio::MultiplexedConnection, last: &mut Option<S
                 }
             }
         }
-        LOG.valid_until
-            .store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
+        VALID_UNTIL.store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
     }
 }
 
@@ -426,9 +427,10 @@ impl<F: RedisFunction, T: Tier> Dropper for Engine<F, RedisBackend<T>> {
 }
 
 /// Notes that `key` gets an L1 copy; `false` (keep no copy) if a change was received since the
-/// epoch `since`. The index holds at most twice the L1's capacity: past that (copies evicted
-/// from the L1 stay in the index) the whole L1 is dropped with it, which is safe, rare, and
-/// bounds its memory.
+/// epoch `since`. The index holds at most twice the L1's capacity: when it is full, the keys
+/// whose copies the L1 evicted are pruned from it, and if it is still full no copy is kept
+/// (so that every copy in the L1 can be found by the reader). Called with a fence stripe held:
+/// it never takes the fence.
 pub(crate) fn remember<F: RedisFunction, T: Tier>(
     engine: &Engine<F, RedisBackend<T>>,
     key: &RedisKey<F>,
@@ -447,18 +449,12 @@ pub(crate) fn remember<F: RedisFunction, T: Tier>(
     if since.is_some_and(|since| engine.state.l1.epoch.load(Relaxed) != since) {
         return false;
     }
-    if keys.len() as u64 >= engine.policy.max_entries.saturating_mul(2) {
-        keys.clear();
-        drop(keys);
-        engine.clear_local();
-        engine
-            .state
-            .l1
-            .keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(rendered.to_owned(), key.local_key().clone());
-        return true;
+    let cap = usize::try_from(engine.policy.max_entries.saturating_mul(2)).unwrap_or(usize::MAX);
+    if keys.len() >= cap && !keys.contains_key(rendered) {
+        keys.retain(|_, local| engine.store.peek(local).is_some());
+        if keys.len() >= cap {
+            return false;
+        }
     }
     keys.insert(rendered.to_owned(), key.local_key().clone());
     true
