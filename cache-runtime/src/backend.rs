@@ -194,21 +194,12 @@ pub trait Backend<F: Function>:
         true
     }
 
-    /// A key is about to get a copy in the local store (an L1 notes where invalidations of it
-    /// will come from). With `since` (an [`epoch`](Backend::epoch) read before the copy was
-    /// read from the shared store): `false` if another process's change came since, and the
-    /// copy must not be kept.
+    /// Keeps a copy of `key` in the local store: runs `insert` (an L1 first notes where
+    /// invalidations of the key will come from, and inserts while it holds that note).
     #[inline]
-    fn remember(engine: &Engine<F, Self>, key: &Self::Key, since: Option<u64>) -> bool {
-        let _ = (engine, key, since);
-        true
-    }
-
-    /// How many changes of other processes this cache has received (an L1's invalidations).
-    #[inline]
-    fn epoch(engine: &Engine<F, Self>) -> u64 {
-        let _ = engine;
-        0
+    fn keep_local(engine: &Engine<F, Self>, key: &Self::Key, insert: impl FnOnce()) {
+        let _ = (engine, key);
+        insert();
     }
 
     /// A cache was made (an L1 starts listening for other processes' changes).

@@ -50,11 +50,13 @@ pub struct Stats {
     pub refreshes: u64,
     /// `backend = "tiered"`: hits answered by the in-process L1 (also counted in `hits`).
     pub l1_hits: u64,
-    /// `backend = "tiered"`: calls that missed the L1 and found an entry in Redis (then
-    /// counted as a hit, stale hit or kept answer as its phase says).
+    /// `backend = "tiered"`: calls that missed the L1 and found an entry in Redis, in any
+    /// phase (then counted as a hit, stale hit or kept answer as its phase says, or, for an
+    /// entry past its windows, a miss that loads).
     pub l2_hits: u64,
-    /// `backend = "tiered"`: invalidations of this cache received from other processes'
-    /// changes, each of which dropped an L1 copy (or the whole L1).
+    /// `backend = "tiered"`: changes of this cache received from other processes through the
+    /// invalidation log (each drops that key's L1 copy, if there is one), plus the times the
+    /// whole L1 was dropped (at the log reader's first connection, and when it lost entries).
     pub invalidations_received: u64,
 }
 

@@ -234,9 +234,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 ..entry
             };
             self.fenced(ticket, || {
-                if B::remember(self, key, None) {
-                    self.store.insert(local, entry);
-                }
+                B::keep_local(self, key, || self.store.insert(local, entry));
             });
         }
     }

@@ -188,7 +188,6 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         key: &B::Key,
         read: Option<Read<F::Value>>,
         ticket: Option<Ticket>,
-        since: u64,
     ) -> Result<Step<F>, ()> {
         let entry = match read {
             None if self.policy.has_phases() => self.store.get(B::local(key)),
@@ -204,8 +203,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         };
         // The hit path drew XFetch's number for an entry of the local store already, and said
         // whether it fired; an entry read from the shared store draws here.
+        let fired = super::phase::take_fired();
         let xfetch = match B::REMOTE {
-            false => super::phase::Xfetch::Fired(super::phase::take_fired()),
+            false => super::phase::Xfetch::Fired(fired),
             true => super::phase::Xfetch::Roll,
         };
         if B::LOCAL && B::REMOTE {
@@ -213,7 +213,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             if let Some(ticket) = ticket
                 && entry.is_fresh()
             {
-                self.fill_local(key, ticket, since, &entry);
+                self.fill_local(key, ticket, &entry);
             }
         }
         Ok(
@@ -223,7 +223,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     counter,
                     refresh: true,
                 } => match F::Shape::from_slot(entry.slot.clone()) {
-                    Some(result) => Step::Refresh(entry, counter, result),
+                    Some(result) => {
+                        if B::LOCAL
+                            && B::REMOTE
+                            && matches!(counter, Counter::Hit | Counter::NullHit)
+                        {
+                            self.stats.add(Counter::L2Answer);
+                        }
+                        Step::Refresh(entry, counter, result)
+                    }
                     None => Step::Load(None),
                 },
                 Next::Answer { entry, counter, .. } => match F::Shape::from_slot(entry.slot) {
@@ -253,10 +261,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// for the load already running; answer with an expired entry where its phase says so.
     pub fn load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
         let ticket = self.phase_ticket(&key);
-        let since = B::epoch(self);
         let read = B::REMOTE.then(|| B::read(self, &key));
         let unusable = Self::unusable(&read);
-        let held = match self.found(&key, read, ticket, since) {
+        let held = match self.found(&key, read, ticket) {
             Ok(Step::Answer(result)) => return result,
             Ok(Step::Refresh(entry, counter, result)) => {
                 return self.revalidate(key, entry, ticket, counter, result, body);
@@ -306,13 +313,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
         let ticket = self.phase_ticket(&key);
-        let since = B::epoch(self);
         let read = match B::REMOTE {
             false => None,
             true => Some(B::read_async(self, &key).await),
         };
         let unusable = Self::unusable(&read);
-        let held = match self.found(&key, read, ticket, since) {
+        let held = match self.found(&key, read, ticket) {
             Ok(Step::Answer(result)) => return result,
             Ok(Step::Refresh(entry, counter, result)) => {
                 return self
@@ -387,6 +393,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         };
         let result = self.lead(&key, lead, body);
         B::changed(self, &key);
+        if B::LOCAL && B::REMOTE {
+            // A copy read from Redis before the refresh's write may have landed after it.
+            self.invalidate_local(B::local(&key));
+        }
         result
     }
 
@@ -407,6 +417,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         };
         let result = self.lead_async(&key, lead, body).await;
         B::changed_async(self, &key).await;
+        if B::LOCAL && B::REMOTE {
+            self.invalidate_local(B::local(&key));
+        }
         result
     }
 
@@ -595,17 +608,16 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     }
 
     /// An L1 copy of an entry read from the shared store, unless an invalidation came since
-    /// `ticket` (in this process) or since `since` (from another process, through the log).
-    fn fill_local(&self, key: &B::Key, ticket: Ticket, since: u64, entry: &Entry<F::Value>) {
+    /// `ticket` (in this process, or from another through the log: a received change fences
+    /// its key, or every key if this process holds no copy of it).
+    fn fill_local(&self, key: &B::Key, ticket: Ticket, entry: &Entry<F::Value>) {
         let copy = Entry {
             slot: entry.slot.clone(),
             times: self.local_times(entry.times),
         };
         let local = B::local(key).clone();
         self.fenced(ticket, || {
-            if B::remember(self, key, Some(since)) {
-                self.store.insert(local, copy);
-            }
+            B::keep_local(self, key, || self.store.insert(local, copy));
         });
     }
 
@@ -714,29 +726,28 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 slot: slot.cloned(),
                 times: self.local_times(settled.times),
             };
-            let kept = settled.times.retry_at_ms != 0;
+            // A kept copy of an entry read before the load, or any copy in an L1 (another
+            // process's change may have come since it was read or loaded): only if no
+            // invalidation came since the ticket (the placeholder may be newer than it).
+            let fenced = settled.times.retry_at_ms != 0 || B::REMOTE;
             match (guard, ticket) {
-                // A kept copy of an entry read before the load: only if no invalidation came
-                // since it was read (the placeholder may be newer than the invalidation).
-                (Some(guard), Some(ticket)) if kept => {
+                (Some(guard), Some(ticket)) if fenced => {
                     self.fenced(ticket, || {
-                        if B::remember(self, key, None) {
+                        B::keep_local(self, key, || {
                             let _ = guard.insert(entry);
-                        }
+                        });
                     });
                 }
                 // Err: the placeholder was removed (an invalidation or `clear`).
                 (Some(guard), _) => {
-                    if B::remember(self, key, None) {
+                    B::keep_local(self, key, || {
                         let _ = guard.insert(entry);
-                    }
+                    });
                 }
                 (None, Some(ticket)) => {
                     let local = B::local(key).clone();
                     self.fenced(ticket, || {
-                        if B::remember(self, key, None) {
-                            self.store.insert(local, entry);
-                        }
+                        B::keep_local(self, key, || self.store.insert(local, entry));
                     });
                 }
                 (None, None) => {}

@@ -156,7 +156,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if let Some(fallback) = B::fallback(self) {
             let _ = fallback.invalidate(lookup);
         }
-        B::invalidate(self, &B::key(self, lookup))
+        let done = B::invalidate(self, &B::key(self, lookup));
+        if B::LOCAL {
+            // An L1 copy read from Redis before its deletion may have landed since.
+            self.invalidate_local(lookup);
+        }
+        done
     }
 
     /// The async twin of [`Engine::invalidate`].
@@ -168,7 +173,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if let Some(fallback) = B::fallback(self) {
             let _ = fallback.invalidate(lookup);
         }
-        B::invalidate_async(self, &B::key(self, lookup)).await
+        let done = B::invalidate_async(self, &B::key(self, lookup)).await;
+        if B::LOCAL {
+            self.invalidate_local(lookup);
+        }
+        done
     }
 
     /// Drops the local copy of `key` (an L1 copy another process invalidated), fenced.
@@ -180,7 +189,17 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         self.invalidate_local(key);
     }
 
-    fn invalidate_local<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) {
+    /// Fences every load and copy in flight, dropping nothing: another process changed a key,
+    /// and a copy of it being made now must not be kept.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "only an L1 is told")
+    )]
+    pub(crate) fn fence_all(&self) {
+        self.fence.invalidate_all(|| {});
+    }
+
+    pub(crate) fn invalidate_local<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) {
         let stripe = self.store.shard_index(lookup);
         self.fence.invalidate(stripe, || {
             self.store.remove(lookup);
@@ -237,12 +256,23 @@ impl<F: Function, B: Backend<F>> Erased for Engine<F, B> {
 
     fn clear(&self) -> Invalidation {
         self.clear_local();
-        B::clear(self)
+        let done = B::clear(self);
+        if B::LOCAL && B::REMOTE {
+            // Copies read from Redis during the clear may have landed since.
+            self.clear_local();
+        }
+        done
     }
 
     fn clear_async(&self) -> Pin<Box<dyn Future<Output = Invalidation> + Send + '_>> {
         self.clear_local();
-        Box::pin(B::clear_async(self))
+        Box::pin(async move {
+            let done = B::clear_async(self).await;
+            if B::LOCAL && B::REMOTE {
+                self.clear_local();
+            }
+            done
+        })
     }
 
     /// Entries held in process: the local store's, plus the fallback's (for Redis, only the

@@ -592,16 +592,11 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         !T::LOCAL || tiered::serves_local()
     }
 
-    fn remember(engine: &Engine<F, Self>, key: &RedisKey<F>, since: Option<u64>) -> bool {
-        !T::LOCAL || tiered::remember(engine, key, since)
-    }
-
-    #[inline]
-    fn epoch(engine: &Engine<F, Self>) -> u64 {
+    fn keep_local(engine: &Engine<F, Self>, key: &RedisKey<F>, insert: impl FnOnce()) {
         if T::LOCAL {
-            engine.state.l1.epoch.load(Relaxed)
+            tiered::keep_local(engine, key, insert);
         } else {
-            0
+            insert();
         }
     }
 

@@ -64,6 +64,8 @@ const BLOCK_MS: u64 = 100;
 /// within this. At least the cache clock's slack (64 ms) beyond `BLOCK_MS`, so that the hit
 /// path decides on the coarse clock alone while the reader keeps up.
 const VALID_MS: u64 = BLOCK_MS + 100;
+/// Entries read per `XREAD`.
+const READ_COUNT: usize = 512;
 /// About how many entries the stream keeps.
 const MAX_LEN: &str = "10000";
 
@@ -113,7 +115,8 @@ pub(crate) fn serves_local() -> bool {
 
 #[cold]
 fn redis_down() -> bool {
-    Redis::get().is_ok_and(|redis| redis.breaker.is_open())
+    // No usable Redis settings count as down: the L1 answers, each copy for at most `l1_ttl`.
+    Redis::get().map_or(true, |redis| redis.breaker.is_open())
 }
 
 /// What the reader does to one cache's L1.
@@ -286,7 +289,6 @@ async fn resume(
     let stream = stream_key();
     let id = run_id(con).await?;
     let restarted = server.as_ref().is_some_and(|s| *s != id);
-    *server = Some(id);
     let newest: Value = redis::cmd("XREVRANGE")
         .arg(&stream)
         .arg("+")
@@ -299,8 +301,13 @@ async fn resume(
         .into_iter()
         .next()
         .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+    // Only once this resume succeeds is the new server known (a failed one is asked again).
+    let mut known = || *server = Some(id.clone());
     let Some(last) = last else {
-        // The first connection: the L1 is empty, nothing before now concerns it.
+        known();
+        // The first connection: copies made before it may have missed changes (the L1 did not
+        // answer meanwhile, but copies were kept): drop them, and read from the end.
+        each(None, |c| c.drop_all());
         return Ok(end);
     };
     let oldest: Value = redis::cmd("XRANGE")
@@ -325,8 +332,10 @@ async fn resume(
              reading it; every tiered cache's L1 is dropped"
         );
         each(None, |c| c.drop_all());
+        known();
         return Ok(end);
     }
+    known();
     Ok(last.to_owned())
 }
 
@@ -338,7 +347,7 @@ async fn follow(con: &mut redis::aio::MultiplexedConnection, last: &mut Option<S
         let from = last.clone().unwrap_or_else(|| "$".to_owned());
         let reply: Result<Value, _> = redis::cmd("XREAD")
             .arg("COUNT")
-            .arg(512)
+            .arg(READ_COUNT)
             .arg("BLOCK")
             .arg(BLOCK_MS)
             .arg("STREAMS")
@@ -349,17 +358,32 @@ async fn follow(con: &mut redis::aio::MultiplexedConnection, last: &mut Option<S
         let Ok(reply) = reply else {
             return;
         };
-        if let Value::Array(streams) = &reply {
-            for s in streams {
-                let Value::Array(pair) = s else { continue };
-                let Some(part) = pair.get(1) else { continue };
-                for (id, fields) in entries(part) {
-                    apply(&fields);
-                    *last = Some(id);
-                }
+        // RESP2: `[[stream, entries]]`; RESP3: `{stream: entries}`; nil when nothing came.
+        let parts: Vec<&Value> = match &reply {
+            Value::Nil => Vec::new(),
+            Value::Array(streams) => streams
+                .iter()
+                .filter_map(|s| match s {
+                    Value::Array(pair) => pair.get(1),
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(pairs) => pairs.iter().map(|(_, v)| v).collect(),
+            // Not a reply this reader understands: stop the L1 rather than miss changes.
+            _ => return,
+        };
+        let mut read = 0;
+        for part in parts {
+            for (id, fields) in entries(part) {
+                apply(&fields);
+                *last = Some(id);
+                read += 1;
             }
         }
-        VALID_UNTIL.store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
+        // Caught up only when a reply did not fill its `COUNT`.
+        if read < READ_COUNT {
+            VALID_UNTIL.store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
+        }
     }
 }
 
@@ -380,24 +404,22 @@ fn apply(fields: &HashMap<String, String>) {
 /// The L1 copies of one tiered cache, by rendered key: what the reader drops.
 pub(crate) struct Index<K> {
     keys: Mutex<HashMap<String, K>>,
-    /// Changes received from other processes: a copy read from Redis before one of them is
-    /// not kept (its key may not be in `keys` yet when the change is received).
-    pub(crate) epoch: AtomicU64,
 }
 
 impl<K> Index<K> {
     pub(crate) fn new() -> Self {
         Index {
             keys: Mutex::new(HashMap::new()),
-            epoch: AtomicU64::new(0),
         }
     }
 }
 
 impl<F: RedisFunction, T: Tier> Dropper for Engine<F, RedisBackend<T>> {
     fn drop_key(&self, key: &str) {
-        // First: a copy read before now is not kept, even if its key is not remembered yet.
-        self.state.l1.epoch.fetch_add(1, Relaxed);
+        // First fence every copy in flight: one whose fence check comes later is not kept,
+        // and one that passed it already holds its stripe until it is in the index, where the
+        // lookup below finds it.
+        self.fence_all();
         let local = {
             let mut keys = self
                 .state
@@ -414,7 +436,6 @@ impl<F: RedisFunction, T: Tier> Dropper for Engine<F, RedisBackend<T>> {
     }
 
     fn drop_all(&self) {
-        self.state.l1.epoch.fetch_add(1, Relaxed);
         self.state
             .l1
             .keys
@@ -426,18 +447,19 @@ impl<F: RedisFunction, T: Tier> Dropper for Engine<F, RedisBackend<T>> {
     }
 }
 
-/// Notes that `key` gets an L1 copy; `false` (keep no copy) if a change was received since the
-/// epoch `since`. The index holds at most twice the L1's capacity: when it is full, the keys
-/// whose copies the L1 evicted are pruned from it, and if it is still full no copy is kept
-/// (so that every copy in the L1 can be found by the reader). Called with a fence stripe held:
-/// it never takes the fence.
-pub(crate) fn remember<F: RedisFunction, T: Tier>(
+/// Keeps an L1 copy of `key`: notes it in the index and runs `insert` while the index is
+/// locked, so that the reader, which looks keys up under the same lock, always finds a copy it
+/// must drop. The index holds at most twice the L1's capacity: when it is full, keys whose
+/// copies the L1 evicted are pruned, and if it is still full no copy is kept. Called with a
+/// fence stripe held: it never takes the fence.
+pub(crate) fn keep_local<F: RedisFunction, T: Tier>(
     engine: &Engine<F, RedisBackend<T>>,
     key: &RedisKey<F>,
-    since: Option<u64>,
-) -> bool {
+    insert: impl FnOnce(),
+) {
     let Some(rendered) = key.rendered() else {
-        return true;
+        // Not in Redis either (a key part did not render): nothing to invalidate it by.
+        return;
     };
     let mut keys = engine
         .state
@@ -445,17 +467,13 @@ pub(crate) fn remember<F: RedisFunction, T: Tier>(
         .keys
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    // Under the index's lock: a change received after this check finds the key remembered.
-    if since.is_some_and(|since| engine.state.l1.epoch.load(Relaxed) != since) {
-        return false;
-    }
     let cap = usize::try_from(engine.policy.max_entries.saturating_mul(2)).unwrap_or(usize::MAX);
     if keys.len() >= cap && !keys.contains_key(rendered) {
         keys.retain(|_, local| engine.store.peek(local).is_some());
         if keys.len() >= cap {
-            return false;
+            return;
         }
     }
     keys.insert(rendered.to_owned(), key.local_key().clone());
-    true
+    insert();
 }
