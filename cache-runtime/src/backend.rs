@@ -187,11 +187,18 @@ pub trait Backend<F: Function>:
     /// The in-process engine that answers while the backend fails.
     fn fallback(engine: &Engine<F, Self>) -> Option<&Engine<F, Memory>>;
 
-    /// Whether the local store may answer now (an L1 answers only while it cannot have missed
-    /// an invalidation).
+    /// Whether the local store may answer at `coarse` (the coarse clock, read by the hit
+    /// path): an L1 answers only while it cannot have missed an invalidation.
+    #[inline]
+    fn serves_local_at(coarse: u64) -> bool {
+        let _ = coarse;
+        true
+    }
+
+    /// [`Backend::serves_local_at`] now.
     #[inline]
     fn serves_local() -> bool {
-        true
+        Self::serves_local_at(crate::clock::coarse_ms())
     }
 
     /// Keeps a copy of `key` in the local store: runs `insert` (an L1 first notes where

@@ -169,7 +169,12 @@ pub(crate) fn coarse_ms() -> u64 {
 /// [`SLACK_MS`] away, the real clock when it is near.
 #[inline]
 pub(crate) fn before(deadline: u64) -> bool {
-    let coarse = coarse_ms();
+    before_at(coarse_ms(), deadline)
+}
+
+/// [`before`] with the coarse clock already read (`coarse`), for a path that asks twice.
+#[inline]
+pub(crate) fn before_at(coarse: u64, deadline: u64) -> bool {
     if coarse.saturating_add(SLACK_MS) < deadline {
         return true;
     }

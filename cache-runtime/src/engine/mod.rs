@@ -104,10 +104,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// its phase.
     #[inline]
     pub fn get(&self, lookup: &F::Lookup<'_>) -> Option<F::Output> {
-        if !B::LOCAL || (B::REMOTE && !B::serves_local()) {
+        if !B::LOCAL {
             return None;
         }
-        self.get_q(lookup)
+        // One read of the coarse clock for both the L1's validity and the entry's deadline.
+        let coarse = clock::coarse_ms();
+        if B::REMOTE && !B::serves_local_at(coarse) {
+            return None;
+        }
+        self.get_at(lookup, coarse)
     }
 
     /// [`Engine::get`] by an owned key (the fallback's hit path).
@@ -117,11 +122,21 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     #[inline]
     fn get_q<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) -> Option<F::Output> {
+        self.get_at(lookup, clock::coarse_ms())
+    }
+
+    /// The hit path with the coarse clock read (`coarse`).
+    #[inline]
+    fn get_at<Q: Hash + Equivalent<F::Key> + ?Sized>(
+        &self,
+        lookup: &Q,
+        coarse: u64,
+    ) -> Option<F::Output> {
         let entry = self.store.get(lookup)?;
-        if !entry.is_fresh() {
+        if !clock::before_at(coarse, entry.times.fresh_until_ms) {
             return None;
         }
-        if self.policy.early_refresh > 0.0 && self.policy.early(&entry.times, clock::coarse_ms()) {
+        if self.policy.early_refresh > 0.0 && self.policy.early(&entry.times, coarse) {
             phase::fire();
             return None;
         }

@@ -588,8 +588,8 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
     }
 
     #[inline]
-    fn serves_local() -> bool {
-        !T::LOCAL || tiered::serves_local()
+    fn serves_local_at(coarse: u64) -> bool {
+        !T::LOCAL || tiered::serves_local_at(coarse)
     }
 
     fn keep_local(engine: &Engine<F, Self>, key: &RedisKey<F>, insert: impl FnOnce()) {

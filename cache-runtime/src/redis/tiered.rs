@@ -109,8 +109,8 @@ pub(crate) fn stream_key() -> String {
 /// have been acknowledged through a Redis this process cannot reach, unless the network is
 /// split; the copies then live at most `l1_ttl`).
 #[inline]
-pub(crate) fn serves_local() -> bool {
-    clock::before(VALID_UNTIL.load(Relaxed)) || redis_down()
+pub(crate) fn serves_local_at(coarse: u64) -> bool {
+    clock::before_at(coarse, VALID_UNTIL.load(Relaxed)) || redis_down()
 }
 
 #[cold]
