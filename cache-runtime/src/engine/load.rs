@@ -443,7 +443,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let ticket = ticket.or_else(|| self.lead_ticket(key, guard.is_some(), held.is_some()));
         let lease = match B::lease(self, key, start) {
             Leased::Lease(lease) => lease,
-            Leased::Found(entry) => match self.shared(key, guard, entry, start) {
+            Leased::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
                 Ok(result) => return result,
                 Err(guard) => {
                     let result = self.run(mark, || body.call());
@@ -528,7 +528,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let ticket = ticket.or_else(|| self.lead_ticket(key, guard.is_some(), held.is_some()));
         let lease = match B::lease_async(self, key, start).await {
             Leased::Lease(lease) => lease,
-            Leased::Found(entry) => match self.shared(key, guard, entry, start) {
+            Leased::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
                 Ok(result) => return result,
                 Err(guard) => {
                     let result = self.run_async(mark, body.start()).await;
@@ -681,6 +681,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         &self,
         key: &B::Key,
         guard: Option<Guard<'a, F>>,
+        ticket: Option<Ticket>,
         entry: Entry<F::Value>,
         start: Start,
     ) -> Result<F::Output, Option<Guard<'a, F>>> {
@@ -695,12 +696,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 self.stats.add(Counter::StaleIfErrorHit);
             }
         }
+        // With an L1, the value found is kept there too (fenced like every copy), and that is
+        // how this process's waiters get it.
+        let l1 = B::LOCAL && B::REMOTE;
         let share = Settled {
-            store: None,
+            store: l1.then(|| entry.slot.as_ref()),
             share: Some(entry.slot.as_ref()),
             times: entry.times,
         };
-        self.write_local(key, guard, None, &share, true);
+        self.write_local(key, guard, ticket.filter(|_| l1), &share, true);
         Ok(result)
     }
 
