@@ -110,6 +110,14 @@ pub(crate) fn stream_key() -> String {
 /// split; the copies then live at most `l1_ttl`).
 #[inline]
 pub(crate) fn serves_local_at(coarse: u64) -> bool {
+    // The common case in one compare: the reader's deadline is well ahead on the coarse
+    // clock; anything else (near the deadline, past it, Redis down) is decided out of line.
+    coarse.saturating_add(clock::SLACK_MS) < VALID_UNTIL.load(Relaxed) || serves_local_slow(coarse)
+}
+
+#[cold]
+#[inline(never)]
+fn serves_local_slow(coarse: u64) -> bool {
     clock::before_at(coarse, VALID_UNTIL.load(Relaxed)) || redis_down()
 }
 
