@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use benches::raw_get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::aio::ConnectionManager;
 use tests::redis_server::Server;
@@ -21,14 +22,6 @@ static NEXT: AtomicU64 = AtomicU64::new(1 << 32);
 
 fn fresh() -> u64 {
     NEXT.fetch_add(1, Relaxed)
-}
-
-async fn raw_get(con: &mut ConnectionManager, key: &str) -> Option<Vec<u8>> {
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(con)
-        .await
-        .unwrap_or_default()
 }
 
 async fn raw_get_set(con: &mut ConnectionManager, key: &str) {

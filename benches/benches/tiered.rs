@@ -15,10 +15,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use benches::raw_get;
 use cache_runtime::cached;
 use criterion::Criterion;
 use redis::Commands;
-use redis::aio::ConnectionManager;
 use tests::redis_server::Server;
 
 #[cached(ttl = 3600, backend = "memory", key = "{k}")]
@@ -144,14 +144,6 @@ fn lag(url: &str) {
         q(99),
         q(100)
     );
-}
-
-async fn raw_get(con: &mut ConnectionManager, key: &str) -> Option<Vec<u8>> {
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(con)
-        .await
-        .unwrap_or_default()
 }
 
 fn main() {

@@ -76,7 +76,7 @@ pub mod __private {
     #[cfg(feature = "redis")]
     pub use crate::redis::{
         L1, RedisBackend, RedisFunction, RedisKey, RedisSignature, Remote, Tier, TieredBackend,
-        layout::KeyWriter, redis_cache, tiered_cache,
+        layout::KeyWriter, redis_cache,
     };
     #[cfg(feature = "redis")]
     pub use serde_json;

@@ -54,6 +54,15 @@ fn together<T: Send + 'static>(
     threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
+/// A tokio runtime of two workers, for the async tests.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 const SLOW: Duration = Duration::from_millis(600);
 
 static SWR_LOADS: AtomicU64 = AtomicU64::new(0);
@@ -105,11 +114,7 @@ async fn swr_async(id: u32) -> u64 {
 #[test]
 fn issue_11_async_stale_callers_answer_at_once_and_the_revalidation_is_a_task() {
     let Some(_serial) = serial() else { return };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         assert_eq!(swr_async(2).await, 201);
         clock::advance(Duration::from_secs(11));
@@ -286,11 +291,7 @@ async fn hangs_async(id: u32) -> u32 {
 #[test]
 fn issue_11_an_async_load_past_load_timeout_goes_on_as_a_task() {
     let Some(_serial) = serial() else { return };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         assert_eq!(hangs_async(7).await, 701);
         clock::advance(Duration::from_secs(11));

@@ -162,7 +162,7 @@ impl Gen<'_> {
         let [cell] = mixed(["CELL"]);
         let shape = syn::Ident::new("__shape", out);
         let (backend, trait_name, make) = match (self.redis, self.tiered) {
-            (true, true) => (quote!(TieredBackend), quote!(RedisFunction), "tiered_cache"),
+            (true, true) => (quote!(TieredBackend), quote!(RedisFunction), "redis_cache"),
             (true, false) => (quote!(RedisBackend), quote!(RedisFunction), "redis_cache"),
             (false, _) => (quote!(Memory), quote!(Function), "memory_cache"),
         };

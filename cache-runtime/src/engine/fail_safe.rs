@@ -228,14 +228,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         valid: bool,
     ) {
         if let (true, true, Some(ticket)) = (B::LOCAL, valid, ticket) {
-            let local = B::local(key).clone();
             let entry = Entry {
                 times: self.local_times(entry.times),
                 ..entry
             };
-            self.fenced(ticket, || {
-                B::keep_local(self, key, || self.store.insert(local, entry));
-            });
+            self.insert_local(key, ticket, entry);
         }
     }
 }

@@ -452,10 +452,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     return result;
                 }
             },
-            Leased::Busy => match held
-                .as_ref()
-                .and_then(|h| F::Shape::from_slot(h.slot.clone()))
-            {
+            // Another process refreshes: the held entry answers (a refresh always holds one).
+            Leased::Busy => match self.held_answer(held.as_ref()) {
                 Some(result) => return result,
                 None => None,
             },
@@ -488,10 +486,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Ok(result) => Some(self.settle(result, elapsed_ms(started))),
             Err(_) => None,
         };
-        if let (None | Some(Settled { share: None, .. }), Some(held)) =
-            (&outcome, held.as_ref().filter(|h| self.can_keep(h)))
-        {
-            let held = held.clone();
+        if let Some(held) = self.kept_for(&outcome, held.as_ref()) {
             let why = failure(&result);
             let failed = Failed { why, counted };
             if let Some(answer) = self.fail_safe(key, guard, ticket, lease, held, failed) {
@@ -537,10 +532,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     return result;
                 }
             },
-            Leased::Busy => match held
-                .as_ref()
-                .and_then(|h| F::Shape::from_slot(h.slot.clone()))
-            {
+            // Another process refreshes: the held entry answers (a refresh always holds one).
+            Leased::Busy => match self.held_answer(held.as_ref()) {
                 Some(result) => return result,
                 None => None,
             },
@@ -575,10 +568,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Ok(result) => Some(self.settle(result, elapsed_ms(started))),
             Err(_) => None,
         };
-        if let (None | Some(Settled { share: None, .. }), Some(held)) =
-            (&outcome, held.as_ref().filter(|h| self.can_keep(h)))
-        {
-            let held = held.clone();
+        if let Some(held) = self.kept_for(&outcome, held.as_ref()) {
             let why = failure(&result);
             let failed = Failed { why, counted };
             if let Some(answer) = self
@@ -615,9 +605,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             slot: entry.slot.clone(),
             times: self.local_times(entry.times),
         };
+        self.insert_local(key, ticket, copy);
+    }
+
+    /// Inserts `entry` (its times already local) into the local store without a placeholder,
+    /// unless an invalidation came since `ticket`.
+    pub(super) fn insert_local(&self, key: &B::Key, ticket: Ticket, entry: Entry<F::Value>) {
         let local = B::local(key).clone();
         self.fenced(ticket, || {
-            B::keep_local(self, key, || self.store.insert(local, copy));
+            B::keep_local(self, key, || self.store.insert(local, entry));
         });
     }
 
@@ -642,12 +638,27 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         (B::LOCAL && (!guarded || held)).then(|| self.ticket(B::local(key)))
     }
 
+    /// The answer a held entry gives, if its shape can.
+    fn held_answer(&self, held: Option<&Entry<F::Value>>) -> Option<F::Output> {
+        F::Shape::from_slot(held?.slot.clone())
+    }
+
     /// With `load_timeout` and a held entry that can answer: that answer, and how long to
     /// wait for the load before giving it.
     fn timed(&self, held: Option<&Entry<F::Value>>) -> Option<(F::Output, Duration)> {
         let limit = self.policy.load_timeout?;
-        let answer = F::Shape::from_slot(held?.slot.clone())?;
-        Some((answer, limit))
+        Some((self.held_answer(held)?, limit))
+    }
+
+    /// The held entry that answers in place of a load that gave no value (an error or a
+    /// panic), if it may.
+    fn kept_for(
+        &self,
+        outcome: &Option<Settled<'_, F::Value>>,
+        held: Option<&Entry<F::Value>>,
+    ) -> Option<Entry<F::Value>> {
+        let failed = matches!(outcome, None | Some(Settled { share: None, .. }));
+        held.filter(|h| failed && self.can_keep(h)).cloned()
     }
 
     /// A load run elsewhere that ended in time, counted here (`run` counts those run in
@@ -748,12 +759,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                         let _ = guard.insert(entry);
                     });
                 }
-                (None, Some(ticket)) => {
-                    let local = B::local(key).clone();
-                    self.fenced(ticket, || {
-                        B::keep_local(self, key, || self.store.insert(local, entry));
-                    });
-                }
+                (None, Some(ticket)) => self.insert_local(key, ticket, entry),
                 (None, None) => {}
             }
             return;

@@ -11,7 +11,7 @@
 //! it answers without a load (`Throttled`), so a down database is not retried on every call.
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 
@@ -127,7 +127,7 @@ impl Policy {
     /// within `stale` or `stale_if_error`.
     pub(crate) fn can_answer<V>(&self, held: &Entry<V>, now_ms: u64) -> bool {
         let fresh = held.times.fresh_until_ms;
-        let window = ms(self.stale.max(self.stale_if_error));
+        let window = ms(self.grace());
         now_ms < fresh.saturating_add(window).min(held.times.stale_until_ms)
     }
 }
@@ -167,90 +167,78 @@ impl<V> Next<V> {
     }
 }
 
-/// The keys of one cache with a revalidation or early refresh running in this process: one
-/// per key (across processes, the backend's lease decides).
-pub(crate) struct Refreshing<K> {
-    keys: Mutex<HashSet<K>>,
+/// Keys marked with a value while something runs for them, each mark removed when its guard
+/// drops (done, panicked or cancelled). Two uses: the keys with a revalidation or early
+/// refresh running in this process ([`Refreshing`]: one per key; across processes the
+/// backend's lease decides), and the entries held for fail-safe by loads in flight ([`Kept`]:
+/// a load's placeholder hides the entry from later callers, and one that waits past
+/// `lock_timeout` still finds the value to answer a failure with).
+pub(crate) struct Marks<K, V> {
+    marks: Mutex<HashMap<K, V>>,
 }
 
-/// A key's revalidation, marked in [`Refreshing`] until dropped (done, panicked, cancelled).
-pub(crate) struct RefreshMark<'a, K: Hash + Eq> {
-    set: &'a Refreshing<K>,
+/// Keys with a revalidation or early refresh running.
+pub(crate) type Refreshing<K> = Marks<K, ()>;
+/// Entries held by loads in flight.
+pub(crate) type Kept<K, V> = Marks<K, Entry<V>>;
+
+/// A key's mark in [`Marks`], removed when dropped.
+pub(crate) struct Mark<'a, K: Hash + Eq, V> {
+    marks: &'a Marks<K, V>,
     key: Option<K>,
 }
 
-impl<K: Hash + Eq + Clone> Refreshing<K> {
+/// The mark of a refresh.
+pub(crate) type RefreshMark<'a, K> = Mark<'a, K, ()>;
+
+impl<K: Hash + Eq + Clone, V: Clone> Marks<K, V> {
     pub(crate) fn new() -> Self {
-        Refreshing {
-            keys: Mutex::new(HashSet::new()),
+        Marks {
+            marks: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Marks `key`, unless a revalidation of it is running already.
-    pub(crate) fn start(&self, key: &K) -> Option<RefreshMark<'_, K>> {
-        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        keys.insert(key.clone()).then(|| RefreshMark {
-            set: self,
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
+        self.marks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks `key`, unless it is marked already.
+    pub(crate) fn claim(&self, key: &K, value: V) -> Option<Mark<'_, K, V>> {
+        let mut marks = self.lock();
+        if marks.contains_key(key) {
+            return None;
+        }
+        marks.insert(key.clone(), value);
+        Some(Mark {
+            marks: self,
             key: Some(key.clone()),
         })
     }
-}
 
-impl<K: Hash + Eq> Drop for RefreshMark<'_, K> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let mut keys = self.set.keys.lock().unwrap_or_else(PoisonError::into_inner);
-            keys.remove(&key);
-        }
-    }
-}
-
-/// In process, the entries held for fail-safe by loads in flight: the load's placeholder hides
-/// the entry from callers that come later, and one that waits past `lock_timeout` still finds
-/// the value to answer a failure with.
-pub(crate) struct Kept<K, V> {
-    entries: Mutex<HashMap<K, Entry<V>>>,
-}
-
-/// An entry shown in [`Kept`] until dropped.
-pub(crate) struct Shown<'a, K: Hash + Eq, V> {
-    kept: &'a Kept<K, V>,
-    key: Option<K>,
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> Kept<K, V> {
-    pub(crate) fn new() -> Self {
-        Kept {
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Shows a copy of `held` under `key` while the returned mark lives; nothing for `None`.
-    pub(crate) fn show(&self, key: &K, held: Option<&Entry<V>>) -> Shown<'_, K, V> {
-        let key = held.map(|held| {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            entries.insert(key.clone(), held.clone());
+    /// Marks `key` with a copy of `value` while the returned mark lives; nothing for `None`.
+    pub(crate) fn show(&self, key: &K, value: Option<&V>) -> Mark<'_, K, V> {
+        let key = value.map(|value| {
+            self.lock().insert(key.clone(), value.clone());
             key.clone()
         });
-        Shown { kept: self, key }
+        Mark { marks: self, key }
     }
 
-    /// The entry held for `key` by a load in flight.
-    pub(crate) fn get(&self, key: &K) -> Option<Entry<V>> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.get(key).cloned()
+    /// The value `key` is marked with.
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
+        self.lock().get(key).cloned()
     }
 }
 
-impl<K: Hash + Eq, V> Drop for Shown<'_, K, V> {
+impl<K: Hash + Eq, V> Drop for Mark<'_, K, V> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            let mut entries = self
-                .kept
-                .entries
+            let mut marks = self
+                .marks
+                .marks
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            entries.remove(&key);
+            marks.remove(&key);
         }
     }
 }
@@ -335,11 +323,11 @@ mod tests {
 
     #[test]
     fn a_key_refreshes_once_at_a_time() {
-        let set = Refreshing::new();
-        let first = set.start(&7).expect("free");
-        assert!(set.start(&7).is_none());
-        assert!(set.start(&8).is_some());
+        let set: Refreshing<u32> = Refreshing::new();
+        let first = set.claim(&7, ()).expect("free");
+        assert!(set.claim(&7, ()).is_none());
+        assert!(set.claim(&8, ()).is_some());
         drop(first);
-        assert!(set.start(&7).is_some());
+        assert!(set.claim(&7, ()).is_some());
     }
 }

@@ -97,7 +97,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         key: &B::Key,
         seen: &Entry<F::Value>,
     ) -> Option<RefreshMark<'static, F::Key>> {
-        let mark = self.refreshing.start(B::local(key))?;
+        let mark = self.refreshing.claim(B::local(key), ())?;
         // In process only: with a shared store its lease script checks the same, and an L1
         // holds shortened copies.
         if B::LOCAL && !B::REMOTE {

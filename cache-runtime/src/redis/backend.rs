@@ -9,6 +9,7 @@
 // operations, and the enums they take, are the crate's own.
 #![allow(private_interfaces, private_bounds)]
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -95,16 +96,17 @@ impl<F: Types, T: Tier> BackendState<F> for RedisBackend<T> {
     type Key = RedisKey<F>;
 }
 
-/// The Redis cache of the cached function `S` for `owner`, kept in `cell`: the twin of
-/// [`memory_cache`](crate::engine::memory_cache).
+/// The Redis (or, with `T = L1`, tiered) cache of the cached function `S` for `owner`, kept
+/// in `cell`: the twin of [`memory_cache`](crate::engine::memory_cache). The tier is read from
+/// the type the generated code names.
 #[inline]
-pub fn redis_cache<S, M>(
+pub fn redis_cache<S, M, T: Tier>(
     cell: &'static Cell,
     owner: std::any::TypeId,
     signature: S,
     shape: Picked<M>,
     init: impl FnOnce() -> (String, Policy),
-) -> &'static Engine<Shaped<S, M>, RedisBackend>
+) -> &'static Engine<Shaped<S, M>, RedisBackend<T>>
 where
     S: RedisSignature,
     M: Shape<S::Output> + 'static,
@@ -327,6 +329,26 @@ fn payload<F: RedisFunction, T: Tier>(
     Some((bytes, write))
 }
 
+/// What [`Backend::keep`] runs: the publish of the kept value under the lease its load still
+/// holds (the lease is not released); `None` when there is nothing to write.
+fn kept_write<F: RedisFunction, T: Tier>(
+    engine: &Engine<F, RedisBackend<T>>,
+    lease: &HeldLease,
+    stored: (Slot<&F::Value>, Times),
+) -> Option<(
+    &'static Redis,
+    impl Future<Output = Result<bool, StoreError>> + Send + 'static,
+)> {
+    let (bytes, write) = payload(engine, stored)?;
+    let held = lease.lease.clone()?;
+    let write = Write {
+        keep_lease: true,
+        ..write
+    };
+    let (redis, keys) = (lease.redis, lease.keys.clone());
+    Some((redis, ops::publish(redis, keys, held, Some((bytes, write)))))
+}
+
 /// Whether a publish's answer leaves the result to share: not when an invalidation revoked
 /// the lease (the waiters load again); a failed write (counted) still shares.
 fn published<F: RedisFunction, T: Tier>(
@@ -498,17 +520,10 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         lease: &HeldLease,
         stored: (Slot<&F::Value>, Times),
     ) -> bool {
-        let (Some((bytes, write)), Some(held)) = (payload(engine, stored), lease.lease.clone())
-        else {
+        let Some((redis, publish)) = kept_write(engine, lease, stored) else {
             return true;
         };
-        let write = Write {
-            keep_lease: true,
-            ..write
-        };
-        let (redis, keys) = (lease.redis, lease.keys.clone());
-        let answer = redis.block(ops::publish(redis, keys, held, Some((bytes, write))));
-        published(engine, answer)
+        published(engine, redis.block(publish))
     }
 
     async fn keep_async(
@@ -517,19 +532,10 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         lease: &HeldLease,
         stored: (Slot<&F::Value>, Times),
     ) -> bool {
-        let (Some((bytes, write)), Some(held)) = (payload(engine, stored), lease.lease.clone())
-        else {
+        let Some((redis, publish)) = kept_write(engine, lease, stored) else {
             return true;
         };
-        let write = Write {
-            keep_lease: true,
-            ..write
-        };
-        let (redis, keys) = (lease.redis, lease.keys.clone());
-        let answer = redis
-            .run(ops::publish(redis, keys, held, Some((bytes, write))))
-            .await;
-        published(engine, answer)
+        published(engine, redis.run(publish).await)
     }
 
     /// Deletes the value and its lock; kept to replay if Redis cannot be reached now.

@@ -96,7 +96,6 @@ where
 }
 
 pub use backend::{L1, RedisBackend, Remote, Tier, TieredBackend, redis_cache};
-pub use tiered::tiered_cache;
 
 /// The key of one call: its in-process form (for single-flight) and its Redis keys.
 pub struct RedisKey<F: Types> {

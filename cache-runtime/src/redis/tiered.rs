@@ -25,37 +25,13 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::backend::{RedisBackend, Tier, TieredBackend};
+use super::backend::{RedisBackend, Tier};
 use super::conn::{Redis, StoreError};
-use super::{RedisFunction, RedisKey, RedisSignature};
-use crate::bounds::{CachedValue, RedisValue};
-use crate::cell::Cell;
+use super::{RedisFunction, RedisKey};
 use crate::clock;
 use crate::config;
-use crate::engine::{Engine, in_cell};
-use crate::function::Shaped;
-use crate::policy::Policy;
-use crate::shape::{Picked, Shape};
+use crate::engine::Engine;
 use crate::stats::Counter;
-
-/// The tiered cache of the cached function `S` for `owner`, kept in `cell`: the twin of
-/// [`redis_cache`](super::redis_cache).
-#[inline]
-pub fn tiered_cache<S, M>(
-    cell: &'static Cell,
-    owner: std::any::TypeId,
-    signature: S,
-    shape: Picked<M>,
-    init: impl FnOnce() -> (String, Policy),
-) -> &'static Engine<Shaped<S, M>, TieredBackend>
-where
-    S: RedisSignature,
-    M: Shape<S::Output> + 'static,
-    M::Value: CachedValue + RedisValue,
-{
-    let _ = (signature, shape);
-    in_cell(cell, owner, init)
-}
 
 /// How long one `XREAD` blocks.
 const BLOCK_MS: u64 = 100;
@@ -155,7 +131,7 @@ fn each(name: Option<&str>, f: impl Fn(&dyn Dropper)) {
     }
 }
 
-/// The arguments of an appended entry: `o`, `c`, `k`.
+/// The fields of an appended entry: `o` (origin), `c` (cache), `k` (key).
 fn fields(change: &Change) -> [(&'static str, &str); 3] {
     [
         ("o", LOG.origin.as_str()),
@@ -181,11 +157,10 @@ pub(crate) async fn invalidate(
     change: &Change,
 ) -> Result<(), StoreError> {
     let stream = stream_key();
-    let [o, c, k] = fields(change);
     let args: [&[u8]; 4] = [
-        o.1.as_bytes(),
-        c.1.as_bytes(),
-        k.1.as_bytes(),
+        LOG.origin.as_bytes(),
+        change.cache.as_bytes(),
+        change.key.as_bytes(),
         MAX_LEN.as_bytes(),
     ];
     redis
