@@ -62,12 +62,17 @@ pub(crate) struct Args {
     pub(crate) early_refresh: Option<At<f64>>,
     /// Milliseconds.
     pub(crate) l1_ttl: Option<At<u64>>,
+    /// The tag templates, in order.
+    pub(crate) tags: Option<Vec<LitStr>>,
     pub(crate) krate: Option<syn::Path>,
 }
 
+/// At most this many tags on one function (each is read on every Redis read of it).
+const MAX_TAGS: usize = 16;
+
 const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
                      `lock`, `lock_timeout`, `codec`, `stale`, `stale_if_error`, \
-                     `load_timeout`, `early_refresh`, `l1_ttl`, `crate`";
+                     `load_timeout`, `early_refresh`, `l1_ttl`, `tags`, `crate`";
 
 /// Stores `value` in `slot` unless the argument was given before.
 fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
@@ -221,6 +226,11 @@ impl Args {
                     set(&mut self.codec, At { value: c, span }, name, errors);
                 }
             }
+            "tags" => {
+                if let Some(tags) = tags(value, errors) {
+                    set(&mut self.tags, tags, name, errors);
+                }
+            }
             "crate" => {
                 let example = "crate = \"my_crate::cache_runtime\"";
                 if let Some(lit) = string(value, "crate", example, errors) {
@@ -239,6 +249,55 @@ impl Args {
             ),
         }
     }
+}
+
+/// `tags = ["catalog", "product:{id}"]`: a non-empty list of distinct string templates.
+fn tags(value: &Expr, errors: &mut Errors) -> Option<Vec<LitStr>> {
+    const EXAMPLE: &str = "`tags = [\"catalog\", \"product:{id}\"]`";
+    let Expr::Array(array) = value else {
+        errors.at(
+            value.span(),
+            format!("`tags` takes a list of tag templates: {EXAMPLE}"),
+        );
+        return None;
+    };
+    if array.elems.is_empty() {
+        errors.at(
+            value.span(),
+            format!("`tags` is empty: name at least one tag, {EXAMPLE}, or remove it"),
+        );
+        return None;
+    }
+    if array.elems.len() > MAX_TAGS {
+        errors.at(
+            value.span(),
+            format!(
+                "at most {MAX_TAGS} tags per function (each is read with every Redis read): \
+                 this one has {}",
+                array.elems.len()
+            ),
+        );
+        return None;
+    }
+    let mut out: Vec<LitStr> = Vec::new();
+    for elem in &array.elems {
+        match literal(elem) {
+            Some(Lit::Str(lit)) if lit.value().is_empty() => errors.at(
+                lit.span(),
+                "a tag is empty: write its text, e.g. `\"catalog\"` or `\"product:{id}\"`",
+            ),
+            Some(Lit::Str(lit)) if out.iter().any(|o| o.value() == lit.value()) => errors.at(
+                lit.span(),
+                format!("duplicate tag `{}`: give it once", lit.value()),
+            ),
+            Some(Lit::Str(lit)) => out.push(lit.clone()),
+            _ => errors.at(
+                elem.span(),
+                format!("each tag is a string template: {EXAMPLE}"),
+            ),
+        }
+    }
+    (out.len() == array.elems.len()).then_some(out)
 }
 
 /// Skips `= value` after a path that is not an argument name.

@@ -182,17 +182,7 @@ impl<'a> Key<'a> {
                 continue;
             }
             let Some(param) = sig.param(&root) else {
-                let names: Vec<String> = sig
-                    .params
-                    .iter()
-                    .map(|p| format!("`{}`", p.ident))
-                    .collect();
-                let known = if names.is_empty() {
-                    "the function has no parameters".to_owned()
-                } else {
-                    format!("the parameters are {}", names.join(", "))
-                };
-                errors.at(span, format!("`{{{root}}}` names no parameter: {known}"));
+                errors.at(span, no_such_param(sig, &root));
                 continue;
             };
             key.parts.extend(if members.is_empty() {
@@ -484,7 +474,23 @@ impl<'a> Part<'a> {
     }
 }
 
-fn member(field: &str, span: Span) -> syn::Member {
+/// The error of a placeholder `{root}` that names no parameter.
+pub(crate) fn no_such_param(sig: &Sig, root: &str) -> String {
+    let names: Vec<String> = sig
+        .params
+        .iter()
+        .map(|p| format!("`{}`", p.ident))
+        .collect();
+    let known = if names.is_empty() {
+        "the function has no parameters".to_owned()
+    } else {
+        format!("the parameters are {}", names.join(", "))
+    };
+    format!("`{{{root}}}` names no parameter: {known}")
+}
+
+/// The member `field` (a name, or a tuple index) of a placeholder's path.
+pub(crate) fn member(field: &str, span: Span) -> syn::Member {
     match field.parse::<u32>() {
         Ok(index) => syn::Member::Unnamed(syn::Index { index, span }),
         Err(_) => syn::Member::Named(syn::Ident::new(field, span)),

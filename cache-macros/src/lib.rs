@@ -17,6 +17,7 @@ mod expand;
 mod key;
 mod owned;
 mod sig;
+mod tags;
 mod template;
 
 use proc_macro::TokenStream;

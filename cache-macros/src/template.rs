@@ -12,8 +12,13 @@ pub(crate) enum Segment {
     },
 }
 
-/// Splits a template into segments, or says what is wrong with it.
+/// Splits a key template into segments, or says what is wrong with it.
 pub(crate) fn parse(template: &str) -> Result<Vec<Segment>, String> {
+    parse_as(template, "key template")
+}
+
+/// Splits a template (`what` it is: "key template", "tag template") into segments.
+pub(crate) fn parse_as(template: &str, what: &str) -> Result<Vec<Segment>, String> {
     if template.is_empty() {
         return Err(
             "the key template is empty: name the parameters that identify a result, \
@@ -35,9 +40,9 @@ pub(crate) fn parse(template: &str) -> Result<Vec<Segment>, String> {
                 text.push('}');
             }
             '}' => {
-                return Err(
-                    "unbalanced `}` in the key template: write `}}` for a literal brace".into(),
-                );
+                return Err(format!(
+                    "unbalanced `}}` in the {what}: write `}}}}` for a literal brace"
+                ));
             }
             '{' => {
                 let mut inner = String::new();
@@ -46,14 +51,14 @@ pub(crate) fn parse(template: &str) -> Result<Vec<Segment>, String> {
                         Some('}') => break,
                         Some('{') | None => {
                             return Err(format!(
-                                "unclosed `{{{inner}` in the key template: close it with `}}`, \
+                                "unclosed `{{{inner}` in the {what}: close it with `}}`, \
                                  or write `{{{{` for a literal brace"
                             ));
                         }
                         Some(c) => inner.push(c),
                     }
                 }
-                let placeholder = placeholder(&inner)?;
+                let placeholder = placeholder(&inner, what)?;
                 if !text.is_empty() {
                     segments.push(Segment::Text(std::mem::take(&mut text)));
                 } else if let Some(Segment::Placeholder { root, .. }) = segments.last() {
@@ -73,11 +78,11 @@ pub(crate) fn parse(template: &str) -> Result<Vec<Segment>, String> {
     Ok(segments)
 }
 
-fn placeholder(inner: &str) -> Result<Segment, String> {
+fn placeholder(inner: &str, what: &str) -> Result<Segment, String> {
     if inner.trim().is_empty() {
-        return Err(
-            "empty placeholder `{}` in the key template: name a parameter, e.g. `{id}`".into(),
-        );
+        return Err(format!(
+            "empty placeholder `{{}}` in the {what}: name a parameter, e.g. `{{id}}`"
+        ));
     }
     let mut parts = inner.split('.');
     let root = parts.next().unwrap_or_default();

@@ -28,6 +28,7 @@ use crate::entry::{Entry, Slot, Times};
 use crate::function::{Function, Types};
 use crate::invalidation::Invalidation;
 use crate::policy::Policy;
+use crate::tags::Tags;
 
 /// What a backend keeps per cache, and the key of one call.
 pub trait BackendState<F: Types>: Sized + Send + Sync + 'static {
@@ -102,14 +103,17 @@ pub trait Backend<F: Function>:
     /// The state of a new cache.
     fn state(name: &str, policy: &Policy) -> Self::State;
 
-    /// The key of a call.
-    fn key(engine: &Engine<F, Self>, lookup: &F::Lookup<'_>) -> Self::Key;
+    /// The key of a call carrying `tags` (taken when its load starts).
+    fn key(engine: &Engine<F, Self>, lookup: &F::Lookup<'_>, tags: Tags) -> Self::Key;
 
     /// The local part of a key (single-flight and the local store).
     fn local(key: &Self::Key) -> &F::Key;
 
-    /// The local part of a key, owned (for the fallback).
-    fn into_local(key: Self::Key) -> F::Key;
+    /// The tags of a key's call, with their versions when its load started.
+    fn tags(key: &Self::Key) -> &Tags;
+
+    /// The key as the in-process fallback takes it.
+    fn into_local(key: Self::Key) -> Tagged<F::Key>;
 
     /// Reads the entry (sync).
     fn read(engine: &Engine<F, Self>, key: &Self::Key) -> Read<F::Value>;
@@ -233,7 +237,14 @@ pub struct Memory;
 
 impl<F: Types> BackendState<F> for Memory {
     type State = ();
-    type Key = F::Key;
+    type Key = Tagged<F::Key>;
+}
+
+/// An in-process key with the tags of its call.
+#[derive(Clone, Debug)]
+pub struct Tagged<K> {
+    pub(crate) key: K,
+    pub(crate) tags: Tags,
 }
 
 impl<F: Function> Backend<F> for Memory {
@@ -245,38 +256,50 @@ impl<F: Function> Backend<F> for Memory {
     fn state(_: &str, _: &Policy) -> Self::State {}
 
     #[inline]
-    fn key(_: &Engine<F, Self>, lookup: &F::Lookup<'_>) -> F::Key {
-        F::to_key(lookup)
+    fn key(_: &Engine<F, Self>, lookup: &F::Lookup<'_>, tags: Tags) -> Tagged<F::Key> {
+        Tagged {
+            key: F::to_key(lookup),
+            tags,
+        }
     }
 
     #[inline]
-    fn local(key: &F::Key) -> &F::Key {
+    fn local(key: &Tagged<F::Key>) -> &F::Key {
+        &key.key
+    }
+
+    #[inline]
+    fn tags(key: &Tagged<F::Key>) -> &Tags {
+        &key.tags
+    }
+
+    fn into_local(key: Tagged<F::Key>) -> Tagged<F::Key> {
         key
     }
 
-    fn into_local(key: F::Key) -> F::Key {
-        key
-    }
-
-    fn read(_: &Engine<F, Self>, _: &F::Key) -> Read<F::Value> {
+    fn read(_: &Engine<F, Self>, _: &Tagged<F::Key>) -> Read<F::Value> {
         Read::Miss
     }
 
-    async fn read_async(_: &Engine<F, Self>, _: &F::Key) -> Read<F::Value> {
+    async fn read_async(_: &Engine<F, Self>, _: &Tagged<F::Key>) -> Read<F::Value> {
         Read::Miss
     }
 
-    fn lease(_: &Engine<F, Self>, _: &F::Key, _: Start) -> Leased<(), F::Value> {
+    fn lease(_: &Engine<F, Self>, _: &Tagged<F::Key>, _: Start) -> Leased<(), F::Value> {
         Leased::Lease(Some(()))
     }
 
-    async fn lease_async(_: &Engine<F, Self>, _: &F::Key, _: Start) -> Leased<(), F::Value> {
+    async fn lease_async(
+        _: &Engine<F, Self>,
+        _: &Tagged<F::Key>,
+        _: Start,
+    ) -> Leased<(), F::Value> {
         Leased::Lease(Some(()))
     }
 
     fn publish(
         _: &Engine<F, Self>,
-        _: &F::Key,
+        _: &Tagged<F::Key>,
         _: (),
         _: Option<(Slot<&F::Value>, Times)>,
     ) -> bool {
@@ -285,31 +308,31 @@ impl<F: Function> Backend<F> for Memory {
 
     async fn publish_async(
         _: &Engine<F, Self>,
-        _: &F::Key,
+        _: &Tagged<F::Key>,
         _: (),
         _: Option<(Slot<&F::Value>, Times)>,
     ) -> bool {
         true
     }
 
-    fn keep(_: &Engine<F, Self>, _: &F::Key, _: &(), _: (Slot<&F::Value>, Times)) -> bool {
+    fn keep(_: &Engine<F, Self>, _: &Tagged<F::Key>, _: &(), _: (Slot<&F::Value>, Times)) -> bool {
         true
     }
 
     async fn keep_async(
         _: &Engine<F, Self>,
-        _: &F::Key,
+        _: &Tagged<F::Key>,
         _: &(),
         _: (Slot<&F::Value>, Times),
     ) -> bool {
         true
     }
 
-    fn invalidate(_: &Engine<F, Self>, _: &F::Key) -> Invalidation {
+    fn invalidate(_: &Engine<F, Self>, _: &Tagged<F::Key>) -> Invalidation {
         Invalidation::Done
     }
 
-    async fn invalidate_async(_: &Engine<F, Self>, _: &F::Key) -> Invalidation {
+    async fn invalidate_async(_: &Engine<F, Self>, _: &Tagged<F::Key>) -> Invalidation {
         Invalidation::Done
     }
 

@@ -243,6 +243,7 @@ impl Config {
             config
         });
         if fresh {
+            crate::redis::tags::used();
             Ok(())
         } else {
             Err(ConfigError::AlreadySet)

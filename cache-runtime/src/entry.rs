@@ -3,6 +3,8 @@
 //! The same times travel to Redis in the envelope (`redis/codec.rs`), so every process agrees
 //! on an entry's phase.
 
+use crate::tags::Tags;
+
 /// What a call left in the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Slot<V> {
@@ -18,6 +20,9 @@ pub enum Slot<V> {
 pub(crate) struct Entry<V> {
     pub(crate) slot: Slot<V>,
     pub(crate) times: Times,
+    /// The tags of the load that produced it, with their versions when it started: the entry
+    /// is used only while they are current (`tags.rs`).
+    pub(crate) tags: Tags,
 }
 
 /// When an entry is fresh, when it is gone, and what produced it.
@@ -72,5 +77,12 @@ impl<V> Entry<V> {
     #[inline]
     pub(crate) fn is_fresh(&self) -> bool {
         crate::clock::before(self.times.fresh_until_ms)
+    }
+
+    /// Whether none of its tags was invalidated since its load started: an entry that is not
+    /// current is gone, in every phase (never a hit, never stale, never kept).
+    #[inline]
+    pub(crate) fn is_current(&self) -> bool {
+        self.tags.current()
     }
 }

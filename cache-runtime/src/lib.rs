@@ -32,6 +32,7 @@ mod reentry;
 mod registry;
 mod shape;
 mod stats;
+mod tags;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -41,6 +42,7 @@ pub use invalidation::Invalidation;
 
 pub use registry::caches;
 pub use stats::Stats;
+pub use tags::{invalidate_tag, invalidate_tag_async};
 
 #[doc = include_str!("cached.md")]
 #[doc(inline)]
@@ -56,7 +58,7 @@ pub mod __private {
     pub use core::any::TypeId;
     pub use typeid::of as type_id_of;
 
-    pub use crate::backend::Memory;
+    pub use crate::backend::{Memory, Tagged};
     pub use crate::body::{
         AsyncBody, Detach, DetachFn, DetachFuture, Detachable, Handoff, InPlace, LateAsync,
         LateSync, Never, Owned, Panic, PickInPlace, PickOwned, SendFuture, Spawned, SyncBody,
@@ -72,6 +74,7 @@ pub mod __private {
     pub use crate::key::{Lookup, display_part};
     pub use crate::policy::{Codec, Lock, Policy};
     pub use crate::shape::{Probe, pick};
+    pub use crate::tags::Tags;
 
     #[cfg(feature = "redis")]
     pub use crate::redis::{

@@ -9,6 +9,7 @@ use crate::attrs;
 use crate::errors::Errors;
 use crate::key::Key;
 use crate::sig::{Param, Sig};
+use crate::tags::Tags;
 
 mod impl_block;
 mod signature;
@@ -84,6 +85,7 @@ pub(crate) fn expand_fn(
     let sig = Sig::read(&func.sig, &mut errors);
     impl_block::refuse_async_trait(&func.sig, place, &mut errors);
     let key = Key::read(args.key.as_ref(), &sig, &mut errors);
+    let tags = Tags::read(args.tags.as_deref(), &sig, &mut errors);
     args.check_phases(&mut errors);
     args.check_tiers(&mut errors);
     if let (Some(b), Some(l)) = (args.backend, args.lock)
@@ -108,7 +110,7 @@ pub(crate) fn expand_fn(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Gen::new(&args, func, &sig, &key, place).expansion())
+    Ok(Gen::new(&args, func, &sig, &key, &tags, place).expansion())
 }
 
 fn with_errors(errors: Errors, item: TokenStream) -> TokenStream {
@@ -122,6 +124,7 @@ struct Gen<'a> {
     func: &'a ItemFn,
     sig: &'a Sig,
     key: &'a Key<'a>,
+    tags: &'a Tags,
     krate: TokenStream,
     /// `#[cfg]` and `#[cfg_attr]`: forwarded to every item.
     cfgs: Vec<&'a Attribute>,
@@ -133,7 +136,14 @@ struct Gen<'a> {
 }
 
 impl<'a> Gen<'a> {
-    fn new(args: &'a Args, func: &'a ItemFn, sig: &'a Sig, key: &'a Key<'a>, place: Place) -> Self {
+    fn new(
+        args: &'a Args,
+        func: &'a ItemFn,
+        sig: &'a Sig,
+        key: &'a Key<'a>,
+        tags: &'a Tags,
+        place: Place,
+    ) -> Self {
         let krate = match &args.krate {
             Some(path) => path.to_token_stream(),
             None => quote!(::cache_runtime),
@@ -149,6 +159,7 @@ impl<'a> Gen<'a> {
             func,
             sig,
             key,
+            tags,
             krate,
             cfgs,
             redis,
@@ -251,7 +262,7 @@ impl<'a> Gen<'a> {
     ///     let key = {
     ///         let lookup = Lookup((&a, &*b));
     ///         if let Some(hit) = cache.get(&lookup) { return hit; }
-    ///         cache.key(&lookup)
+    ///         cache.key(&lookup, Tags::new([format!("product:{}", &id)]))  // or Tags::NONE
     ///     };
     ///     cache.load(key, move || f_uncached(a, b))  // async: load_async(key, fut).await
     /// }
@@ -269,6 +280,7 @@ impl<'a> Gen<'a> {
         let code = self.key.code(&self.krate);
         let (prelude, lookup_expr) = (&code.prelude, &code.lookup);
         let call = self.call_uncached();
+        let tags = self.tags.code(&self.krate);
         let [cache, hit, key, lookup] = mixed(["__cache", "__hit", "__key", "__lookup"]);
         let is_async = self.func.sig.asyncness.is_some();
         // One call shape for every backend: `get` is the in-process hit path (a backend whose
@@ -294,7 +306,7 @@ impl<'a> Gen<'a> {
                     if let ::core::option::Option::Some(#hit) = #cache.get(&#lookup) {
                         return #hit;
                     }
-                    #cache.key(&#lookup)
+                    #cache.key(&#lookup, #tags)
                 };
                 #load
             }
@@ -408,6 +420,7 @@ impl<'a> Gen<'a> {
         let code = self.key.code(&self.krate);
         let (prelude, lookup) = (&code.prelude, &code.lookup);
         let call = self.call_uncached();
+        let tags = self.tags.code(&self.krate);
         let [key] = mixed(["__key"]);
         let refresh = match self.func.sig.asyncness {
             Some(_) => quote!(#store().refresh_async(#key, #call).await),
@@ -423,7 +436,7 @@ impl<'a> Gen<'a> {
             #vis #sig {
                 let #key = {
                     #prelude
-                    #store().key(&#lookup)
+                    #store().key(&#lookup, #tags)
                 };
                 #refresh
             }

@@ -17,6 +17,7 @@ use crate::entry::Entry;
 use crate::fence::Ticket;
 use crate::function::Function;
 use crate::stats::Counter;
+use crate::tags::Tags;
 
 use super::Engine;
 use super::load::{Guard, elapsed_ms};
@@ -156,9 +157,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Ok(result) => {
                 let settled = self.settle(&result, elapsed_ms(started));
                 let times = settled.times;
+                // The tags are the key's, set when it is stored (`store_late`).
                 settled.store.map(|slot| Entry {
                     slot: slot.cloned(),
                     times,
+                    tags: Tags::NONE,
                 })
             }
             Err(_) => {
@@ -177,6 +180,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         Some(Entry {
             slot: held.slot.clone(),
             times,
+            tags: held.tags.clone(),
         })
     }
 
@@ -228,10 +232,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         valid: bool,
     ) {
         if let (true, true, Some(ticket)) = (B::LOCAL, valid, ticket) {
-            let entry = Entry {
-                times: self.local_times(entry.times),
-                ..entry
-            };
+            let entry = self.local_entry(key, entry.slot, entry.times);
             self.insert_local(key, ticket, entry);
         }
     }

@@ -24,7 +24,7 @@ use quick_cache::sync::{EntryAction, EntryResult, GuardResult};
 use crate::backend::{Backend, Leased, Read, Start};
 use crate::body::{AsyncBody, CatchUnwind, LateAsync, LateSync, Panic, SyncBody, Waited};
 use crate::clock;
-use crate::entry::{Entry, Times};
+use crate::entry::{Entry, Slot, Times};
 use crate::fence::Ticket;
 use crate::function::Function;
 use crate::policy::Lock;
@@ -82,7 +82,8 @@ enum Flight<'a, F: Function> {
 /// (taking a copy); swaps any other for a guard, and every entry when the local store may not
 /// answer (an L1 whose invalidation log is not caught up).
 fn fresh_or_guard<V: Clone>(entry: &Entry<V>, trusted: bool) -> EntryAction<Entry<V>> {
-    if trusted && (entry.is_fresh() || clock::now_ms() < entry.times.retry_at_ms) {
+    let answers = entry.is_fresh() || clock::now_ms() < entry.times.retry_at_ms;
+    if trusted && answers && entry.is_current() {
         EntryAction::Retain(entry.clone())
     } else {
         EntryAction::ReplaceWithGuard
@@ -372,6 +373,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The result a waiter took from its key's flight (counted); `None` for a null of a
     /// shape without nulls (the waiter loads).
     fn joined(&self, entry: Entry<F::Value>) -> Option<F::Output> {
+        if !entry.is_current() {
+            // A tag of the leader's load was invalidated while it ran.
+            return None;
+        }
         self.stats.add(Counter::Wait);
         if clock::now_ms() < entry.times.retry_at_ms {
             self.stats.add(Counter::StaleIfErrorHit);
@@ -601,16 +606,31 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// `ticket` (in this process, or from another through the log: a received change fences
     /// its key, or every key if this process holds no copy of it).
     fn fill_local(&self, key: &B::Key, ticket: Ticket, entry: &Entry<F::Value>) {
-        let copy = Entry {
-            slot: entry.slot.clone(),
-            times: self.local_times(entry.times),
-        };
+        let copy = self.local_entry(key, entry.slot.clone(), entry.times);
         self.insert_local(key, ticket, copy);
     }
 
-    /// Inserts `entry` (its times already local) into the local store without a placeholder,
+    /// The entry a load of `key` leaves in the local store: its times made local, and the
+    /// tags of the load (with their versions when it started).
+    pub(super) fn local_entry(
+        &self,
+        key: &B::Key,
+        slot: Slot<F::Value>,
+        times: Times,
+    ) -> Entry<F::Value> {
+        Entry {
+            slot,
+            times: self.local_times(times),
+            tags: B::tags(key).clone(),
+        }
+    }
+
+    /// Inserts `entry` (made by `local_entry`) into the local store without a placeholder,
     /// unless an invalidation came since `ticket`.
     pub(super) fn insert_local(&self, key: &B::Key, ticket: Ticket, entry: Entry<F::Value>) {
+        if !entry.is_current() {
+            return;
+        }
         let local = B::local(key).clone();
         self.fenced(ticket, || {
             B::keep_local(self, key, || self.store.insert(local, entry));
@@ -640,7 +660,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// The answer a held entry gives, if its shape can.
     fn held_answer(&self, held: Option<&Entry<F::Value>>) -> Option<F::Output> {
-        F::Shape::from_slot(held?.slot.clone())
+        F::Shape::from_slot(held.filter(|h| h.is_current())?.slot.clone())
     }
 
     /// With `load_timeout` and a held entry that can answer: that answer, and how long to
@@ -732,15 +752,16 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         settled: &Settled<'_, F::Value>,
         valid: bool,
     ) {
+        // A load that started before an invalidation of one of its tags writes nothing; its
+        // waiters load again. (A write that races the check is not current either, and never
+        // read.)
+        let valid = valid && B::tags(key).current();
         if B::LOCAL {
             // Not over a lease an invalidation revoked (an L1 in front of a shared store).
             let (Some(slot), true) = (settled.store.clone(), valid) else {
                 return;
             };
-            let entry = Entry {
-                slot: slot.cloned(),
-                times: self.local_times(settled.times),
-            };
+            let entry = self.local_entry(key, slot.cloned(), settled.times);
             // A kept copy of an entry read before the load, or any copy in an L1 (another
             // process's change may have come since it was read or loaded): only if no
             // invalidation came since the ticket (the placeholder may be newer than it).
@@ -768,6 +789,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             let entry = Entry {
                 slot: slot.cloned(),
                 times: settled.times,
+                tags: B::tags(key).clone(),
             };
             if guard.insert(entry).is_ok() {
                 self.store.remove(B::local(key));
@@ -779,11 +801,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     fn fallback_load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
         let local = B::into_local(key);
         match B::fallback(self) {
-            Some(fallback) => match fallback.get_key(&local) {
+            Some(fallback) => match fallback.get_key(&local.key) {
                 Some(hit) => hit,
                 None => fallback.load(local, body),
             },
-            None => self.run(Mark::new(self, &local), || body.call()),
+            None => self.run(Mark::new(self, &local.key), || body.call()),
         }
     }
 
@@ -797,11 +819,14 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         match B::fallback(self) {
             // Boxed: the fallback's own (never taken) fallback path would make this future
             // contain itself.
-            Some(fallback) => match fallback.get_key(&local) {
+            Some(fallback) => match fallback.get_key(&local.key) {
                 Some(hit) => hit,
                 None => Box::pin(fallback.load_async(local, body)).await,
             },
-            None => self.run_async(Mark::new(self, &local), body.start()).await,
+            None => {
+                self.run_async(Mark::new(self, &local.key), body.start())
+                    .await
+            }
         }
     }
 }

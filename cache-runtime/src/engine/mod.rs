@@ -45,6 +45,7 @@ use crate::invalidation::Invalidation;
 use crate::policy::Policy;
 use crate::shape::{Picked, Shape};
 use crate::stats::{Counter, Counters, Stats};
+use crate::tags::Tags;
 use store::{Store, new_store};
 
 /// The cache behind one `#[cached]` function `F` on the backend `B`: generated code keeps one
@@ -133,7 +134,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         coarse: u64,
     ) -> Option<F::Output> {
         let entry = self.store.get(lookup)?;
-        if !clock::before_at(coarse, entry.times.fresh_until_ms) {
+        if !clock::before_at(coarse, entry.times.fresh_until_ms) || !entry.is_current() {
             return None;
         }
         if self.policy.early_refresh > 0.0 && self.policy.early(&entry.times, coarse) {
@@ -155,9 +156,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         Some(result)
     }
 
-    /// The key of a call, built on a miss.
-    pub fn key(&self, lookup: &F::Lookup<'_>) -> B::Key {
-        B::key(self, lookup)
+    /// The key of a call, built on a miss, with the call's tags (their versions taken now,
+    /// before its load starts).
+    pub fn key(&self, lookup: &F::Lookup<'_>, tags: Tags) -> B::Key {
+        B::key(self, lookup, tags)
     }
 
     /// Removes the entry of `lookup` everywhere it lives, and fences the loads of it in flight
@@ -171,7 +173,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if let Some(fallback) = B::fallback(self) {
             let _ = fallback.invalidate(lookup);
         }
-        let done = B::invalidate(self, &B::key(self, lookup));
+        let done = B::invalidate(self, &B::key(self, lookup, Tags::NONE));
         if B::LOCAL {
             // An L1 copy read from Redis before its deletion may have landed since.
             self.invalidate_local(lookup);
@@ -188,7 +190,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if let Some(fallback) = B::fallback(self) {
             let _ = fallback.invalidate(lookup);
         }
-        let done = B::invalidate_async(self, &B::key(self, lookup)).await;
+        let done = B::invalidate_async(self, &B::key(self, lookup, Tags::NONE)).await;
         if B::LOCAL {
             self.invalidate_local(lookup);
         }

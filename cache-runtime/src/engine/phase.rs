@@ -126,6 +126,9 @@ impl Policy {
     /// Whether `held` can answer in place of a failed load at `now_ms`: fresh, or expired
     /// within `stale` or `stale_if_error`.
     pub(crate) fn can_answer<V>(&self, held: &Entry<V>, now_ms: u64) -> bool {
+        if !held.is_current() {
+            return false;
+        }
         let fresh = held.times.fresh_until_ms;
         let window = ms(self.grace());
         now_ms < fresh.saturating_add(window).min(held.times.stale_until_ms)
@@ -148,6 +151,9 @@ pub(crate) enum Next<V> {
 impl<V> Next<V> {
     /// What to do with `entry` at `now_ms` under `policy`.
     pub(crate) fn of(policy: &Policy, entry: Entry<V>, now_ms: u64, xfetch: Xfetch) -> Next<V> {
+        if !entry.is_current() {
+            return Next::Load { held: None };
+        }
         let null = matches!(entry.slot, Slot::Null);
         let (counter, refresh) = match policy.phase(&entry.times, now_ms, xfetch) {
             Phase::Fresh if null => (Counter::NullHit, false),
@@ -287,6 +293,7 @@ mod tests {
         let held = Entry {
             slot: Slot::Value(1),
             times: t,
+            tags: crate::tags::Tags::NONE,
         };
         let kept = p.rearmed(&held, 20_000);
         assert_eq!(kept.retry_at_ms, 25_000);

@@ -103,7 +103,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if B::LOCAL && !B::REMOTE {
             // Refreshed, re-armed after a failure, or removed since it was seen.
             let now = self.store.get(B::local(key))?;
-            if now.times != seen.times {
+            if now.times != seen.times || !now.is_current() {
                 return None;
             }
         }

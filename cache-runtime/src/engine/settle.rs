@@ -97,11 +97,12 @@ impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
 
     /// The local entry of a slot, with the times its policy gives it now.
     #[cfg(feature = "redis")]
-    pub(crate) fn entry(&self, slot: Slot<&F::Value>) -> Entry<F::Value> {
+    pub(crate) fn entry(&self, slot: Slot<&F::Value>, tags: &crate::tags::Tags) -> Entry<F::Value> {
         let null = matches!(slot, Slot::Null);
         Entry {
             times: self.policy.times_from_now(null, 0),
             slot: slot.cloned(),
+            tags: tags.clone(),
         }
     }
 }

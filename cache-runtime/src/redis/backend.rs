@@ -19,8 +19,8 @@ use super::layout::{self, ClearScan, KeyShape, KeyWriter};
 use super::lease::{Begin, Lease, Write};
 use super::pending::{self, Pending};
 use super::tiered::{self, Change};
-use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec, json};
-use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start};
+use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec, json, tags};
+use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start, Tagged};
 use crate::bounds::{CachedValue, RedisValue};
 use crate::cell::Cell;
 use crate::clock;
@@ -32,6 +32,7 @@ use crate::invalidation::Invalidation;
 use crate::policy::{Codec, Lock, Policy, ms};
 use crate::shape::{Picked, Shape};
 use crate::stats::Counter;
+use crate::tags::Tags;
 
 /// The Redis backend: a type the generated code names, with no state of its own. `T` is
 /// [`Remote`] (entries live in Redis only) or [`L1`] (`backend = "tiered"`: an in-process L1
@@ -205,6 +206,7 @@ fn invalidated<F: RedisFunction, T: Tier>(
 /// unusable.
 fn decode<F: RedisFunction, T: Tier>(
     engine: &Engine<F, RedisBackend<T>>,
+    key: &RedisKey<F>,
     bytes: &[u8],
 ) -> Option<Entry<F::Value>> {
     let (max, print) = (config::current().max_value_bytes, engine.state.fingerprint);
@@ -223,7 +225,10 @@ fn decode<F: RedisFunction, T: Tier>(
                 load_ms: stamp.load_ms,
                 retry_at_ms: clock::from_unix_ms(stamp.retry_at),
             };
-            Some(Entry { slot, times })
+            // Its tag versions on Redis were compared by the script that read it; in process it
+            // carries the call's, so that a tag invalidated here since ends it too.
+            let tags = key.tags.clone();
+            Some(Entry { slot, times, tags })
         }
         Err(e) => {
             // Counted here, and overwritten by the load that follows.
@@ -237,10 +242,11 @@ fn decode<F: RedisFunction, T: Tier>(
 /// the lease at once to overwrite it), or a failure (counted: the fallback answers).
 fn answer<F: RedisFunction, T: Tier>(
     engine: &Engine<F, RedisBackend<T>>,
+    key: &RedisKey<F>,
     read: Result<Option<Vec<u8>>, StoreError>,
 ) -> Read<F::Value> {
     match read {
-        Ok(Some(bytes)) => decode(engine, &bytes).map_or(Read::Unusable, Read::Hit),
+        Ok(Some(bytes)) => decode(engine, key, &bytes).map_or(Read::Unusable, Read::Hit),
         Ok(None) => Read::Miss,
         Err(e) => {
             store_error(engine, &e);
@@ -253,12 +259,13 @@ fn answer<F: RedisFunction, T: Tier>(
 /// that waited for the lease); without Redis, no lease.
 fn leased<F: RedisFunction, T: Tier>(
     engine: &Engine<F, RedisBackend<T>>,
+    key: &RedisKey<F>,
     redis: &'static Redis,
     keys: Keys,
     begun: Result<(Begin, bool), StoreError>,
 ) -> Leased<HeldLease, F::Value> {
     match begun {
-        Ok((Begin::Found(bytes), _)) => match decode(engine, &bytes) {
+        Ok((Begin::Found(bytes), _)) => match decode(engine, key, &bytes) {
             Some(entry) => Leased::Found(entry),
             None => Leased::Lease(None),
         },
@@ -286,6 +293,7 @@ fn leased<F: RedisFunction, T: Tier>(
 /// cap.
 fn payload<F: RedisFunction, T: Tier>(
     engine: &Engine<F, RedisBackend<T>>,
+    lease: &Lease,
     (slot, times): (Slot<&F::Value>, Times),
 ) -> Option<(Vec<u8>, Write)> {
     let print = engine.state.fingerprint;
@@ -297,9 +305,11 @@ fn payload<F: RedisFunction, T: Tier>(
     };
     let encoded = match engine.policy.codec {
         Codec::MessagePack => {
-            codec::encode(slot, stamp, print, F::encode).map_err(|e| e.to_string())
+            codec::encode::<_, String>(slot, stamp, &lease.versions, print, |v, out| {
+                F::encode(v, out).map_err(|e| e.to_string())
+            })
         }
-        Codec::Json => json::encode(slot, stamp, print, F::encode_json),
+        Codec::Json => json::encode(slot, stamp, &lease.versions, print, F::encode_json),
     };
     let bytes = match encoded {
         Ok(p) if p.len() <= config::current().max_value_bytes => p,
@@ -339,8 +349,8 @@ fn kept_write<F: RedisFunction, T: Tier>(
     &'static Redis,
     impl Future<Output = Result<bool, StoreError>> + Send + 'static,
 )> {
-    let (bytes, write) = payload(engine, stored)?;
     let held = lease.lease.clone()?;
+    let (bytes, write) = payload(engine, &held, stored)?;
     let write = Write {
         keep_lease: true,
         ..write
@@ -371,6 +381,7 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
     type Lease = HeldLease;
 
     fn state(name: &str, policy: &Policy) -> RedisState<F> {
+        tags::used();
         let short = config::current().fallback_ttl;
         let fallback_policy = Policy {
             ttl: Some(policy.ttl.map_or(short, |ttl| ttl.min(short))),
@@ -401,7 +412,7 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         }
     }
 
-    fn key(engine: &Engine<F, Self>, lookup: &F::Lookup<'_>) -> RedisKey<F> {
+    fn key(engine: &Engine<F, Self>, lookup: &F::Lookup<'_>, tags: Tags) -> RedisKey<F> {
         let local = F::to_key(lookup);
         let head = engine
             .state
@@ -411,14 +422,17 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         buffer.push_str(head);
         let mut writer = KeyWriter::after(buffer, F::SEPARATORS);
         let redis = match F::render_key(lookup, &mut writer) {
-            Ok(()) => Some(Keys::new(writer.into_key())),
+            Ok(()) => Some(Keys::new(
+                writer.into_key(),
+                tags.names().map(self::tags::key).collect(),
+            )),
             Err(e) => {
                 let why = format!("a key part does not serialize: {e}");
                 store_error(engine, &StoreError::Data(why));
                 None
             }
         };
-        RedisKey { local, redis }
+        RedisKey { local, tags, redis }
     }
 
     #[inline]
@@ -426,8 +440,16 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         &key.local
     }
 
-    fn into_local(key: RedisKey<F>) -> F::Key {
-        key.local
+    #[inline]
+    fn tags(key: &RedisKey<F>) -> &Tags {
+        &key.tags
+    }
+
+    fn into_local(key: RedisKey<F>) -> Tagged<F::Key> {
+        Tagged {
+            key: key.local,
+            tags: key.tags,
+        }
     }
 
     fn read(engine: &Engine<F, Self>, key: &RedisKey<F>) -> Read<F::Value> {
@@ -435,7 +457,7 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
             return Read::Failed;
         };
         let warm = Warm::start(engine, key);
-        let read = answer(engine, redis.block(ops::read(redis, keys)));
+        let read = answer(engine, key, redis.block(ops::read(redis, keys)));
         warm.read(read)
     }
 
@@ -444,7 +466,7 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
             return Read::Failed;
         };
         let warm = Warm::start(engine, key);
-        let read = answer(engine, redis.run(ops::read(redis, keys)).await);
+        let read = answer(engine, key, redis.run(ops::read(redis, keys)).await);
         warm.read(read)
     }
 
@@ -458,7 +480,7 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         };
         let wait = engine.policy.lock_timeout;
         let begun = redis.block(ops::begin(redis, keys.clone(), wait, start));
-        leased(engine, redis, keys, begun)
+        leased(engine, key, redis, keys, begun)
     }
 
     async fn lease_async(
@@ -473,7 +495,7 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         let begun = redis
             .run(ops::begin(redis, keys.clone(), wait, start))
             .await;
-        leased(engine, redis, keys, begun)
+        leased(engine, key, redis, keys, begun)
     }
 
     fn publish(
@@ -483,11 +505,13 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         stored: Option<(Slot<&F::Value>, Times)>,
     ) -> bool {
         let warm = Warm::start(engine, key);
-        let write = stored.clone().and_then(|stored| payload(engine, stored));
         lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
             return true;
         };
+        let write = stored
+            .clone()
+            .and_then(|stored| payload(engine, &held, stored));
         let (redis, keys) = (lease.redis, lease.keys.clone());
         let wrote = write.is_some();
         let answer = redis.block(ops::publish(redis, keys, held, write));
@@ -502,11 +526,13 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         stored: Option<(Slot<&F::Value>, Times)>,
     ) -> bool {
         let warm = Warm::start(engine, key);
-        let write = stored.clone().and_then(|stored| payload(engine, stored));
         lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
             return true;
         };
+        let write = stored
+            .clone()
+            .and_then(|stored| payload(engine, &held, stored));
         let (redis, keys) = (lease.redis, lease.keys.clone());
         let wrote = write.is_some();
         let answer = redis.run(ops::publish(redis, keys, held, write)).await;
@@ -670,6 +696,7 @@ struct Warm<'a, F: RedisFunction> {
     on: bool,
     fallback: &'a Engine<F, Memory>,
     key: &'a F::Key,
+    tags: &'a Tags,
     ticket: crate::fence::Ticket,
 }
 
@@ -682,6 +709,7 @@ impl<'a, F: RedisFunction> Warm<'a, F> {
             on: !T::LOCAL,
             fallback,
             key: &key.local,
+            tags: &key.tags,
             ticket: fallback.ticket(&key.local),
         }
     }
@@ -713,7 +741,7 @@ impl<'a, F: RedisFunction> Warm<'a, F> {
         if !self.on {
             return;
         }
-        let entry = self.fallback.entry(slot);
+        let entry = self.fallback.entry(slot, self.tags);
         let key = self.key.clone();
         self.fallback
             .fenced(self.ticket, || self.fallback.store.insert(key, entry));
@@ -785,7 +813,7 @@ mod ops {
         keys: Keys,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         pending::replayed(redis).await?;
-        lease::read(redis, keys.value()).await
+        lease::read(redis, &keys).await
     }
 
     pub(super) async fn begin(
@@ -796,15 +824,12 @@ mod ops {
     ) -> Result<(Begin, bool), StoreError> {
         pending::replayed(redis).await?;
         match start {
-            Start::Wait => lease::begin(redis, keys.value(), keys.lock(), wait).await,
-            Start::ReadOrTake => Ok((
-                lease::read_or_take(redis, keys.value(), keys.lock(), wait).await?,
-                false,
-            )),
-            Start::Take => Ok((lease::force(redis, keys.lock(), wait).await?, false)),
+            Start::Wait => lease::begin(redis, &keys, wait).await,
+            Start::ReadOrTake => Ok((lease::read_or_take(redis, &keys, wait).await?, false)),
+            Start::Take => Ok((lease::force(redis, &keys, wait).await?, false)),
             Start::Refresh(seen) => {
                 let seen = crate::clock::to_unix_ms(seen);
-                let begun = lease::try_refresh(redis, keys.value(), keys.lock(), wait, seen);
+                let begun = lease::try_refresh(redis, &keys, wait, seen);
                 Ok((begun.await?, false))
             }
         }
@@ -817,10 +842,7 @@ mod ops {
         write: Option<(Vec<u8>, lease::Write)>,
     ) -> Result<bool, StoreError> {
         match write {
-            Some((payload, write)) => {
-                let (value, lock) = (keys.value(), keys.lock());
-                lease::publish(redis, value, lock, &lease, &payload, write).await
-            }
+            Some((payload, write)) => lease::publish(redis, &keys, &lease, &payload, write).await,
             None => lease::release(redis, keys.value(), keys.lock(), &lease)
                 .await
                 .map(|()| true),

@@ -1,9 +1,10 @@
-//! The envelope of a value in Redis: a fixed 40-byte header, then the value in MessagePack.
+//! The envelope of a value in Redis: a fixed 40-byte header, the tag versions, then the value
+//! in MessagePack.
 //!
 //! ```text
 //! offset  size  field
 //!      0     2  magic: the bytes `c` `r` (0x63 0x72)
-//!      2     1  envelope version: 3
+//!      2     1  envelope version: 4
 //!      3     1  kind: 0 = a value follows, 1 = a cached null (nothing follows)
 //!      4     8  type fingerprint: FNV-1a 64 of the Rust type name of the value, big-endian
 //!     12     8  fresh until: ms since the Unix epoch, big-endian (2^64−1: no expiry)
@@ -11,12 +12,16 @@
 //!               throttle of a value kept after a failed load (`stale_if_error`)
 //!     28     8  write time: ms since the Unix epoch, big-endian
 //!     36     4  load time: ms the load that produced the value took (XFetch's δ), big-endian
-//!     40     …  the value in MessagePack (rmp-serde; structs as maps with field names)
+//!     40     2  n: length of the tag versions, big-endian (0 for an untagged function)
+//!     42     n  tag versions: the values of the entry's tag keys when its load started,
+//!               concatenated in the order of `tags` (16 hex digits each, `tags.rs`)
+//!   42+n     …  the value in MessagePack (rmp-serde; structs as maps with field names)
 //! ```
 //!
 //! Every process reads the phase of an entry from its times (DESIGN §10); the key itself
-//! lives `ttl + max(stale, stale_if_error)` (`PX`). Entries of version 2 (before the times)
-//! are misses, overwritten by the next load.
+//! lives `ttl + max(stale, stale_if_error)` (`PX`). The scripts that read an entry compare its
+//! tag versions with the tag keys' values (DESIGN §11). Entries of versions 2 (before the
+//! times) and 3 (before the tag versions) are misses, overwritten by the next load.
 //!
 //! MessagePack is exact for what JSON is not: NaN, ±infinity and −0.0 are written as the
 //! IEEE 754 floats they are, maps keep non-string keys, `i128`/`u128` and byte strings are
@@ -30,7 +35,7 @@
 use crate::entry::Slot;
 
 const MAGIC: [u8; 2] = *b"cr";
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
 const VALUE: u8 = 0;
 const NULL: u8 = 1;
 /// The header's length: magic, version, kind, fingerprint, four times.
@@ -77,10 +82,13 @@ pub(crate) fn fingerprint(type_name: &str) -> u64 {
     h
 }
 
-/// Writes the envelope of `slot`; `encode` appends a value's MessagePack.
-pub(crate) fn encode<V, E>(
+/// Writes the envelope of `slot` with its tag `versions`; `encode` appends a value's
+/// MessagePack. Versions longer than 65,535 bytes are refused (the macro allows far fewer
+/// tags).
+pub(crate) fn encode<V, E: From<String>>(
     slot: Slot<&V>,
     stamp: Stamp,
+    versions: &[u8],
     fingerprint: u64,
     encode: impl FnOnce(&V, &mut Vec<u8>) -> Result<(), E>,
 ) -> Result<Vec<u8>, E> {
@@ -96,6 +104,10 @@ pub(crate) fn encode<V, E>(
     out.extend_from_slice(&stamp.retry_at.to_be_bytes());
     out.extend_from_slice(&stamp.written.to_be_bytes());
     out.extend_from_slice(&stamp.load_ms.to_be_bytes());
+    let n = u16::try_from(versions.len())
+        .map_err(|_| E::from(format!("{} bytes of tag versions", versions.len())))?;
+    out.extend_from_slice(&n.to_be_bytes());
+    out.extend_from_slice(versions);
     if let Slot::Value(v) = slot {
         encode(v, &mut out)?;
     }
@@ -115,10 +127,20 @@ pub(crate) fn decode<V, E>(
     if bytes.len() < HEADER || bytes[..2] != MAGIC {
         return Err(DecodeError::NotAnEnvelope);
     }
-    let (head, body) = bytes.split_at(HEADER);
+    let (head, rest) = bytes.split_at(HEADER);
     if head[2] != VERSION {
         return Err(DecodeError::OtherVersion(head[2]));
     }
+    // The tag versions were compared by the script that read the entry.
+    let Some(n) = rest
+        .get(..2)
+        .map(|n| usize::from(u16::from_be_bytes([n[0], n[1]])))
+    else {
+        return Err(DecodeError::NotAnEnvelope);
+    };
+    let Some(body) = rest.get(2 + n..) else {
+        return Err(DecodeError::NotAnEnvelope);
+    };
     if be_u64(&head[4..12]) != fingerprint {
         return Err(DecodeError::OtherType);
     }
@@ -188,8 +210,12 @@ mod tests {
         load_ms: 0x05,
     };
 
+    fn msgpack<V: Serialize>(v: &V, out: &mut Vec<u8>) -> Result<(), String> {
+        write_value(v, out).map_err(|e| e.to_string())
+    }
+
     fn enc<V: Serialize>(slot: Slot<&V>) -> Vec<u8> {
-        encode(slot, STAMP, PRINT, write_value).unwrap()
+        encode(slot, STAMP, b"", PRINT, msgpack).unwrap()
     }
 
     fn dec<V: DeserializeOwned>(bytes: &[u8]) -> Result<Slot<V>, DecodeError> {
@@ -213,16 +239,22 @@ mod tests {
     #[test]
     fn the_header_is_as_documented() {
         let bytes = enc(Slot::Value(&7u8));
-        assert_eq!(&bytes[..4], b"cr\x03\x00");
+        assert_eq!(&bytes[..4], b"cr\x04\x00");
         assert_eq!(&bytes[4..12], &0x00ffu64.to_be_bytes());
         assert_eq!(&bytes[12..20], &0x0102u64.to_be_bytes(), "fresh until");
         assert_eq!(&bytes[20..28], &0u64.to_be_bytes(), "retry at");
         assert_eq!(&bytes[28..36], &0x0304u64.to_be_bytes(), "written");
         assert_eq!(&bytes[36..40], &5u32.to_be_bytes(), "load time");
-        assert_eq!(&bytes[40..], &[7], "7 is a MessagePack positive fixint");
+        assert_eq!(&bytes[40..42], &[0, 0], "no tag versions");
+        assert_eq!(&bytes[42..], &[7], "7 is a MessagePack positive fixint");
         let null = enc::<u8>(Slot::Null);
-        assert_eq!(&null[..4], b"cr\x03\x01");
-        assert_eq!(null.len(), HEADER);
+        assert_eq!(&null[..4], b"cr\x04\x01");
+        assert_eq!(null.len(), HEADER + 2);
+        let versions = b"0123456789abcdef";
+        let tagged = encode(Slot::Value(&7u8), STAMP, versions, PRINT, msgpack).unwrap();
+        assert_eq!(&tagged[40..42], &[0, 16]);
+        assert_eq!(&tagged[42..58], b"0123456789abcdef");
+        assert_eq!(dec::<u8>(&tagged), Ok(Slot::Value(7)));
     }
 
     #[test]
@@ -299,9 +331,9 @@ mod tests {
             Err(DecodeError::NotAnEnvelope)
         );
         let mut other = enc(Slot::Value(&1u8));
-        other[2] = 4;
-        assert_eq!(dec::<u8>(&other), Err(DecodeError::OtherVersion(4)));
-        let typed = encode(Slot::Value(&1u8), STAMP, 0xbeef, write_value).unwrap();
+        other[2] = 3;
+        assert_eq!(dec::<u8>(&other), Err(DecodeError::OtherVersion(3)));
+        let typed = encode(Slot::Value(&1u8), STAMP, b"", 0xbeef, msgpack).unwrap();
         assert_eq!(dec::<u8>(&typed), Err(DecodeError::OtherType));
         assert_eq!(
             dec::<u8>(&enc(Slot::Value(&"x"))),

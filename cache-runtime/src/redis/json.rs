@@ -1,15 +1,17 @@
 //! The JSON envelope of `codec = "json"`: one JSON object that any service can read.
 //!
 //! ```text
-//! {"v":2,"t":"9f2c61a0d4e8b7c3","f":1732700060000,"r":0,"w":1732700000000,"l":12,"d":{"name":"Ada"}}
-//! {"v":2,"t":"9f2c61a0d4e8b7c3","f":1732700060000,"r":0,"w":1732700000000,"l":12,"n":true}
+//! {"v":3,"t":"9f2c61a0d4e8b7c3","f":1732700060000,"r":0,"g":"","w":1732700000000,"l":12,"d":{"name":"Ada"}}
+//! {"v":3,"t":"9f2c61a0d4e8b7c3","f":1732700060000,"r":0,"g":"","w":1732700000000,"l":12,"n":true}
 //! ```
 //!
 //! `v` is the envelope version, `t` the type fingerprint (FNV-1a 64 of the Rust type name, 16
 //! hex digits), `f` the end of freshness and `r` the end of a fail-safe throttle (0 for none),
-//! `w` the write time (all ms since the Unix epoch), `l` the load time in ms, `d` the value as
-//! JSON, `n` the null marker. The fields come in this order (the lease scripts read `f` and
-//! `r` by position). Version 1 entries (before the times) are misses. JSON cannot hold NaN or ±infinity (serde_json would write `null`, and a
+//! `g` the tag versions (the bytes of the binary envelope's, in hex; empty for an untagged
+//! function), `w` the write time (all ms since the Unix epoch), `l` the load time in ms, `d`
+//! the value as JSON, `n` the null marker. The fields come in this order (the scripts read
+//! `f`, `r` and `g` by position). Entries of versions 1 (before the times) and 2 (before the
+//! tag versions) are misses. JSON cannot hold NaN or ±infinity (serde_json would write `null`, and a
 //! `vec![Some(f64::NAN)]` would come back as `[None]`): a value holding one is refused at
 //! write (counted in `store_errors`, logged; the caller still gets its result), never written
 //! changed. Maps whose keys are not strings or integers are refused by serde_json itself.
@@ -22,7 +24,7 @@ use serde_json::value::RawValue;
 use super::codec::{DecodeError, Stamp};
 use crate::entry::Slot;
 
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -47,6 +49,7 @@ struct Envelope<'a> {
 pub(crate) fn encode<V>(
     slot: Slot<&V>,
     stamp: Stamp,
+    versions: &[u8],
     fingerprint: u64,
     write: impl FnOnce(&V, &mut Vec<u8>) -> Result<(), String>,
 ) -> Result<Vec<u8>, String> {
@@ -59,8 +62,12 @@ pub(crate) fn encode<V>(
     } = stamp;
     let _ = write!(
         head,
-        "{{\"v\":{VERSION},\"t\":\"{fingerprint:016x}\",\"f\":{f},\"r\":{r},\"w\":{w},\"l\":{l},"
+        "{{\"v\":{VERSION},\"t\":\"{fingerprint:016x}\",\"f\":{f},\"r\":{r},\"g\":\""
     );
+    for b in versions {
+        let _ = write!(head, "{b:02x}");
+    }
+    let _ = write!(head, "\",\"w\":{w},\"l\":{l},");
     let mut out = head.into_bytes();
     match slot {
         Slot::Null => out.extend_from_slice(b"\"n\":true}"),
@@ -149,7 +156,7 @@ mod tests {
     };
 
     fn enc<V: serde::Serialize>(slot: Slot<&V>) -> Result<Vec<u8>, String> {
-        encode(slot, STAMP, 0xff, write_value)
+        encode(slot, STAMP, b"", 0xff, write_value)
     }
 
     fn dec<V: serde::de::DeserializeOwned>(
@@ -164,7 +171,7 @@ mod tests {
         let bytes = enc(Slot::Value(&vec![1.5f64, -0.0])).unwrap();
         assert_eq!(
             String::from_utf8(bytes.clone()).unwrap(),
-            r#"{"v":2,"t":"00000000000000ff","f":9,"r":0,"w":1,"l":3,"d":[1.5,-0.0]}"#
+            r#"{"v":3,"t":"00000000000000ff","f":9,"r":0,"g":"","w":1,"l":3,"d":[1.5,-0.0]}"#
         );
         let back: Vec<f64> = match dec(&bytes, 0xff) {
             Ok(Slot::Value(v)) => v,
@@ -173,6 +180,13 @@ mod tests {
         assert!(back[1] == 0.0 && back[1].is_sign_negative());
         let null = enc::<u8>(Slot::Null).unwrap();
         assert_eq!(dec::<u8>(&null, 0xff), Ok(Slot::Null));
+        let tagged = encode(Slot::Value(&1u8), STAMP, b"\x00a", 0xff, write_value).unwrap();
+        assert!(
+            String::from_utf8(tagged.clone())
+                .unwrap()
+                .contains(r#""r":0,"g":"0061","w":1"#)
+        );
+        assert_eq!(dec::<u8>(&tagged, 0xff), Ok(Slot::Value(1)));
         let unit = enc(Slot::Value(&None::<u8>)).unwrap();
         assert_eq!(dec::<Option<u8>>(&unit, 0xff), Ok(Slot::Value(None)));
         let wide = enc(Slot::Value(&(u128::MAX, i128::MIN))).unwrap();

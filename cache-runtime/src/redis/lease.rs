@@ -12,29 +12,61 @@ use std::time::{Duration, Instant};
 
 use redis::{Script, Value};
 
+use super::Keys;
 use super::conn::{Redis, StoreError};
 use super::layout::ClearScan;
 use super::notify::{Notices, Watch};
+use super::tags;
 
 /// Lua: the times of an entry of either envelope (`codec.rs`, `json.rs`), `fresh_until,
-/// retry_at` in ms since the Unix epoch, or `0, 0` for bytes of another format; and whether an
-/// entry answers at `now` without a load (fresh, or kept during a fail-safe throttle).
+/// retry_at` in ms since the Unix epoch, or `0, 0` for bytes of another format; whether an
+/// entry answers at `now` without a load (fresh, or kept during a fail-safe throttle); and its
+/// tags (DESIGN §11): `recorded` reads the tag versions an entry carries, `versions` the
+/// current values of the tag keys `KEYS[first..]` (a missing one is made with `init`, or, with
+/// no `init`, makes the answer nil: its entries are misses), and `current` compares them.
 /// Exact below 2^53 ms (Lua numbers are doubles); "never" (2^64−1) still compares as later.
 const TIMES: &str = r#"
 local function times(v)
-  if string.sub(v, 1, 3) == 'cr\3' and #v >= 40 then
+  if string.sub(v, 1, 3) == 'cr\4' and #v >= 42 then
     local f, r = 0, 0
     for i = 13, 20 do f = f * 256 + string.byte(v, i) end
     for i = 21, 28 do r = r * 256 + string.byte(v, i) end
     return f, r
   end
-  local f, r = string.match(v, '^{"v":2,"t":"%x+","f":(%d+),"r":(%d+)')
+  local f, r = string.match(v, '^{"v":3,"t":"%x+","f":(%d+),"r":(%d+)')
   if f then return tonumber(f), tonumber(r) end
   return 0, 0
 end
 local function usable(v, now)
   local f, r = times(v)
   return f > now or r > now
+end
+local function recorded(v)
+  if string.sub(v, 1, 3) == 'cr\4' and #v >= 42 then
+    local n = string.byte(v, 41) * 256 + string.byte(v, 42)
+    return string.sub(v, 43, 42 + n)
+  end
+  local g = string.match(v, '^{"v":3,"t":"%x+","f":%d+,"r":%d+,"g":"(%x*)"')
+  if g then
+    return (string.gsub(g, '%x%x', function(h) return string.char(tonumber(h, 16)) end))
+  end
+  return nil
+end
+local function versions(first, init)
+  local cur = ''
+  for i = first, #KEYS do
+    local t = redis.call('GET', KEYS[i])
+    if not t then
+      if not init then return nil end
+      redis.call('SET', KEYS[i], init)
+      t = init
+    end
+    cur = cur .. t
+  end
+  return cur
+end
+local function current(v, cur)
+  return cur ~= nil and recorded(v) == cur
 end
 "#;
 
@@ -43,33 +75,49 @@ fn with_times(body: &str) -> Script {
     Script::new(&format!("{TIMES}{body}"))
 }
 
-/// Reads the value; if there is none that answers now (`ARGV[3]`, ms since the Unix epoch),
-/// tries to take the lock. Replies `{1, value}`, `{2}` (lock taken) or `{3}` (lock held by
-/// another loader).
-static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
+/// The read of a tagged function (`KEYS[2..]` its tag keys): the value if its tag versions are
+/// current, else nil. An untagged function reads with one `GET`.
+static READ_TAGGED: LazyLock<Script> = LazyLock::new(|| {
     with_times(
         "local v = redis.call('GET', KEYS[1])
-         if v and usable(v, tonumber(ARGV[3])) then return {1, v} end
-         if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+         if v and current(v, versions(2, false)) then return v end
+         return false",
+    )
+});
+
+/// Reads the value; if there is none that answers now (`ARGV[3]`, ms since the Unix epoch)
+/// with current tags (`KEYS[3..]`, missing ones made with `ARGV[4]`), tries to take the lock.
+/// Replies `{1, value}`, `{2, versions}` (lock taken; the tag versions the load records) or
+/// `{3}` (lock held by another loader).
+static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
+    with_times(
+        "local cur = versions(3, ARGV[4])
+         local v = redis.call('GET', KEYS[1])
+         if v and usable(v, tonumber(ARGV[3])) and current(v, cur) then return {1, v} end
+         if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, cur} end
          return {3}",
     )
 });
 
-/// Writes the value (with `PX` unless it is 0) if the lock holds our token, then frees the
+/// Writes the value (with `PX` unless it is 0) if the lock holds our token and the tag keys
+/// (`KEYS[3..]`) still hold the versions the load started with (`ARGV[7]`), then frees the
 /// lock (unless `ARGV[5]` is `1`: a kept value written while the load goes on) and notifies
-/// waiters on the channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote. A kept value (fail-safe)
-/// names in `ARGV[6]` the `fresh_until` of the entry it keeps: it is written only over that
-/// same entry, never over an invalidation (the key deleted) or another process's newer value.
+/// waiters on the channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote. A kept value
+/// (fail-safe) names in `ARGV[6]` the `fresh_until` of the entry it keeps: it is written only
+/// over that same entry, never over an invalidation (the key deleted) or another process's
+/// newer value.
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     with_times(
         "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-         if ARGV[6] ~= '' then
+         local stale = versions(3, false) ~= ARGV[7]
+         if not stale and ARGV[6] ~= '' then
            local v = redis.call('GET', KEYS[1])
-           if (not v) or times(v) ~= tonumber(ARGV[6]) then
-             if ARGV[5] ~= '1' then redis.call('DEL', KEYS[2]) end
-             redis.call('PUBLISH', ARGV[4], KEYS[1])
-             return 0
-           end
+           stale = (not v) or times(v) ~= tonumber(ARGV[6])
+         end
+         if stale then
+           if ARGV[5] ~= '1' then redis.call('DEL', KEYS[2]) end
+           redis.call('PUBLISH', ARGV[4], KEYS[1])
+           return 0
          end
          if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])
          else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
@@ -79,29 +127,41 @@ static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Reads the value; if there is none that answers now (`ARGV[3]`), takes the lock
-/// unconditionally. Replies `{1, value}` or `{2}` (lock taken).
+/// Reads the value; if there is none that answers now (`ARGV[3]`) with current tags, takes
+/// the lock unconditionally. Replies `{1, value}` or `{2, versions}` (lock taken).
 static READ_OR_TAKE: LazyLock<Script> = LazyLock::new(|| {
     with_times(
-        "local v = redis.call('GET', KEYS[1])
-         if v and usable(v, tonumber(ARGV[3])) then return {1, v} end
+        "local cur = versions(3, ARGV[4])
+         local v = redis.call('GET', KEYS[1])
+         if v and usable(v, tonumber(ARGV[3])) and current(v, cur) then return {1, v} end
          redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-         return {2}",
+         return {2, cur}",
+    )
+});
+
+/// Takes the lock unconditionally. Replies `{2, versions}`.
+static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    with_times(
+        "local cur = versions(3, ARGV[3])
+         redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+         return {2, cur}",
     )
 });
 
 /// A refresh: if the value was refreshed since the one seen (fresh until later than `ARGV[3]`),
 /// or kept after a failed load and still throttled (retry at later than now, `ARGV[4]`),
-/// replies `{1, value}`; else takes the lock if it is free (`{2}`), or replies `{3}` (another
-/// process's load holds it). Never waits.
+/// replies `{1, value}`; else takes the lock if it is free (`{2, versions}`), or replies `{3}`
+/// (another process's load holds it). Never waits. An entry whose tags are not current is
+/// no answer: the refresh loads.
 static TRY_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     with_times(
-        "local v = redis.call('GET', KEYS[1])
-         if v then
+        "local cur = versions(3, ARGV[5])
+         local v = redis.call('GET', KEYS[1])
+         if v and current(v, cur) then
            local f, r = times(v)
            if f > tonumber(ARGV[3]) or r > tonumber(ARGV[4]) then return {1, v} end
          end
-         if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+         if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, cur} end
          return {3}",
     )
 });
@@ -129,10 +189,12 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// A lease on one key: our token in its lock.
+/// A lease on one key: our token in its lock, and the versions of the call's tags when the
+/// lease was taken (what its publish records, and checks are still current).
 #[derive(Clone, Debug)]
 pub(crate) struct Lease {
     token: String,
+    pub(crate) versions: Vec<u8>,
 }
 
 /// What a loader found when it asked for the lock.
@@ -158,30 +220,40 @@ fn ms(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
 }
 
-/// One attempt: the value if it is there now, else the lock if it is free.
+/// The reply of a lease script: `{1, value}`, `{2, versions}` (the lease, with `token`) or
+/// `{3}`; `Err` for anything else.
+fn begun(reply: Value, token: String, script: &str) -> Result<Begin, StoreError> {
+    match reply {
+        Value::Array(items) => match items.as_slice() {
+            [Value::Int(1), Value::BulkString(bytes)] => Ok(Begin::Found(bytes.clone())),
+            [Value::Int(2), Value::BulkString(versions)] => Ok(Begin::Lease(Lease {
+                token,
+                versions: versions.clone(),
+            })),
+            [Value::Int(3)] => Ok(Begin::Busy),
+            _ => Err(StoreError::Failed(format!(
+                "unexpected reply to the {script} script: {items:?}"
+            ))),
+        },
+        other => Err(StoreError::Failed(format!(
+            "unexpected reply to the {script} script: {other:?}"
+        ))),
+    }
+}
+
+/// One attempt: the value if it is there now, else the lock if it is free (`Err(())`: held
+/// by another loader).
 async fn read_or_lock(
     redis: &Redis,
-    value_key: &str,
-    lock_key: &str,
+    keys: &Keys,
     lifetime: Duration,
 ) -> Result<Result<Begin, ()>, StoreError> {
     let token = new_token();
-    let reply: Value = redis
-        .eval(
-            &READ_OR_LOCK,
-            &[value_key, lock_key],
-            &[token.as_bytes(), &ms(lifetime), &now_arg()],
-        )
-        .await?;
-    match reply {
-        Value::Array(items) => match items.as_slice() {
-            [Value::Int(1), Value::BulkString(bytes)] => Ok(Ok(Begin::Found(bytes.clone()))),
-            [Value::Int(2)] => Ok(Ok(Begin::Lease(Lease { token }))),
-            _ => Ok(Err(())),
-        },
-        other => Err(StoreError::Failed(format!(
-            "unexpected reply to the lock script: {other:?}"
-        ))),
+    let args: [&[u8]; 4] = [token.as_bytes(), &ms(lifetime), &now_arg(), &tags::fresh()];
+    let reply: Value = redis.eval(&READ_OR_LOCK, &keys.script(), &args).await?;
+    match begun(reply, token, "lock")? {
+        Begin::Busy => Ok(Err(())),
+        begin => Ok(Ok(begin)),
     }
 }
 
@@ -193,8 +265,7 @@ async fn read_or_lock(
 /// (a waiter never waits longer than `lock_timeout`).
 pub(crate) async fn begin(
     redis: &'static Redis,
-    value_key: &str,
-    lock_key: &str,
+    keys: &Keys,
     wait: Duration,
 ) -> Result<(Begin, bool), StoreError> {
     let give_up = Instant::now() + wait;
@@ -208,19 +279,19 @@ pub(crate) async fn begin(
         if let Some(n) = notified.as_mut() {
             n.as_mut().enable();
         }
-        if let Ok(begin) = read_or_lock(redis, value_key, lock_key, wait).await? {
+        if let Ok(begin) = read_or_lock(redis, keys, wait).await? {
             return Ok((begin, waited));
         }
         waited = true;
         if watch.is_none() {
             // The first wait: watch the key, then read again at once (a publish may have
             // come before the watch).
-            watch = Some(Notices::watch(redis, value_key));
+            watch = Some(Notices::watch(redis, keys.value()));
             continue;
         }
         let now = Instant::now();
         if now >= give_up {
-            return Ok((force(redis, lock_key, wait).await?, waited));
+            return Ok((force(redis, keys, wait).await?, waited));
         }
         // Full jitter: sleep a random part of the backoff, so waiters do not poll in step.
         let sleep = backoff
@@ -244,77 +315,47 @@ pub(crate) async fn begin(
 /// invalidation.
 pub(crate) async fn force(
     redis: &Redis,
-    lock_key: &str,
+    keys: &Keys,
     lifetime: Duration,
 ) -> Result<Begin, StoreError> {
     let token = new_token();
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(lock_key).arg(&token).arg("PX").arg(ms(lifetime));
-    redis.query::<()>(cmd).await?;
-    Ok(Begin::Lease(Lease { token }))
+    let args: [&[u8]; 3] = [token.as_bytes(), &ms(lifetime), &tags::fresh()];
+    let reply: Value = redis.eval(&TAKE, &keys.script(), &args).await?;
+    begun(reply, token, "take")
 }
 
 /// Takes the lease unless the value is there already (a leader of this process that came
 /// after another's publish, or a waiter that gave up): then returns the value.
 pub(crate) async fn read_or_take(
     redis: &Redis,
-    value_key: &str,
-    lock_key: &str,
+    keys: &Keys,
     lifetime: Duration,
 ) -> Result<Begin, StoreError> {
     let token = new_token();
-    let reply: Value = redis
-        .eval(
-            &READ_OR_TAKE,
-            &[value_key, lock_key],
-            &[token.as_bytes(), &ms(lifetime), &now_arg()],
-        )
-        .await?;
-    match reply {
-        Value::Array(items) => match items.as_slice() {
-            [Value::Int(1), Value::BulkString(bytes)] => Ok(Begin::Found(bytes.clone())),
-            [Value::Int(2)] => Ok(Begin::Lease(Lease { token })),
-            _ => Err(StoreError::Failed(format!(
-                "unexpected reply to the read-or-take script: {items:?}"
-            ))),
-        },
-        other => Err(StoreError::Failed(format!(
-            "unexpected reply to the read-or-take script: {other:?}"
-        ))),
-    }
+    let args: [&[u8]; 4] = [token.as_bytes(), &ms(lifetime), &now_arg(), &tags::fresh()];
+    let reply: Value = redis.eval(&READ_OR_TAKE, &keys.script(), &args).await?;
+    begun(reply, token, "read-or-take")
 }
 
 /// Takes the lease of a refresh of the value seen fresh until `seen` (ms since the Unix
 /// epoch), unless it was refreshed since (then the newer bytes) or another load holds it.
 pub(crate) async fn try_refresh(
     redis: &Redis,
-    value_key: &str,
-    lock_key: &str,
+    keys: &Keys,
     lifetime: Duration,
     seen: u64,
 ) -> Result<Begin, StoreError> {
     let token = new_token();
     let seen = seen.to_string();
-    let reply: Value = redis
-        .eval(
-            &TRY_REFRESH,
-            &[value_key, lock_key],
-            &[token.as_bytes(), &ms(lifetime), seen.as_bytes(), &now_arg()],
-        )
-        .await?;
-    match reply {
-        Value::Array(items) => match items.as_slice() {
-            [Value::Int(1), Value::BulkString(bytes)] => Ok(Begin::Found(bytes.clone())),
-            [Value::Int(2)] => Ok(Begin::Lease(Lease { token })),
-            [Value::Int(3)] => Ok(Begin::Busy),
-            _ => Err(StoreError::Failed(format!(
-                "unexpected reply to the refresh script: {items:?}"
-            ))),
-        },
-        other => Err(StoreError::Failed(format!(
-            "unexpected reply to the refresh script: {other:?}"
-        ))),
-    }
+    let args: [&[u8]; 5] = [
+        token.as_bytes(),
+        &ms(lifetime),
+        seen.as_bytes(),
+        &now_arg(),
+        &tags::fresh(),
+    ];
+    let reply: Value = redis.eval(&TRY_REFRESH, &keys.script(), &args).await?;
+    begun(reply, token, "refresh")
 }
 
 /// How a publish writes.
@@ -330,11 +371,11 @@ pub(crate) struct Write {
 }
 
 /// Publishes `payload` under `lease`; `Ok(false)` if the lease was revoked (an invalidation),
-/// or a kept value found another entry than the one it keeps.
+/// a tag of the call was invalidated since the lease was taken, or a kept value found another
+/// entry than the one it keeps.
 pub(crate) async fn publish(
     redis: &Redis,
-    value_key: &str,
-    lock_key: &str,
+    keys: &Keys,
     lease: &Lease,
     payload: &[u8],
     write: Write,
@@ -342,15 +383,16 @@ pub(crate) async fn publish(
     let px = write.ttl.map_or_else(|| b"0".to_vec(), ms);
     let keep: &[u8] = if write.keep_lease { b"1" } else { b"0" };
     let over = write.over.map(|f| f.to_string()).unwrap_or_default();
-    let args: [&[u8]; 6] = [
+    let args: [&[u8]; 7] = [
         lease.token.as_bytes(),
         payload,
         &px,
         redis.channel.as_bytes(),
         keep,
         over.as_bytes(),
+        &lease.versions,
     ];
-    let wrote: i64 = redis.eval(&PUBLISH, &[value_key, lock_key], &args).await?;
+    let wrote: i64 = redis.eval(&PUBLISH, &keys.script(), &args).await?;
     Ok(wrote == 1)
 }
 
@@ -401,11 +443,16 @@ pub(crate) async fn invalidate(
     redis.query::<i64>(cmd).await.map(drop)
 }
 
-/// Reads a value: one `GET`.
-pub(crate) async fn read(redis: &Redis, value_key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut cmd = redis::cmd("GET");
-    cmd.arg(value_key);
-    redis.query::<Option<Vec<u8>>>(cmd).await
+/// Reads a value: one `GET`, or for a tagged function one script that also reads its tag
+/// keys (the same round trip) and answers nil when they moved on.
+pub(crate) async fn read(redis: &Redis, keys: &Keys) -> Result<Option<Vec<u8>>, StoreError> {
+    if keys.tags().is_empty() {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(keys.value());
+        return redis.query::<Option<Vec<u8>>>(cmd).await;
+    }
+    let read = keys.read();
+    redis.eval(&READ_TAGGED, &read, &[]).await
 }
 
 /// Deletes the keys of a cleared cache: found with `SCAN` (never `KEYS`), kept when the cache

@@ -16,6 +16,7 @@ pub(crate) mod layout;
 mod lease;
 mod notify;
 mod pending;
+pub(crate) mod tags;
 mod tiered;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -100,6 +101,8 @@ pub use backend::{L1, RedisBackend, Remote, Tier, TieredBackend, redis_cache};
 /// The key of one call: its in-process form (for single-flight) and its Redis keys.
 pub struct RedisKey<F: Types> {
     local: F::Key,
+    /// The call's tags, with their versions in this process when its load started.
+    tags: crate::tags::Tags,
     /// `None` when the key did not render (a part that does not serialize): no Redis.
     redis: Option<Keys>,
 }
@@ -120,6 +123,7 @@ impl<F: Types<Key: Clone>> Clone for RedisKey<F> {
     fn clone(&self) -> Self {
         RedisKey {
             local: self.local.clone(),
+            tags: self.tags.clone(),
             redis: self.redis.clone(),
         }
     }
@@ -132,13 +136,16 @@ struct Keys(std::sync::Arc<KeysInner>);
 struct KeysInner {
     value: String,
     lock: std::sync::OnceLock<String>,
+    /// The keys of the call's tags, in the order of `tags` (`tags.rs`).
+    tags: Vec<String>,
 }
 
 impl Keys {
-    fn new(value: String) -> Self {
+    fn new(value: String, tags: Vec<String>) -> Self {
         Keys(std::sync::Arc::new(KeysInner {
             value,
             lock: std::sync::OnceLock::new(),
+            tags,
         }))
     }
 
@@ -148,6 +155,27 @@ impl Keys {
 
     fn lock(&self) -> &str {
         self.0.lock.get_or_init(|| layout::lock_key(&self.0.value))
+    }
+
+    fn tags(&self) -> &[String] {
+        &self.0.tags
+    }
+
+    /// The keys of a lease script: the value, the lock, then the tags.
+    fn script(&self) -> Vec<&str> {
+        let mut keys = Vec::with_capacity(2 + self.0.tags.len());
+        keys.push(self.value());
+        keys.push(self.lock());
+        keys.extend(self.0.tags.iter().map(String::as_str));
+        keys
+    }
+
+    /// The keys of a tagged read: the value, then the tags.
+    fn read(&self) -> Vec<&str> {
+        let mut keys = Vec::with_capacity(1 + self.0.tags.len());
+        keys.push(self.value());
+        keys.extend(self.0.tags.iter().map(String::as_str));
+        keys
     }
 }
 

@@ -1,7 +1,7 @@
 //! Invalidations that could not reach Redis, kept and replayed before Redis serves this process
 //! again.
 //!
-//! An `f_invalidate` (or `clear`) while Redis is unavailable drops the key from the in-process
+//! An `f_invalidate` (or `clear`, or `invalidate_tag`) while Redis is unavailable drops the key from the in-process
 //! fallback at once, and is kept here. Every Redis operation of this process first replays
 //! what is kept (deletes the keys and their locks; scans and unlinks cleared caches); while that
 //! fails, the operation counts as failed and the call goes to the fallback. So no value older
@@ -26,6 +26,8 @@ pub(crate) enum Pending {
     Clear(ClearScan, Option<Change>),
     /// `f_refresh` of a tiered cache: its log entry.
     Logged(Change),
+    /// `invalidate_tag`: the tag.
+    Tag(String),
 }
 
 static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
@@ -74,6 +76,7 @@ async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
                 Err(e) => Err(e),
             },
             Pending::Logged(change) => tiered::append(redis, change).await,
+            Pending::Tag(name) => super::tags::replay(redis, name).await,
         };
         if let Err(e) = done {
             keep(p);

@@ -7,7 +7,9 @@
 //! loads append nothing. Each process reads the stream with `XREAD BLOCK` on a connection of
 //! its own, from the last id it saw: the log is ordered and resumable, unlike pub/sub. An entry
 //! names its origin (a random id per process: a process ignores its own), the cache and the
-//! rendered Redis key (`*` for `clear()`); receiving it drops the L1 copy (no Redis read).
+//! rendered Redis key (`*` for `clear()`); receiving it drops the L1 copy (no Redis read). An
+//! `invalidate_tag` appends the tag with an empty cache name; receiving it moves the tag's
+//! version on in this process, which ends every L1 copy carrying it (`tags.rs`).
 //!
 //! **When the L1 may answer.** Only while the reader is caught up: each `XREAD` returns within
 //! 100 ms (its `BLOCK`), and the L1 answers until 200 ms after the last one returned (read on
@@ -165,6 +167,37 @@ pub(crate) async fn invalidate(
     ];
     redis
         .eval::<i64>(&INVALIDATE_LOGGED, &[value, lock, stream.as_str()], &args)
+        .await
+        .map(drop)
+}
+
+/// Sets a tag key to a fresh version and appends the tag to the log (`c` empty, `k` the tag),
+/// in one script.
+static INVALIDATE_TAG: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "redis.call('SET', KEYS[1], ARGV[3])
+         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'o', ARGV[1], 'c', '', 'k', ARGV[2])
+         return 1",
+    )
+});
+
+/// `invalidate_tag`: the tag key `key` of `name` moved to the version `version`, and the tag
+/// appended to the log for every process's L1, atomically.
+pub(crate) async fn invalidate_tag(
+    redis: &Redis,
+    key: &str,
+    name: &str,
+    version: &[u8],
+) -> Result<(), StoreError> {
+    let stream = stream_key();
+    let args: [&[u8]; 4] = [
+        LOG.origin.as_bytes(),
+        name.as_bytes(),
+        version,
+        MAX_LEN.as_bytes(),
+    ];
+    redis
+        .eval::<i64>(&INVALIDATE_TAG, &[key, stream.as_str()], &args)
         .await
         .map(drop)
 }
@@ -378,6 +411,11 @@ fn apply(fields: &HashMap<String, String>) {
     let (Some(cache), Some(key)) = (fields.get("c"), fields.get("k")) else {
         return;
     };
+    if cache.is_empty() {
+        // A tag: its version moves on in this process, and every copy carrying it is gone.
+        crate::tags::invalidate_local(key);
+        return;
+    }
     match key.as_str() {
         "*" => each(Some(cache), |c| c.drop_all()),
         key => each(Some(cache), |c| c.drop_key(key)),

@@ -1,0 +1,119 @@
+//! Tags on Redis (DESIGN §11): one key per tag, `{prefix}cache-runtime:tag:{tag}`, whose value
+//! is the tag's current version (16 hex digits, random).
+//!
+//! - A load records the versions of its call's tags, read by the script that takes its lease
+//!   (a missing tag key is made there with a fresh version), in its entry's envelope
+//!   (`codec.rs`), and publishes only if the tag keys still hold them (the publish script
+//!   checks, so a load that started before an invalidation never writes).
+//! - A read of a tagged function is one script (the same round trip as a `GET`): the value, if
+//!   the versions it records are the tag keys' values; else nil, a miss. So is every script
+//!   that finds a value for a waiter or a refresh.
+//! - [`invalidate`] sets the tag key to a fresh random version and appends the tag to the
+//!   invalidation log (for every process's L1), in one script: one round trip whatever the
+//!   number of entries.
+//!
+//! A fresh random version rather than `INCR`: a counter restarts at 1 when its key is lost
+//! (evicted, deleted, a restart without persistence), and could then match an entry written
+//! under an earlier 1. A lost tag key makes every entry carrying it a miss (a read finds no
+//! version to match; the next load makes the key again, with a version no entry recorded).
+//! Tag keys have no TTL, so none expires to bring old entries back (Symfony's #44015); they
+//! are a few bytes each, one per tag ever invalidated or loaded.
+//!
+//! Redis Cluster (DESIGN §12) is not supported yet: there, a tag key and a value key may live
+//! on different slots, which one script cannot touch.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use super::conn::{Redis, StoreError};
+use super::pending::{self, Pending};
+use super::tiered;
+use crate::config;
+use crate::invalidation::Invalidation;
+
+/// Whether this process uses Redis: a Redis or tiered cache was made, or Redis settings were
+/// installed. Until then `invalidate_tag` stays in process (a process without Redis must not
+/// wait for, or keep replaying to, a Redis it never meant to use).
+static USED: AtomicBool = AtomicBool::new(false);
+
+/// This process uses Redis from now on.
+pub(crate) fn used() {
+    USED.store(true, Relaxed);
+}
+
+/// The key of the tag `name`, under the current key prefix.
+pub(crate) fn key(name: &str) -> String {
+    format!("{}cache-runtime:tag:{name}", config::current().key_prefix)
+}
+
+/// A fresh version: 16 random hex digits (a missing tag key is made with it).
+pub(crate) fn fresh() -> Vec<u8> {
+    format!("{:016x}", fastrand::u64(..)).into_bytes()
+}
+
+/// Moves the tag `name` to a fresh version on Redis and tells every L1; `Pending` (kept to
+/// replay) when Redis cannot be reached.
+pub(crate) fn invalidate(name: &str) -> Invalidation {
+    let Some(redis) = target() else {
+        return done_without_redis();
+    };
+    let tag = name.to_owned();
+    let done = redis.block(async move { apply(redis, &tag).await });
+    answer(name, done)
+}
+
+/// The async twin of [`invalidate`].
+pub(crate) async fn invalidate_async(name: &str) -> Invalidation {
+    let Some(redis) = target() else {
+        return done_without_redis();
+    };
+    let tag = name.to_owned();
+    let done = redis.run(async move { apply(redis, &tag).await }).await;
+    answer(name, done)
+}
+
+/// The Redis to tell, if this process uses one; `None` also when its settings are unusable
+/// (then every Redis cache runs on its fallback, and there is nothing to tell).
+fn target() -> Option<&'static Redis> {
+    if !USED.load(Relaxed) {
+        return None;
+    }
+    Redis::get().ok()
+}
+
+fn done_without_redis() -> Invalidation {
+    if USED.load(Relaxed) {
+        // Settings that name no usable Redis: nothing is ever read from it.
+        Invalidation::Pending
+    } else {
+        Invalidation::Done
+    }
+}
+
+/// What an invalidation runs on Redis: first what is kept to replay, then its own script.
+async fn apply(redis: &'static Redis, name: &str) -> Result<(), StoreError> {
+    pending::replayed(redis).await?;
+    replay(redis, name).await
+}
+
+/// The script of one tag invalidation (also what a kept one replays).
+pub(crate) async fn replay(redis: &Redis, name: &str) -> Result<(), StoreError> {
+    tiered::invalidate_tag(redis, &key(name), name, &fresh()).await
+}
+
+fn answer(name: &str, done: Result<(), StoreError>) -> Invalidation {
+    match done {
+        Ok(()) => Invalidation::Done,
+        Err(e) => {
+            if !matches!(e, StoreError::Unavailable) {
+                tracing::warn!(
+                    tag = %name,
+                    error = %e,
+                    "cache-runtime: a tag invalidation did not reach Redis; it is kept and \
+                     replayed before this process reads from Redis again"
+                );
+            }
+            pending::keep(Pending::Tag(name.to_owned()));
+            Invalidation::Pending
+        }
+    }
+}
