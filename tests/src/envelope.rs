@@ -18,6 +18,8 @@ pub struct Envelope {
     pub written_ms: u64,
     /// How long the load took, in ms (bytes 36–39).
     pub load_ms: u32,
+    /// The tag versions (length at bytes 40–41, then the bytes).
+    pub tags: Vec<u8>,
     /// The value's MessagePack (empty for a null).
     pub value: Vec<u8>,
 }
@@ -25,10 +27,12 @@ pub struct Envelope {
 impl Envelope {
     /// Splits `bytes`; `None` if they are not an envelope.
     pub fn parse(bytes: &[u8]) -> Option<Envelope> {
-        if bytes.len() < 40 || &bytes[..2] != b"cr" {
+        if bytes.len() < 42 || &bytes[..2] != b"cr" {
             return None;
         }
         let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        let n = usize::from(u16::from_be_bytes([bytes[40], bytes[41]]));
+        let tags = bytes.get(42..42 + n)?.to_vec();
         Some(Envelope {
             version: bytes[2],
             null: match bytes[3] {
@@ -41,7 +45,8 @@ impl Envelope {
             retry_at_ms: u64_at(20),
             written_ms: u64_at(28),
             load_ms: u32::from_be_bytes(bytes[36..40].try_into().unwrap()),
-            value: bytes[40..].to_vec(),
+            tags,
+            value: bytes[42 + n..].to_vec(),
         })
     }
 
@@ -88,12 +93,13 @@ pub fn build_timed<T: serde::Serialize>(
         fingerprint = fingerprint.wrapping_mul(0x0100_0000_01b3);
     }
     let written = now_ms();
-    let mut out = b"cr\x03\x00".to_vec();
+    let mut out = b"cr\x04\x00".to_vec();
     out.extend_from_slice(&fingerprint.to_be_bytes());
     out.extend_from_slice(&fresh_until_ms.to_be_bytes());
     out.extend_from_slice(&0u64.to_be_bytes());
     out.extend_from_slice(&written.to_be_bytes());
     out.extend_from_slice(&7u32.to_be_bytes());
+    out.extend_from_slice(&[0, 0]); // no tags
     out.extend_from_slice(&rmp_serde::to_vec_named(value).expect("MessagePack"));
     out
 }

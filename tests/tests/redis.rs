@@ -92,7 +92,11 @@ fn the_layout_is_readable_by_other_services() {
     let key = format!("{}user:profile:7", prefix());
     let bytes: Vec<u8> = con.get(&key).expect("the entry is at {prefix}{name}:{key}");
     let envelope = tests::envelope::parse(&bytes);
-    assert_eq!(envelope.version, 3);
+    assert_eq!(envelope.version, 4);
+    assert!(
+        envelope.tags.is_empty(),
+        "an untagged function records no tag versions"
+    );
     assert!(!envelope.null);
     assert_ne!(envelope.fingerprint, 0);
     assert!(envelope.written_ms > 1_700_000_000_000);

@@ -154,7 +154,11 @@ fn issue_10_the_json_codec_is_readable_and_refuses_what_it_cannot_hold() {
     let key = format!("t{}:codec_json:1", std::process::id());
     let bytes: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut con).expect("GET");
     let entry: serde_json::Value = serde_json::from_slice(&bytes).expect("readable JSON");
-    assert_eq!(entry["v"], 2);
+    assert_eq!(entry["v"], 3);
+    assert_eq!(
+        entry["g"], "",
+        "an untagged function records no tag versions"
+    );
     assert_eq!(entry["d"]["price"], 1.25);
     let fresh_for = entry["f"].as_u64().unwrap() - entry["w"].as_u64().unwrap();
     assert!(fresh_for > 1_000, "fresh for {fresh_for} ms");

@@ -13,6 +13,11 @@ fn trips(id: u32) -> u32 {
     id
 }
 
+#[cached(ttl = 60, key = "{id}", name = "tagged_trips", tags = ["trips:all", "trips:{id}"])]
+fn tagged_trips(id: u32) -> u32 {
+    id
+}
+
 /// Calls per command, from `INFO commandstats`.
 fn commands(con: &mut redis::Connection) -> BTreeMap<String, u64> {
     let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
@@ -70,4 +75,26 @@ fn a_hit_is_one_get_and_a_miss_three_round_trips() {
             ("set", 2)
         ])
     );
+
+    // Issue 13: a tagged hit is one round trip too (one script reads the value and its two
+    // tag keys), and a tag invalidation is one (one script: the tag key's new version and the
+    // log entry for the L1s).
+    assert_eq!(tagged_trips(1), 1); // loads, and makes the tag keys
+    assert!(cache_runtime::invalidate_tag("trips:unused").is_done()); // loads its script
+    let before = commands(&mut con);
+    assert_eq!(tagged_trips(1), 1);
+    let tagged_hit = delta(&before, &commands(&mut con));
+    let before = commands(&mut con);
+    assert!(cache_runtime::invalidate_tag("trips:all").is_done());
+    let invalidation = delta(&before, &commands(&mut con));
+    eprintln!("tagged hit: {tagged_hit:?}\ntag invalidation: {invalidation:?}");
+    assert_eq!(tagged_hit, expected(&[("evalsha", 1), ("get", 3)]));
+    assert_eq!(
+        invalidation,
+        expected(&[("evalsha", 1), ("set", 1), ("xadd", 1)])
+    );
+    let before = commands(&mut con);
+    assert_eq!(tagged_trips(1), 1);
+    let miss = delta(&before, &commands(&mut con));
+    assert_eq!(miss["evalsha"], 3, "after it, a miss: {miss:?}");
 }

@@ -220,9 +220,14 @@ mod tests {
             dec::<u8>(br#"{"v":1,"t":"00000000000000ff","w":1,"d":1}"#, 0xff),
             Err(DecodeError::OtherVersion(1))
         );
+        // Issue 13: version 2 (before the tag versions) is a miss.
+        assert_eq!(
+            dec::<u8>(br#"{"v":2,"t":"00000000000000ff","f":1,"r":0,"d":1}"#, 0xff),
+            Err(DecodeError::OtherVersion(2))
+        );
         assert_eq!(
             dec::<u8>(
-                br#"{"v":2,"t":"00000000000000ff","f":1,"r":0,"d":"x"}"#,
+                br#"{"v":3,"t":"00000000000000ff","f":1,"r":0,"g":"","d":"x"}"#,
                 0xff
             ),
             Err(DecodeError::BadValue)
