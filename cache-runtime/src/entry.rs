@@ -3,7 +3,7 @@
 //! The same times travel to Redis in the envelope (`redis/codec.rs`), so every process agrees
 //! on an entry's phase.
 
-use crate::tags::Tags;
+use crate::tags::EntryTags;
 
 /// What a call left in the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub(crate) struct Entry<V> {
     pub(crate) times: Times,
     /// The tags of the load that produced it, with their versions when it started: the entry
     /// is used only while they are current (`tags.rs`).
-    pub(crate) tags: Tags,
+    pub(crate) tags: EntryTags,
 }
 
 /// When an entry is fresh, when it is gone, and what produced it.

@@ -6,7 +6,9 @@
 //! one to its counter: no entry is visited, whatever their number. A load that started before
 //! the invalidation carries the old version, so its result is never served (and is not even
 //! written: [`Tags::current`] is checked before every write, and again on every read, which
-//! covers a write that raced the check).
+//! covers a write that raced the check). A process-wide epoch moves on with every invalidation,
+//! so that the common read, nothing invalidated since the entry was last checked, compares two
+//! numbers instead of every tag's version.
 //!
 //! On Redis the same idea runs on a tag key per tag (`redis/tags.rs`).
 //!
@@ -34,10 +36,24 @@ impl Tag {
     }
 }
 
-/// The tags of one call and their versions when its load started; carried by its key and by
-/// the entries the load writes. Cheap to clone; [`Tags::NONE`] for an untagged function.
+/// Moves on at every tag invalidation of this process, whatever the tag: a stamp checked at
+/// the current epoch needs no look at its tags (the hit path's common case).
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The tags of one call and their versions when its load started; carried by its key, and
+/// (as a [`EntryTags`]) by the entries the load writes. Cheap to clone; [`Tags::NONE`] for an
+/// untagged function.
 #[derive(Clone, Default)]
-pub struct Tags(Option<Arc<[Seen]>>);
+pub struct Tags(Option<Arc<Stamp>>);
+
+/// The versions a load saw.
+struct Stamp {
+    seen: Box<[Seen]>,
+    /// A hash of the names, in order: which tags these are.
+    names: u64,
+    /// The latest epoch at which every version was found current.
+    checked_at: AtomicU64,
+}
 
 /// A tag, and its version when a load started.
 type Seen = (Arc<Tag>, u64);
@@ -57,33 +73,150 @@ impl Tags {
         if N == 0 {
             return Tags::NONE;
         }
-        let tags: Arc<[Seen]> = names
+        // Read first: the versions read next are current at least as of this epoch.
+        let epoch = EPOCH.load(Ordering::SeqCst);
+        let mut hash = std::hash::DefaultHasher::new();
+        let seen: Box<[Seen]> = names
             .into_iter()
             .map(|name| {
+                std::hash::Hash::hash(&name, &mut hash);
                 let tag = REGISTRY.tag(name);
-                let version = tag.version.load(Ordering::Acquire);
+                let version = tag.version.load(Ordering::SeqCst);
                 (tag, version)
             })
             .collect();
-        Tags(Some(tags))
+        Tags(Some(Arc::new(Stamp {
+            seen,
+            names: std::hash::Hasher::finish(&hash),
+            checked_at: AtomicU64::new(epoch),
+        })))
     }
 
     /// Whether no tag was invalidated since the versions were taken.
     #[inline]
     pub(crate) fn current(&self) -> bool {
-        match &self.0 {
-            None => true,
-            Some(tags) => tags
-                .iter()
-                .all(|(tag, seen)| tag.version.load(Ordering::Acquire) == *seen),
-        }
+        self.0
+            .as_ref()
+            .is_none_or(|s| s.current_at(EPOCH.load(Ordering::SeqCst)))
     }
 
     /// The names, in the order of the attribute.
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.0
             .iter()
-            .flat_map(|tags| tags.iter().map(|(t, _)| t.name()))
+            .flat_map(|s| s.seen.iter().map(|(t, _)| t.name()))
+    }
+}
+
+impl Stamp {
+    /// Whether every version is current at `epoch` (read by the caller just before).
+    #[inline]
+    fn current_at(&self, epoch: u64) -> bool {
+        self.checked_at.load(Ordering::SeqCst) == epoch || self.check(epoch)
+    }
+
+    #[cold]
+    fn check(&self, epoch: u64) -> bool {
+        let current = self
+            .seen
+            .iter()
+            .all(|(tag, seen)| tag.version.load(Ordering::SeqCst) == *seen);
+        if current {
+            self.checked_at.store(epoch, Ordering::SeqCst);
+        }
+        current
+    }
+}
+
+/// The tags of a stored entry. In the store it holds its load's [`Tags`]; a copy taken from
+/// the store (every read of quick_cache clones) holds only whether they were current when it
+/// was taken, and at which epoch: so the hit path checks an entry's tags without touching a
+/// reference count (one load of the epoch, one of the stamp's `checked_at`). A copy is current
+/// while nothing was invalidated since it was taken; a copy kept longer (the entry held for
+/// fail-safe by a load) is given back its tags by [`EntryTags::held`].
+pub(crate) struct EntryTags(Kind);
+
+enum Kind {
+    None,
+    Live(Arc<Stamp>),
+    Copy {
+        current: bool,
+        epoch: u64,
+        names: u64,
+    },
+}
+
+impl EntryTags {
+    /// The mark of an entry written with the call's `tags`.
+    pub(crate) fn of(tags: &Tags) -> EntryTags {
+        EntryTags(match &tags.0 {
+            None => Kind::None,
+            Some(stamp) => Kind::Live(Arc::clone(stamp)),
+        })
+    }
+
+    /// No tags.
+    pub(crate) const NONE: EntryTags = EntryTags(Kind::None);
+
+    /// Whether none of the tags was invalidated since the load started.
+    #[inline]
+    pub(crate) fn current(&self) -> bool {
+        match &self.0 {
+            Kind::None => true,
+            Kind::Live(stamp) => stamp.current_at(EPOCH.load(Ordering::SeqCst)),
+            Kind::Copy { current, epoch, .. } => *current && *epoch == EPOCH.load(Ordering::SeqCst),
+        }
+    }
+
+    /// A copy that stays checkable while a load runs: a current copy of an entry that carries
+    /// the same tags as the call (`tags`, taken before the copy) holds the call's tags from
+    /// now on, so that only an invalidation of one of them ends it.
+    pub(crate) fn held(self, tags: &Tags) -> EntryTags {
+        match (&self.0, &tags.0) {
+            (Kind::Copy { names, .. }, Some(stamp)) if *names == stamp.names && self.current() => {
+                EntryTags(Kind::Live(Arc::clone(stamp)))
+            }
+            _ => self,
+        }
+    }
+}
+
+impl Clone for EntryTags {
+    #[inline]
+    fn clone(&self) -> Self {
+        EntryTags(match &self.0 {
+            Kind::None => Kind::None,
+            Kind::Live(stamp) => {
+                let epoch = EPOCH.load(Ordering::SeqCst);
+                Kind::Copy {
+                    current: stamp.current_at(epoch),
+                    epoch,
+                    names: stamp.names,
+                }
+            }
+            Kind::Copy {
+                current,
+                epoch,
+                names,
+            } => Kind::Copy {
+                current: *current,
+                epoch: *epoch,
+                names: *names,
+            },
+        })
+    }
+}
+
+impl std::fmt::Debug for EntryTags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Kind::None => f.write_str("untagged"),
+            Kind::Live(stamp) => f
+                .debug_list()
+                .entries(stamp.seen.iter().map(|(t, v)| (t.name(), v)))
+                .finish(),
+            Kind::Copy { current, .. } => write!(f, "copy (current: {current})"),
+        }
     }
 }
 
@@ -134,11 +267,13 @@ impl Registry {
         tag
     }
 
-    /// Moves the tag named `name` to a new version, if any entry or load carries it.
+    /// Moves the tag named `name` to a new version, if any entry or load carries it, then the
+    /// epoch (so that a stamp checked at the old epoch is checked again).
     fn bump(&self, name: &str) {
         let shard = self.shard(name);
         if let Some(tag) = shard.tags.get(name).and_then(Weak::upgrade) {
-            tag.version.fetch_add(1, Ordering::AcqRel);
+            tag.version.fetch_add(1, Ordering::SeqCst);
+            EPOCH.fetch_add(1, Ordering::SeqCst);
         }
     }
 

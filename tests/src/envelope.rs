@@ -87,6 +87,16 @@ pub fn build_timed<T: serde::Serialize>(
     value: &T,
     fresh_until_ms: u64,
 ) -> Vec<u8> {
+    build_tagged(type_name, value, fresh_until_ms, b"")
+}
+
+/// [`build_timed`], recording the tag versions `tags` (the values of its tag keys, in order).
+pub fn build_tagged<T: serde::Serialize>(
+    type_name: &str,
+    value: &T,
+    fresh_until_ms: u64,
+    tags: &[u8],
+) -> Vec<u8> {
     let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
     for b in type_name.bytes() {
         fingerprint ^= u64::from(b);
@@ -99,7 +109,9 @@ pub fn build_timed<T: serde::Serialize>(
     out.extend_from_slice(&0u64.to_be_bytes());
     out.extend_from_slice(&written.to_be_bytes());
     out.extend_from_slice(&7u32.to_be_bytes());
-    out.extend_from_slice(&[0, 0]); // no tags
+    let n = u16::try_from(tags.len()).expect("at most 65,535 bytes of tag versions");
+    out.extend_from_slice(&n.to_be_bytes());
+    out.extend_from_slice(tags);
     out.extend_from_slice(&rmp_serde::to_vec_named(value).expect("MessagePack"));
     out
 }

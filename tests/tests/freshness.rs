@@ -220,6 +220,45 @@ fn issue_11_a_failing_load_answers_with_the_kept_value_once_per_throttle() {
     FAILING.store(false, SeqCst);
 }
 
+static TAGGED_FAILING: AtomicBool = AtomicBool::new(false);
+/// The tag the failing load invalidates while it runs.
+static INVALIDATE_DURING: Mutex<&str> = Mutex::new("");
+
+/// Issue 13: a load that fails answers with the kept value only if none of the value's tags
+/// was invalidated meanwhile (another tag's invalidation does not matter).
+#[cached(ttl = 10, stale_if_error = "10m", jitter = 0, key = "{id}", tags = ["sie:{id}"])]
+fn tagged_fail_safe(id: u32) -> Result<u32, String> {
+    if TAGGED_FAILING.load(SeqCst) {
+        let tag = *INVALIDATE_DURING.lock().unwrap();
+        assert!(cache_runtime::invalidate_tag(tag).is_done());
+        return Err("database down".into());
+    }
+    Ok(id * 100)
+}
+
+#[test]
+fn issue_13_a_kept_value_answers_a_failed_load_unless_its_tag_was_invalidated() {
+    let Some(_serial) = serial() else { return };
+    assert_eq!(tagged_fail_safe(1), Ok(100));
+    assert_eq!(tagged_fail_safe(2), Ok(200));
+    clock::advance(Duration::from_secs(11)); // both expired, within `stale_if_error`
+    TAGGED_FAILING.store(true, SeqCst);
+    // Another entry's tag is invalidated while key 1's load runs: key 1's value still answers.
+    *INVALIDATE_DURING.lock().unwrap() = "sie:2";
+    assert_eq!(tagged_fail_safe(1), Ok(100));
+    // Key 1's own tag is invalidated while its next load runs: its value is gone.
+    clock::advance(Duration::from_secs(6)); // the throttle ended
+    *INVALIDATE_DURING.lock().unwrap() = "sie:1";
+    assert_eq!(tagged_fail_safe(1), Err("database down".into()));
+    assert_eq!(
+        tagged_fail_safe(1),
+        Err("database down".into()),
+        "and stays gone"
+    );
+    TAGGED_FAILING.store(false, SeqCst);
+    assert_eq!(tagged_fail_safe(1), Ok(100));
+}
+
 static PANICKING: AtomicBool = AtomicBool::new(false);
 static PANIC_LOADS: AtomicU32 = AtomicU32::new(0);
 

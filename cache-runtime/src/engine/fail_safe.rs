@@ -17,7 +17,7 @@ use crate::entry::Entry;
 use crate::fence::Ticket;
 use crate::function::Function;
 use crate::stats::Counter;
-use crate::tags::Tags;
+use crate::tags::EntryTags;
 
 use super::Engine;
 use super::load::{Guard, elapsed_ms};
@@ -161,7 +161,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 settled.store.map(|slot| Entry {
                     slot: slot.cloned(),
                     times,
-                    tags: Tags::NONE,
+                    tags: EntryTags::NONE,
                 })
             }
             Err(_) => {

@@ -31,6 +31,7 @@ use crate::policy::Lock;
 use crate::reentry::Mark;
 use crate::shape::Shape;
 use crate::stats::Counter;
+use crate::tags::EntryTags;
 
 use super::Engine;
 use super::fail_safe::Failed;
@@ -191,7 +192,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         ticket: Option<Ticket>,
     ) -> Result<Step<F>, ()> {
         let entry = match read {
-            None if self.policy.has_phases() => self.store.get(B::local(key)),
+            None if self.policy.has_phases() => self
+                .store
+                .get(B::local(key))
+                .map(|e| self.held_copy(key, e)),
             None => None,
             Some(Read::Hit(entry)) => Some(entry),
             Some(Read::Miss) => None,
@@ -302,6 +306,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Flight::TimedOut => {
                 self.stats.add(Counter::Wait);
                 let held = held.or_else(|| self.kept.get(B::local(&key)));
+                let held = held.map(|e| self.held_copy(&key, e));
                 self.lead(&key, lead(None, Start::ReadOrTake, held), body)
             }
         }
@@ -364,6 +369,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Flight::TimedOut => {
                 self.stats.add(Counter::Wait);
                 let held = held.or_else(|| self.kept.get(B::local(&key)));
+                let held = held.map(|e| self.held_copy(&key, e));
                 let lead = lead(None, Start::ReadOrTake, held);
                 self.lead_async(&key, lead, body).await
             }
@@ -621,7 +627,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         Entry {
             slot,
             times: self.local_times(times),
-            tags: B::tags(key).clone(),
+            tags: EntryTags::of(B::tags(key)),
         }
     }
 
@@ -656,6 +662,16 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// without a guard, or one that may outlive its caller (`load_timeout`).
     fn lead_ticket(&self, key: &B::Key, guarded: bool, held: bool) -> Option<Ticket> {
         (B::LOCAL && (!guarded || held)).then(|| self.ticket(B::local(key)))
+    }
+
+    /// A copy of an entry of the local store, kept while a load runs (to answer if it fails):
+    /// checkable against invalidations of its tags for as long as it is kept (see
+    /// [`EntryTags::held`]).
+    fn held_copy(&self, key: &B::Key, entry: Entry<F::Value>) -> Entry<F::Value> {
+        Entry {
+            tags: entry.tags.held(B::tags(key)),
+            ..entry
+        }
     }
 
     /// The answer a held entry gives, if its shape can.
@@ -789,7 +805,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             let entry = Entry {
                 slot: slot.cloned(),
                 times: settled.times,
-                tags: B::tags(key).clone(),
+                tags: EntryTags::of(B::tags(key)),
             };
             if guard.insert(entry).is_ok() {
                 self.store.remove(B::local(key));

@@ -293,7 +293,7 @@ mod tests {
         let held = Entry {
             slot: Slot::Value(1),
             times: t,
-            tags: crate::tags::Tags::NONE,
+            tags: crate::tags::EntryTags::NONE,
         };
         let kept = p.rearmed(&held, 20_000);
         assert_eq!(kept.retry_at_ms, 25_000);

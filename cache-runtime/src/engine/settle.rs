@@ -102,7 +102,7 @@ impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
         Entry {
             times: self.policy.times_from_now(null, 0),
             slot: slot.cloned(),
-            tags: tags.clone(),
+            tags: crate::tags::EntryTags::of(tags),
         }
     }
 }

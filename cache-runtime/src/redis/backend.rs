@@ -227,7 +227,7 @@ fn decode<F: RedisFunction, T: Tier>(
             };
             // Its tag versions on Redis were compared by the script that read it; in process it
             // carries the call's, so that a tag invalidated here since ends it too.
-            let tags = key.tags.clone();
+            let tags = crate::tags::EntryTags::of(&key.tags);
             Some(Entry { slot, times, tags })
         }
         Err(e) => {
