@@ -226,6 +226,16 @@ impl Redis {
             .await
     }
 
+    /// A pipeline on the connection (one round trip), bounded by the operation deadline.
+    pub(crate) async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection();
+        self.deadline(async move { pipe.query_async::<T>(&mut conn).await })
+            .await
+    }
+
     /// A script invocation on the connection, bounded by the operation deadline.
     pub(crate) async fn eval<T: redis::FromRedisValue>(
         &self,

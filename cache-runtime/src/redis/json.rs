@@ -111,6 +111,21 @@ pub(crate) fn decode<V, E>(
     Ok((Slot::Value(value), stamp))
 }
 
+/// The tag versions an entry of this version records (its `g`, hex-decoded); `None` for
+/// bytes of another format.
+pub(crate) fn recorded(bytes: &[u8]) -> Option<Vec<u8>> {
+    let head = bytes.strip_prefix(format!("{{\"v\":{VERSION},").as_bytes())?;
+    let at = head.windows(6).position(|w| w == b",\"g\":\"")? + 6;
+    let hex = &head[at..];
+    let hex = &hex[..hex.iter().position(|&b| b == b'"')?];
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    hex.chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
+
 /// Appends `value` as JSON, refusing what JSON would change (NaN, ±infinity).
 pub(crate) fn write_value<V: serde::Serialize>(value: &V, out: &mut Vec<u8>) -> Result<(), String> {
     refuse_non_finite(value)?;
@@ -187,6 +202,9 @@ mod tests {
                 .contains(r#""r":0,"g":"0061","w":1"#)
         );
         assert_eq!(dec::<u8>(&tagged, 0xff), Ok(Slot::Value(1)));
+        assert_eq!(recorded(&tagged), Some(b"\x00a".to_vec()));
+        assert_eq!(recorded(&null), Some(Vec::new()));
+        assert_eq!(recorded(br#"{"v":2,"g":"00"}"#), None);
         let unit = enc(Slot::Value(&None::<u8>)).unwrap();
         assert_eq!(dec::<Option<u8>>(&unit, 0xff), Ok(Slot::Value(None)));
         let wide = enc(Slot::Value(&(u128::MAX, i128::MIN))).unwrap();

@@ -19,11 +19,8 @@ use super::notify::{Notices, Watch};
 use super::tags;
 
 /// Lua: the times of an entry of either envelope (`codec.rs`, `json.rs`), `fresh_until,
-/// retry_at` in ms since the Unix epoch, or `0, 0` for bytes of another format; whether an
-/// entry answers at `now` without a load (fresh, or kept during a fail-safe throttle); and its
-/// tags (DESIGN §11): `recorded` reads the tag versions an entry carries, `versions` the
-/// current values of the tag keys `KEYS[first..]` (a missing one is made with `init`, or, with
-/// no `init`, makes the answer nil: its entries are misses), and `current` compares them.
+/// retry_at` in ms since the Unix epoch, or `0, 0` for bytes of another format; and whether an
+/// entry answers at `now` without a load (fresh, or kept during a fail-safe throttle).
 /// Exact below 2^53 ms (Lua numbers are doubles); "never" (2^64−1) still compares as later.
 const TIMES: &str = r#"
 local function times(v)
@@ -41,6 +38,13 @@ local function usable(v, now)
   local f, r = times(v)
   return f > now or r > now
 end
+"#;
+
+/// Lua: the tag functions (DESIGN §11): `recorded` reads the tag versions an entry carries,
+/// `versions` the current values of the tag keys `KEYS[first..]` in one `MGET` (a missing one
+/// is made with `init`, or, with no `init`, makes the answer nil: its entries are misses), and
+/// `current` compares them.
+const TAGS: &str = r#"
 local function recorded(v)
   if string.sub(v, 1, 3) == 'cr\4' and #v >= 42 then
     local n = string.byte(v, 41) * 256 + string.byte(v, 42)
@@ -53,37 +57,26 @@ local function recorded(v)
   return nil
 end
 local function versions(first, init)
-  local cur = ''
-  for i = first, #KEYS do
-    local t = redis.call('GET', KEYS[i])
-    if not t then
+  if first > #KEYS then return '' end
+  local t = redis.call('MGET', unpack(KEYS, first))
+  for i = 1, #t do
+    if not t[i] then
       if not init then return nil end
-      redis.call('SET', KEYS[i], init)
-      t = init
+      redis.call('SET', KEYS[first + i - 1], init)
+      t[i] = init
     end
-    cur = cur .. t
   end
-  return cur
+  return table.concat(t)
 end
 local function current(v, cur)
   return cur ~= nil and recorded(v) == cur
 end
 "#;
 
-/// A script that starts with [`TIMES`].
+/// A script that starts with [`TIMES`] and [`TAGS`].
 fn with_times(body: &str) -> Script {
-    Script::new(&format!("{TIMES}{body}"))
+    Script::new(&format!("{TIMES}{TAGS}{body}"))
 }
-
-/// The read of a tagged function (`KEYS[2..]` its tag keys): the value if its tag versions are
-/// current, else nil. An untagged function reads with one `GET`.
-static READ_TAGGED: LazyLock<Script> = LazyLock::new(|| {
-    with_times(
-        "local v = redis.call('GET', KEYS[1])
-         if v and current(v, versions(2, false)) then return v end
-         return false",
-    )
-});
 
 /// Reads the value; if there is none that answers now (`ARGV[3]`, ms since the Unix epoch)
 /// with current tags (`KEYS[3..]`, missing ones made with `ARGV[4]`), tries to take the lock.
@@ -443,16 +436,43 @@ pub(crate) async fn invalidate(
     redis.query::<i64>(cmd).await.map(drop)
 }
 
-/// Reads a value: one `GET`, or for a tagged function one script that also reads its tag
-/// keys (the same round trip) and answers nil when they moved on.
+/// Reads a value: one `GET`; for a tagged function, a `GET` of the value and an `MGET` of its
+/// tag keys in one pipeline (one round trip), and nil when the versions the entry records are
+/// not the tag keys' values (or a tag key is missing).
+///
+/// Not atomic, and it need not be: a read that starts after `invalidate_tag` returned reads
+/// the new version whatever it reads first, and an entry recording it was loaded after it.
 pub(crate) async fn read(redis: &Redis, keys: &Keys) -> Result<Option<Vec<u8>>, StoreError> {
     if keys.tags().is_empty() {
         let mut cmd = redis::cmd("GET");
         cmd.arg(keys.value());
         return redis.query::<Option<Vec<u8>>>(cmd).await;
     }
-    let read = keys.read();
-    redis.eval(&READ_TAGGED, &read, &[]).await
+    let mut pipe = redis::pipe();
+    pipe.cmd("GET").arg(keys.value());
+    pipe.cmd("MGET").arg(keys.tags());
+    let (value, versions): (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) = redis.pipeline(pipe).await?;
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let Some(versions) = versions.into_iter().collect::<Option<Vec<Vec<u8>>>>() else {
+        return Ok(None); // a tag key was lost: its entries are misses
+    };
+    match recorded(&value) {
+        Some(recorded) => Ok((recorded == versions.concat()).then_some(value)),
+        // Not an envelope of this version: the decode counts it, and a load overwrites it.
+        None => Ok(Some(value)),
+    }
+}
+
+/// The tag versions an entry records (`codec.rs`, `json.rs`); `None` for bytes of another
+/// format (then the decode that follows says what is wrong with them).
+fn recorded(value: &[u8]) -> Option<Vec<u8>> {
+    if value.starts_with(b"cr\x04") {
+        let n = usize::from(u16::from_be_bytes([*value.get(40)?, *value.get(41)?]));
+        return value.get(42..42 + n).map(<[u8]>::to_vec);
+    }
+    super::json::recorded(value)
 }
 
 /// Deletes the keys of a cleared cache: found with `SCAN` (never `KEYS`), kept when the cache

@@ -169,14 +169,6 @@ impl Keys {
         keys.extend(self.0.tags.iter().map(String::as_str));
         keys
     }
-
-    /// The keys of a tagged read: the value, then the tags.
-    fn read(&self) -> Vec<&str> {
-        let mut keys = Vec::with_capacity(1 + self.0.tags.len());
-        keys.push(self.value());
-        keys.extend(self.0.tags.iter().map(String::as_str));
-        keys
-    }
 }
 
 /// At most one warning per cache every few seconds, with a count of those it held back.
