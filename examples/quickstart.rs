@@ -3,8 +3,9 @@
 //! A small shop keeps products, users and 300,000 orders in an embedded SQLite file. Two
 //! slow queries (aggregates over every order, tens of milliseconds each) are cached with
 //! `#[cached]`. The program shows a miss against a hit, 100 concurrent callers causing one
-//! query, a missing user cached as a null, an update followed by `_invalidate`, and the
-//! stats of both caches.
+//! query, a missing user cached as a null, an update followed by `_invalidate`, a price change
+//! that drops a product, its category's listing and the best sellers with one
+//! `invalidate_tags` call, and the stats of the caches.
 //!
 //! Run it with `cargo run --example quickstart`.
 
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
-use cache_runtime::{CacheHandle, cached};
+use cache_runtime::{CacheHandle, cached, invalidate_tags};
 use rusqlite::{Connection, OptionalExtension, params};
 
 const PRODUCTS: i64 = 200;
@@ -52,8 +53,9 @@ struct Profile {
     units: i64,
 }
 
-/// The best sellers: an aggregate over every order. Errors are returned, never cached.
-#[cached(ttl = "5m", name = "catalog:top")]
+/// The best sellers: an aggregate over every order. Errors are returned, never cached. Tagged
+/// `catalog`: the catalog page, which a product change drops.
+#[cached(ttl = "5m", name = "catalog:top", tags = ["catalog"])]
 fn top_products(limit: u32) -> rusqlite::Result<Vec<ProductSales>> {
     let db = connect()?;
     let mut stmt = db.prepare(
@@ -71,6 +73,29 @@ fn top_products(limit: u32) -> rusqlite::Result<Vec<ProductSales>> {
             units_sold: r.get(3)?,
         })
     })?;
+    rows.collect()
+}
+
+/// One product's page: tagged with the product, so that its change drops it.
+#[cached(ttl = "10m", key = "{id}", name = "product", tags = ["product:{id}"])]
+fn product_page(id: i64) -> rusqlite::Result<Option<(String, String, i64)>> {
+    connect()?
+        .query_row(
+            "SELECT name, category, price_cents FROM products WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+}
+
+/// A category's cheapest products: tagged with the category.
+#[cached(ttl = "10m", key = "{category}", name = "category", tags = ["category:{category}"])]
+fn category_listing(category: &str) -> rusqlite::Result<Vec<(String, i64)>> {
+    let db = connect()?;
+    let mut stmt = db.prepare(
+        "SELECT name, price_cents FROM products WHERE category = ?1 ORDER BY price_cents LIMIT 3",
+    )?;
+    let rows = stmt.query_map([category], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 
@@ -279,9 +304,50 @@ fn main() -> rusqlite::Result<()> {
     );
     show("after user_profile_invalidate(42):")?;
 
-    println!("\n5. Stats");
+    println!("\n5. Tags: a price cut drops the product, its listing and the catalog, in one call");
+    let (name, category, price) = product_page(7)?.expect("product 7 exists");
+    let cheapest = |c: &str| -> rusqlite::Result<String> {
+        let list = category_listing(c)?;
+        let shown: Vec<String> = list
+            .iter()
+            .map(|(n, p)| format!("{n} ${:.2}", *p as f64 / 100.0))
+            .collect();
+        Ok(shown.join(", "))
+    };
+    let dollars = |cents: i64| cents as f64 / 100.0;
+    println!(
+        "  {name} ({category}) ${:.2}; cheapest {category}: {}",
+        dollars(price),
+        cheapest(&category)?
+    );
+    product_page(8)?; // another product's page, cached
+    connect()?.execute("UPDATE products SET price_cents = 99 WHERE id = 7", [])?;
+    let tags = [
+        "product:7".to_owned(),
+        format!("category:{category}"),
+        "catalog".to_owned(),
+    ];
+    let done = invalidate_tags(&tags);
+    assert!(done.is_done(), "in process, always done");
+    let before = QUERIES.load(Relaxed);
+    let (_, _, price) = product_page(7)?.expect("product 7 exists");
+    println!(
+        "  after UPDATE and invalidate_tags({tags:?}): ${:.2}; cheapest {category}: {}",
+        dollars(price),
+        cheapest(&category)?
+    );
+    top_products(5)?;
+    product_page(8)?;
+    println!(
+        "  {} queries: product 7, its listing and the best sellers; product 8 stays cached",
+        QUERIES.load(Relaxed) - before
+    );
+
+    println!("\n6. Stats");
     print_stats(top_products_cache());
     print_stats(user_profile_cache());
+    print_stats(product_page_cache());
+    print_stats(category_listing_cache());
     println!("  queries that reached SQLite: {}", QUERIES.load(Relaxed));
 
     let _ = std::fs::remove_file(&path);

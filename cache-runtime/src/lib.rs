@@ -42,7 +42,7 @@ pub use invalidation::Invalidation;
 
 pub use registry::caches;
 pub use stats::Stats;
-pub use tags::{invalidate_tag, invalidate_tag_async};
+pub use tags::{invalidate_tag, invalidate_tag_async, invalidate_tags, invalidate_tags_async};
 
 #[doc = include_str!("cached.md")]
 #[doc(inline)]

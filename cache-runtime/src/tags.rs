@@ -301,8 +301,8 @@ pub(crate) fn invalidate_local(name: &str) {
 /// such an entry in flight never writes its result (it started before the invalidation).
 ///
 /// One invalidation costs the same whatever the number of entries carrying the tag: a counter
-/// in process, one `SET` of the tag's key on Redis (with `backend = "tiered"`, one more entry
-/// in the invalidation log, which every process's L1 reads). No entry is visited or deleted:
+/// in process; on Redis one script, a `SET` of the tag's key to a fresh random version and one
+/// entry in the invalidation log (which every process's L1 reads). No entry is visited or deleted:
 /// each entry records its tags' versions and a read compares them (the *tag versions* of
 /// FusionCache and Symfony's tag-aware caches, without a member set or a `SCAN`).
 ///
@@ -334,30 +334,92 @@ pub(crate) fn invalidate_local(name: &str) {
 /// assert_eq!(LOADS.load(Ordering::Relaxed), 5);
 /// ```
 pub fn invalidate_tag(tag: &str) -> Invalidation {
-    REGISTRY.bump(tag);
-    #[cfg(feature = "redis")]
-    {
-        let done = crate::redis::tags::invalidate(tag);
-        // A copy read from Redis before the tag's key changed may have landed since.
-        REGISTRY.bump(tag);
-        done
-    }
-    #[cfg(not(feature = "redis"))]
-    Invalidation::Done
+    invalidate_tags([tag])
 }
 
 /// The async twin of [`invalidate_tag`], for async code (it never blocks the executor's
 /// thread on Redis).
 pub async fn invalidate_tag_async(tag: &str) -> Invalidation {
-    REGISTRY.bump(tag);
+    invalidate_tags_async([tag]).await
+}
+
+/// [`invalidate_tag`] of several tags at once: on Redis one round trip (one script) for all of
+/// them. What an update usually needs: a product's own entries, its category's listing and
+/// the catalog page.
+///
+/// ```
+/// use cache_runtime::{cached, invalidate_tags};
+///
+/// #[cached(ttl = 60, key = "{id}", tags = ["product:{id}"])]
+/// fn product(id: u32) -> String {
+///     format!("product {id}")
+/// }
+///
+/// #[cached(ttl = 60, key = "{category}", tags = ["category:{category}"])]
+/// fn listing(category: &str) -> Vec<u32> {
+///     vec![1, 2]
+/// }
+///
+/// product(1);
+/// listing("tea");
+/// // Product 1, in the tea category, changed:
+/// let _ = invalidate_tags(["product:1", "category:tea", "catalog"]);
+/// assert_eq!(product_cache().stats().loads, 1);
+/// product(1);
+/// assert_eq!(product_cache().stats().loads, 2);
+/// ```
+pub fn invalidate_tags<I, S>(tags: I) -> Invalidation
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let names = bump_all(tags);
     #[cfg(feature = "redis")]
     {
-        let done = crate::redis::tags::invalidate_async(tag).await;
-        REGISTRY.bump(tag);
+        let done = crate::redis::tags::invalidate(&names);
+        // A copy read from Redis before the tag keys changed may have landed since.
+        bump_all(&names);
         done
     }
     #[cfg(not(feature = "redis"))]
-    Invalidation::Done
+    {
+        let _ = names;
+        Invalidation::Done
+    }
+}
+
+/// The async twin of [`invalidate_tags`].
+pub async fn invalidate_tags_async<I, S>(tags: I) -> Invalidation
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let names = bump_all(tags);
+    #[cfg(feature = "redis")]
+    {
+        let done = crate::redis::tags::invalidate_async(&names).await;
+        bump_all(&names);
+        done
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = names;
+        Invalidation::Done
+    }
+}
+
+/// Moves each tag to a new version in this process; the names, owned.
+fn bump_all<I, S>(tags: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    tags.into_iter()
+        .map(|t| {
+            REGISTRY.bump(t.as_ref());
+            t.as_ref().to_owned()
+        })
+        .collect()
 }
 
 #[cfg(test)]

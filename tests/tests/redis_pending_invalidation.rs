@@ -24,6 +24,12 @@ fn product(id: u32) -> u32 {
     id * 100 + VERSION.load(SeqCst)
 }
 
+/// Its tag is invalidated during the outage (issue 13).
+#[cached(ttl = 300, key = "{id}", name = "pending_tagged", tags = ["pending:listing"])]
+fn listing(id: u32) -> u32 {
+    id * 100 + VERSION.load(SeqCst)
+}
+
 #[test]
 fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_again() {
     let Some(server) = tests::redis_server::own_server("the pending invalidation test") else {
@@ -43,6 +49,12 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
     assert_eq!(product(3), 301);
     assert_eq!(product(3), 301, "cached in Redis");
     assert_eq!(other(1), 1);
+    assert_eq!(listing(4), 401);
+    let tag_key = format!("{prefix}cache-runtime:tag:pending:listing");
+    let version: String = redis::cmd("GET")
+        .arg(&tag_key)
+        .query(&mut raw)
+        .expect("GET");
     let other_key = format!("{prefix}pending_other:1");
     let exists = |raw: &mut redis::Connection, key: &str| -> bool {
         redis::cmd("EXISTS").arg(key).query(raw).expect("EXISTS")
@@ -69,6 +81,11 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
         Invalidation::Pending,
         "the clear is kept too"
     );
+    assert_eq!(
+        cache_runtime::invalidate_tag("pending:listing"),
+        Invalidation::Pending,
+        "so is a tag invalidation"
+    );
     tests::redis_server::signal(pid, "-CONT");
 
     // Until Redis serves again, and after: never the old version.
@@ -92,6 +109,12 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
         assert_eq!(product(3), 302);
     }
     assert!(!exists(&mut raw, &other_key), "the kept clear was replayed");
+    let now: String = redis::cmd("GET")
+        .arg(&tag_key)
+        .query(&mut raw)
+        .expect("GET");
+    assert_ne!(now, version, "the kept tag invalidation was replayed");
+    assert_eq!(listing(4), 402, "and its entry is a miss");
 
     // With Redis up, both report that they reached it; `clear_async` on any executor.
     assert_eq!(product_invalidate(3), Invalidation::Done);

@@ -96,6 +96,9 @@ fn a_hit_is_one_get_and_a_miss_three_round_trips() {
     let before = commands(&mut con);
     assert_eq!(tagged_trips(1), 1);
     let miss = delta(&before, &commands(&mut con));
-    assert_eq!(miss["evalsha"], 2, "after it, a miss (read, lease, publish): {miss:?}");
+    assert_eq!(
+        miss["evalsha"], 2,
+        "after it, a miss (read, lease, publish): {miss:?}"
+    );
     assert_eq!(miss["mget"], 3, "each reads the tag keys: {miss:?}");
 }

@@ -8,7 +8,9 @@ mod common;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
-use cache_runtime::{cached, invalidate_tag, invalidate_tag_async};
+use cache_runtime::{
+    cached, invalidate_tag, invalidate_tag_async, invalidate_tags, invalidate_tags_async,
+};
 use common::{Gate, within};
 
 // --- Tags across two functions --------------------------------------------------------------
@@ -208,6 +210,11 @@ async fn async_functions_and_invalidate_tag_async() {
     user_name(1).await;
     user_name(2).await;
     assert_eq!(ASYNC_LOADS.load(SeqCst), 3);
+    let both = ["async:user:1".to_owned(), "async:user:2".to_owned()];
+    assert!(invalidate_tags_async(&both).await.is_done());
+    user_name(1).await;
+    user_name(2).await;
+    assert_eq!(ASYNC_LOADS.load(SeqCst), 5);
 }
 
 // --- `f_refresh` records the tags too ----------------------------------------------------------

@@ -26,8 +26,8 @@ pub(crate) enum Pending {
     Clear(ClearScan, Option<Change>),
     /// `f_refresh` of a tiered cache: its log entry.
     Logged(Change),
-    /// `invalidate_tag`: the tag.
-    Tag(String),
+    /// `invalidate_tag` / `invalidate_tags`: the tags.
+    Tags(Vec<String>),
 }
 
 static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
@@ -76,7 +76,7 @@ async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
                 Err(e) => Err(e),
             },
             Pending::Logged(change) => tiered::append(redis, change).await,
-            Pending::Tag(name) => super::tags::replay(redis, name).await,
+            Pending::Tags(names) => super::tags::replay(redis, names).await,
         };
         if let Err(e) = done {
             keep(p);

@@ -5,10 +5,10 @@
 //!   (a missing tag key is made there with a fresh version), in its entry's envelope
 //!   (`codec.rs`), and publishes only if the tag keys still hold them (the publish script
 //!   checks, so a load that started before an invalidation never writes).
-//! - A read of a tagged function is one script (the same round trip as a `GET`): the value, if
-//!   the versions it records are the tag keys' values; else nil, a miss. So is every script
-//!   that finds a value for a waiter or a refresh.
-//! - [`invalidate`] sets the tag key to a fresh random version and appends the tag to the
+//! - A read of a tagged function is a `GET` of the value and an `MGET` of its tag keys in one
+//!   pipeline (one round trip): the value, if the versions it records are the tag keys' values;
+//!   else a miss. Every script that finds a value for a waiter or a refresh compares the same.
+//! - [`invalidate`] sets the tag keys to a fresh random version and appends each tag to the
 //!   invalidation log (for every process's L1), in one script: one round trip whatever the
 //!   number of entries.
 //!
@@ -50,25 +50,25 @@ pub(crate) fn fresh() -> Vec<u8> {
     format!("{:016x}", fastrand::u64(..)).into_bytes()
 }
 
-/// Moves the tag `name` to a fresh version on Redis and tells every L1; `Pending` (kept to
+/// Moves the tags `names` to a fresh version on Redis and tells every L1; `Pending` (kept to
 /// replay) when Redis cannot be reached.
-pub(crate) fn invalidate(name: &str) -> Invalidation {
+pub(crate) fn invalidate(names: &[String]) -> Invalidation {
     let Some(redis) = target() else {
         return done_without_redis();
     };
-    let tag = name.to_owned();
-    let done = redis.block(async move { apply(redis, &tag).await });
-    answer(name, done)
+    let tags = names.to_vec();
+    let done = redis.block(async move { apply(redis, &tags).await });
+    answer(names, done)
 }
 
 /// The async twin of [`invalidate`].
-pub(crate) async fn invalidate_async(name: &str) -> Invalidation {
+pub(crate) async fn invalidate_async(names: &[String]) -> Invalidation {
     let Some(redis) = target() else {
         return done_without_redis();
     };
-    let tag = name.to_owned();
-    let done = redis.run(async move { apply(redis, &tag).await }).await;
-    answer(name, done)
+    let tags = names.to_vec();
+    let done = redis.run(async move { apply(redis, &tags).await }).await;
+    answer(names, done)
 }
 
 /// The Redis to tell, if this process uses one; `None` also when its settings are unusable
@@ -90,29 +90,33 @@ fn done_without_redis() -> Invalidation {
 }
 
 /// What an invalidation runs on Redis: first what is kept to replay, then its own script.
-async fn apply(redis: &'static Redis, name: &str) -> Result<(), StoreError> {
+async fn apply(redis: &'static Redis, names: &[String]) -> Result<(), StoreError> {
     pending::replayed(redis).await?;
-    replay(redis, name).await
+    replay(redis, names).await
 }
 
-/// The script of one tag invalidation (also what a kept one replays).
-pub(crate) async fn replay(redis: &Redis, name: &str) -> Result<(), StoreError> {
-    tiered::invalidate_tag(redis, &key(name), name, &fresh()).await
+/// The script of one invalidation of `names` (also what a kept one replays).
+pub(crate) async fn replay(redis: &Redis, names: &[String]) -> Result<(), StoreError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = names.iter().map(|n| key(n)).collect();
+    tiered::invalidate_tags(redis, &keys, names, &fresh()).await
 }
 
-fn answer(name: &str, done: Result<(), StoreError>) -> Invalidation {
+fn answer(names: &[String], done: Result<(), StoreError>) -> Invalidation {
     match done {
         Ok(()) => Invalidation::Done,
         Err(e) => {
             if !matches!(e, StoreError::Unavailable) {
                 tracing::warn!(
-                    tag = %name,
+                    tags = ?names,
                     error = %e,
                     "cache-runtime: a tag invalidation did not reach Redis; it is kept and \
                      replayed before this process reads from Redis again"
                 );
             }
-            pending::keep(Pending::Tag(name.to_owned()));
+            pending::keep(Pending::Tags(names.to_vec()));
             Invalidation::Pending
         }
     }

@@ -171,33 +171,33 @@ pub(crate) async fn invalidate(
         .map(drop)
 }
 
-/// Sets a tag key to a fresh version and appends the tag to the log (`c` empty, `k` the tag),
-/// in one script.
-static INVALIDATE_TAG: LazyLock<redis::Script> = LazyLock::new(|| {
+/// Sets each tag key (`KEYS[2..]`) to the fresh version `ARGV[3]` and appends each tag
+/// (`ARGV[4..]`) to the log (`KEYS[1]`; `c` empty, `k` the tag), in one script.
+static INVALIDATE_TAGS: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        "redis.call('SET', KEYS[1], ARGV[3])
-         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'o', ARGV[1], 'c', '', 'k', ARGV[2])
+        "for i = 2, #KEYS do
+           redis.call('SET', KEYS[i], ARGV[3])
+           redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[1], 'c', '', 'k', ARGV[i + 2])
+         end
          return 1",
     )
 });
 
-/// `invalidate_tag`: the tag key `key` of `name` moved to the version `version`, and the tag
-/// appended to the log for every process's L1, atomically.
-pub(crate) async fn invalidate_tag(
+/// `invalidate_tags`: the tag keys `keys` of `names` moved to the version `version`, and the
+/// tags appended to the log for every process's L1, atomically.
+pub(crate) async fn invalidate_tags(
     redis: &Redis,
-    key: &str,
-    name: &str,
+    keys: &[String],
+    names: &[String],
     version: &[u8],
 ) -> Result<(), StoreError> {
     let stream = stream_key();
-    let args: [&[u8]; 4] = [
-        LOG.origin.as_bytes(),
-        name.as_bytes(),
-        version,
-        MAX_LEN.as_bytes(),
-    ];
+    let mut all_keys = vec![stream.as_str()];
+    all_keys.extend(keys.iter().map(String::as_str));
+    let mut args: Vec<&[u8]> = vec![LOG.origin.as_bytes(), MAX_LEN.as_bytes(), version];
+    args.extend(names.iter().map(|n| n.as_bytes()));
     redis
-        .eval::<i64>(&INVALIDATE_TAG, &[key, stream.as_str()], &args)
+        .eval::<i64>(&INVALIDATE_TAGS, &all_keys, &args)
         .await
         .map(drop)
 }
