@@ -67,6 +67,14 @@ fn a_tag_drops_its_entries_in_every_function_and_no_others() {
     );
     all();
     assert_eq!(loads(), (5, 5), "and what loaded since is kept");
+
+    assert!(invalidate_tags(["two:product:2", "two:category:cups"]).is_done());
+    all();
+    assert_eq!(loads(), (6, 6), "several tags in one call");
+    let none: [&str; 0] = [];
+    assert!(invalidate_tags(none).is_done());
+    all();
+    assert_eq!(loads(), (6, 6), "no tags: nothing dropped");
 }
 
 // --- Templates with fields, `self` and non-key parameters ------------------------------------
