@@ -41,7 +41,7 @@ impl Tag {
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// The tags of one call and their versions when its load started; carried by its key, and
-/// (as a [`EntryTags`]) by the entries the load writes. Cheap to clone; [`Tags::NONE`] for an
+/// (as `EntryTags`) by the entries the load writes. Cheap to clone; [`Tags::NONE`] for an
 /// untagged function.
 #[derive(Clone, Default)]
 pub struct Tags(Option<Arc<Stamp>>);
