@@ -357,7 +357,7 @@ pub async fn invalidate_tag_async(tag: &str) -> Invalidation {
 ///
 /// #[cached(ttl = 60, key = "{category}", tags = ["category:{category}"])]
 /// fn listing(category: &str) -> Vec<u32> {
-///     vec![1, 2]
+///     vec![category.len() as u32]
 /// }
 ///
 /// product(1);
