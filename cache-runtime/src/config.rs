@@ -243,7 +243,6 @@ impl Config {
             config
         });
         if fresh {
-            crate::redis::tags::used();
             Ok(())
         } else {
             Err(ConfigError::AlreadySet)

@@ -75,7 +75,7 @@ impl Tags {
         }
         // Read first: the versions read next are current at least as of this epoch.
         let epoch = EPOCH.load(Ordering::SeqCst);
-        let mut hash = std::hash::DefaultHasher::new();
+        let mut hash = REGISTRY.hasher.build_hasher();
         let seen: Box<[Seen]> = names
             .into_iter()
             .map(|name| {
@@ -122,7 +122,8 @@ impl Stamp {
             .iter()
             .all(|(tag, seen)| tag.version.load(Ordering::SeqCst) == *seen);
         if current {
-            self.checked_at.store(epoch, Ordering::SeqCst);
+            // Never back to an older epoch (two checks may race): that would only cost a check.
+            self.checked_at.fetch_max(epoch, Ordering::SeqCst);
         }
         current
     }
@@ -165,6 +166,18 @@ impl EntryTags {
             Kind::None => true,
             Kind::Live(stamp) => stamp.current_at(EPOCH.load(Ordering::SeqCst)),
             Kind::Copy { current, epoch, .. } => *current && *epoch == EPOCH.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Whether these are the tags the call's `tags` name (the same names, in order; their
+    /// versions are another question, which [`EntryTags::current`] answers): an entry held for
+    /// fail-safe is written back (re-armed) only under the tags it was loaded with.
+    pub(crate) fn is_of(&self, tags: &Tags) -> bool {
+        match (&self.0, &tags.0) {
+            (Kind::None, None) => true,
+            (Kind::Live(mine), Some(theirs)) => mine.names == theirs.names,
+            (Kind::Copy { names, .. }, Some(theirs)) => *names == theirs.names,
+            _ => false,
         }
     }
 
@@ -297,7 +310,8 @@ pub(crate) fn invalidate_local(name: &str) {
 }
 
 /// Makes every entry that carries the tag `tag` a miss, in every cached function of this
-/// process and, once this process uses Redis, in every process sharing that Redis; a load of
+/// process and, with the `redis` feature, in every process sharing the configured Redis
+/// (whether or not this process made a Redis cache yet); a load of
 /// such an entry in flight never writes its result (it started before the invalidation).
 ///
 /// One invalidation costs the same whatever the number of entries carrying the tag: a counter

@@ -37,8 +37,14 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     }
 
     /// What the held entry leaves after a failure: the same value, re-armed with the
-    /// throttle, and the failure logged.
-    fn rearm<'h>(&self, held: &'h Entry<F::Value>, why: &str) -> Settled<'h, F::Value> {
+    /// throttle, and the failure logged. It is written back only under the tags it was loaded
+    /// with (a call of the same key whose tags render otherwise answers with it, and leaves it).
+    fn rearm<'h>(
+        &self,
+        key: &B::Key,
+        held: &'h Entry<F::Value>,
+        why: &str,
+    ) -> Settled<'h, F::Value> {
         let now = clock::now_ms();
         let times = self.policy.rearmed(held, now);
         tracing::warn!(
@@ -48,7 +54,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
              no load of this key starts until the throttle ends"
         );
         Settled {
-            store: Some(held.slot.as_ref()),
+            store: held.tags.is_of(B::tags(key)).then(|| held.slot.as_ref()),
             share: Some(held.slot.as_ref()),
             times,
         }
@@ -66,7 +72,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         held: Entry<F::Value>,
         failed: Failed<'_>,
     ) -> Option<F::Output> {
-        let settled = self.rearm(&held, failed.why);
+        let settled = self.rearm(key, &held, failed.why);
         let valid = match lease {
             Some(lease) => B::publish(self, key, lease, settled.stored()),
             None => true,
@@ -85,7 +91,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         held: Entry<F::Value>,
         failed: Failed<'_>,
     ) -> Option<F::Output> {
-        let settled = self.rearm(&held, failed.why);
+        let settled = self.rearm(key, &held, failed.why);
         let valid = match lease {
             Some(lease) => B::publish_async(self, key, lease, settled.stored()).await,
             None => true,
@@ -114,7 +120,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         held: &Entry<F::Value>,
         counted: bool,
     ) {
-        let settled = self.rearm(held, "outran `load_timeout` and goes on in the background");
+        let why = "outran `load_timeout` and goes on in the background";
+        let settled = self.rearm(key, held, why);
         let valid = match (lease, settled.stored()) {
             (Some(lease), Some(stored)) => B::keep(self, key, lease, stored),
             _ => true,
@@ -135,7 +142,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         held: &Entry<F::Value>,
         counted: bool,
     ) {
-        let settled = self.rearm(held, "outran `load_timeout` and goes on in the background");
+        let why = "outran `load_timeout` and goes on in the background";
+        let settled = self.rearm(key, held, why);
         let valid = match (lease, settled.stored()) {
             (Some(lease), Some(stored)) => B::keep_async(self, key, lease, stored).await,
             _ => true,
@@ -172,15 +180,21 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     }
 
     /// The held entry re-armed after a failed background load, if it may still answer.
-    pub(super) fn rearmed_entry(&self, held: &Entry<F::Value>) -> Option<Entry<F::Value>> {
+    pub(super) fn rearmed_entry(
+        &self,
+        key: &B::Key,
+        held: &Entry<F::Value>,
+    ) -> Option<Entry<F::Value>> {
         if !self.can_keep(held) {
             return None;
         }
-        let times = self.rearm(held, "failed in the background").times;
-        Some(Entry {
-            slot: held.slot.clone(),
+        let settled = self.rearm(key, held, "failed in the background");
+        let times = settled.times;
+        // The tags are the key's, set when it is stored (`store_late`).
+        settled.store.map(|slot| Entry {
+            slot: slot.cloned(),
             times,
-            tags: held.tags.clone(),
+            tags: EntryTags::NONE,
         })
     }
 

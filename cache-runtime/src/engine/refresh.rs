@@ -149,7 +149,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let result = catch_unwind(AssertUnwindSafe(|| mark.run(|| body.call())));
         let entry = self
             .late_entry(result, started)
-            .or_else(|| self.rearmed_entry(&held));
+            .or_else(|| self.rearmed_entry(key, &held));
         self.finish_late(key, lease, ticket, entry);
     }
 
@@ -172,7 +172,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         self.stats.add(Counter::Load);
         let started = Instant::now();
         let entry = self.late_entry(CatchUnwind::new(body).await, started);
-        let entry = entry.or_else(|| self.rearmed_entry(&held));
+        let entry = entry.or_else(|| self.rearmed_entry(&key, &held));
         self.finish_late_async(&key, lease, ticket, entry).await;
     }
 }

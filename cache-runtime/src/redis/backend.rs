@@ -381,7 +381,6 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
     type Lease = HeldLease;
 
     fn state(name: &str, policy: &Policy) -> RedisState<F> {
-        tags::used();
         let short = config::current().fallback_ttl;
         let fallback_policy = Policy {
             ttl: Some(policy.ttl.map_or(short, |ttl| ttl.min(short))),

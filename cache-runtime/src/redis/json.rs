@@ -114,16 +114,30 @@ pub(crate) fn decode<V, E>(
 /// The tag versions an entry of this version records (its `g`, hex-decoded); `None` for
 /// bytes of another format.
 pub(crate) fn recorded(bytes: &[u8]) -> Option<Vec<u8>> {
-    let head = bytes.strip_prefix(format!("{{\"v\":{VERSION},").as_bytes())?;
-    let at = head.windows(6).position(|w| w == b",\"g\":\"")? + 6;
-    let hex = &head[at..];
-    let hex = &hex[..hex.iter().position(|&b| b == b'"')?];
-    if hex.len() % 2 != 0 {
+    // The fields in their order, as the scripts read them: `v`, `t`, `f`, `r`, then `g`.
+    let rest = bytes.strip_prefix(format!("{{\"v\":{VERSION},\"t\":\"").as_bytes())?;
+    let rest = skip(rest, |b| b.is_ascii_hexdigit())?.strip_prefix(b"\",\"f\":")?;
+    let rest = skip(rest, |b| b.is_ascii_digit())?.strip_prefix(b",\"r\":")?;
+    let rest = skip(rest, |b| b.is_ascii_digit())?.strip_prefix(b",\"g\":\"")?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    let hex = &rest[..end];
+    if hex.len() % 2 != 0 || !hex.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
+    let digit = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     hex.chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .map(|pair| Some(digit(pair[0])? * 16 + digit(pair[1])?))
         .collect()
+}
+
+/// `bytes` after a non-empty run of bytes that satisfy `keep`.
+fn skip(bytes: &[u8], keep: impl Fn(&u8) -> bool) -> Option<&[u8]> {
+    let n = bytes.iter().take_while(|b| keep(b)).count();
+    (n > 0).then(|| &bytes[n..])
 }
 
 /// Appends `value` as JSON, refusing what JSON would change (NaN, ±infinity).
@@ -205,6 +219,12 @@ mod tests {
         assert_eq!(recorded(&tagged), Some(b"\x00a".to_vec()));
         assert_eq!(recorded(&null), Some(Vec::new()));
         assert_eq!(recorded(br#"{"v":2,"g":"00"}"#), None);
+        assert_eq!(recorded(br#"{"v":3,"t":"ff","f":1,"r":0,"g":"+1"}"#), None);
+        assert_eq!(
+            recorded(br#"{"v":3,"t":"ff","f":1,"r":0,"g":"0a"}"#),
+            Some(vec![10])
+        );
+        assert_eq!(recorded(br#"{"v":3,"d":{"x":",\"g\":\"00"}}"#), None);
         let unit = enc(Slot::Value(&None::<u8>)).unwrap();
         assert_eq!(dec::<Option<u8>>(&unit, 0xff), Ok(Slot::Value(None)));
         let wide = enc(Slot::Value(&(u128::MAX, i128::MIN))).unwrap();

@@ -97,15 +97,16 @@ static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
 /// lock (unless `ARGV[5]` is `1`: a kept value written while the load goes on) and notifies
 /// waiters on the channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote. A kept value
 /// (fail-safe) names in `ARGV[6]` the `fresh_until` of the entry it keeps: it is written only
-/// over that same entry, never over an invalidation (the key deleted) or another process's
-/// newer value.
+/// over that same entry, still current under the same tag versions, never over an invalidation
+/// (the key deleted, or a tag invalidated since the entry was read: the versions taken with the
+/// lease are then not the ones the entry records) or another process's newer value.
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     with_times(
         "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
          local stale = versions(3, false) ~= ARGV[7]
          if not stale and ARGV[6] ~= '' then
            local v = redis.call('GET', KEYS[1])
-           stale = (not v) or times(v) ~= tonumber(ARGV[6])
+           stale = (not v) or times(v) ~= tonumber(ARGV[6]) or recorded(v) ~= ARGV[7]
          end
          if stale then
            if ARGV[5] ~= '1' then redis.call('DEL', KEYS[2]) end

@@ -22,23 +22,11 @@
 //! Redis Cluster (DESIGN §12) is not supported yet: there, a tag key and a value key may live
 //! on different slots, which one script cannot touch.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-
 use super::conn::{Redis, StoreError};
 use super::pending::{self, Pending};
 use super::tiered;
 use crate::config;
 use crate::invalidation::Invalidation;
-
-/// Whether this process uses Redis: a Redis or tiered cache was made, or Redis settings were
-/// installed. Until then `invalidate_tag` stays in process (a process without Redis must not
-/// wait for, or keep replaying to, a Redis it never meant to use).
-static USED: AtomicBool = AtomicBool::new(false);
-
-/// This process uses Redis from now on.
-pub(crate) fn used() {
-    USED.store(true, Relaxed);
-}
 
 /// The key of the tag `name`, under the current key prefix.
 pub(crate) fn key(name: &str) -> String {
@@ -71,22 +59,15 @@ pub(crate) async fn invalidate_async(names: &[String]) -> Invalidation {
     answer(names, done)
 }
 
-/// The Redis to tell, if this process uses one; `None` also when its settings are unusable
-/// (then every Redis cache runs on its fallback, and there is nothing to tell).
+/// The Redis to tell; `None` when the settings name no usable Redis (then every Redis cache
+/// runs on its fallback, nothing is ever read from Redis, and nothing is kept to replay).
 fn target() -> Option<&'static Redis> {
-    if !USED.load(Relaxed) {
-        return None;
-    }
     Redis::get().ok()
 }
 
+/// The answer without a usable Redis: as for `f_invalidate`, `Pending`.
 fn done_without_redis() -> Invalidation {
-    if USED.load(Relaxed) {
-        // Settings that name no usable Redis: nothing is ever read from it.
-        Invalidation::Pending
-    } else {
-        Invalidation::Done
-    }
+    Invalidation::Pending
 }
 
 /// What an invalidation runs on Redis: first what is kept to replay, then its own script.
