@@ -178,6 +178,11 @@ impl Args {
                     span,
                     "`name` must not be empty: write `name = \"user:profile\"`, or remove it",
                 ),
+                Some(lit) if lit.value().contains(['{', '}']) => errors.at(
+                    span,
+                    "`name` must not contain `{` or `}`: Redis Cluster would read them as a hash \
+                     tag and move the entries to another slot than their locks",
+                ),
                 Some(lit) => set(&mut self.name, lit, name, errors),
                 None => {}
             },

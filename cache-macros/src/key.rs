@@ -11,6 +11,11 @@ use crate::owned::{self, KeyForm};
 use crate::sig::{Param, Sig};
 use crate::template::{self, Segment};
 
+/// Why a key's literal text cannot hold braces.
+const BRACES: &str = "a literal `{` or `}` in a key (`{{`, `}}`) would be read by Redis Cluster \
+                      as a hash tag and move the entry to another slot than its lock: use \
+                      another character, e.g. `(literal)`";
+
 /// At most this many key parts (the largest tuple `cache_runtime` implements lookups for).
 const MAX_PARTS: usize = 12;
 
@@ -157,6 +162,9 @@ impl<'a> Key<'a> {
         for segment in segments {
             let (root, fields) = match segment {
                 Segment::Text(text) => {
+                    if text.contains(['{', '}']) {
+                        errors.at(span, BRACES);
+                    }
                     key.piece(Piece::Text(text));
                     continue;
                 }

@@ -19,8 +19,8 @@ fn pair(p: (u8, String)) -> String {
     format!("{}{}", p.0, p.1)
 }
 
-#[cached(key = "{{literal}}:{id}")]
-fn braces(id: u32) -> u32 {
+#[cached(key = "(literal):{id}")]
+fn parens(id: u32) -> u32 {
     id
 }
 
@@ -29,5 +29,5 @@ fn main() {
     assert_eq!(search(&req, 1), vec!["ann-2-1".to_string()]);
     assert!(search_invalidate(&req, 1).is_done());
     assert_eq!(pair((1, "x".into())), "1x");
-    assert_eq!(braces(5), 5);
+    assert_eq!(parens(5), 5);
 }
