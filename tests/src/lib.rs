@@ -5,3 +5,5 @@ pub mod redis_server;
 
 #[cfg(feature = "redis")]
 pub mod envelope;
+
+pub mod logs;
