@@ -11,10 +11,13 @@
 //! | failures in a row that open the circuit breaker | – | 3 |
 //! | how long the breaker stays open before a probe | – | 1 s |
 //! | longest life of an in-process fallback entry | – | 30 s |
+//! | TLS: CA to trust instead of the system's roots (PEM path) | `CACHE_REDIS_TLS_CA` | none |
+//! | TLS: client certificate and key (PEM paths; mutual TLS) | `CACHE_REDIS_TLS_CERT`, `CACHE_REDIS_TLS_KEY` | none |
 //!
 //! A password in the URL never appears in a log line, an error or a `Debug` output.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -45,9 +48,26 @@ pub struct Config {
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
     pub(crate) fallback_ttl: Duration,
+    /// TLS (`rediss://`): the CA to trust instead of the system's roots, and the client
+    /// certificate and key (mutual TLS), as PEM file paths.
+    pub(crate) tls: Tls,
     /// Why the settings name no usable Redis (a bad environment): the cache then runs on its
     /// in-process fallback, and never talks to a server the user did not name.
     pub(crate) unusable: Option<String>,
+}
+
+/// The TLS files of a `rediss://` connection.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tls {
+    pub(crate) ca: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
+}
+
+impl Tls {
+    fn is_set(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
+    }
 }
 
 /// Why settings were refused.
@@ -62,6 +82,9 @@ pub enum ConfigError {
     Zero(&'static str),
     /// [`ConfigBuilder::init`] ran after the settings were already in use or installed.
     AlreadySet,
+    /// TLS files were given with a URL that is not `rediss://`, or a client certificate
+    /// without its key (or a key without its certificate).
+    BadTls(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -78,6 +101,7 @@ impl fmt::Display for ConfigError {
             ConfigError::AlreadySet => {
                 f.write_str("the cache settings were already set or used: call init() once, first")
             }
+            ConfigError::BadTls(why) => write!(f, "bad TLS settings: {why}"),
         }
     }
 }
@@ -93,7 +117,8 @@ pub struct ConfigBuilder {
 
 impl Config {
     /// A builder starting from the environment (`CACHE_REDIS_URL`, `REDIS_URL`,
-    /// `CACHE_KEY_PREFIX`) and the defaults.
+    /// `CACHE_KEY_PREFIX`, `CACHE_REDIS_TLS_CA`, `CACHE_REDIS_TLS_CERT`, `CACHE_REDIS_TLS_KEY`)
+    /// and the defaults.
     pub fn builder() -> ConfigBuilder {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let redis_url = env("CACHE_REDIS_URL")
@@ -109,6 +134,11 @@ impl Config {
                 breaker_threshold: 3,
                 breaker_cooldown: Duration::from_secs(1),
                 fallback_ttl: Duration::from_secs(30),
+                tls: Tls {
+                    ca: env("CACHE_REDIS_TLS_CA").map(PathBuf::from),
+                    cert: env("CACHE_REDIS_TLS_CERT").map(PathBuf::from),
+                    key: env("CACHE_REDIS_TLS_KEY").map(PathBuf::from),
+                },
                 unusable: None,
             },
         }
@@ -160,6 +190,16 @@ impl Config {
         }
         if self.fallback_ttl.is_zero() {
             return Err(ConfigError::Zero("fallback_ttl"));
+        }
+        if self.tls.is_set() && !self.redis_url.starts_with("rediss://") {
+            return Err(ConfigError::BadTls(
+                "TLS files are given, but the URL is not rediss://",
+            ));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::BadTls(
+                "a client certificate needs its key, and a key its certificate",
+            ));
         }
         Ok(self)
     }
@@ -217,6 +257,22 @@ impl ConfigBuilder {
     /// answers can be during an outage, since invalidations then reach only that process.
     pub fn fallback_ttl(mut self, ttl: Duration) -> Self {
         self.config.fallback_ttl = ttl;
+        self
+    }
+
+    /// TLS: trust the CA certificate(s) in the PEM file `path` instead of the system's roots
+    /// (`rediss://` URLs, feature `tls`). The file is read when the connection is set up; an
+    /// unreadable one is an outage, logged once (no plaintext fallback).
+    pub fn tls_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.tls.ca = Some(path.into());
+        self
+    }
+
+    /// TLS: present the client certificate (chain) in the PEM file `cert`, with its private key
+    /// in `key` (mutual TLS).
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.config.tls.cert = Some(cert.into());
+        self.config.tls.key = Some(key.into());
         self
     }
 
@@ -356,5 +412,16 @@ mod tests {
         );
         assert!(b().max_value_bytes(0).build().is_err());
         assert!(b().build().is_ok());
+        // Issue 14: TLS files need `rediss://`, and a certificate its key.
+        assert!(matches!(
+            b().tls_ca("ca.pem").build(),
+            Err(ConfigError::BadTls(_))
+        ));
+        let tls = || Config::builder().redis_url("rediss://h");
+        assert!(tls().tls_ca("ca.pem").build().is_ok());
+        assert!(tls().tls_client_cert("c.pem", "k.pem").build().is_ok());
+        let mut half = tls().tls_client_cert("c.pem", "k.pem");
+        half.config.tls.key = None;
+        assert!(matches!(half.build(), Err(ConfigError::BadTls(_))));
     }
 }

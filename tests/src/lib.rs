@@ -6,4 +6,7 @@ pub mod redis_server;
 #[cfg(feature = "redis")]
 pub mod envelope;
 
+#[cfg(feature = "redis")]
+pub mod certs;
+
 pub mod logs;

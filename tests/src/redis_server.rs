@@ -17,6 +17,8 @@ pub struct Server {
     pub url: String,
     /// The port, for restarts of a server of our own.
     pub port: u16,
+    /// How it listens (`--port <port>`, or TLS settings), for restarts.
+    listen: String,
     watcher: Mutex<Option<Child>>,
 }
 
@@ -43,11 +45,32 @@ fn wait_for(port: u16, patience: Duration) -> bool {
 impl Server {
     /// Starts `redis-server` on a free loopback port, stopped when this process ends.
     pub fn start() -> Result<Server, String> {
+        Self::start_listening(|port| format!("--port {port}"), "redis")
+    }
+
+    /// Starts `redis-server` with TLS only on a free loopback port (`rediss://`), with the
+    /// server certificate and key and the CA that client certificates must chain to (mutual
+    /// TLS: a client without one is refused).
+    pub fn start_tls(cert: &str, key: &str, ca: &str) -> Result<Server, String> {
+        Self::start_listening(
+            |port| {
+                format!(
+                    "--port 0 --tls-port {port} --tls-cert-file '{cert}' --tls-key-file '{key}' \
+                     --tls-ca-cert-file '{ca}' --tls-auth-clients yes"
+                )
+            },
+            "rediss",
+        )
+    }
+
+    fn start_listening(listen: impl Fn(u16) -> String, scheme: &str) -> Result<Server, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let watcher = Self::spawn(port)?;
+        let listen = listen(port);
+        let watcher = Self::spawn(port, &listen)?;
         let server = Server {
-            url: format!("redis://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             port,
+            listen,
             watcher: Mutex::new(Some(watcher)),
         };
         if wait_for(port, Duration::from_secs(10)) {
@@ -58,11 +81,11 @@ impl Server {
     }
 
     /// The server, under a shell loop that kills it when the test process (our pid) is gone.
-    fn spawn(port: u16) -> Result<Child, String> {
+    fn spawn(port: u16, listen: &str) -> Result<Child, String> {
         let dir = std::env::temp_dir().join(format!("cache-runtime-redis-{port}"));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
         let script = format!(
-            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+            "redis-server {listen} --bind 127.0.0.1 --save '' --appendonly no \
              --dir '{dir}' --loglevel warning & srv=$!; \
              trap 'kill $srv 2>/dev/null' EXIT TERM INT; \
              while kill -0 {pid} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 0.2; done",
@@ -94,7 +117,7 @@ impl Server {
     /// Starts the server again on the same port.
     pub fn restart(&self) -> Result<(), String> {
         self.stop();
-        let child = Self::spawn(self.port)?;
+        let child = Self::spawn(self.port, &self.listen)?;
         *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         if wait_for(self.port, Duration::from_secs(10)) {
             Ok(())

@@ -52,6 +52,43 @@ pub(crate) struct Redis {
 
 static REDIS: OnceLock<Result<Redis, String>> = OnceLock::new();
 
+/// The client of the settings: the URL, with its TLS files read when it is `rediss://` and
+/// they are given (without the `tls` feature redis-rs refuses a `rediss://` URL).
+fn client(config: &Config) -> Result<redis::Client, String> {
+    let bad_url = |e: redis::RedisError| {
+        format!(
+            "bad Redis URL {}: {}",
+            config.redis_url_redacted(),
+            scrub(config, &e)
+        )
+    };
+    let tls = &config.tls;
+    if tls.ca.is_none() && tls.cert.is_none() {
+        return redis::Client::open(config.redis_url.as_str()).map_err(bad_url);
+    }
+    #[cfg(feature = "tls")]
+    {
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read the TLS {what} {path:?}: {e}"))
+        };
+        let root_cert = tls.ca.as_deref().map(|p| read("CA", p)).transpose()?;
+        let client_tls = match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read("client certificate", cert)?,
+                client_key: read("client key", key)?,
+            }),
+            _ => None,
+        };
+        let certs = redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        };
+        redis::Client::build_with_tls(config.redis_url.as_str(), certs).map_err(bad_url)
+    }
+    #[cfg(not(feature = "tls"))]
+    Err("TLS files are given, but this build has no `tls` feature".to_owned())
+}
+
 impl Redis {
     /// The process's Redis connection, set up (not connected) on first use. Settings that name
     /// no usable Redis (a URL that does not parse, a bad environment) are an outage for the
@@ -77,13 +114,7 @@ impl Redis {
         }
         // The client first: it needs no runtime, and a runtime must not be dropped on an error
         // path, which may run inside the caller's async runtime.
-        let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| {
-            format!(
-                "bad Redis URL {}: {}",
-                config.redis_url_redacted(),
-                scrub(config, &e)
-            )
-        })?;
+        let client = client(config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("cache-runtime-redis")

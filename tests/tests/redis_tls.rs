@@ -1,0 +1,62 @@
+//! Issue 14 (TLS): `rediss://` against a local `redis-server` that speaks only TLS and requires
+//! client certificates (mutual TLS), with certificates this test makes (`openssl`), configured
+//! through the builder: every operation runs over TLS. A server of its own, in a process of its
+//! own (the settings are process-wide). `redis_tls_wrong_ca.rs` checks the refusal.
+#![cfg(feature = "redis")]
+
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+use cache_runtime::{Invalidation, cached, invalidate_tag};
+
+static LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(ttl = 60, key = "{id}", name = "tls", tags = ["tls:{id}"])]
+fn value(id: u32) -> u32 {
+    LOADS.fetch_add(1, SeqCst);
+    id
+}
+
+#[test]
+fn mutual_tls_with_the_settings_ca_and_client_certificate() {
+    let certs = match tests::certs::make("tls") {
+        Ok(certs) => certs,
+        Err(why) => {
+            assert!(std::env::var("CACHE_REQUIRE_REDIS").is_err(), "{why}");
+            eprintln!("\n*** SKIPPING the TLS test: {why} ***\n");
+            return;
+        }
+    };
+    let path = |p: &std::path::Path| p.display().to_string();
+    let server = match tests::redis_server::Server::start_tls(
+        &path(&certs.server_cert),
+        &path(&certs.server_key),
+        &path(&certs.ca),
+    ) {
+        Ok(server) => server,
+        Err(why) => {
+            assert!(std::env::var("CACHE_REQUIRE_REDIS").is_err(), "{why}");
+            eprintln!("\n*** SKIPPING the TLS test: {why} ***\n");
+            return;
+        }
+    };
+    assert!(server.url.starts_with("rediss://127.0.0.1:"));
+    cache_runtime::Config::builder()
+        .redis_url(server.url.as_str())
+        .key_prefix("tls:")
+        .tls_ca(&certs.ca)
+        .tls_client_cert(&certs.client_cert, &certs.client_key)
+        .init()
+        .expect("settings");
+
+    assert_eq!(value(1), 1);
+    assert_eq!(value(1), 1);
+    assert_eq!(LOADS.load(SeqCst), 1, "the second call hit Redis, over TLS");
+    assert_eq!(value_invalidate(1), Invalidation::Done);
+    assert_eq!(invalidate_tag("tls:1"), Invalidation::Done);
+    assert_eq!(value(1), 1);
+    assert_eq!(LOADS.load(SeqCst), 2);
+    assert_eq!(value_cache().clear(), Invalidation::Done);
+    let s = value_cache().stats();
+    assert_eq!((s.store_errors, s.store_skips), (0, 0), "{s:?}");
+    assert_eq!(s.hits, 1);
+}
