@@ -51,6 +51,8 @@ pub struct Config {
     /// TLS (`rediss://`): the CA to trust instead of the system's roots, and the client
     /// certificate and key (mutual TLS), as PEM file paths.
     pub(crate) tls: Tls,
+    /// Redis Cluster: the seed nodes' URLs (empty for one server at `redis_url`).
+    pub(crate) cluster: Vec<String>,
     /// Why the settings name no usable Redis (a bad environment): the cache then runs on its
     /// in-process fallback, and never talks to a server the user did not name.
     pub(crate) unusable: Option<String>,
@@ -139,9 +141,11 @@ impl Config {
                     cert: env("CACHE_REDIS_TLS_CERT").map(PathBuf::from),
                     key: env("CACHE_REDIS_TLS_KEY").map(PathBuf::from),
                 },
+                cluster: Vec::new(),
                 unusable: None,
             },
         }
+        .with_url_nodes()
     }
 
     /// The key prefix (prepended to every Redis key).
@@ -196,6 +200,18 @@ impl Config {
                 "TLS files are given, but the URL is not rediss://",
             ));
         }
+        if let Some(bad) = self
+            .cluster
+            .iter()
+            .find(|n| !(n.starts_with("redis://") || n.starts_with("rediss://")))
+        {
+            return Err(ConfigError::BadUrl(redact_url(bad)));
+        }
+        if self.tls.is_set() && !self.cluster.is_empty() {
+            return Err(ConfigError::BadTls(
+                "TLS files with Redis Cluster are not supported yet",
+            ));
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::BadTls(
                 "a client certificate needs its key, and a key its certificate",
@@ -206,11 +222,48 @@ impl Config {
 }
 
 impl ConfigBuilder {
+    /// A URL that lists several nodes (`redis://h1:p1,h2:p2,…`) names a Redis Cluster: its
+    /// seed nodes, each with the scheme and credentials of the first.
+    fn with_url_nodes(mut self) -> Self {
+        let url = &self.config.redis_url;
+        if let Some((first, rest)) = url.split_once(',') {
+            let head = first.split_once("://").map_or("", |(scheme, after)| {
+                let userinfo = after.rsplit_once('@').map_or(0, |(u, _)| u.len() + 1);
+                &first[..scheme.len() + 3 + userinfo]
+            });
+            let mut nodes = vec![first.to_owned()];
+            nodes.extend(
+                rest.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| format!("{head}{n}")),
+            );
+            self.config.cluster = nodes;
+        }
+        self
+    }
+
+    /// Redis Cluster: the URLs of some of its nodes (`redis://host:port`, `rediss://` for
+    /// TLS), from which the client learns the rest. Replaces `redis_url`; the same as a
+    /// `CACHE_REDIS_URL` listing the nodes, `redis://h1:p1,h2:p2,h3:p3`.
+    pub fn cluster_nodes<I, S>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.cluster = nodes.into_iter().map(Into::into).collect();
+        if let Some(first) = self.config.cluster.first() {
+            self.config.redis_url = first.clone();
+        }
+        self
+    }
+
     /// The Redis URL: `redis://[user][:password@]host[:port][/db]`, `rediss://` for TLS
     /// (feature `tls`).
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.config.redis_url = url.into();
-        self
+        self.config.cluster.clear();
+        self.with_url_nodes()
     }
 
     /// Prepended to every Redis key (e.g. `"shop:"`); must not contain `{` or `}`.
@@ -334,6 +387,14 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("redis_url", &redact_url(&self.redis_url))
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .iter()
+                    .map(|n| redact_url(n))
+                    .collect::<Vec<_>>(),
+            )
             .field("key_prefix", &self.key_prefix)
             .field("op_timeout", &self.op_timeout)
             .field("connect_timeout", &self.connect_timeout)

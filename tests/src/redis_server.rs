@@ -127,6 +127,74 @@ impl Server {
     }
 }
 
+/// A local Redis Cluster of primaries (no replicas), each a [`Server`] of this process.
+pub struct Cluster {
+    /// The nodes, one per primary.
+    pub nodes: Vec<Server>,
+}
+
+impl Cluster {
+    /// Starts `primaries` cluster-enabled servers and joins them with `redis-cli --cluster
+    /// create`; returns once every node says `cluster_state:ok`.
+    pub fn start(primaries: usize) -> Result<Cluster, String> {
+        let nodes = (0..primaries)
+            .map(|_| {
+                Server::start_listening(
+                    |port| {
+                        format!(
+                            "--port {port} --cluster-enabled yes --cluster-config-file nodes.conf \
+                             --cluster-node-timeout 2000"
+                        )
+                    },
+                    "redis",
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .arg("--cluster-yes")
+            .output()
+            .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+        if !created.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&created.stdout)
+            ));
+        }
+        let give_up = Instant::now() + Duration::from_secs(30);
+        for node in &nodes {
+            let mut con = redis::Client::open(node.url.as_str())
+                .and_then(|c| c.get_connection())
+                .map_err(|e| e.to_string())?;
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut con)
+                    .map_err(|e| e.to_string())?;
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                if Instant::now() > give_up {
+                    return Err("the cluster never reached cluster_state:ok".into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(Cluster { nodes })
+    }
+
+    /// The nodes' URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.url.clone()).collect()
+    }
+}
+
 /// Where the Redis tests of this process talk to: `CACHE_TEST_REDIS_URL`, or a server of
 /// their own. `None` (after a loud message) when there is neither; a panic instead under
 /// `CACHE_REQUIRE_REDIS=1`.

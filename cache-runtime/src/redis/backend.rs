@@ -390,6 +390,15 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         };
         let shape = KeyShape::new(name, F::LAYOUT);
         let isolated = match layout::claim(&shape) {
+            Ok(()) if T::LOCAL && Redis::get().is_ok_and(|r| r.is_cluster()) => {
+                tracing::error!(
+                    cache = %name,
+                    "cache-runtime: `backend = \"tiered\"` is not supported on Redis Cluster yet \
+                     (its invalidation log touches keys of several slots); this cache runs in \
+                     process, each copy living at most `fallback_ttl`"
+                );
+                true
+            }
             Ok(()) => false,
             Err(why) => {
                 tracing::error!(cache = %name, "cache-runtime: {why}");
@@ -420,6 +429,17 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         let mut buffer = String::with_capacity(head.len() + 24);
         buffer.push_str(head);
         let mut writer = KeyWriter::after(buffer, F::SEPARATORS);
+        let on_cluster = || Redis::get().is_ok_and(|r| r.is_cluster());
+        if !tags.is_empty() && on_cluster() {
+            let why = "tags are not supported on Redis Cluster yet (a tag key lives on another slot \
+                       than the value); this call runs on the in-process fallback";
+            store_error(engine, &StoreError::Data(why.to_owned()));
+            return RedisKey {
+                local,
+                tags,
+                redis: None,
+            };
+        }
         let redis = match F::render_key(lookup, &mut writer) {
             Ok(()) => Some(Keys::new(
                 writer.into_key(),

@@ -38,9 +38,49 @@ impl std::fmt::Display for StoreError {
     }
 }
 
+/// The connection every operation uses: one server's multiplexed connection (which
+/// reconnects by itself), or Redis Cluster's (which follows the slots and reconnects its
+/// nodes). One type for both: the operations are written once.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 pub(crate) struct Redis {
     runtime: tokio::runtime::Runtime,
-    connection: ConnectionManager,
+    connection: Conn,
     /// For the pub/sub connection of publish notifications (`notify.rs`).
     pub(crate) client: redis::Client,
     pub(crate) notices: super::notify::Notices,
@@ -64,7 +104,9 @@ fn client(config: &Config) -> Result<redis::Client, String> {
     };
     let tls = &config.tls;
     if tls.ca.is_none() && tls.cert.is_none() {
-        return redis::Client::open(config.redis_url.as_str()).map_err(bad_url);
+        // On a cluster, the first seed node (pub/sub notifications reach every node).
+        let url = config.cluster.first().unwrap_or(&config.redis_url);
+        return redis::Client::open(url.as_str()).map_err(bad_url);
     }
     #[cfg(feature = "tls")]
     {
@@ -87,6 +129,18 @@ fn client(config: &Config) -> Result<redis::Client, String> {
     }
     #[cfg(not(feature = "tls"))]
     Err("TLS files are given, but this build has no `tls` feature".to_owned())
+}
+
+/// The Redis Cluster connection of the settings' seed nodes, connecting in the background
+/// (the first operation waits for it, under its deadline).
+fn cluster(config: &Config) -> redis::RedisResult<redis::cluster_async::ClusterConnection> {
+    let client = redis::cluster::ClusterClient::builder(config.cluster.iter().map(String::as_str))
+        .connection_timeout(config.connect_timeout)
+        .retries(2)
+        .build()?;
+    let settings =
+        redis::cluster::ClusterConfig::new().set_connection_timeout(config.connect_timeout);
+    Ok(client.get_pending_async_connection_with_config(settings))
 }
 
 impl Redis {
@@ -131,7 +185,13 @@ impl Redis {
             .set_max_delay(Duration::from_millis(500));
         let connection = {
             let _guard = runtime.enter();
-            client.get_connection_manager_lazy(manager)
+            if config.cluster.is_empty() {
+                client
+                    .get_connection_manager_lazy(manager)
+                    .map(Conn::Single)
+            } else {
+                cluster(config).map(Conn::Cluster)
+            }
         };
         let connection = match connection {
             Ok(connection) => connection,
@@ -156,9 +216,38 @@ impl Redis {
         })
     }
 
-    /// A handle to the multiplexed connection, for one operation.
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    /// A handle to the connection, for one operation.
+    pub(crate) fn connection(&self) -> Conn {
         self.connection.clone()
+    }
+
+    /// Whether this is Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.connection, Conn::Cluster(_))
+    }
+
+    /// `cmd` on the cluster node at `host:port` (Redis Cluster only: `SCAN` of one primary),
+    /// bounded by the operation deadline.
+    pub(crate) async fn query_node<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+        host: &str,
+        port: u16,
+    ) -> Result<T, StoreError> {
+        let Conn::Cluster(mut conn) = self.connection() else {
+            return Err(StoreError::Failed("not a Redis Cluster".into()));
+        };
+        let route = redis::cluster_routing::RoutingInfo::SingleNode(
+            redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
+                host: host.to_owned(),
+                port,
+            },
+        );
+        let answer = self
+            .deadline(async move { conn.route_command(cmd, route).await })
+            .await?;
+        redis::from_redis_value(answer)
+            .map_err(|e| StoreError::Failed(format!("unexpected reply: {e}")))
     }
 
     /// Runs `op` on the Redis runtime under the operation deadline and blocks until it ends.

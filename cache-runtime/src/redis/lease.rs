@@ -476,33 +476,79 @@ fn recorded(value: &[u8]) -> Option<Vec<u8>> {
     super::json::recorded(value)
 }
 
-/// Deletes the keys of a cleared cache: found with `SCAN` (never `KEYS`), kept when the cache
-/// owns them, removed with `UNLINK`.
+/// Deletes the keys of a cleared cache: found with `SCAN` (never `KEYS`) on the server, or on
+/// every primary of a Redis Cluster, kept when the cache owns them, removed with `UNLINK` (on a
+/// cluster one `UNLINK` per key, sent concurrently: the keys live in many slots).
 pub(crate) async fn delete_matching(redis: &Redis, scan: &ClearScan) -> Result<u64, StoreError> {
+    let nodes = match redis.is_cluster() {
+        true => primaries(redis).await?.into_iter().map(Some).collect(),
+        false => vec![None],
+    };
     let mut deleted = 0;
-    for pattern in &scan.patterns {
-        let mut cursor: u64 = 0;
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(500);
-            let (next, mut keys): (u64, Vec<Vec<u8>>) = redis.query(cmd).await?;
-            keys.retain(|k| scan.owns(k));
-            if !keys.is_empty() {
-                let mut unlink = redis::cmd("UNLINK");
-                for k in &keys {
-                    unlink.arg(k.as_slice());
+    for node in &nodes {
+        for pattern in &scan.patterns {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut cmd = redis::cmd("SCAN");
+                cmd.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(500);
+                let (next, mut keys): (u64, Vec<Vec<u8>>) = match node {
+                    Some((host, port)) => redis.query_node(cmd, host, *port).await?,
+                    None => redis.query(cmd).await?,
+                };
+                keys.retain(|k| scan.owns(k));
+                deleted += unlink(redis, &keys, node.is_some()).await?;
+                if next == 0 {
+                    break;
                 }
-                deleted += redis.query::<u64>(unlink).await?;
+                cursor = next;
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
         }
     }
     Ok(deleted)
+}
+
+/// Unlinks `keys`: in one command, or one per key on a cluster.
+async fn unlink(redis: &Redis, keys: &[Vec<u8>], each: bool) -> Result<u64, StoreError> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    if !each {
+        let mut cmd = redis::cmd("UNLINK");
+        for k in keys {
+            cmd.arg(k.as_slice());
+        }
+        return redis.query::<u64>(cmd).await;
+    }
+    let one = |k: &Vec<u8>| {
+        let mut cmd = redis::cmd("UNLINK");
+        cmd.arg(k.as_slice());
+        redis.query::<u64>(cmd)
+    };
+    let counts = futures_util::future::join_all(keys.iter().map(one)).await;
+    counts.into_iter().sum()
+}
+
+/// The primaries of a Redis Cluster, from `CLUSTER NODES`: `(host, port)` of each node whose
+/// flags say `master` and not `fail`.
+async fn primaries(redis: &Redis) -> Result<Vec<(String, u16)>, StoreError> {
+    let text: String = redis
+        .query(redis::cmd("CLUSTER").arg("NODES").clone())
+        .await?;
+    let nodes = text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let primary = flags.split(',').any(|f| f == "master")
+                && !flags.split(',').any(|f| f.starts_with("fail"));
+            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
+            primary.then(|| Some((host.to_owned(), port.parse().ok()?)))?
+        })
+        .collect();
+    Ok(nodes)
 }

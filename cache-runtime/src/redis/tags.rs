@@ -19,8 +19,10 @@
 //! Tag keys have no TTL, so none expires to bring old entries back (Symfony's #44015); they
 //! are a few bytes each, one per tag ever invalidated or loaded.
 //!
-//! Redis Cluster (DESIGN §12) is not supported yet: there, a tag key and a value key may live
-//! on different slots, which one script cannot touch.
+//! Redis Cluster (DESIGN §12) is not supported for tags yet: there, a tag key and a value key
+//! may live on different slots, which one script cannot touch. A tagged call on a cluster runs
+//! on the in-process fallback (counted, logged), and `invalidate_tag` reaches this process only
+//! (`Pending`, not kept).
 
 use super::conn::{Redis, StoreError};
 use super::pending::{self, Pending};
@@ -44,6 +46,9 @@ pub(crate) fn invalidate(names: &[String]) -> Invalidation {
     let Some(redis) = target() else {
         return done_without_redis();
     };
+    if redis.is_cluster() {
+        return on_cluster();
+    }
     let tags = names.to_vec();
     let done = redis.block(async move { apply(redis, &tags).await });
     answer(names, done)
@@ -54,6 +59,9 @@ pub(crate) async fn invalidate_async(names: &[String]) -> Invalidation {
     let Some(redis) = target() else {
         return done_without_redis();
     };
+    if redis.is_cluster() {
+        return on_cluster();
+    }
     let tags = names.to_vec();
     let done = redis.run(async move { apply(redis, &tags).await }).await;
     answer(names, done)
@@ -63,6 +71,20 @@ pub(crate) async fn invalidate_async(names: &[String]) -> Invalidation {
 /// runs on its fallback, nothing is ever read from Redis, and nothing is kept to replay).
 fn target() -> Option<&'static Redis> {
     Redis::get().ok()
+}
+
+/// On Redis Cluster tagged calls run in process (their copies live at most `fallback_ttl`):
+/// the invalidation is done here, cannot reach other processes, and is not kept (its script
+/// would touch keys of several slots). Said once.
+fn on_cluster() -> Invalidation {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::warn!(
+            "cache-runtime: tags are not supported on Redis Cluster yet: invalidate_tag reaches \
+             this process only (tagged entries live in process there, at most `fallback_ttl`)"
+        );
+    });
+    Invalidation::Pending
 }
 
 /// The answer without a usable Redis: as for `f_invalidate`, `Pending`.

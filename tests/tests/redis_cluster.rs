@@ -1,0 +1,134 @@
+//! Issue 14 (Cluster, first part): a cache on a local 3-primary Redis Cluster — misses under
+//! the lease, hits, `f_invalidate`, `f_refresh`, one load for many callers, and `clear()` on
+//! every primary (only this cache's keys). Tagged calls, not supported on a cluster yet, run in
+//! process and say so. A cluster of its own, in a process of its own.
+#![cfg(feature = "redis")]
+
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+
+use cache_runtime::{Invalidation, cached};
+
+static LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(ttl = 60, key = "{id}", name = "cl")]
+fn value(id: u32) -> u32 {
+    LOADS.fetch_add(1, SeqCst);
+    id + 1
+}
+
+/// Beside `cl`: its keys must survive `cl`'s `clear()`.
+#[cached(ttl = 60, key = "{id}", name = "cl_other")]
+fn other(id: u32) -> u32 {
+    id
+}
+
+static SLOW_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(ttl = 60, key = "{id}", name = "cl_slow")]
+fn slow(id: u32) -> u32 {
+    SLOW_LOADS.fetch_add(1, SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    id
+}
+
+static TAGGED_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(ttl = 60, key = "{id}", name = "cl_tagged", tags = ["cl:{id}"])]
+fn tagged(id: u32) -> u32 {
+    TAGGED_LOADS.fetch_add(1, SeqCst);
+    id
+}
+
+fn keys_per_node(cluster: &tests::redis_server::Cluster, pattern: &str) -> Vec<usize> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut con = tests::redis_server::raw(&n.url);
+            let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut con).unwrap();
+            keys.len()
+        })
+        .collect()
+}
+
+#[test]
+fn a_cache_on_a_three_primary_cluster() {
+    let cluster = match tests::redis_server::Cluster::start(3) {
+        Ok(cluster) => cluster,
+        Err(why) => {
+            assert!(std::env::var("CACHE_REQUIRE_REDIS").is_err(), "{why}");
+            eprintln!("\n*** SKIPPING the cluster test: {why} ***\n");
+            return;
+        }
+    };
+    cache_runtime::Config::builder()
+        .cluster_nodes(cluster.urls())
+        .key_prefix("cl:")
+        .op_timeout(std::time::Duration::from_secs(1))
+        .init()
+        .expect("settings");
+
+    // 300 keys spread over the slots of the three primaries: misses, then hits.
+    for id in 0..300 {
+        assert_eq!(value(id), id + 1);
+        assert_eq!(other(id), id);
+    }
+    for id in 0..300 {
+        assert_eq!(value(id), id + 1);
+    }
+    assert_eq!(LOADS.load(SeqCst), 300, "the second round hit the cluster");
+    let per_node = keys_per_node(&cluster, "cl:cl:*");
+    assert!(per_node.iter().all(|n| *n > 0), "spread: {per_node:?}");
+    assert_eq!(per_node.iter().sum::<usize>(), 300);
+
+    assert_eq!(value_invalidate(7), Invalidation::Done);
+    assert_eq!(value(7), 8);
+    assert_eq!(LOADS.load(SeqCst), 301);
+    assert_eq!(value_refresh(8), 9);
+    assert_eq!(value(8), 9);
+    assert_eq!(LOADS.load(SeqCst), 302, "the refresh stored its result");
+
+    // Single-flight through the lease: 16 threads on a cold key, one load.
+    let barrier = Arc::new(Barrier::new(16));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                slow(5)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 5);
+    }
+    assert_eq!(SLOW_LOADS.load(SeqCst), 1);
+
+    // `clear()` on every primary, and only this cache's keys.
+    assert_eq!(value_cache().clear(), Invalidation::Done);
+    assert_eq!(keys_per_node(&cluster, "cl:cl:*").iter().sum::<usize>(), 0);
+    assert_eq!(
+        keys_per_node(&cluster, "cl:cl_other:*")
+            .iter()
+            .sum::<usize>(),
+        300
+    );
+    assert_eq!(value(1), 2);
+    assert_eq!(LOADS.load(SeqCst), 303);
+
+    let s = value_cache().stats();
+    assert_eq!((s.store_errors, s.store_skips), (0, 0), "{s:?}");
+
+    // Tags: not on a cluster yet. The call is answered in process and counted.
+    assert_eq!(tagged(1), 1);
+    assert_eq!(tagged(1), 1);
+    assert!(tagged_cache().stats().store_errors > 0);
+    assert_eq!(
+        cache_runtime::invalidate_tag("cl:1"),
+        Invalidation::Pending,
+        "this process only"
+    );
+    assert_eq!(tagged(1), 1);
+    assert_eq!(TAGGED_LOADS.load(SeqCst), 2, "dropped in this process");
+}
