@@ -100,15 +100,6 @@ impl Tags {
             .is_none_or(|s| s.current_at(EPOCH.load(Ordering::SeqCst)))
     }
 
-    /// Whether the call has no tags.
-    #[cfg_attr(
-        not(feature = "redis"),
-        allow(dead_code, reason = "only Redis Cluster asks")
-    )]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
     /// The names, in the order of the attribute.
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.0

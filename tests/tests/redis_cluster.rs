@@ -1,7 +1,7 @@
 //! Issue 14 (Cluster, first part): a cache on a local 3-primary Redis Cluster — misses under
 //! the lease, hits, `f_invalidate`, `f_refresh`, one load for many callers, and `clear()` on
-//! every primary (only this cache's keys). Tagged calls, not supported on a cluster yet, run in
-//! process and say so. A cluster of its own, in a process of its own.
+//! every primary (only this cache's keys), and tags, whose keys live on other slots than the
+//! values. A cluster of its own, in a process of its own.
 #![cfg(feature = "redis")]
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
@@ -120,15 +120,45 @@ fn a_cache_on_a_three_primary_cluster() {
     let s = value_cache().stats();
     assert_eq!((s.store_errors, s.store_skips), (0, 0), "{s:?}");
 
-    // Tags: not on a cluster yet. The call is answered in process and counted.
-    assert_eq!(tagged(1), 1);
-    assert_eq!(tagged(1), 1);
-    assert!(tagged_cache().stats().store_errors > 0);
+    // Tags: the tag keys live on other slots than the values.
+    for id in 0..50 {
+        assert_eq!(tagged(id), id);
+        assert_eq!(tagged(id), id);
+    }
     assert_eq!(
-        cache_runtime::invalidate_tag("cl:1"),
-        Invalidation::Pending,
-        "this process only"
+        TAGGED_LOADS.load(SeqCst),
+        50,
+        "tagged entries hit the cluster"
     );
-    assert_eq!(tagged(1), 1);
-    assert_eq!(TAGGED_LOADS.load(SeqCst), 2, "dropped in this process");
+    assert_eq!(
+        cache_runtime::invalidate_tag("cl:7"),
+        Invalidation::Done,
+        "one tag"
+    );
+    assert_eq!(
+        cache_runtime::invalidate_tags(["cl:8", "cl:9"]),
+        Invalidation::Done
+    );
+    for id in 0..50 {
+        assert_eq!(tagged(id), id);
+    }
+    assert_eq!(
+        TAGGED_LOADS.load(SeqCst),
+        53,
+        "exactly the three invalidated reloaded"
+    );
+    // Another process's invalidation is a new version in the tag key: seen at the next read.
+    let mut con = redis::cluster::ClusterClient::new(cluster.urls())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("SET")
+        .arg("cl:cache-runtime:tag:cl:10")
+        .arg("0123456789abcdef")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(tagged(10), 10);
+    assert_eq!(TAGGED_LOADS.load(SeqCst), 54);
+    let s = tagged_cache().stats();
+    assert_eq!((s.store_errors, s.store_skips), (0, 0), "{s:?}");
 }

@@ -429,17 +429,6 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         let mut buffer = String::with_capacity(head.len() + 24);
         buffer.push_str(head);
         let mut writer = KeyWriter::after(buffer, F::SEPARATORS);
-        let on_cluster = || Redis::get().is_ok_and(|r| r.is_cluster());
-        if !tags.is_empty() && on_cluster() {
-            let why = "tags are not supported on Redis Cluster yet (a tag key lives on another slot \
-                       than the value); this call runs on the in-process fallback";
-            store_error(engine, &StoreError::Data(why.to_owned()));
-            return RedisKey {
-                local,
-                tags,
-                redis: None,
-            };
-        }
         let redis = match F::render_key(lookup, &mut writer) {
             Ok(()) => Some(Keys::new(
                 writer.into_key(),

@@ -43,7 +43,9 @@ end
 /// Lua: the tag functions (DESIGN §11): `recorded` reads the tag versions an entry carries,
 /// `versions` the current values of the tag keys `KEYS[first..]` in one `MGET` (a missing one
 /// is made with `init`, or, with no `init`, makes the answer nil: its entries are misses), and
-/// `current` compares them.
+/// `current` compares them. Without tag keys (an untagged call, or Redis Cluster, where the tag
+/// keys live on other slots and the client reads them first, see [`given`]) `versions` answers
+/// the last argument.
 const TAGS: &str = r#"
 local function recorded(v)
   if string.sub(v, 1, 3) == 'cr\4' and #v >= 42 then
@@ -57,7 +59,7 @@ local function recorded(v)
   return nil
 end
 local function versions(first, init)
-  if first > #KEYS then return '' end
+  if first > #KEYS then return ARGV[#ARGV] end
   local t = redis.call('MGET', unpack(KEYS, first))
   for i = 1, #t do
     if not t[i] then
@@ -214,6 +216,42 @@ fn ms(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
 }
 
+/// The keys a lease script touches: the value, the lock and the tag keys; on Redis Cluster the
+/// value and the lock only (one slot), the tag versions then given by [`given`].
+fn script_keys<'k>(redis: &Redis, keys: &'k Keys) -> Vec<&'k str> {
+    let mut all = keys.script();
+    if redis.is_cluster() {
+        all.truncate(2);
+    }
+    all
+}
+
+/// The tag versions a script on Redis Cluster is given (its last argument): the tag keys read
+/// first, a missing one made with `init` (`SET NX GET`); without `init` a missing key gives
+/// versions no entry records. Empty where the script reads the keys itself.
+async fn given(redis: &Redis, keys: &Keys, init: Option<&[u8]>) -> Result<Vec<u8>, StoreError> {
+    if !redis.is_cluster() || keys.tags().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut mget = redis::cmd("MGET");
+    mget.arg(keys.tags());
+    let mut versions: Vec<Option<Vec<u8>>> = redis.query(mget).await?;
+    if let Some(init) = init {
+        for (key, version) in keys.tags().iter().zip(&mut versions) {
+            if version.is_none() {
+                let mut set = redis::cmd("SET");
+                set.arg(key).arg(init).arg("NX").arg("GET");
+                let before: Option<Vec<u8>> = redis.query(set).await?;
+                *version = Some(before.unwrap_or_else(|| init.to_vec()));
+            }
+        }
+    }
+    match versions.into_iter().collect::<Option<Vec<Vec<u8>>>>() {
+        Some(all) => Ok(all.concat()),
+        None => Ok(b"\0lost".to_vec()),
+    }
+}
+
 /// The reply of a lease script: `{1, value}`, `{2, versions}` (the lease, with `token`) or
 /// `{3}`; `Err` for anything else.
 fn begun(reply: Value, token: String, script: &str) -> Result<Begin, StoreError> {
@@ -243,8 +281,11 @@ async fn read_or_lock(
     lifetime: Duration,
 ) -> Result<Result<Begin, ()>, StoreError> {
     let token = new_token();
-    let args: [&[u8]; 4] = [token.as_bytes(), &ms(lifetime), &now_arg(), &tags::fresh()];
-    let reply: Value = redis.eval(&READ_OR_LOCK, &keys.script(), &args).await?;
+    let init = tags::fresh();
+    let given = given(redis, keys, Some(&init)).await?;
+    let args: [&[u8]; 5] = [token.as_bytes(), &ms(lifetime), &now_arg(), &init, &given];
+    let script_keys = script_keys(redis, keys);
+    let reply: Value = redis.eval(&READ_OR_LOCK, &script_keys, &args).await?;
     match begun(reply, token, "lock")? {
         Begin::Busy => Ok(Err(())),
         begin => Ok(Ok(begin)),
@@ -313,8 +354,10 @@ pub(crate) async fn force(
     lifetime: Duration,
 ) -> Result<Begin, StoreError> {
     let token = new_token();
-    let args: [&[u8]; 3] = [token.as_bytes(), &ms(lifetime), &tags::fresh()];
-    let reply: Value = redis.eval(&TAKE, &keys.script(), &args).await?;
+    let init = tags::fresh();
+    let given = given(redis, keys, Some(&init)).await?;
+    let args: [&[u8]; 4] = [token.as_bytes(), &ms(lifetime), &init, &given];
+    let reply: Value = redis.eval(&TAKE, &script_keys(redis, keys), &args).await?;
     begun(reply, token, "take")
 }
 
@@ -326,8 +369,11 @@ pub(crate) async fn read_or_take(
     lifetime: Duration,
 ) -> Result<Begin, StoreError> {
     let token = new_token();
-    let args: [&[u8]; 4] = [token.as_bytes(), &ms(lifetime), &now_arg(), &tags::fresh()];
-    let reply: Value = redis.eval(&READ_OR_TAKE, &keys.script(), &args).await?;
+    let init = tags::fresh();
+    let given = given(redis, keys, Some(&init)).await?;
+    let args: [&[u8]; 5] = [token.as_bytes(), &ms(lifetime), &now_arg(), &init, &given];
+    let script_keys = script_keys(redis, keys);
+    let reply: Value = redis.eval(&READ_OR_TAKE, &script_keys, &args).await?;
     begun(reply, token, "read-or-take")
 }
 
@@ -341,14 +387,18 @@ pub(crate) async fn try_refresh(
 ) -> Result<Begin, StoreError> {
     let token = new_token();
     let seen = seen.to_string();
-    let args: [&[u8]; 5] = [
+    let init = tags::fresh();
+    let given = given(redis, keys, Some(&init)).await?;
+    let args: [&[u8]; 6] = [
         token.as_bytes(),
         &ms(lifetime),
         seen.as_bytes(),
         &now_arg(),
-        &tags::fresh(),
+        &init,
+        &given,
     ];
-    let reply: Value = redis.eval(&TRY_REFRESH, &keys.script(), &args).await?;
+    let script_keys = script_keys(redis, keys);
+    let reply: Value = redis.eval(&TRY_REFRESH, &script_keys, &args).await?;
     begun(reply, token, "refresh")
 }
 
@@ -377,7 +427,8 @@ pub(crate) async fn publish(
     let px = write.ttl.map_or_else(|| b"0".to_vec(), ms);
     let keep: &[u8] = if write.keep_lease { b"1" } else { b"0" };
     let over = write.over.map(|f| f.to_string()).unwrap_or_default();
-    let args: [&[u8]; 7] = [
+    let before = given(redis, keys, None).await?;
+    let args: [&[u8]; 8] = [
         lease.token.as_bytes(),
         payload,
         &px,
@@ -385,8 +436,16 @@ pub(crate) async fn publish(
         keep,
         over.as_bytes(),
         &lease.versions,
+        &before,
     ];
-    let wrote: i64 = redis.eval(&PUBLISH, &keys.script(), &args).await?;
+    let wrote: i64 = redis
+        .eval(&PUBLISH, &script_keys(redis, keys), &args)
+        .await?;
+    if wrote == 1 && !before.is_empty() {
+        // On a cluster the versions were read before the write, not with it: a tag invalidated
+        // meanwhile makes a write that readers miss; its waiters here load again.
+        return Ok(given(redis, keys, None).await? == lease.versions);
+    }
     Ok(wrote == 1)
 }
 
@@ -449,10 +508,21 @@ pub(crate) async fn read(redis: &Redis, keys: &Keys) -> Result<Option<Vec<u8>>, 
         cmd.arg(keys.value());
         return redis.query::<Option<Vec<u8>>>(cmd).await;
     }
-    let mut pipe = redis::pipe();
-    pipe.cmd("GET").arg(keys.value());
-    pipe.cmd("MGET").arg(keys.tags());
-    let (value, versions): (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) = redis.pipeline(pipe).await?;
+    let (value, versions): (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) = if redis.is_cluster() {
+        // Other slots: two commands at once, on their nodes (the same wait as one).
+        let mut get = redis::cmd("GET");
+        get.arg(keys.value());
+        let mut mget = redis::cmd("MGET");
+        mget.arg(keys.tags());
+        let (value, versions) =
+            futures_util::future::join(redis.query(get), redis.query(mget)).await;
+        (value?, versions?)
+    } else {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(keys.value());
+        pipe.cmd("MGET").arg(keys.tags());
+        redis.pipeline(pipe).await?
+    };
     let Some(value) = value else {
         return Ok(None);
     };

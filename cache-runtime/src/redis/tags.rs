@@ -19,10 +19,14 @@
 //! Tag keys have no TTL, so none expires to bring old entries back (Symfony's #44015); they
 //! are a few bytes each, one per tag ever invalidated or loaded.
 //!
-//! Redis Cluster (DESIGN §12) is not supported for tags yet: there, a tag key and a value key
-//! may live on different slots, which one script cannot touch. A tagged call on a cluster runs
-//! on the in-process fallback (counted, logged), and `invalidate_tag` reaches this process only
-//! (`Pending`, not kept).
+//! On Redis Cluster (DESIGN §12) a tag key and a value key live on different slots, which one
+//! script cannot touch: the client reads the tag keys first (an `MGET` split by slot, a missing
+//! key made with `SET NX GET`) and gives the versions to the lease script, which then touches
+//! the value and its lock only (one slot); the publish compares the versions read just before
+//! it, and reads them again after: a tag invalidated in between makes a write that every reader
+//! misses (each read compares the versions, as everywhere), and no hand-over here. A read is a
+//! `GET` and an `MGET` sent together. `invalidate_tag` sets each tag key and appends to the log
+//! as separate commands (kept and replayed whole if one fails).
 
 use super::conn::{Redis, StoreError};
 use super::pending::{self, Pending};
@@ -46,9 +50,6 @@ pub(crate) fn invalidate(names: &[String]) -> Invalidation {
     let Some(redis) = target() else {
         return done_without_redis();
     };
-    if redis.is_cluster() {
-        return on_cluster();
-    }
     let tags = names.to_vec();
     let done = redis.block(async move { apply(redis, &tags).await });
     answer(names, done)
@@ -59,9 +60,6 @@ pub(crate) async fn invalidate_async(names: &[String]) -> Invalidation {
     let Some(redis) = target() else {
         return done_without_redis();
     };
-    if redis.is_cluster() {
-        return on_cluster();
-    }
     let tags = names.to_vec();
     let done = redis.run(async move { apply(redis, &tags).await }).await;
     answer(names, done)
@@ -71,20 +69,6 @@ pub(crate) async fn invalidate_async(names: &[String]) -> Invalidation {
 /// runs on its fallback, nothing is ever read from Redis, and nothing is kept to replay).
 fn target() -> Option<&'static Redis> {
     Redis::get().ok()
-}
-
-/// On Redis Cluster tagged calls run in process (their copies live at most `fallback_ttl`):
-/// the invalidation is done here, cannot reach other processes, and is not kept (its script
-/// would touch keys of several slots). Said once.
-fn on_cluster() -> Invalidation {
-    static SAID: std::sync::Once = std::sync::Once::new();
-    SAID.call_once(|| {
-        tracing::warn!(
-            "cache-runtime: tags are not supported on Redis Cluster yet: invalidate_tag reaches \
-             this process only (tagged entries live in process there, at most `fallback_ttl`)"
-        );
-    });
-    Invalidation::Pending
 }
 
 /// The answer without a usable Redis: as for `f_invalidate`, `Pending`.

@@ -192,6 +192,26 @@ pub(crate) async fn invalidate_tags(
     version: &[u8],
 ) -> Result<(), StoreError> {
     let stream = stream_key();
+    if redis.is_cluster() {
+        // Tag keys and the log live on several slots: each command on its node, the versions
+        // first (an invalidation that fails after them is kept and replayed whole).
+        let set = |key: &String| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(version);
+            redis.query::<()>(cmd)
+        };
+        for done in futures_util::future::join_all(keys.iter().map(set)).await {
+            done?;
+        }
+        for name in names {
+            let change = Change {
+                cache: String::new(),
+                key: name.clone(),
+            };
+            append(redis, &change).await?;
+        }
+        return Ok(());
+    }
     let mut all_keys = vec![stream.as_str()];
     all_keys.extend(keys.iter().map(String::as_str));
     let mut args: Vec<&[u8]> = vec![LOG.origin.as_bytes(), MAX_LEN.as_bytes(), version];
