@@ -137,13 +137,20 @@ impl Cluster {
     /// Starts `primaries` cluster-enabled servers and joins them with `redis-cli --cluster
     /// create`; returns once every node says `cluster_state:ok`.
     pub fn start(primaries: usize) -> Result<Cluster, String> {
-        let nodes = (0..primaries)
+        Self::start_with_replicas(primaries, 0)
+    }
+
+    /// [`Cluster::start`] with `replicas` replicas per primary (the first `primaries` nodes are
+    /// the primaries), failing over after 2 s (`--cluster-node-timeout 2000`, any replica may
+    /// be promoted: `--cluster-replica-validity-factor 0`).
+    pub fn start_with_replicas(primaries: usize, replicas: usize) -> Result<Cluster, String> {
+        let nodes = (0..primaries * (1 + replicas))
             .map(|_| {
                 Server::start_listening(
                     |port| {
                         format!(
                             "--port {port} --cluster-enabled yes --cluster-config-file nodes.conf \
-                             --cluster-node-timeout 2000"
+                             --cluster-node-timeout 2000 --cluster-replica-validity-factor 0"
                         )
                     },
                     "redis",
@@ -158,6 +165,8 @@ impl Cluster {
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
+            .arg("--cluster-replicas")
+            .arg(replicas.to_string())
             .arg("--cluster-yes")
             .output()
             .map_err(|e| format!("cannot run redis-cli: {e}"))?;
