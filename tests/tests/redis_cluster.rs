@@ -1,7 +1,8 @@
 //! Issue 14 (Cluster, first part): a cache on a local 3-primary Redis Cluster — misses under
 //! the lease, hits, `f_invalidate`, `f_refresh`, one load for many callers, and `clear()` on
-//! every primary (only this cache's keys), and tags, whose keys live on other slots than the
-//! values. A cluster of its own, in a process of its own.
+//! every primary (only this cache's keys), tags (their keys live on other slots than the
+//! values), and a tiered cache whose L1 another process's invalidation reaches through the log.
+//! A cluster of its own, in a process of its own (and a second process, this binary run again).
 #![cfg(feature = "redis")]
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
@@ -30,6 +31,32 @@ fn slow(id: u32) -> u32 {
     SLOW_LOADS.fetch_add(1, SeqCst);
     std::thread::sleep(std::time::Duration::from_millis(200));
     id
+}
+
+static TIERED_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(backend = "tiered", ttl = 60, key = "{id}", name = "cl_tiered")]
+fn tiered(id: u32) -> u32 {
+    TIERED_LOADS.fetch_add(1, SeqCst);
+    id
+}
+
+const CHILD: &str = "CACHE_TEST_CLUSTER_CHILD";
+
+/// The other process of the tiered part: invalidates `tiered(1)` on the same cluster. Does
+/// nothing when the harness runs it.
+#[test]
+fn other_process_invalidates_a_tiered_key() {
+    let Ok(urls) = std::env::var(CHILD) else {
+        return;
+    };
+    cache_runtime::Config::builder()
+        .cluster_nodes(urls.split(' '))
+        .key_prefix("cl:")
+        .op_timeout(std::time::Duration::from_secs(1))
+        .init()
+        .expect("settings");
+    assert_eq!(tiered_invalidate(1), Invalidation::Done);
 }
 
 static TAGGED_LOADS: AtomicU32 = AtomicU32::new(0);
@@ -160,5 +187,40 @@ fn a_cache_on_a_three_primary_cluster() {
     assert_eq!(tagged(10), 10);
     assert_eq!(TAGGED_LOADS.load(SeqCst), 54);
     let s = tagged_cache().stats();
+    assert_eq!((s.store_errors, s.store_skips), (0, 0), "{s:?}");
+
+    // Tiered: the invalidation log's reader follows the stream on its node, so the L1 answers;
+    // another process's `f_invalidate` drops this process's copy through the log.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tiered_cache().stats().l1_hits == 0 {
+        assert!(std::time::Instant::now() < give_up, "the L1 never answered");
+        tiered(1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(TIERED_LOADS.load(SeqCst), 1);
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "other_process_invalidates_a_tiered_key",
+            "--nocapture",
+        ])
+        .env(CHILD, cluster.urls().join(" "))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sent = std::time::Instant::now();
+    while TIERED_LOADS.load(SeqCst) == 1 {
+        assert!(
+            sent.elapsed() < std::time::Duration::from_secs(5),
+            "the L1 kept the copy"
+        );
+        tiered(1);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    eprintln!(
+        "tiered on the cluster: copy dropped {:?} after the other process",
+        sent.elapsed()
+    );
+    let s = tiered_cache().stats();
     assert_eq!((s.store_errors, s.store_skips), (0, 0), "{s:?}");
 }

@@ -390,15 +390,6 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         };
         let shape = KeyShape::new(name, F::LAYOUT);
         let isolated = match layout::claim(&shape) {
-            Ok(()) if T::LOCAL && Redis::get().is_ok_and(|r| r.is_cluster()) => {
-                tracing::error!(
-                    cache = %name,
-                    "cache-runtime: `backend = \"tiered\"` is not supported on Redis Cluster yet \
-                     (its invalidation log touches keys of several slots); this cache runs in \
-                     process, each copy living at most `fallback_ttl`"
-                );
-                true
-            }
             Ok(()) => false,
             Err(why) => {
                 tracing::error!(cache = %name, "cache-runtime: {why}");

@@ -45,6 +45,8 @@ impl std::fmt::Display for StoreError {
 pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(redis::cluster_async::ClusterConnection),
+    /// A connection of its own (the invalidation log's reader), without reconnection.
+    Plain(redis::aio::MultiplexedConnection),
 }
 
 impl redis::aio::ConnectionLike for Conn {
@@ -55,6 +57,7 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Plain(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -67,6 +70,7 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Plain(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -74,6 +78,7 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Plain(c) => c.get_db(),
         }
     }
 }
@@ -219,6 +224,31 @@ impl Redis {
     /// A handle to the connection, for one operation.
     pub(crate) fn connection(&self) -> Conn {
         self.connection.clone()
+    }
+
+    /// A connection of its own, for a reader that blocks (`XREAD BLOCK`): to the server, or to
+    /// the cluster (a cluster connection of its own), answering within `response_timeout`.
+    pub(crate) async fn own_connection(
+        &self,
+        response_timeout: Duration,
+    ) -> redis::RedisResult<Conn> {
+        if self.config.cluster.is_empty() {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(response_timeout))
+                .set_connection_timeout(Some(self.config.connect_timeout));
+            let con = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            return Ok(Conn::Plain(con));
+        }
+        let client =
+            redis::cluster::ClusterClient::builder(self.config.cluster.iter().map(String::as_str))
+                .connection_timeout(self.config.connect_timeout)
+                .response_timeout(response_timeout)
+                .retries(1)
+                .build()?;
+        Ok(Conn::Cluster(client.get_async_connection().await?))
     }
 
     /// Whether this is Redis Cluster.

@@ -1,6 +1,10 @@
 //! `backend = "tiered"`: an in-process L1 (the engine's local store) in front of Redis (L2),
 //! and the invalidation log that keeps every process's L1 honest.
 //!
+//! On Redis Cluster the reader has a cluster connection of its own (its `XREAD` goes to the
+//! stream's node; the restart check asks that node's `run_id`), and an invalidation deletes the
+//! key and appends as two commands (the stream lives on another slot).
+//!
 //! **The log.** Every explicit change of a tiered cache — `f_invalidate`, `f_refresh`,
 //! `clear()` — appends one entry to a capped Redis Stream, `{prefix}cache-runtime:invalidations`
 //! (`XADD … MAXLEN ~ 10000`; an invalidation deletes the key and appends in one script). Plain
@@ -28,7 +32,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::backend::{RedisBackend, Tier};
-use super::conn::{Redis, StoreError};
+use super::conn::{Conn, Redis, StoreError};
 use super::{RedisFunction, RedisKey};
 use crate::clock;
 use crate::config;
@@ -158,6 +162,12 @@ pub(crate) async fn invalidate(
     lock: &str,
     change: &Change,
 ) -> Result<(), StoreError> {
+    if redis.is_cluster() {
+        // The log lives on another slot: the keys deleted first, then the change appended
+        // (kept and replayed whole if the append fails).
+        super::lease::invalidate(redis, value, lock).await?;
+        return append(redis, change).await;
+    }
     let stream = stream_key();
     let args: [&[u8]; 4] = [
         LOG.origin.as_bytes(),
@@ -280,14 +290,8 @@ async fn read(redis: &'static Redis) {
     let mut last: Option<String> = None;
     let mut server: Option<String> = None;
     loop {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(Duration::from_millis(BLOCK_MS + 200)))
-            .set_connection_timeout(Some(Duration::from_secs(1)));
-        if let Ok(mut con) = redis
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-        {
+        let answer_within = Duration::from_millis(BLOCK_MS + 200);
+        if let Ok(mut con) = redis.own_connection(answer_within).await {
             let _ = redis::cmd("CLIENT")
                 .arg("SETNAME")
                 .arg("cache-runtime-log")
@@ -303,9 +307,20 @@ async fn read(redis: &'static Redis) {
     }
 }
 
-/// The `run_id` of the server behind `con`: another one after a restart.
-async fn run_id(con: &mut redis::aio::MultiplexedConnection) -> Result<String, redis::RedisError> {
-    let info: String = redis::cmd("INFO").arg("server").query_async(con).await?;
+/// The `run_id` of the server behind `con` (on a cluster, of the primary holding the stream):
+/// another one after a restart, or a failover.
+async fn run_id(con: &mut Conn) -> Result<String, redis::RedisError> {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("server");
+    let info: String = match con {
+        Conn::Cluster(cluster) => {
+            use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+            let route = Route::with_key(stream_key(), SlotAddr::Master);
+            let to = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+            redis::from_redis_value(cluster.route_command(cmd, to).await?)?
+        }
+        other => cmd.query_async(other).await?,
+    };
     Ok(info
         .lines()
         .find_map(|l| l.strip_prefix("run_id:"))
@@ -318,7 +333,7 @@ async fn run_id(con: &mut redis::aio::MultiplexedConnection) -> Result<String, r
 /// what follows it; otherwise (the server restarted, or the stream was trimmed past it) every
 /// L1 is dropped and reading starts at the stream's end.
 async fn resume(
-    con: &mut redis::aio::MultiplexedConnection,
+    con: &mut Conn,
     last: Option<&str>,
     server: &mut Option<String>,
 ) -> Result<String, redis::RedisError> {
@@ -377,7 +392,7 @@ async fn resume(
 
 /// Reads on until an error: drops what each entry names, and keeps the L1 valid while the
 /// reads keep returning.
-async fn follow(con: &mut redis::aio::MultiplexedConnection, last: &mut Option<String>) {
+async fn follow(con: &mut Conn, last: &mut Option<String>) {
     let stream = stream_key();
     loop {
         let from = last.clone().unwrap_or_else(|| "$".to_owned());
