@@ -125,7 +125,7 @@ mod on_redis {
     }
 
     /// Calls of `name` in `INFO commandstats`.
-    fn calls(con: &mut redis::Connection, name: &str) -> u64 {
+    fn calls(con: &mut tests::redis_server::Raw, name: &str) -> u64 {
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
             .query(con)
@@ -139,7 +139,7 @@ mod on_redis {
 
     /// Writes `n` entries of `million` (the library's envelope, as another process of it
     /// would) recording the tag version `version`, and `n` members of a set of their keys.
-    fn fill(con: &mut redis::Connection, n: u64, version: &[u8]) {
+    fn fill(con: &mut tests::redis_server::Raw, n: u64, version: &[u8]) {
         let far = tests::envelope::now_ms() + 3_600_000;
         let start = Instant::now();
         for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {

@@ -66,6 +66,10 @@ impl Server {
     fn start_listening(listen: impl Fn(u16) -> String, scheme: &str) -> Result<Server, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let listen = listen(port);
+        // A cluster node's state file from an earlier server on this port would make it join
+        // that old cluster.
+        let dir = std::env::temp_dir().join(format!("cache-runtime-redis-{port}"));
+        let _ = std::fs::remove_file(dir.join("nodes.conf"));
         let watcher = Self::spawn(port, &listen)?;
         let server = Server {
             url: format!("{scheme}://127.0.0.1:{port}"),
@@ -144,6 +148,19 @@ impl Cluster {
     /// the primaries), failing over after 2 s (`--cluster-node-timeout 2000`, any replica may
     /// be promoted: `--cluster-replica-validity-factor 0`).
     pub fn start_with_replicas(primaries: usize, replicas: usize) -> Result<Cluster, String> {
+        // A free port can be taken by another test process between our look and the server's
+        // bind (then `create` finds a node of another cluster): try again on other ports.
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(primaries, replicas) {
+                Ok(cluster) => return Ok(cluster),
+                Err(why) => last = why,
+            }
+        }
+        Err(last)
+    }
+
+    fn try_start(primaries: usize, replicas: usize) -> Result<Cluster, String> {
         let nodes = (0..primaries * (1 + replicas))
             .map(|_| {
                 Server::start_listening(
@@ -204,10 +221,66 @@ impl Cluster {
     }
 }
 
+/// Whether the tests that use [`setup`] run against a Redis Cluster of their own
+/// (`CACHE_TEST_REDIS_CLUSTER=1`; `.ci/run` runs a part of the suite so).
+pub fn cluster_mode() -> bool {
+    std::env::var("CACHE_TEST_REDIS_CLUSTER").is_ok_and(|v| v == "1")
+}
+
+/// The cluster of this process in cluster mode: 3 primaries, started at the first use.
+fn cluster() -> Option<&'static [String]> {
+    static CLUSTER: LazyLock<Option<Vec<String>>> = LazyLock::new(|| {
+        if let Ok(nodes) = std::env::var(CLUSTER_NODES) {
+            return Some(nodes.split(' ').map(str::to_owned).collect());
+        }
+        start_cluster()
+    });
+    CLUSTER.as_deref()
+}
+
+/// Set for a child process of a test: the nodes of the parent's cluster.
+const CLUSTER_NODES: &str = "CACHE_TEST_REDIS_CLUSTER_NODES";
+
+/// What a child process of a test needs in its environment to use the same Redis as this
+/// process: the server's URL, or in cluster mode the cluster's nodes.
+pub fn child_env() -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some(url) = url() {
+        env.push(("CACHE_TEST_REDIS_URL", url.to_owned()));
+    }
+    if cluster_mode()
+        && let Some(nodes) = cluster()
+    {
+        env.push((CLUSTER_NODES, nodes.join(" ")));
+    }
+    env
+}
+
+fn start_cluster() -> Option<Vec<String>> {
+    match Cluster::start(3) {
+        Ok(cluster) => {
+            let urls = cluster.urls();
+            std::mem::forget(cluster); // lives as long as the process; its watchers stop it
+            Some(urls)
+        }
+        Err(why) => {
+            assert!(
+                !required(),
+                "CACHE_REQUIRE_REDIS=1 but no Redis Cluster: {why}"
+            );
+            eprintln!("\n*** SKIPPING the Redis tests: {why} ***\n");
+            None
+        }
+    }
+}
+
 /// Where the Redis tests of this process talk to: `CACHE_TEST_REDIS_URL`, or a server of
-/// their own. `None` (after a loud message) when there is neither; a panic instead under
+/// their own (in [`cluster_mode`], the first node of a cluster of their own). `None` (after a loud message) when there is neither; a panic instead under
 /// `CACHE_REQUIRE_REDIS=1`.
 pub fn url() -> Option<&'static str> {
+    if cluster_mode() {
+        return cluster()?.first().map(String::as_str);
+    }
     static URL: LazyLock<Option<String>> = LazyLock::new(|| {
         if let Ok(url) = std::env::var("CACHE_TEST_REDIS_URL") {
             return Some(url);
@@ -242,7 +315,7 @@ pub fn own_server(what: &str) -> Option<Server> {
 }
 
 /// The process id of the server behind `con` (ask before freezing it).
-pub fn pid(con: &mut redis::Connection) -> u32 {
+pub fn pid(con: &mut dyn redis::ConnectionLike) -> u32 {
     let info: String = redis::cmd("INFO").arg("server").query(con).expect("INFO");
     info.lines()
         .find_map(|l| l.strip_prefix("process_id:"))
@@ -261,17 +334,83 @@ pub fn signal(pid: u32, signal: &str) {
 /// Points cache-runtime at the test server, with a key prefix of its own; `None` to skip.
 pub fn setup(prefix: &str) -> Option<&'static str> {
     let url = url()?;
-    let _ = cache_runtime::Config::builder()
-        .redis_url(url)
+    let builder = match cluster() {
+        Some(nodes) if cluster_mode() => cache_runtime::Config::builder().cluster_nodes(nodes),
+        _ => cache_runtime::Config::builder().redis_url(url),
+    };
+    let _ = builder
         .key_prefix(prefix)
         .op_timeout(Duration::from_millis(500))
         .init();
     Some(url)
 }
 
+/// A raw connection: to one server, or (in [`cluster_mode`], to a node of the cluster) to the
+/// whole cluster, following its slots.
+pub enum Raw {
+    /// One server.
+    Single(redis::Connection),
+    /// The cluster of this process.
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl redis::ConnectionLike for Raw {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            Raw::Single(c) => c.req_packed_command(cmd),
+            Raw::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            Raw::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Raw::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            Raw::Single(c) => c.req_command(cmd),
+            Raw::Cluster(c) => c.req_command(cmd),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Raw::Single(c) => c.get_db(),
+            Raw::Cluster(c) => c.get_db(),
+        }
+    }
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Raw::Single(c) => c.check_connection(),
+            Raw::Cluster(c) => c.check_connection(),
+        }
+    }
+    fn is_open(&self) -> bool {
+        match self {
+            Raw::Single(c) => c.is_open(),
+            Raw::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
 /// A plain redis-rs connection to the test server, to look at keys as another service would.
-pub fn raw(url: &str) -> redis::Connection {
-    redis::Client::open(url)
+pub fn raw(url: &str) -> Raw {
+    if cluster_mode()
+        && let Some(nodes) = cluster()
+        && nodes.iter().any(|n| n == url)
+    {
+        let con = redis::cluster::ClusterClient::new(nodes.iter().map(String::as_str))
+            .and_then(|c| c.get_connection())
+            .expect("a raw connection to the test cluster");
+        return Raw::Cluster(Box::new(con));
+    }
+    let con = redis::Client::open(url)
         .and_then(|c| c.get_connection())
-        .expect("a raw connection to the test Redis")
+        .expect("a raw connection to the test Redis");
+    Raw::Single(con)
 }

@@ -23,7 +23,7 @@ fn prefix() -> String {
     format!("t{}:", std::process::id())
 }
 
-fn raw() -> redis::Connection {
+fn raw() -> tests::redis_server::Raw {
     tests::redis_server::raw(redis_url().expect("checked by the caller"))
 }
 
@@ -342,7 +342,7 @@ fn clear_removes_this_functions_keys_only() {
         clear_b(id);
     }
     let mut con = raw();
-    let count = |con: &mut redis::Connection, name: &str| -> usize {
+    let count = |con: &mut tests::redis_server::Raw, name: &str| -> usize {
         let keys: Vec<String> = con.keys(format!("{}{name}:*", prefix())).unwrap();
         keys.len()
     };

@@ -59,14 +59,14 @@ fn failing(id: u32) -> Result<u32, String> {
 }
 
 /// Whether the lease of `name`'s key `7` is gone from Redis: any process may load now.
-fn lease_released(raw: &mut redis::Connection, name: &str) -> bool {
+fn lease_released(raw: &mut tests::redis_server::Raw, name: &str) -> bool {
     let lock = format!("{{t{}:{name}:7}}:lock", std::process::id());
     let exists: bool = redis::cmd("EXISTS").arg(&lock).query(raw).expect("EXISTS");
     !exists
 }
 
 /// Waits (at most `PROMPT`) until the lease of `name`'s key 7 is gone from Redis.
-fn assert_released_promptly(raw: &mut redis::Connection, name: &str) {
+fn assert_released_promptly(raw: &mut tests::redis_server::Raw, name: &str) {
     let start = Instant::now();
     while !lease_released(raw, name) {
         assert!(

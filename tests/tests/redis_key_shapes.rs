@@ -44,7 +44,7 @@ fn prefix() -> String {
     format!("t{}:", std::process::id())
 }
 
-fn exists(con: &mut redis::Connection, key: &str) -> bool {
+fn exists(con: &mut tests::redis_server::Raw, key: &str) -> bool {
     con.exists(format!("{}{key}", prefix())).expect("EXISTS")
 }
 

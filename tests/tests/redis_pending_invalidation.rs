@@ -56,7 +56,7 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
         .query(&mut raw)
         .expect("GET");
     let other_key = format!("{prefix}pending_other:1");
-    let exists = |raw: &mut redis::Connection, key: &str| -> bool {
+    let exists = |raw: &mut tests::redis_server::Raw, key: &str| -> bool {
         redis::cmd("EXISTS").arg(key).query(raw).expect("EXISTS")
     };
     assert!(exists(&mut raw, &other_key));

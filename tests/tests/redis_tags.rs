@@ -28,6 +28,7 @@ fn invalidate_elsewhere(url: &str, prefix: &str, tag: &str) {
     let status = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "other_process_invalidates_a_tag", "--nocapture"])
         .env("CACHE_TEST_REDIS_URL", url)
+        .envs(tests::redis_server::child_env())
         .env(CHILD_PREFIX, prefix)
         .env(CHILD_TAG, tag)
         .status()

@@ -24,7 +24,7 @@ static SOURCE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new(
 fn source(id: u32) -> u64 {
     let (url, prefix) = SOURCE.get().expect("set");
     thread_local! {
-        static CON: std::cell::RefCell<Option<redis::Connection>> = const { std::cell::RefCell::new(None) };
+        static CON: std::cell::RefCell<Option<tests::redis_server::Raw>> = const { std::cell::RefCell::new(None) };
     }
     CON.with(|c| {
         let mut c = c.borrow_mut();
