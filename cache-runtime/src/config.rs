@@ -207,9 +207,9 @@ impl Config {
         {
             return Err(ConfigError::BadUrl(redact_url(bad)));
         }
-        if self.tls.is_set() && !self.cluster.is_empty() {
+        if self.tls.is_set() && self.cluster.iter().any(|n| !n.starts_with("rediss://")) {
             return Err(ConfigError::BadTls(
-                "TLS files with Redis Cluster are not supported yet",
+                "TLS files are given, but a cluster node's URL is not rediss://",
             ));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {

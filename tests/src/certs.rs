@@ -1,5 +1,6 @@
 //! Certificates for the TLS tests, made with the `openssl` command line: a CA, a server
-//! certificate for `127.0.0.1` and `localhost`, and a client certificate (mutual TLS).
+//! certificate for `127.0.0.1` and `localhost` (also usable as a client certificate: cluster
+//! nodes present it to each other), and a client certificate (mutual TLS).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +35,20 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
     }
 }
 
+impl Certs {
+    /// The CA and the client certificate, as redis-rs takes them.
+    pub fn redis_certs(&self) -> redis::TlsCertificates {
+        let read = |p: &PathBuf| std::fs::read(p).expect("a certificate file");
+        redis::TlsCertificates {
+            client_tls: Some(redis::ClientTlsConfig {
+                client_cert: read(&self.client_cert),
+                client_key: read(&self.client_key),
+            }),
+            root_cert: Some(read(&self.ca)),
+        }
+    }
+}
+
 /// Makes a CA named `name` and certificates it signs, in a fresh directory under the system's
 /// temporary directory.
 pub fn make(name: &str) -> Result<Certs, String> {
@@ -62,7 +77,7 @@ pub fn make(name: &str) -> Result<Certs, String> {
     )?;
     std::fs::write(
         dir.join("server.ext"),
-        "subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\n",
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth, clientAuth\n",
     )
     .map_err(|e| e.to_string())?;
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage = clientAuth\n")

@@ -152,7 +152,7 @@ impl Cluster {
         // bind (then `create` finds a node of another cluster): try again on other ports.
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start(primaries, replicas) {
+            match Self::try_start(primaries, replicas, None) {
                 Ok(cluster) => return Ok(cluster),
                 Err(why) => last = why,
             }
@@ -160,25 +160,61 @@ impl Cluster {
         Err(last)
     }
 
-    fn try_start(primaries: usize, replicas: usize) -> Result<Cluster, String> {
+    /// A cluster of `primaries` that speaks only TLS (clients and the cluster bus), requiring
+    /// client certificates signed by `certs`' CA.
+    pub fn start_tls(primaries: usize, certs: &crate::certs::Certs) -> Result<Cluster, String> {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(primaries, 0, Some(certs)) {
+                Ok(cluster) => return Ok(cluster),
+                Err(why) => last = why,
+            }
+        }
+        Err(last)
+    }
+
+    fn try_start(
+        primaries: usize,
+        replicas: usize,
+        tls: Option<&crate::certs::Certs>,
+    ) -> Result<Cluster, String> {
+        let cluster = "--cluster-enabled yes --cluster-config-file nodes.conf \
+                       --cluster-node-timeout 2000 --cluster-replica-validity-factor 0";
         let nodes = (0..primaries * (1 + replicas))
-            .map(|_| {
-                Server::start_listening(
+            .map(|_| match tls {
+                None => Server::start_listening(|port| format!("--port {port} {cluster}"), "redis"),
+                Some(c) => Server::start_listening(
                     |port| {
                         format!(
-                            "--port {port} --cluster-enabled yes --cluster-config-file nodes.conf \
-                             --cluster-node-timeout 2000 --cluster-replica-validity-factor 0"
+                            "--port 0 --tls-port {port} --tls-cluster yes --tls-cert-file '{}' \
+                             --tls-key-file '{}' --tls-ca-cert-file '{}' --tls-auth-clients yes \
+                             {cluster}",
+                            c.server_cert.display(),
+                            c.server_key.display(),
+                            c.ca.display()
                         )
                     },
-                    "redis",
-                )
+                    "rediss",
+                ),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let addresses: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let created = Command::new("redis-cli")
+        // Bounded: `create` waits for the nodes to meet, for ever if they cannot.
+        let mut cli = Command::new("timeout");
+        cli.arg("60").arg("redis-cli");
+        if let Some(c) = tls {
+            cli.arg("--tls")
+                .arg("--cacert")
+                .arg(&c.ca)
+                .arg("--cert")
+                .arg(&c.client_cert)
+                .arg("--key")
+                .arg(&c.client_key);
+        }
+        let created = cli
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
@@ -195,7 +231,11 @@ impl Cluster {
         }
         let give_up = Instant::now() + Duration::from_secs(30);
         for node in &nodes {
-            let mut con = redis::Client::open(node.url.as_str())
+            let client = match tls {
+                None => redis::Client::open(node.url.as_str()),
+                Some(c) => redis::Client::build_with_tls(node.url.as_str(), c.redis_certs()),
+            };
+            let mut con = client
                 .and_then(|c| c.get_connection())
                 .map_err(|e| e.to_string())?;
             loop {

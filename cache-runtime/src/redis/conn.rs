@@ -97,21 +97,18 @@ pub(crate) struct Redis {
 
 static REDIS: OnceLock<Result<Redis, String>> = OnceLock::new();
 
-/// The client of the settings: the URL, with its TLS files read when it is `rediss://` and
-/// they are given (without the `tls` feature redis-rs refuses a `rediss://` URL).
-fn client(config: &Config) -> Result<redis::Client, String> {
-    let bad_url = |e: redis::RedisError| {
-        format!(
-            "bad Redis URL {}: {}",
-            config.redis_url_redacted(),
-            scrub(config, &e)
-        )
-    };
+/// What TLS files become: redis-rs's certificates, or (without the `tls` feature) nothing
+/// that can exist.
+#[cfg(feature = "tls")]
+type Certs = redis::TlsCertificates;
+#[cfg(not(feature = "tls"))]
+type Certs = std::convert::Infallible;
+
+/// The TLS files of the settings, read (`None` without any).
+fn tls_certs(config: &Config) -> Result<Option<Certs>, String> {
     let tls = &config.tls;
     if tls.ca.is_none() && tls.cert.is_none() {
-        // On a cluster, the first seed node (pub/sub notifications reach every node).
-        let url = config.cluster.first().unwrap_or(&config.redis_url);
-        return redis::Client::open(url.as_str()).map_err(bad_url);
+        return Ok(None);
     }
     #[cfg(feature = "tls")]
     {
@@ -126,23 +123,65 @@ fn client(config: &Config) -> Result<redis::Client, String> {
             }),
             _ => None,
         };
-        let certs = redis::TlsCertificates {
+        Ok(Some(redis::TlsCertificates {
             client_tls,
             root_cert,
-        };
-        redis::Client::build_with_tls(config.redis_url.as_str(), certs).map_err(bad_url)
+        }))
     }
     #[cfg(not(feature = "tls"))]
     Err("TLS files are given, but this build has no `tls` feature".to_owned())
 }
 
+/// The client of the settings (on a cluster, of its first seed node: pub/sub notifications
+/// reach every node), with its TLS files (without the `tls` feature redis-rs refuses a
+/// `rediss://` URL).
+fn client(config: &Config) -> Result<redis::Client, String> {
+    let bad_url = |e: redis::RedisError| {
+        format!(
+            "bad Redis URL {}: {}",
+            config.redis_url_redacted(),
+            scrub(config, &e)
+        )
+    };
+    let url = config.cluster.first().unwrap_or(&config.redis_url);
+    match tls_certs(config)? {
+        None => redis::Client::open(url.as_str()).map_err(bad_url),
+        #[cfg(feature = "tls")]
+        Some(certs) => redis::Client::build_with_tls(url.as_str(), certs).map_err(bad_url),
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match never {},
+    }
+}
+
+/// A Redis Cluster client of the settings' seed nodes, with their TLS files, answering within
+/// `response_timeout` if given.
+fn cluster_client(
+    config: &Config,
+    response_timeout: Option<Duration>,
+) -> Result<redis::cluster::ClusterClient, String> {
+    let mut builder =
+        redis::cluster::ClusterClient::builder(config.cluster.iter().map(String::as_str))
+            .connection_timeout(config.connect_timeout)
+            .retries(2);
+    if let Some(timeout) = response_timeout {
+        builder = builder.response_timeout(timeout);
+    }
+    #[cfg(feature = "tls")]
+    if let Some(certs) = tls_certs(config)? {
+        builder = builder.certs(certs);
+    }
+    builder.build().map_err(|e| {
+        format!(
+            "cannot set up the Redis Cluster client: {}",
+            scrub(config, &e)
+        )
+    })
+}
+
 /// The Redis Cluster connection of the settings' seed nodes, connecting in the background
 /// (the first operation waits for it, under its deadline).
-fn cluster(config: &Config) -> redis::RedisResult<redis::cluster_async::ClusterConnection> {
-    let client = redis::cluster::ClusterClient::builder(config.cluster.iter().map(String::as_str))
-        .connection_timeout(config.connect_timeout)
-        .retries(2)
-        .build()?;
+fn cluster(config: &Config) -> Result<redis::cluster_async::ClusterConnection, String> {
+    let client = cluster_client(config, None)?;
     let settings =
         redis::cluster::ClusterConfig::new().set_connection_timeout(config.connect_timeout);
     Ok(client.get_pending_async_connection_with_config(settings))
@@ -194,19 +233,19 @@ impl Redis {
                 client
                     .get_connection_manager_lazy(manager)
                     .map(Conn::Single)
+                    .map_err(|e| {
+                        format!("cannot set up the Redis connection: {}", scrub(config, &e))
+                    })
             } else {
                 cluster(config).map(Conn::Cluster)
             }
         };
         let connection = match connection {
             Ok(connection) => connection,
-            Err(e) => {
+            Err(why) => {
                 // Dropping a runtime blocks, which panics inside an async runtime.
                 runtime.shutdown_background();
-                return Err(format!(
-                    "cannot set up the Redis connection: {}",
-                    scrub(config, &e)
-                ));
+                return Err(why);
             }
         };
         let breaker = Breaker::new(config.breaker_threshold, config.breaker_cooldown);
@@ -242,12 +281,9 @@ impl Redis {
                 .await?;
             return Ok(Conn::Plain(con));
         }
-        let client =
-            redis::cluster::ClusterClient::builder(self.config.cluster.iter().map(String::as_str))
-                .connection_timeout(self.config.connect_timeout)
-                .response_timeout(response_timeout)
-                .retries(1)
-                .build()?;
+        let client = cluster_client(self.config, Some(response_timeout)).map_err(|why| {
+            redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "cluster", why))
+        })?;
         Ok(Conn::Cluster(client.get_async_connection().await?))
     }
 
