@@ -158,12 +158,11 @@ impl Config {
         redact_url(&self.redis_url)
     }
 
-    /// The password of the URL, if any, for scrubbing error messages.
-    pub(crate) fn password(&self) -> Option<&str> {
-        let rest = self.redis_url.split_once("://")?.1;
-        let userinfo = rest.rsplit_once('@')?.0;
-        let password = userinfo.split_once(':')?.1;
-        (!password.is_empty()).then_some(password)
+    /// The passwords of the URL and of every cluster node, for scrubbing error messages.
+    pub(crate) fn passwords(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.redis_url.as_str())
+            .chain(self.cluster.iter().map(String::as_str))
+            .filter_map(password)
     }
 
     fn validate(self) -> Result<Config, ConfigError> {
@@ -227,6 +226,7 @@ impl ConfigBuilder {
     fn with_url_nodes(mut self) -> Self {
         let url = &self.config.redis_url;
         if let Some((first, rest)) = url.split_once(',') {
+            let first = first.trim();
             let head = first.split_once("://").map_or("", |(scheme, after)| {
                 let userinfo = after.rsplit_once('@').map_or(0, |(u, _)| u.len() + 1);
                 &first[..scheme.len() + 3 + userinfo]
@@ -236,9 +236,16 @@ impl ConfigBuilder {
                 rest.split(',')
                     .map(str::trim)
                     .filter(|n| !n.is_empty())
-                    .map(|n| format!("{head}{n}")),
+                    .map(|n| match n.contains("://") {
+                        true => n.to_owned(),
+                        false => format!("{head}{n}"),
+                    }),
             );
-            self.config.cluster = nodes;
+            // A trailing comma names one server, not a cluster.
+            match nodes.len() {
+                1 => self.config.redis_url = nodes.remove(0),
+                _ => self.config.cluster = nodes,
+            }
         }
         self
     }
@@ -407,6 +414,14 @@ impl fmt::Debug for Config {
 }
 
 /// `url` with the password of its user info replaced by `***`.
+/// The password in `url`, if any.
+fn password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.rsplit_once('@')?.0;
+    let password = userinfo.split_once(':')?.1;
+    (!password.is_empty()).then_some(password)
+}
+
 pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -436,7 +451,26 @@ mod tests {
             .redis_url("redis://u:hunter2@h")
             .build()
             .unwrap();
-        assert_eq!(config.password(), Some("hunter2"));
+        assert_eq!(config.passwords().collect::<Vec<_>>(), ["hunter2"]);
+        // Issue 14: cluster nodes from a URL listing them.
+        let nodes = |url: &str| {
+            let c = Config::builder().redis_url(url).build().unwrap();
+            (c.redis_url.clone(), c.cluster.clone())
+        };
+        assert_eq!(
+            nodes("redis://u:pw@a:1, b:2,redis://c:3").1,
+            ["redis://u:pw@a:1", "redis://u:pw@b:2", "redis://c:3"]
+        );
+        assert_eq!(
+            nodes("redis://a:1,"),
+            ("redis://a:1".to_owned(), Vec::<String>::new()),
+            "a trailing comma names one server"
+        );
+        let two = Config::builder()
+            .cluster_nodes(["redis://:one@a:1", "redis://:two@b:2"])
+            .build()
+            .unwrap();
+        assert_eq!(two.passwords().collect::<Vec<_>>(), ["one", "one", "two"]);
         assert!(!format!("{config:?}").contains("hunter2"));
         let err = Config::builder()
             .redis_url("http://u:hunter2@h")

@@ -458,9 +458,7 @@ impl Redis {
 
 /// The text of a redis-rs error, with the password (if any) removed.
 fn scrub(config: &Config, error: &redis::RedisError) -> String {
-    let text = error.to_string();
-    match config.password() {
-        Some(p) => text.replace(p, "***"),
-        None => text,
-    }
+    config
+        .passwords()
+        .fold(error.to_string(), |text, p| text.replace(p, "***"))
 }

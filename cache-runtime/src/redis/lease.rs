@@ -227,7 +227,7 @@ fn script_keys<'k>(redis: &Redis, keys: &'k Keys) -> Vec<&'k str> {
 }
 
 /// The tag versions a script on Redis Cluster is given (its last argument): the tag keys read
-/// first, a missing one made with `init` (`SET NX GET`); without `init` a missing key gives
+/// first, a missing one made with `init` (`SET NX`, then read); without `init` a missing key gives
 /// versions no entry records. Empty where the script reads the keys itself.
 async fn given(redis: &Redis, keys: &Keys, init: Option<&[u8]>) -> Result<Vec<u8>, StoreError> {
     if !redis.is_cluster() || keys.tags().is_empty() {
@@ -239,10 +239,15 @@ async fn given(redis: &Redis, keys: &Keys, init: Option<&[u8]>) -> Result<Vec<u8
     if let Some(init) = init {
         for (key, version) in keys.tags().iter().zip(&mut versions) {
             if version.is_none() {
+                // `SET NX`, then the value (ours, or another process's made first): no
+                // `SET NX GET`, which Redis 6 refuses.
                 let mut set = redis::cmd("SET");
-                set.arg(key).arg(init).arg("NX").arg("GET");
-                let before: Option<Vec<u8>> = redis.query(set).await?;
-                *version = Some(before.unwrap_or_else(|| init.to_vec()));
+                set.arg(key).arg(init).arg("NX");
+                let _: Option<String> = redis.query(set).await?;
+                let mut get = redis::cmd("GET");
+                get.arg(key);
+                let now: Option<Vec<u8>> = redis.query(get).await?;
+                *version = Some(now.unwrap_or_else(|| init.to_vec()));
             }
         }
     }
@@ -602,23 +607,81 @@ async fn unlink(redis: &Redis, keys: &[Vec<u8>], each: bool) -> Result<u64, Stor
     counts.into_iter().sum()
 }
 
-/// The primaries of a Redis Cluster, from `CLUSTER NODES`: `(host, port)` of each node whose
-/// flags say `master` and not `fail`.
+/// The primaries of a Redis Cluster serving slots, from `CLUSTER SLOTS` (the endpoints the
+/// cluster client itself connects to, hostnames included): `(host, port)` of each, once.
 async fn primaries(redis: &Redis) -> Result<Vec<(String, u16)>, StoreError> {
-    let text: String = redis
-        .query(redis::cmd("CLUSTER").arg("NODES").clone())
+    let slots: Value = redis
+        .query(redis::cmd("CLUSTER").arg("SLOTS").clone())
         .await?;
-    let nodes = text
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let address = fields.nth(1)?;
-            let flags = fields.next()?;
-            let primary = flags.split(',').any(|f| f == "master")
-                && !flags.split(',').any(|f| f.starts_with("fail"));
-            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
-            primary.then(|| Some((host.to_owned(), port.parse().ok()?)))?
-        })
-        .collect();
-    Ok(nodes)
+    Ok(slot_primaries(&slots))
+}
+
+/// The primaries in a `CLUSTER SLOTS` reply: each range's first node, `[host, port, id, ..]`.
+fn slot_primaries(reply: &Value) -> Vec<(String, u16)> {
+    let Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
+    let mut primaries: Vec<(String, u16)> = Vec::new();
+    for range in ranges {
+        let Value::Array(fields) = range else {
+            continue;
+        };
+        let Some(Value::Array(node)) = fields.get(2) else {
+            continue;
+        };
+        let host = match node.first() {
+            Some(Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
+            Some(Value::SimpleString(h)) => h.clone(),
+            _ => continue,
+        };
+        let Some(Value::Int(port)) = node.get(1) else {
+            continue;
+        };
+        let Ok(port) = u16::try_from(*port) else {
+            continue;
+        };
+        if !host.is_empty() && port != 0 && !primaries.contains(&(host.clone(), port)) {
+            primaries.push((host, port));
+        }
+    }
+    primaries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(host: &str, port: i64) -> Value {
+        Value::Array(vec![
+            Value::BulkString(host.as_bytes().to_vec()),
+            Value::Int(port),
+            Value::BulkString(b"id".to_vec()),
+        ])
+    }
+
+    #[test]
+    fn cluster_slots_name_each_serving_primary_once() {
+        let range = |start, end, primary: Value, replica: Value| {
+            Value::Array(vec![Value::Int(start), Value::Int(end), primary, replica])
+        };
+        let reply = Value::Array(vec![
+            range(0, 5000, node("10.0.0.1", 6379), node("10.0.0.4", 6379)),
+            range(
+                5001,
+                6000,
+                node("cache-2.internal", 6380),
+                node("10.0.0.5", 6379),
+            ),
+            range(6001, 7000, node("10.0.0.1", 6379), node("10.0.0.4", 6379)),
+            range(7001, 8000, node("", 0), node("10.0.0.6", 6379)),
+        ]);
+        assert_eq!(
+            slot_primaries(&reply),
+            [
+                ("10.0.0.1".to_owned(), 6379),
+                ("cache-2.internal".to_owned(), 6380)
+            ]
+        );
+        assert!(slot_primaries(&Value::Nil).is_empty());
+    }
 }
