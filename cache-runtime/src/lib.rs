@@ -25,6 +25,8 @@ mod function;
 mod handle;
 mod invalidation;
 mod key;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
@@ -40,6 +42,9 @@ pub use config::{Config, ConfigBuilder, ConfigError};
 pub use handle::CacheHandle;
 pub use invalidation::Invalidation;
 
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use metrics::export_metrics;
 pub use registry::caches;
 pub use stats::Stats;
 pub use tags::{invalidate_tag, invalidate_tag_async, invalidate_tags, invalidate_tags_async};

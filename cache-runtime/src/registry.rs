@@ -11,6 +11,8 @@ static CACHES: Mutex<Vec<CacheHandle>> = Mutex::new(Vec::new());
 
 /// Adds a cache that was just made.
 pub(crate) fn register(handle: CacheHandle) {
+    #[cfg(feature = "metrics")]
+    crate::metrics::start();
     CACHES
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
