@@ -11,6 +11,8 @@ use tracing::{Event, Level, Metadata, Subscriber};
 
 /// The captured lines: `LEVEL message field=value ...`.
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The captured spans: `(id, "name field=value ...")`, fields recorded later appended.
+static SPANS: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
 
 struct Capture {
     next: AtomicU64,
@@ -31,10 +33,24 @@ impl Subscriber for Capture {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(self.next.fetch_add(1, Relaxed) + 1)
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let id = self.next.fetch_add(1, Relaxed) + 1;
+        let mut line = Line(span.metadata().name().to_owned());
+        span.record(&mut line);
+        SPANS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, line.0));
+        Id::from_u64(id)
     }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record(&self, id: &Id, values: &Record<'_>) {
+        let mut spans = SPANS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, line)) = spans.iter_mut().find(|(i, _)| *i == id.into_u64()) {
+            let mut more = Line(std::mem::take(line));
+            values.record(&mut more);
+            *line = more.0;
+        }
+    }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
         let mut line = Line(event.metadata().level().to_string());
@@ -53,6 +69,16 @@ pub fn capture() {
             next: AtomicU64::new(0),
         });
     });
+}
+
+/// The spans captured so far: their name, then their fields (`name field=value ...`).
+pub fn spans() -> Vec<String> {
+    SPANS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(_, s)| s.clone())
+        .collect()
 }
 
 /// The lines captured so far.

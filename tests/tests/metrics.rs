@@ -41,12 +41,18 @@ fn exported_values_equal_stats_with_their_labels() {
         if labels.get("cache") != Some(&"metered") {
             continue;
         }
-        assert_eq!(labels.get("backend"), Some(&"memory"), "{key:?}");
-        let result = labels.get("result").map(|r| (*r).to_owned());
+        let result = match key.key().name() {
+            "cache.load.duration" => labels.get("outcome").map(|r| (*r).to_owned()),
+            _ => {
+                assert_eq!(labels.get("backend"), Some(&"memory"), "{key:?}");
+                labels.get("result").map(|r| (*r).to_owned())
+            }
+        };
         let value = match value {
             DebugValue::Counter(v) => v as f64,
             DebugValue::Gauge(v) => v.into_inner(),
-            DebugValue::Histogram(_) => continue,
+            // Load durations: the number of samples, per outcome.
+            DebugValue::Histogram(samples) => samples.len() as f64,
         };
         values.insert((key.key().name().to_owned(), result), value);
     }
@@ -72,4 +78,7 @@ fn exported_values_equal_stats_with_their_labels() {
     assert_eq!(get("cache.store.errors", None), 0.0);
     assert_eq!(get("cache.size", None), 3.0, "the null, 2 and 3");
     assert_eq!(LOADS.load(SeqCst), 5);
+    // Each load's duration, by outcome (recorded when the load ends, not by the export).
+    assert_eq!(get("cache.load.duration", Some("success")), 3.0);
+    assert_eq!(get("cache.load.duration", Some("error")), 2.0);
 }

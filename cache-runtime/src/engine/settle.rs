@@ -14,16 +14,68 @@ use crate::stats::{Counter, Counters};
 
 use super::Engine;
 
-/// Counts a load that panicked (dropped during unwinding before the body returned).
+/// One load being watched: counts it if it panics (dropped during unwinding before the body
+/// returned), and records its `cache.load` span's outcome and duration (and, with the
+/// `metrics` feature, the `cache.load.duration` histogram) when it ends.
 struct PanicCounter<'a> {
     stats: &'a Counters,
     returned: bool,
+    span: tracing::Span,
+    started: std::time::Instant,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code, reason = "a metrics label"))]
+    cache: &'a str,
+}
+
+impl<'a> PanicCounter<'a> {
+    fn new(stats: &'a Counters, cache: &'a str) -> Self {
+        let span = tracing::debug_span!(
+            "cache.load",
+            cache = %cache,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        PanicCounter {
+            stats,
+            returned: false,
+            span,
+            started: std::time::Instant::now(),
+            cache,
+        }
+    }
+
+    /// The body returned `ok` (a value or a null) or an error.
+    fn returned(&mut self, ok: bool) {
+        self.returned = true;
+        self.end(if ok { "success" } else { "error" });
+    }
+
+    fn end(&self, outcome: &'static str) {
+        let took = self.started.elapsed();
+        self.span.record("outcome", outcome);
+        self.span.record(
+            "duration_ms",
+            u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        );
+        #[cfg(feature = "metrics")]
+        {
+            let labels = [
+                ("cache", self.cache.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ];
+            metrics::histogram!("cache.load.duration", &labels).record(took.as_secs_f64());
+        }
+    }
 }
 
 impl Drop for PanicCounter<'_> {
     fn drop(&mut self) {
-        if !self.returned && std::thread::panicking() {
-            self.stats.add(Counter::LoadError);
+        if !self.returned {
+            if std::thread::panicking() {
+                self.stats.add(Counter::LoadError);
+                self.end("panicked");
+            } else {
+                self.end("cancelled");
+            }
         }
     }
 }
@@ -49,12 +101,12 @@ impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
     /// Runs the body, counted as a load, marked as this thread's load of the key.
     pub(crate) fn run(&self, mark: Mark, body: impl FnOnce() -> F::Output) -> F::Output {
         self.stats.add(Counter::Load);
-        let mut counter = PanicCounter {
-            stats: &self.stats,
-            returned: false,
+        let mut counter = PanicCounter::new(&self.stats, &self.name);
+        let result = {
+            let _entered = counter.span.enter();
+            mark.run(body)
         };
-        let result = mark.run(body);
-        counter.returned = true;
+        counter.returned(F::Shape::to_slot(&result).is_some());
         result
     }
 
@@ -65,12 +117,10 @@ impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
         body: impl Future<Output = F::Output>,
     ) -> F::Output {
         self.stats.add(Counter::Load);
-        let mut counter = PanicCounter {
-            stats: &self.stats,
-            returned: false,
-        };
-        let result = mark.run_async(body).await;
-        counter.returned = true;
+        let mut counter = PanicCounter::new(&self.stats, &self.name);
+        let span = counter.span.clone();
+        let result = tracing::Instrument::instrument(mark.run_async(body), span).await;
+        counter.returned(F::Shape::to_slot(&result).is_some());
         result
     }
 
