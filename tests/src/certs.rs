@@ -36,6 +36,17 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
 }
 
 impl Certs {
+    /// The `redis-server` arguments of a server with these certificates that requires client
+    /// certificates (mutual TLS).
+    pub fn server_args(&self) -> String {
+        format!(
+            "--tls-cert-file '{}' --tls-key-file '{}' --tls-ca-cert-file '{}' --tls-auth-clients yes",
+            self.server_cert.display(),
+            self.server_key.display(),
+            self.ca.display()
+        )
+    }
+
     /// The CA and the client certificate, as redis-rs takes them.
     pub fn redis_certs(&self) -> redis::TlsCertificates {
         let read = |p: &PathBuf| std::fs::read(p).expect("a certificate file");

@@ -51,14 +51,9 @@ impl Server {
     /// Starts `redis-server` with TLS only on a free loopback port (`rediss://`), with the
     /// server certificate and key and the CA that client certificates must chain to (mutual
     /// TLS: a client without one is refused).
-    pub fn start_tls(cert: &str, key: &str, ca: &str) -> Result<Server, String> {
+    pub fn start_tls(certs: &crate::certs::Certs) -> Result<Server, String> {
         Self::start_listening(
-            |port| {
-                format!(
-                    "--port 0 --tls-port {port} --tls-cert-file '{cert}' --tls-key-file '{key}' \
-                     --tls-ca-cert-file '{ca}' --tls-auth-clients yes"
-                )
-            },
+            |port| format!("--port 0 --tls-port {port} {}", certs.server_args()),
             "rediss",
         )
     }
@@ -185,14 +180,8 @@ impl Cluster {
                 None => Server::start_listening(|port| format!("--port {port} {cluster}"), "redis"),
                 Some(c) => Server::start_listening(
                     |port| {
-                        format!(
-                            "--port 0 --tls-port {port} --tls-cluster yes --tls-cert-file '{}' \
-                             --tls-key-file '{}' --tls-ca-cert-file '{}' --tls-auth-clients yes \
-                             {cluster}",
-                            c.server_cert.display(),
-                            c.server_key.display(),
-                            c.ca.display()
-                        )
+                        let tls = c.server_args();
+                        format!("--port 0 --tls-port {port} --tls-cluster yes {tls} {cluster}")
                     },
                     "rediss",
                 ),
@@ -344,8 +333,14 @@ pub fn url() -> Option<&'static str> {
 /// A server of the calling test's own (one it may stop, freeze or restart), or `None` after a
 /// loud message naming `what` is skipped; a panic instead under `CACHE_REQUIRE_REDIS=1`.
 pub fn own_server(what: &str) -> Option<Server> {
-    match Server::start() {
-        Ok(server) => Some(server),
+    or_skip(what, Server::start())
+}
+
+/// What a test started (a server, a cluster, certificates), or `None` after a loud message
+/// naming `what` is skipped; a panic instead under `CACHE_REQUIRE_REDIS=1`.
+pub fn or_skip<T>(what: &str, started: Result<T, String>) -> Option<T> {
+    match started {
+        Ok(it) => Some(it),
         Err(why) => {
             assert!(!required(), "CACHE_REQUIRE_REDIS=1 but no Redis: {why}");
             eprintln!("\n*** SKIPPING {what}: {why} ***\n");

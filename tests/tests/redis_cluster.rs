@@ -81,13 +81,10 @@ fn keys_per_node(cluster: &tests::redis_server::Cluster, pattern: &str) -> Vec<u
 
 #[test]
 fn a_cache_on_a_three_primary_cluster() {
-    let cluster = match tests::redis_server::Cluster::start(3) {
-        Ok(cluster) => cluster,
-        Err(why) => {
-            assert!(std::env::var("CACHE_REQUIRE_REDIS").is_err(), "{why}");
-            eprintln!("\n*** SKIPPING the cluster test: {why} ***\n");
-            return;
-        }
+    let Some(cluster) =
+        tests::redis_server::or_skip("the cluster test", tests::redis_server::Cluster::start(3))
+    else {
+        return;
     };
     cache_runtime::Config::builder()
         .cluster_nodes(cluster.urls())

@@ -17,17 +17,13 @@ fn value(id: u32) -> u32 {
 
 #[test]
 fn a_cache_on_a_tls_cluster_with_client_certificates() {
-    let skip = |why: String| {
-        assert!(std::env::var("CACHE_REQUIRE_REDIS").is_err(), "{why}");
-        eprintln!("\n*** SKIPPING the TLS cluster test: {why} ***\n");
+    use tests::redis_server::{Cluster, or_skip};
+    let what = "the TLS cluster test";
+    let Some(certs) = or_skip(what, tests::certs::make("cluster-tls")) else {
+        return;
     };
-    let certs = match tests::certs::make("cluster-tls") {
-        Ok(certs) => certs,
-        Err(why) => return skip(why),
-    };
-    let cluster = match tests::redis_server::Cluster::start_tls(3, &certs) {
-        Ok(cluster) => cluster,
-        Err(why) => return skip(why),
+    let Some(cluster) = or_skip(what, Cluster::start_tls(3, &certs)) else {
+        return;
     };
     assert!(cluster.urls().iter().all(|u| u.starts_with("rediss://")));
     cache_runtime::Config::builder()

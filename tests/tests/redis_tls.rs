@@ -18,26 +18,12 @@ fn value(id: u32) -> u32 {
 
 #[test]
 fn mutual_tls_with_the_settings_ca_and_client_certificate() {
-    let certs = match tests::certs::make("tls") {
-        Ok(certs) => certs,
-        Err(why) => {
-            assert!(std::env::var("CACHE_REQUIRE_REDIS").is_err(), "{why}");
-            eprintln!("\n*** SKIPPING the TLS test: {why} ***\n");
-            return;
-        }
+    use tests::redis_server::{Server, or_skip};
+    let Some(certs) = or_skip("the TLS test", tests::certs::make("tls")) else {
+        return;
     };
-    let path = |p: &std::path::Path| p.display().to_string();
-    let server = match tests::redis_server::Server::start_tls(
-        &path(&certs.server_cert),
-        &path(&certs.server_key),
-        &path(&certs.ca),
-    ) {
-        Ok(server) => server,
-        Err(why) => {
-            assert!(std::env::var("CACHE_REQUIRE_REDIS").is_err(), "{why}");
-            eprintln!("\n*** SKIPPING the TLS test: {why} ***\n");
-            return;
-        }
+    let Some(server) = or_skip("the TLS test", Server::start_tls(&certs)) else {
+        return;
     };
     assert!(server.url.starts_with("rediss://127.0.0.1:"));
     cache_runtime::Config::builder()

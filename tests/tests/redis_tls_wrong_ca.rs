@@ -18,29 +18,16 @@ fn value(id: u32) -> u32 {
 
 #[test]
 fn a_certificate_from_another_ca_is_an_outage() {
-    let (server_certs, other) = match (
-        tests::certs::make("tls-server"),
-        tests::certs::make("tls-other"),
-    ) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(why), _) | (_, Err(why)) => {
-            assert!(std::env::var("CACHE_REQUIRE_REDIS").is_err(), "{why}");
-            eprintln!("\n*** SKIPPING the TLS test: {why} ***\n");
-            return;
-        }
+    use tests::redis_server::{Server, or_skip};
+    let what = "the TLS test";
+    let Some(server_certs) = or_skip(what, tests::certs::make("tls-server")) else {
+        return;
     };
-    let path = |p: &std::path::Path| p.display().to_string();
-    let server = match tests::redis_server::Server::start_tls(
-        &path(&server_certs.server_cert),
-        &path(&server_certs.server_key),
-        &path(&server_certs.ca),
-    ) {
-        Ok(server) => server,
-        Err(why) => {
-            assert!(std::env::var("CACHE_REQUIRE_REDIS").is_err(), "{why}");
-            eprintln!("\n*** SKIPPING the TLS test: {why} ***\n");
-            return;
-        }
+    let Some(other) = or_skip(what, tests::certs::make("tls-other")) else {
+        return;
+    };
+    let Some(server) = or_skip(what, Server::start_tls(&server_certs)) else {
+        return;
     };
     // The client trusts another CA (and presents that CA's client certificate).
     cache_runtime::Config::builder()
