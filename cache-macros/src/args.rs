@@ -64,6 +64,8 @@ pub(crate) struct Args {
     pub(crate) l1_ttl: Option<At<u64>>,
     /// The tag templates, in order.
     pub(crate) tags: Option<Vec<LitStr>>,
+    /// Loads' spans record the key (`Debug`).
+    pub(crate) record_keys: Option<At<bool>>,
     pub(crate) krate: Option<syn::Path>,
 }
 
@@ -72,7 +74,7 @@ const MAX_TAGS: usize = 16;
 
 const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
                      `lock`, `lock_timeout`, `codec`, `stale`, `stale_if_error`, \
-                     `load_timeout`, `early_refresh`, `l1_ttl`, `tags`, `crate`";
+                     `load_timeout`, `early_refresh`, `l1_ttl`, `tags`, `record_keys`, `crate`";
 
 /// Stores `value` in `slot` unless the argument was given before.
 fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
@@ -236,6 +238,22 @@ impl Args {
                     set(&mut self.tags, tags, name, errors);
                 }
             }
+            "record_keys" => match literal(value) {
+                Some(Lit::Bool(b)) => set(
+                    &mut self.record_keys,
+                    At {
+                        value: b.value,
+                        span,
+                    },
+                    name,
+                    errors,
+                ),
+                _ => errors.at(
+                    span,
+                    "`record_keys` takes `true` or `false`: `record_keys = true` records each \
+                     load's key (its `Debug` text) in its `cache.load` span",
+                ),
+            },
             "crate" => {
                 let example = "crate = \"my_crate::cache_runtime\"";
                 if let Some(lit) = string(value, "crate", example, errors) {

@@ -191,6 +191,12 @@ pub trait Backend<F: Function>:
     /// The in-process engine that answers while the backend fails.
     fn fallback(engine: &Engine<F, Self>) -> Option<&Engine<F, Memory>>;
 
+    /// The state of the circuit breaker in front of the backend's store: `None` for a store
+    /// without I/O.
+    fn breaker() -> Option<crate::handle::BreakerState> {
+        None
+    }
+
     /// Whether the local store may answer at `coarse` (the coarse clock, read by the hit
     /// path): an L1 answers only while it cannot have missed an invalidation.
     #[inline]

@@ -5,7 +5,7 @@
 //! once per missing trait, in these words. Key parts are bounds of the generated `Signature`
 //! impl: each part's type fails one of the `Key*` traits below, once, with its message.
 
-use std::fmt::Display;
+use std::fmt::{Debug, Display};
 use std::hash::Hash;
 
 /// A value the cache keeps: a hit returns a clone of it, from any thread.
@@ -70,6 +70,19 @@ pub trait KeyDisplay: Display {}
 
 #[diagnostic::do_not_recommend]
 impl<T: ?Sized + Display> KeyDisplay for T {}
+
+/// A key part that `record_keys = true` records in a load's span.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Debug`, and `record_keys = true` records each key \
+               with it",
+    label = "a key parameter of this type",
+    note = "derive or implement `Debug` for it, leave the parameter out of the key, or remove \
+            `record_keys`"
+)]
+pub trait KeyDebug: Debug {}
+
+#[diagnostic::do_not_recommend]
+impl<T: ?Sized + Debug> KeyDebug for T {}
 
 /// A key part written as JSON into a Redis key (a key without template).
 #[cfg(feature = "redis")]

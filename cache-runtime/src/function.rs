@@ -37,6 +37,13 @@ pub trait KeyFn: Signature<Key: Hash + Eq + Clone + Send + Sync + 'static> {
 
     /// The owned key of a lookup (on a miss, for the insert).
     fn to_key(lookup: &Self::Lookup<'_>) -> Self::Key;
+
+    /// The key as a load's span records it (`Debug`), with `record_keys = true`; `None`
+    /// without (keys may hold personal data).
+    fn key_text(key: &Self::Key) -> Option<String> {
+        let _ = key;
+        None
+    }
 }
 
 /// The stored types of a cached function, without bounds: what a cache's *type* needs.
@@ -60,6 +67,9 @@ pub trait Function:
 
     /// The owned key of a lookup (on a miss, for the insert).
     fn to_key(lookup: &Self::Lookup<'_>) -> Self::Key;
+
+    /// [`KeyFn::key_text`].
+    fn key_text(key: &Self::Key) -> Option<String>;
 }
 
 /// One key part of a generated `Signature` struct: the type `K` the part is checked as.
@@ -104,5 +114,9 @@ where
     #[inline]
     fn to_key(lookup: &Self::Lookup<'_>) -> Self::Key {
         S::to_key(lookup)
+    }
+
+    fn key_text(key: &Self::Key) -> Option<String> {
+        S::key_text(key)
     }
 }

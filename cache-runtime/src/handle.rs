@@ -17,6 +17,21 @@ pub(crate) trait Erased: Send + Sync {
     fn clear(&self) -> Invalidation;
     fn clear_async(&self) -> Pin<Box<dyn Future<Output = Invalidation> + Send + '_>>;
     fn len(&self) -> usize;
+    fn breaker(&self) -> Option<BreakerState>;
+}
+
+/// The state of the circuit breaker in front of a cache's Redis, from
+/// [`CacheHandle::breaker`]. One breaker guards the process's Redis connection, so every
+/// Redis-backed cache reports the same state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls use Redis.
+    Closed,
+    /// Calls skip Redis and are answered through the in-process fallback: Redis failed
+    /// `breaker_threshold` times in a row (one call per `breaker_cooldown` probes it), or the
+    /// settings name no usable Redis.
+    Open,
 }
 
 /// The cache of one `#[cached]` function, as returned by its `f_cache()` companion.
@@ -34,6 +49,8 @@ pub(crate) trait Erased: Send + Sync {
 /// let cache = square_cache();
 /// assert_eq!(cache.name(), "squares");
 /// assert_eq!((cache.stats().misses, cache.stats().hits), (1, 1));
+/// assert_eq!(cache.hit_ratio(), Some(0.5));
+/// assert_eq!((cache.backend(), cache.len(), cache.breaker()), ("memory", 1, None));
 /// assert!(cache.clear().is_done());
 /// assert!(cache.is_empty());
 /// ```
@@ -52,14 +69,26 @@ impl CacheHandle {
         self.cache.name()
     }
 
-    /// Where the entries live: `"memory"` or `"redis"`.
+    /// Where the entries live: `"memory"`, `"redis"` or `"tiered"`.
     pub fn backend(&self) -> &'static str {
         self.cache.backend()
     }
 
-    /// A snapshot of the cache's counters.
+    /// A snapshot of the cache's counters, with its size.
     pub fn stats(&self) -> Stats {
         self.cache.stats()
+    }
+
+    /// The share of calls answered from the cache, `None` before the first call: see
+    /// [`Stats::hit_ratio`].
+    pub fn hit_ratio(&self) -> Option<f64> {
+        self.stats().hit_ratio()
+    }
+
+    /// The circuit breaker in front of the cache's Redis; `None` for `"memory"`, which has
+    /// none.
+    pub fn breaker(&self) -> Option<BreakerState> {
+        self.cache.breaker()
     }
 
     /// Removes every entry. Loads in flight when it runs do not write their results back.
@@ -103,6 +132,7 @@ impl fmt::Debug for CacheHandle {
             .field("name", &self.name())
             .field("backend", &self.backend())
             .field("len", &self.len())
+            .field("breaker", &self.breaker())
             .field("stats", &self.stats())
             .finish()
     }

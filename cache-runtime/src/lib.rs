@@ -39,12 +39,12 @@ mod tags;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use config::{Config, ConfigBuilder, ConfigError};
-pub use handle::CacheHandle;
+pub use handle::{BreakerState, CacheHandle};
 pub use invalidation::Invalidation;
 
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-pub use metrics::export_metrics;
+pub use metrics::{export_metrics, set_metrics_interval};
 pub use registry::caches;
 pub use stats::Stats;
 pub use tags::{invalidate_tag, invalidate_tag_async, invalidate_tags, invalidate_tags_async};
@@ -71,7 +71,7 @@ pub mod __private {
     };
     #[cfg(feature = "redis")]
     pub use crate::bounds::KeyJson;
-    pub use crate::bounds::{KeyDisplay, KeyParam, KeyPlaceholder};
+    pub use crate::bounds::{KeyDebug, KeyDisplay, KeyParam, KeyPlaceholder};
     pub use crate::cell::{Cell, method_name};
     pub use crate::engine::{Engine, memory_cache};
     pub use crate::function::{Function, KeyFn, Part, Signature};

@@ -4,7 +4,9 @@
 //! The hit path pays nothing for it: the figures are the striped [`Stats`](crate::Stats)
 //! counters, read and handed to the installed recorder as absolute values by
 //! [`export_metrics`] — called by the program (for example by a `/metrics` handler before it
-//! renders) and every 5 s by a thread of the library's own, started with the first cache.
+//! renders) and every 5 s (see [`set_metrics_interval`]) by a thread of the library's own,
+//! started with the first cache. Only load durations are recorded as they happen (a histogram
+//! sample per load, never per hit).
 //!
 //! | metric | kind | labels | from `Stats` |
 //! |---|---|---|---|
@@ -20,22 +22,44 @@
 //! | `cache.store.errors` | counter | | `store_errors` |
 //! | `cache.store.skips` | counter | | `store_skips` |
 //! | `cache.invalidations.received` | counter | | `invalidations_received` |
-//! | `cache.size` | gauge | | `CacheHandle::len()` |
+//! | `cache.evictions` | counter | | `evictions` |
+//! | `cache.size` | gauge | | `size` (`CacheHandle::len()`) |
+//! | `cache.breaker.open` | gauge | | `CacheHandle::breaker()`: 1 open, 0 closed (Redis-backed caches only) |
+//! | `cache.load.duration` | histogram (seconds) | `outcome=success\|error\|panicked\|cancelled` | one sample per load |
 //!
 //! Every metric also carries `cache` (the cache's name) and `backend` (`memory`, `redis`,
 //! `tiered`).
 
 use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::handle::CacheHandle;
+use crate::handle::{BreakerState, CacheHandle};
 
-/// How often the library's own thread exports.
-const EVERY: Duration = Duration::from_secs(5);
+/// How often the library's own thread exports, in milliseconds (0: it does not).
+static EVERY_MS: AtomicU64 = AtomicU64::new(5_000);
+
+/// Sets how often the library's own thread exports every cache's figures (feature `metrics`;
+/// default 5 s); `Duration::ZERO` stops the periodic export, leaving only the program's own
+/// [`export_metrics`] calls. A change takes effect after the export under way (at most one
+/// old interval later).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// cache_runtime::set_metrics_interval(Duration::from_secs(15));
+/// ```
+pub fn set_metrics_interval(every: Duration) {
+    EVERY_MS.store(
+        u64::try_from(every.as_millis()).unwrap_or(u64::MAX),
+        Relaxed,
+    );
+}
 
 /// Hands every registered cache's figures to the installed `metrics` recorder now (feature
 /// `metrics`). Counters are absolute: they equal [`CacheHandle::stats`] at the time of the
-/// call. The library also calls it every 5 s on a thread of its own.
+/// call. The library also calls it every 5 s on a thread of its own
+/// ([`set_metrics_interval`]).
 ///
 /// ```
 /// use cache_runtime::cached;
@@ -94,9 +118,18 @@ fn export(cache: &CacheHandle) {
         None,
         s.invalidations_received,
     );
+    counter("cache.evictions", None, s.evictions);
     let labels = [("cache", name), ("backend", backend.to_owned())];
     #[allow(clippy::cast_precision_loss, reason = "a gauge is a float")]
-    metrics::gauge!("cache.size", &labels).set(cache.len() as f64);
+    metrics::gauge!("cache.size", &labels).set(s.size as f64);
+    if let Some(state) = cache.breaker() {
+        let open = if state == BreakerState::Open {
+            1.0
+        } else {
+            0.0
+        };
+        metrics::gauge!("cache.breaker.open", &labels).set(open);
+    }
 }
 
 /// Starts the periodic export, once (at the first cache).
@@ -107,8 +140,16 @@ pub(crate) fn start() {
             .name("cache-runtime-metrics".into())
             .spawn(|| {
                 loop {
-                    std::thread::sleep(EVERY);
-                    export_metrics();
+                    match EVERY_MS.load(Relaxed) {
+                        // Off: look again later.
+                        0 => std::thread::sleep(Duration::from_secs(1)),
+                        ms => {
+                            std::thread::sleep(Duration::from_millis(ms));
+                            if EVERY_MS.load(Relaxed) != 0 {
+                                export_metrics();
+                            }
+                        }
+                    }
                 }
             });
     });

@@ -36,6 +36,11 @@ impl Mark {
         }
     }
 
+    /// The key's 64-bit hash.
+    pub(crate) fn key_hash(self) -> u64 {
+        self.key
+    }
+
     /// Whether the calling thread is running this load (or a task polled on it is).
     #[inline]
     pub(crate) fn is_running(self) -> bool {

@@ -58,6 +58,43 @@ pub struct Stats {
     /// invalidation log (each drops that key's L1 copy, if there is one), plus the times the
     /// whole L1 was dropped (at the log reader's first connection, and when it lost entries).
     pub invalidations_received: u64,
+    /// Entries this process's in-process store dropped to make room for new ones (S3-FIFO, at
+    /// `max_entries`): the cache's for `"memory"`, the L1's for `"tiered"`, the outage
+    /// fallback's for `"redis"`. An expired entry replaced by a load, an invalidation or a
+    /// clear is not an eviction.
+    pub evictions: u64,
+    /// The entries this process held when the snapshot was taken
+    /// ([`CacheHandle::len`](crate::CacheHandle::len)). A gauge, not a counter: it goes down
+    /// on invalidations, clears and evictions.
+    pub size: u64,
+}
+
+impl Stats {
+    /// The share of calls answered from the cache: `(hits + null_hits + stale_hits) /
+    /// (hits + null_hits + stale_hits + misses)`, in `0.0..=1.0`; `None` before the first
+    /// call. Answers of a kept value after a failed load (`stale_if_error_hits`) are not
+    /// hits: those calls are counted as misses.
+    ///
+    /// ```
+    /// use cache_runtime::cached;
+    ///
+    /// #[cached(ttl = 60)]
+    /// fn triple(x: u32) -> u32 {
+    ///     x * 3
+    /// }
+    ///
+    /// assert_eq!(triple_cache().stats().hit_ratio(), None);
+    /// for _ in 0..4 {
+    ///     triple(1);
+    /// }
+    /// assert_eq!(triple_cache().stats().hit_ratio(), Some(0.75));
+    /// ```
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let hits = self.hits + self.null_hits + self.stale_hits;
+        let calls = hits + self.misses;
+        #[allow(clippy::cast_precision_loss, reason = "a ratio")]
+        (calls > 0).then(|| hits as f64 / calls as f64)
+    }
 }
 
 impl std::ops::Add for Stats {
@@ -79,6 +116,8 @@ impl std::ops::Add for Stats {
             l1_hits: self.l1_hits + o.l1_hits,
             l2_hits: self.l2_hits + o.l2_hits,
             invalidations_received: self.invalidations_received + o.invalidations_received,
+            evictions: self.evictions + o.evictions,
+            size: self.size + o.size,
         }
     }
 }

@@ -83,6 +83,31 @@ impl Gen<'_> {
         out
     }
 
+    /// With `record_keys = true`: `KeyFn::key_text`, the key's `Debug` text, and a `Debug`
+    /// bound on each key part (a part that is not `Debug` fails at its parameter).
+    fn key_text(
+        &self,
+        parts: &[PartType],
+        ks: &[Option<TokenStream>],
+        bounds: &mut TokenStream,
+    ) -> TokenStream {
+        if !self.args.record_keys.is_some_and(|r| r.value) {
+            return TokenStream::new();
+        }
+        for (p, k) in parts.iter().zip(ks) {
+            let k = k.clone().unwrap_or_default();
+            let ty = p.key_ty(&k);
+            let krate = respan(&self.krate, p.span);
+            bounds.extend(quote_spanned!(p.span=> #ty: #krate::__private::KeyDebug,));
+        }
+        let [key] = mixed(["__key"]);
+        quote! {
+            fn key_text(#key: &Self::Key) -> ::core::option::Option<::std::string::String> {
+                ::core::option::Option::Some(::std::format!("{:?}", #key))
+            }
+        }
+    }
+
     /// The struct, its `Signature` (and `RedisSignature`) impl, and the value of it that makes
     /// the cache.
     pub(super) fn signature_impl(&self) -> (TokenStream, TokenStream) {
@@ -105,7 +130,8 @@ impl Gen<'_> {
             let ty = p.lookup_ty(&k);
             quote_spanned!(p.span=> &#x #ty)
         });
-        let bounds = self.bounds(&parts, &ks, false);
+        let mut bounds = self.bounds(&parts, &ks, false);
+        let key_text = self.key_text(&parts, &ks, &mut bounds);
         let statics = ks.iter().flatten().map(|k| quote!(#k: 'static,));
         let statics = quote!(#(#statics)*);
         let output = &self.sig.output;
@@ -131,6 +157,7 @@ impl Gen<'_> {
                 fn to_key(#lookup: &Self::Lookup<'_>) -> Self::Key {
                     #to_key
                 }
+                #key_text
             }
             #redis
         };

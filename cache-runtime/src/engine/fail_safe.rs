@@ -172,10 +172,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     tags: EntryTags::NONE,
                 })
             }
-            Err(_) => {
-                self.stats.add(Counter::LoadError);
-                None
-            }
+            // Counted by the load's watch.
+            Err(_) => None,
         }
     }
 

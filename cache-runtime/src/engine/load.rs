@@ -36,7 +36,7 @@ use crate::tags::EntryTags;
 use super::Engine;
 use super::fail_safe::Failed;
 use super::phase::Next;
-use super::settle::Settled;
+use super::settle::{LoadWatch, Settled};
 
 /// Polls `fut` for at most `limit`; `None` if the time ran out first. The timer is armed only
 /// if `fut` does not finish on its first poll, so an uncontended miss starts no timer.
@@ -63,7 +63,7 @@ pub(super) type Guard<'a, F> = quick_cache::sync::PlaceholderGuard<
     Entry<<F as crate::function::Types>::Value>,
     quick_cache::UnitWeighter,
     quick_cache::DefaultHashBuilder,
-    quick_cache::sync::DefaultLifecycle<
+    super::store::Evictions<
         <F as crate::function::Types>::Key,
         Entry<<F as crate::function::Types>::Value>,
     >,
@@ -276,11 +276,17 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Ok(Step::Load(held)) => held,
             Err(()) => return self.fallback_load(key, body),
         };
-        self.stats.add(Counter::Miss);
         let mark = Mark::new(self, B::local(&key));
-        if mark.is_running() {
+        let running = mark.is_running();
+        if !running && self.policy.lock != Lock::None {
+            // Before the miss is counted: a load that has seen a miss counted has seen it
+            // arrive (`waiters.rs`).
+            self.waiters.arrive(mark);
+        }
+        self.stats.add(Counter::Miss);
+        if running {
             // This thread is loading this key: waiting for it would wait for ourselves.
-            return self.run(mark, || body.call());
+            return self.run(mark, self.watch(mark, B::local(&key)), || body.call());
         }
         let lead = |guard, start, held| Lead {
             guard,
@@ -334,11 +340,18 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Ok(Step::Load(held)) => held,
             Err(()) => return self.fallback_load_async(key, body).await,
         };
-        self.stats.add(Counter::Miss);
         let mark = Mark::new(self, B::local(&key));
-        if mark.is_running() {
+        let running = mark.is_running();
+        if !running && self.policy.lock != Lock::None {
+            // Before the miss is counted: a load that has seen a miss counted has seen it
+            // arrive (`waiters.rs`).
+            self.waiters.arrive(mark);
+        }
+        self.stats.add(Counter::Miss);
+        if running {
             // This task is loading this key: waiting for it would wait for ourselves.
-            return self.run_async(mark, body.start()).await;
+            let watch = self.watch(mark, B::local(&key));
+            return self.run_async(mark, watch, body.start()).await;
         }
         let lead = |guard, start, held| Lead {
             guard,
@@ -457,7 +470,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Leased::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
                 Ok(result) => return result,
                 Err(guard) => {
-                    let result = self.run(mark, || body.call());
+                    let result = self.run(mark, self.watch(mark, B::local(key)), || body.call());
                     let settled = self.settle(&result, 0);
                     self.write_local(key, guard, ticket, &settled, true);
                     return result;
@@ -474,24 +487,32 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         }
         let started = Instant::now();
         let result = match self.timed(held.as_ref()) {
-            Some((answer, limit)) => match body.call_within(limit) {
-                Ok(Waited::Done(done)) => self.counted(done),
-                Ok(Waited::Late(late)) => {
-                    self.stats.add(Counter::Load);
-                    let key = key.clone();
-                    if let Some(held) = &held {
-                        self.keep(&key, guard, ticket, lease.as_ref(), held, counted);
+            Some((answer, limit)) => {
+                let watch = self.watch(mark, B::local(key));
+                match body.call_within(limit) {
+                    Ok(Waited::Done(done)) => {
+                        watch.finish::<F>(&done);
+                        done
                     }
-                    let load = move |result| self.late_entry(result, started);
-                    late.finish(load, move |entry| {
-                        self.finish_late(&key, lease, ticket, entry);
-                    });
-                    return answer;
+                    Ok(Waited::Late(late)) => {
+                        let key = key.clone();
+                        if let Some(held) = &held {
+                            self.keep(&key, guard, ticket, lease.as_ref(), held, counted);
+                        }
+                        let load = move |result| {
+                            watch.finish::<F>(&result);
+                            self.late_entry(result, started)
+                        };
+                        late.finish(load, move |entry| {
+                            self.finish_late(&key, lease, ticket, entry);
+                        });
+                        return answer;
+                    }
+                    Err(body) => self.run_caught(mark, watch, body),
                 }
-                Err(body) => self.run_caught(mark, body),
-            },
-            None if held.is_some() => self.run_caught(mark, body),
-            None => Ok(self.run(mark, || body.call())),
+            }
+            None if held.is_some() => self.run_caught(mark, self.watch(mark, B::local(key)), body),
+            None => Ok(self.run(mark, self.watch(mark, B::local(key)), || body.call())),
         };
         let outcome = match &result {
             Ok(result) => Some(self.settle(result, elapsed_ms(started))),
@@ -537,7 +558,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Leased::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
                 Ok(result) => return result,
                 Err(guard) => {
-                    let result = self.run_async(mark, body.start()).await;
+                    let watch = self.watch(mark, B::local(key));
+                    let result = self.run_async(mark, watch, body.start()).await;
                     let settled = self.settle(&result, 0);
                     self.write_local(key, guard, ticket, &settled, true);
                     return result;
@@ -554,26 +576,40 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         }
         let started = Instant::now();
         let result = match self.timed(held.as_ref()) {
-            Some((answer, limit)) => match body.call_within(limit).await {
-                Ok(Waited::Done(done)) => self.counted(done),
-                Ok(Waited::Late(late)) => {
-                    self.stats.add(Counter::Load);
-                    let key = key.clone();
-                    if let Some(held) = &held {
-                        let lease = lease.as_ref();
-                        self.keep_async(&key, guard, ticket, lease, held, counted)
-                            .await;
+            Some((answer, limit)) => {
+                let watch = self.watch(mark, B::local(key));
+                match body.call_within(limit).await {
+                    Ok(Waited::Done(done)) => {
+                        watch.finish::<F>(&done);
+                        done
                     }
-                    let load = move |result| self.late_entry(result, started);
-                    late.finish(load, move |entry| async move {
-                        self.finish_late_async(&key, lease, ticket, entry).await;
-                    });
-                    return answer;
+                    Ok(Waited::Late(late)) => {
+                        let key = key.clone();
+                        if let Some(held) = &held {
+                            let lease = lease.as_ref();
+                            self.keep_async(&key, guard, ticket, lease, held, counted)
+                                .await;
+                        }
+                        let load = move |result| {
+                            watch.finish::<F>(&result);
+                            self.late_entry(result, started)
+                        };
+                        late.finish(load, move |entry| async move {
+                            self.finish_late_async(&key, lease, ticket, entry).await;
+                        });
+                        return answer;
+                    }
+                    Err(body) => self.run_caught_async(mark, watch, body).await,
                 }
-                Err(body) => self.run_caught_async(mark, body).await,
-            },
-            None if held.is_some() => self.run_caught_async(mark, body).await,
-            None => Ok(self.run_async(mark, body.start()).await),
+            }
+            None if held.is_some() => {
+                let watch = self.watch(mark, B::local(key));
+                self.run_caught_async(mark, watch, body).await
+            }
+            None => {
+                let watch = self.watch(mark, B::local(key));
+                Ok(self.run_async(mark, watch, body.start()).await)
+            }
         };
         let outcome = match &result {
             Ok(result) => Some(self.settle(result, elapsed_ms(started))),
@@ -697,28 +733,24 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         held.filter(|h| failed && self.can_keep(h)).cloned()
     }
 
-    /// A load run elsewhere that ended in time, counted here (`run` counts those run in
-    /// place).
-    fn counted(&self, done: Result<F::Output, Panic>) -> Result<F::Output, Panic> {
-        self.stats.add(Counter::Load);
-        if done.is_err() {
-            self.stats.add(Counter::LoadError);
-        }
-        done
-    }
-
     /// Runs the body in place, its panic caught (a held entry may answer instead).
-    fn run_caught(&self, mark: Mark, body: impl SyncBody<F::Output>) -> Result<F::Output, Panic> {
-        catch_unwind(AssertUnwindSafe(|| self.run(mark, || body.call())))
+    fn run_caught(
+        &self,
+        mark: Mark,
+        watch: LoadWatch<'_>,
+        body: impl SyncBody<F::Output>,
+    ) -> Result<F::Output, Panic> {
+        catch_unwind(AssertUnwindSafe(|| self.run(mark, watch, || body.call())))
     }
 
     /// The async twin of `run_caught`.
     async fn run_caught_async(
         &self,
         mark: Mark,
+        watch: LoadWatch<'_>,
         body: impl AsyncBody<F::Output>,
     ) -> Result<F::Output, Panic> {
-        CatchUnwind::new(self.run_async(mark, body.start())).await
+        CatchUnwind::new(self.run_async(mark, watch, body.start())).await
     }
 
     /// Another process's result, met when asking for the lease: counted as a wait (unless
@@ -821,7 +853,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 Some(hit) => hit,
                 None => fallback.load(local, body),
             },
-            None => self.run(Mark::new(self, &local.key), || body.call()),
+            None => {
+                let mark = Mark::new(self, &local.key);
+                self.run(mark, self.watch(mark, &local.key), || body.call())
+            }
         }
     }
 
@@ -840,8 +875,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 None => Box::pin(fallback.load_async(local, body)).await,
             },
             None => {
-                self.run_async(Mark::new(self, &local.key), body.start())
-                    .await
+                let mark = Mark::new(self, &local.key);
+                let watch = self.watch(mark, &local.key);
+                self.run_async(mark, watch, body.start()).await
             }
         }
     }

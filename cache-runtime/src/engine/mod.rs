@@ -22,6 +22,7 @@ mod phase;
 mod refresh;
 mod settle;
 pub(crate) mod store;
+mod waiters;
 
 pub(crate) use load::within;
 
@@ -29,7 +30,8 @@ use std::any::TypeId;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 
 use quick_cache::Equivalent;
 
@@ -56,6 +58,10 @@ pub struct Engine<F: Types, B: BackendState<F>> {
     pub(crate) store: Store<F::Key, F::Value>,
     fence: Fence,
     pub(crate) stats: Counters,
+    /// Entries the store evicted to make room.
+    evictions: Arc<AtomicU64>,
+    /// The callers waiting for each load in flight (`cache.load` spans).
+    waiters: waiters::Waiters,
     /// Keys with a revalidation or early refresh running in this process.
     refreshing: phase::Refreshing<F::Key>,
     /// Entries held for fail-safe by loads in flight in this process.
@@ -80,7 +86,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         } else {
             HAND_OVER_CAPACITY
         };
-        let store = new_store(capacity);
+        let evictions = Arc::default();
+        let store = new_store(capacity, &evictions);
         let fence = Fence::new(store.num_shards());
         Engine {
             state: B::state(&name, &policy),
@@ -89,6 +96,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             store,
             fence,
             stats: Counters::new(),
+            evictions,
+            waiters: waiters::Waiters::default(),
             refreshing: phase::Refreshing::new(),
             kept: phase::Kept::new(),
             handle: OnceLock::new(),
@@ -260,13 +269,24 @@ impl<F: Function, B: Backend<F>> Erased for Engine<F, B> {
     /// This engine's counts, plus its fallback's.
     fn stats(&self) -> Stats {
         let mut own = self.stats.snapshot();
+        // A backend whose entries live elsewhere has only hand-overs here: not a cache.
+        own.evictions = if B::LOCAL {
+            self.evictions.load(Relaxed)
+        } else {
+            0
+        };
+        own.size = u64::try_from(self.len()).unwrap_or(u64::MAX);
         // With an L1, every hit not answered from the L2 was the L1's.
         own.l1_hits = match (B::LOCAL, B::REMOTE) {
             (true, true) => (own.hits + own.null_hits).saturating_sub(own.l1_hits),
             _ => 0,
         };
         match B::fallback(self) {
-            Some(fallback) => own + fallback.stats.snapshot(),
+            Some(fallback) => {
+                let mut fallback_stats = fallback.stats.snapshot();
+                fallback_stats.evictions = fallback.evictions.load(Relaxed);
+                own + fallback_stats
+            }
             None => own,
         }
     }
@@ -294,6 +314,10 @@ impl<F: Function, B: Backend<F>> Erased for Engine<F, B> {
 
     /// Entries held in process: the local store's, plus the fallback's (for Redis, only the
     /// fallback holds entries, while Redis is unavailable).
+    fn breaker(&self) -> Option<crate::handle::BreakerState> {
+        B::breaker()
+    }
+
     fn len(&self) -> usize {
         let fallback = B::fallback(self).map_or(0, |f| f.store.len());
         if B::LOCAL {

@@ -143,10 +143,14 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Leased::Found(_) | Leased::Busy => return,
         };
         self.stats.add(Counter::Refresh);
-        self.stats.add(Counter::Load);
         let started = Instant::now();
         let mark = Mark::new(self, B::local(key));
-        let result = catch_unwind(AssertUnwindSafe(|| mark.run(|| body.call())));
+        let watch = self.watch(mark, B::local(key));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let _entered = watch.span().enter();
+            mark.run(|| body.call())
+        }));
+        watch.finish::<F>(&result);
         let entry = self
             .late_entry(result, started)
             .or_else(|| self.rearmed_entry(key, &held));
@@ -169,9 +173,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Leased::Found(_) | Leased::Busy => return,
         };
         self.stats.add(Counter::Refresh);
-        self.stats.add(Counter::Load);
         let started = Instant::now();
-        let entry = self.late_entry(CatchUnwind::new(body).await, started);
+        let watch = self.watch(Mark::new(self, B::local(&key)), B::local(&key));
+        let body = tracing::Instrument::instrument(body, watch.span().clone());
+        // The result is mapped to its entry in one step, with no await while it lives.
+        let finish = |result: Result<F::Output, _>| {
+            watch.finish::<F>(&result);
+            self.late_entry(result, started)
+        };
+        let entry = finish(CatchUnwind::new(body).await);
         let entry = entry.or_else(|| self.rearmed_entry(&key, &held));
         self.finish_late_async(&key, lease, ticket, entry).await;
     }

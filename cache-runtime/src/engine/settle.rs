@@ -2,82 +2,125 @@
 //! marks, and the shape's mapping of a result to what is stored and what waiters get.
 
 use std::future::Future;
+use std::time::Instant;
 
-use crate::backend::BackendState;
+use crate::backend::Backend;
+use crate::body::Panic;
 #[cfg(feature = "redis")]
 use crate::entry::Entry;
 use crate::entry::{Slot, Times};
-use crate::function::{Function, Types};
+use crate::function::Function;
 use crate::reentry::Mark;
 use crate::shape::Shape;
 use crate::stats::{Counter, Counters};
 
 use super::Engine;
+use super::waiters::Running;
 
-/// One load being watched: counts it if it panics (dropped during unwinding before the body
-/// returned), and records its `cache.load` span's outcome and duration (and, with the
-/// `metrics` feature, the `cache.load.duration` histogram) when it ends.
-struct PanicCounter<'a> {
-    stats: &'a Counters,
-    returned: bool,
-    span: tracing::Span,
-    started: std::time::Instant,
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code, reason = "a metrics label"))]
-    cache: &'a str,
+/// How a load ended, as its span and histogram say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The body returned a value or a null.
+    Success,
+    /// It returned an error (`Err`, or the error of a fallible shape).
+    Error,
+    /// It panicked.
+    Panicked,
+    /// Its future was dropped before it ended.
+    Cancelled,
 }
 
-impl<'a> PanicCounter<'a> {
-    fn new(stats: &'a Counters, cache: &'a str) -> Self {
-        let span = tracing::debug_span!(
-            "cache.load",
-            cache = %cache,
-            outcome = tracing::field::Empty,
-            duration_ms = tracing::field::Empty,
-        );
-        PanicCounter {
-            stats,
-            returned: false,
-            span,
-            started: std::time::Instant::now(),
-            cache,
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Error => "error",
+            Outcome::Panicked => "panicked",
+            Outcome::Cancelled => "cancelled",
         }
     }
+}
 
-    /// The body returned `ok` (a value or a null) or an error.
-    fn returned(&mut self, ok: bool) {
-        self.returned = true;
-        self.end(if ok { "success" } else { "error" });
+/// One load, watched from its start to its end: counted in `loads` when it starts and in
+/// `load_errors` if it panics (an `Err` is counted by [`Engine::settle`]); its `cache.load`
+/// span (debug) with the cache, backend, outcome, duration and the callers that waited for
+/// it, and the key only with `record_keys`; with the `metrics` feature, its sample of the
+/// `cache.load.duration` histogram. Dropped without an end, it ends as `panicked` while its
+/// thread unwinds, else as `cancelled`.
+pub(crate) struct LoadWatch<'a> {
+    stats: &'a Counters,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code, reason = "a metrics label"))]
+    cache: &'a str,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code, reason = "a metrics label"))]
+    backend: &'static str,
+    span: tracing::Span,
+    started: Instant,
+    running: Running<'a>,
+    ended: bool,
+}
+
+impl LoadWatch<'_> {
+    /// Ends the load with its result (`Err` for a panic).
+    pub(crate) fn finish<F: Function>(mut self, result: &Result<F::Output, Panic>) {
+        let outcome = match result {
+            Ok(output) if F::Shape::to_slot(output).is_some() => Outcome::Success,
+            Ok(_) => Outcome::Error,
+            Err(_) => {
+                self.stats.add(Counter::LoadError);
+                Outcome::Panicked
+            }
+        };
+        self.end(outcome);
     }
 
-    fn end(&self, outcome: &'static str) {
+    /// The load's span, to enter while its body runs.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        self.ended = true;
         let took = self.started.elapsed();
-        self.span.record("outcome", outcome);
+        self.span.record("outcome", outcome.as_str());
         self.span.record(
             "duration_ms",
             u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         );
+        self.span.record("waits", self.running.waits());
         #[cfg(feature = "metrics")]
         {
             let labels = [
                 ("cache", self.cache.to_owned()),
-                ("outcome", outcome.to_owned()),
+                ("backend", self.backend.to_owned()),
+                ("outcome", outcome.as_str().to_owned()),
             ];
             metrics::histogram!("cache.load.duration", &labels).record(took.as_secs_f64());
         }
     }
 }
 
-impl Drop for PanicCounter<'_> {
+impl Drop for LoadWatch<'_> {
     fn drop(&mut self) {
-        if !self.returned {
+        if !self.ended {
             if std::thread::panicking() {
                 self.stats.add(Counter::LoadError);
-                self.end("panicked");
+                self.end(Outcome::Panicked);
             } else {
-                self.end("cancelled");
+                self.end(Outcome::Cancelled);
             }
         }
     }
+}
+
+/// Ends a load that returned `result`.
+fn finish_ok<F: Function>(watch: LoadWatch<'_>, result: &F::Output) {
+    let outcome = if F::Shape::to_slot(result).is_some() {
+        Outcome::Success
+    } else {
+        Outcome::Error
+    };
+    let mut watch = watch;
+    watch.end(outcome);
 }
 
 /// What a load's result leaves behind.
@@ -97,16 +140,47 @@ impl<'r, V> Settled<'r, V> {
     }
 }
 
-impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
-    /// Runs the body, counted as a load, marked as this thread's load of the key.
-    pub(crate) fn run(&self, mark: Mark, body: impl FnOnce() -> F::Output) -> F::Output {
+impl<F: Function, B: Backend<F>> Engine<F, B> {
+    /// Starts watching a load of `key` (`mark` is its re-entry mark): counts it.
+    pub(crate) fn watch(&self, mark: Mark, key: &F::Key) -> LoadWatch<'_> {
         self.stats.add(Counter::Load);
-        let mut counter = PanicCounter::new(&self.stats, &self.name);
+        let span = tracing::debug_span!(
+            "cache.load",
+            cache = %self.name,
+            backend = B::NAME,
+            key = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+            waits = tracing::field::Empty,
+        );
+        if !span.is_disabled()
+            && let Some(text) = F::key_text(key)
+        {
+            span.record("key", text);
+        }
+        LoadWatch {
+            stats: &self.stats,
+            cache: &self.name,
+            backend: B::NAME,
+            span,
+            started: Instant::now(),
+            running: self.waiters.start(mark),
+            ended: false,
+        }
+    }
+
+    /// Runs the body in place, watched by `watch`, marked as this thread's load of the key.
+    pub(crate) fn run(
+        &self,
+        mark: Mark,
+        watch: LoadWatch<'_>,
+        body: impl FnOnce() -> F::Output,
+    ) -> F::Output {
         let result = {
-            let _entered = counter.span.enter();
+            let _entered = watch.span().enter();
             mark.run(body)
         };
-        counter.returned(F::Shape::to_slot(&result).is_some());
+        finish_ok::<F>(watch, &result);
         result
     }
 
@@ -114,13 +188,12 @@ impl<F: Types + Function, B: BackendState<F>> Engine<F, B> {
     pub(crate) async fn run_async(
         &self,
         mark: Mark,
+        watch: LoadWatch<'_>,
         body: impl Future<Output = F::Output>,
     ) -> F::Output {
-        self.stats.add(Counter::Load);
-        let mut counter = PanicCounter::new(&self.stats, &self.name);
-        let span = counter.span.clone();
+        let span = watch.span().clone();
         let result = tracing::Instrument::instrument(mark.run_async(body), span).await;
-        counter.returned(F::Shape::to_slot(&result).is_some());
+        finish_ok::<F>(watch, &result);
         result
     }
 

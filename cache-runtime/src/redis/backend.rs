@@ -28,6 +28,7 @@ use crate::config;
 use crate::engine::{Engine, in_cell};
 use crate::entry::{Entry, Slot, Times};
 use crate::function::{Shaped, Types};
+use crate::handle::BreakerState;
 use crate::invalidation::Invalidation;
 use crate::policy::{Codec, Lock, Policy, ms};
 use crate::shape::{Picked, Shape};
@@ -379,6 +380,14 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
     const LOCAL: bool = T::LOCAL;
     const REMOTE: bool = true;
     type Lease = HeldLease;
+
+    fn breaker() -> Option<BreakerState> {
+        Some(if super::conn::Redis::is_skipped() {
+            BreakerState::Open
+        } else {
+            BreakerState::Closed
+        })
+    }
 
     fn state(name: &str, policy: &Policy) -> RedisState<F> {
         let short = config::current().fallback_ttl;

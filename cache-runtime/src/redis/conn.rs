@@ -206,6 +206,16 @@ impl Redis {
             .map_err(|_| StoreError::Unavailable)
     }
 
+    /// Whether calls skip Redis now: the circuit breaker is open, or the settings name no
+    /// usable Redis. `false` before the first use.
+    pub(crate) fn is_skipped() -> bool {
+        match REDIS.get() {
+            None => false,
+            Some(Ok(redis)) => redis.breaker.is_open(),
+            Some(Err(_)) => true,
+        }
+    }
+
     fn new(config: &'static Config) -> Result<Redis, String> {
         if let Some(why) = &config.unusable {
             return Err(why.clone());
