@@ -22,7 +22,7 @@ fn a_span_per_load_with_its_outcome_and_no_key() {
     assert!(profile("broken@example.com").is_err());
     let loads: Vec<String> = tests::logs::spans()
         .into_iter()
-        .filter(|s| s.starts_with("cache.load") && s.contains("cache=spanned"))
+        .filter(|s| s.starts_with("cache.load") && s.contains("cache=spanned "))
         .collect();
     assert_eq!(loads.len(), 2, "{loads:#?}");
     assert!(loads[0].contains("outcome=\"success\"") || loads[0].contains("outcome=success"));
