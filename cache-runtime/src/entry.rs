@@ -38,6 +38,12 @@ pub(crate) struct Times {
     /// Set when the value was kept after a failed load (fail-safe): no load of the key
     /// starts before this; 0 for none.
     pub(crate) retry_at_ms: u64,
+    /// When the load that produced the value ended (its `age` is counted from here).
+    pub(crate) written_ms: u64,
+    /// Names the stored entry (`Cached::version`, an HTTP `ETag`): random per load in
+    /// process; on Redis a hash of the entry's bytes, the same in every process that reads
+    /// them. 0 for a hand-over that is not stored.
+    pub(crate) version: u64,
 }
 
 impl Times {
@@ -47,6 +53,8 @@ impl Times {
         stale_until_ms: u64::MAX,
         load_ms: 0,
         retry_at_ms: 0,
+        written_ms: 0,
+        version: 0,
     };
 }
 

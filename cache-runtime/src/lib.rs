@@ -5,6 +5,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod answer;
 mod backend;
 mod body;
 mod bounds;
@@ -35,7 +36,9 @@ mod registry;
 mod shape;
 mod stats;
 mod tags;
+mod warm;
 
+pub use answer::{CacheStatus, Cached};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use config::{Config, ConfigBuilder, ConfigError};
@@ -48,6 +51,7 @@ pub use metrics::{export_metrics, set_metrics_interval};
 pub use registry::caches;
 pub use stats::Stats;
 pub use tags::{invalidate_tag, invalidate_tag_async, invalidate_tags, invalidate_tags_async};
+pub use warm::{Warmed, set_warm_concurrency};
 
 #[doc = include_str!("cached.md")]
 #[doc(inline)]
@@ -80,6 +84,7 @@ pub mod __private {
     pub use crate::policy::{Codec, Lock, Policy};
     pub use crate::shape::{Probe, pick};
     pub use crate::tags::Tags;
+    pub use crate::warm::{Warm, warm, warm_async};
 
     #[cfg(feature = "redis")]
     pub use crate::redis::{

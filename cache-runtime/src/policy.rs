@@ -96,6 +96,9 @@ impl Policy {
             stale_until_ms: fresh_until_ms.saturating_add(ms(self.grace())),
             load_ms,
             retry_at_ms: 0,
+            written_ms: now_ms,
+            // Never 0 (a hand-over's).
+            version: fastrand::u64(1..),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Code generation: the cached wrapper and its companions, one small function per item.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
 use syn::{Attribute, ItemFn, Visibility};
 
@@ -174,6 +174,8 @@ impl<'a> Gen<'a> {
         companions.extend(self.uncached());
         companions.extend(self.invalidate());
         companions.extend(self.refresh());
+        companions.extend(self.entry());
+        companions.extend(self.warm());
         companions.extend(self.cache_handle());
         Expansion {
             function: self.wrapper(),
@@ -309,6 +311,190 @@ impl<'a> Gen<'a> {
                     #cache.key(&#lookup, #tags)
                 };
                 #load
+            }
+        }
+    }
+
+    /// `f`'s twin that tells how it answered:
+    ///
+    /// ```text
+    /// fn f_entry(a: A, b: &B) -> Cached<R> {
+    ///     let cache = __cached_f();
+    ///     let key = { ..; if let Some(hit) = cache.get_entry(&lookup) { return hit; } .. };
+    ///     cache.load_entry(key, move || f_uncached(a, b))
+    /// }
+    /// ```
+    fn entry(&self) -> TokenStream {
+        let krate = &self.krate;
+        let output = &self.sig.output;
+        let ident = self.ident("_entry");
+        let returns = quote!(#krate::Cached<#output>);
+        let sig = self.signature(
+            &ident,
+            self.sig.receiver.as_ref(),
+            &self.all_params(),
+            Output::Own(returns),
+        );
+        let store = self.path_to(&self.store_ident());
+        let code = self.key.code(&self.krate);
+        let (prelude, lookup_expr) = (&code.prelude, &code.lookup);
+        let call = self.call_uncached();
+        let tags = self.tags.code(&self.krate);
+        let [cache, hit, key, lookup] = mixed(["__cache", "__hit", "__key", "__lookup"]);
+        let is_async = self.func.sig.asyncness.is_some();
+        let body = match is_async {
+            true => call,
+            false => quote!(move || #call),
+        };
+        let body = self.movable_body(body);
+        let load = match is_async {
+            true => quote!(#cache.load_entry_async(#key, #body).await),
+            false => quote!(#cache.load_entry(#key, #body)),
+        };
+        let (vis, cfgs) = (self.vis(), &self.cfgs);
+        let f = &self.func.sig.ident;
+        let doc = format!(
+            " Calls `{f}` through its cache and tells how it was answered: the result with its \
+             status (hit, miss, stale, null hit), age, freshness left and version, for HTTP \
+             `Cache-Control`, `Age` and `ETag` headers."
+        );
+        quote! {
+            #(#cfgs)*
+            #[doc = #doc]
+            #[allow(dead_code, deprecated)]
+            #vis #sig {
+                let #cache = #store();
+                let #key = {
+                    #prelude
+                    let #lookup = #lookup_expr;
+                    if let ::core::option::Option::Some(#hit) = #cache.get_entry(&#lookup) {
+                        return #hit;
+                    }
+                    #cache.key(&#lookup, #tags)
+                };
+                #load
+            }
+        }
+    }
+
+    /// For a free function with parameters, `f_warm`: `f_entry`'s path for many argument
+    /// tuples at once (one parameter: the argument itself), on the runtime's workers.
+    ///
+    /// ```text
+    /// fn f_warm<'w, I>(items: I) -> Warmed
+    /// where I: IntoIterator<Item = (A, &'w B)>, I::IntoIter: Send, I::Item: Send {
+    ///     let cache = __cached_f();
+    ///     warm(cache.name(), items, |(a, b)| {
+    ///         let key = { ..; if cache.get_entry(&lookup).is_some() { return Warm::Skipped; } .. };
+    ///         cache.warm_load(key, move || f_uncached(a, b))
+    ///     })
+    /// }
+    /// ```
+    ///
+    /// The `Send` bounds name `I`, so a function whose arguments are not `Send` still compiles
+    /// (its `f_warm` cannot be called). Elided lifetimes in the item type become `'w`.
+    fn warm(&self) -> TokenStream {
+        if self.has_self() || self.sig.params.is_empty() {
+            return TokenStream::new();
+        }
+        let krate = &self.krate;
+        let ident = self.ident("_warm");
+        let lifetime = syn::Lifetime::new("'__cached_warm", Span::mixed_site());
+        let idents: Vec<_> = self.sig.params.iter().map(|p| &p.ident).collect();
+        let types: Vec<_> = self
+            .sig
+            .params
+            .iter()
+            .map(|p| named_lifetimes(p.ty.to_token_stream(), &lifetime))
+            .collect();
+        let (item, pattern) = match (&types[..], &idents[..]) {
+            ([ty], [ident]) => (quote!(#ty), quote!(#ident)),
+            _ => (quote!((#(#types,)*)), quote!((#(#idents,)*))),
+        };
+        let store = self.path_to(&self.store_ident());
+        let code = self.key.code(&self.krate);
+        let (prelude, lookup_expr) = (&code.prelude, &code.lookup);
+        let call = self.call_uncached();
+        let tags = self.tags.code(&self.krate);
+        let [cache, items, key, lookup, iter] =
+            mixed(["__cache", "__items", "__key", "__lookup", "__I"]);
+        let is_async = self.func.sig.asyncness.is_some();
+        let body = match is_async {
+            true => call,
+            false => quote!(move || #call),
+        };
+        let body = self.movable_body(body);
+        // Each argument as the type written, so that a mistake in the key is reported once, in
+        // `f`'s terms, not again with the item's named lifetimes.
+        let written = self.sig.params.iter().map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#[allow(clippy::redundant_locals)] let #ident: #ty = #ident;)
+        });
+        let one = quote! {
+            #(#written)*
+            let #key = {
+                #prelude
+                let #lookup = #lookup_expr;
+                if #cache.get_entry(&#lookup).is_some() {
+                    return #krate::__private::Warm::Skipped;
+                }
+                #cache.key(&#lookup, #tags)
+            };
+        };
+        let (asyncness, run, bounds) = match is_async {
+            true => (
+                quote!(async),
+                quote! {
+                    #krate::__private::warm_async(#cache.handle().name(), #items, move |#pattern| {
+                        async move {
+                            #one
+                            #cache.warm_load_async(#key, #body).await
+                        }
+                    }).await
+                },
+                quote!(),
+            ),
+            false => (
+                quote!(),
+                quote! {
+                    #krate::__private::warm(#cache.handle().name(), #items, |#pattern| {
+                        #one
+                        #cache.warm_load(#key, #body)
+                    })
+                },
+                quote! {
+                    <#iter as ::core::iter::IntoIterator>::IntoIter: ::core::marker::Send,
+                    <#iter as ::core::iter::IntoIterator>::Item: ::core::marker::Send,
+                },
+            ),
+        };
+        // `f`'s own lifetime parameters and bounds (a generic `f` is refused before this).
+        let generics = &self.func.sig.generics;
+        let own = generics.params.iter();
+        let own_bounds = generics.where_clause.as_ref().map(|w| {
+            let predicates = w.predicates.iter();
+            quote!(#(#predicates,)*)
+        });
+        let (vis, cfgs) = (self.vis(), &self.cfgs);
+        let f = &self.func.sig.ident;
+        let doc = format!(
+            " Fills the cache of `{f}` for every item (the arguments of one call: a tuple for \
+             several parameters), a few at once (`cache_runtime::set_warm_concurrency`, default \
+             8). Keys already fresh, here or in Redis, are skipped; the others load; returns how \
+             many loaded, were skipped and failed."
+        );
+        quote! {
+            #(#cfgs)*
+            #[doc = #doc]
+            #[allow(dead_code, deprecated)]
+            #vis #asyncness fn #ident<#(#own,)* #lifetime, #iter>(#items: #iter) -> #krate::Warmed
+            where
+                #iter: ::core::iter::IntoIterator<Item = #item>,
+                #bounds
+                #own_bounds
+            {
+                let #cache = #store();
+                #run
             }
         }
     }
@@ -475,4 +661,39 @@ enum Output<'a> {
 /// Local names the generated code introduces, invisible to the user's code.
 fn mixed<const N: usize>(names: [&str; N]) -> [syn::Ident; N] {
     names.map(|n| syn::Ident::new(n, Span::mixed_site()))
+}
+
+/// `tokens` (a type) with every elided reference lifetime (`&T`, `'_`) named `lifetime`.
+fn named_lifetimes(tokens: TokenStream, lifetime: &syn::Lifetime) -> TokenStream {
+    let mut out = TokenStream::new();
+    let mut tokens = tokens.into_iter().peekable();
+    while let Some(tt) = tokens.next() {
+        match tt {
+            TokenTree::Group(g) => {
+                let mut inner =
+                    proc_macro2::Group::new(g.delimiter(), named_lifetimes(g.stream(), lifetime));
+                inner.set_span(g.span());
+                out.extend([TokenTree::Group(inner)]);
+            }
+            TokenTree::Punct(p) if p.as_char() == '&' => {
+                let named =
+                    matches!(tokens.peek(), Some(TokenTree::Punct(q)) if q.as_char() == '\'');
+                out.extend([TokenTree::Punct(p)]);
+                if !named {
+                    out.extend(quote!(#lifetime));
+                }
+            }
+            TokenTree::Punct(p) if p.as_char() == '\'' => {
+                let anonymous = matches!(tokens.peek(), Some(TokenTree::Ident(i)) if i == "_");
+                if anonymous {
+                    tokens.next();
+                    out.extend(quote!(#lifetime));
+                } else {
+                    out.extend([TokenTree::Punct(p)]);
+                }
+            }
+            other => out.extend([other]),
+        }
+    }
+    out
 }

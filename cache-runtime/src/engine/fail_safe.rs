@@ -101,6 +101,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     }
 
     fn kept_answer(&self, held: Entry<F::Value>, counted: bool) -> Option<F::Output> {
+        crate::answer::note_held(&held);
         let answer = <F::Shape as crate::shape::Shape<F::Output>>::from_slot(held.slot);
         if answer.is_some() && !counted {
             self.stats.add(Counter::StaleIfErrorHit);

@@ -37,6 +37,8 @@ use super::Engine;
 use super::fail_safe::Failed;
 use super::phase::Next;
 use super::settle::{LoadWatch, Settled};
+use crate::answer::{self, CacheStatus, Cached};
+use crate::warm::Warm;
 
 /// Polls `fut` for at most `limit`; `None` if the time ran out first. The timer is armed only
 /// if `fut` does not finish on its first poll, so an uncontended miss starts no timer.
@@ -229,6 +231,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     refresh: true,
                 } => match F::Shape::from_slot(entry.slot.clone()) {
                     Some(result) => {
+                        answer::note_counted(counter, &entry);
                         if B::LOCAL
                             && B::REMOTE
                             && matches!(counter, Counter::Hit | Counter::NullHit)
@@ -241,6 +244,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 },
                 Next::Answer { entry, counter, .. } => match F::Shape::from_slot(entry.slot) {
                     Some(result) => {
+                        answer::note(answer::status_of(counter), Some(&entry.times));
                         self.stats.add(counter);
                         if B::LOCAL
                             && B::REMOTE
@@ -260,6 +264,53 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// Whether a read was an unusable entry: the load that follows must overwrite it.
     fn unusable(read: &Option<Read<F::Value>>) -> bool {
         matches!(read, Some(Read::Unusable))
+    }
+
+    /// `f_entry`'s miss path: [`Engine::load`] with how the call was answered.
+    pub fn load_entry(
+        &'static self,
+        key: B::Key,
+        body: impl SyncBody<F::Output>,
+    ) -> Cached<F::Output> {
+        let (result, noted) = answer::noting(|| self.load(key, body));
+        Cached::new(result, noted, self.policy.stale)
+    }
+
+    /// The async twin of [`Engine::load_entry`].
+    pub async fn load_entry_async(
+        &'static self,
+        key: B::Key,
+        body: impl AsyncBody<F::Output>,
+    ) -> Cached<F::Output> {
+        let (result, noted) = answer::noting_async(self.load_async(key, body)).await;
+        Cached::new(result, noted, self.policy.stale)
+    }
+
+    /// `f_warm`'s call for one key (its hit path found no fresh entry in process): loaded,
+    /// skipped (fresh in the shared store), or failed (an error or a panic, caught).
+    pub fn warm_load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> Warm {
+        let loaded = catch_unwind(AssertUnwindSafe(|| self.load_entry(key, body)));
+        Self::warmed(loaded.ok())
+    }
+
+    /// The async twin of [`Engine::warm_load`].
+    pub async fn warm_load_async(
+        &'static self,
+        key: B::Key,
+        body: impl AsyncBody<F::Output>,
+    ) -> Warm {
+        let loaded = CatchUnwind::new(self.load_entry_async(key, body)).await;
+        Self::warmed(loaded.ok())
+    }
+
+    fn warmed(answer: Option<Cached<F::Output>>) -> Warm {
+        match answer {
+            Some(a) if matches!(a.status(), CacheStatus::Hit | CacheStatus::NullHit) => {
+                Warm::Skipped
+            }
+            Some(a) if F::Shape::to_slot(a.value()).is_some() => Warm::Loaded,
+            _ => Warm::Failed,
+        }
     }
 
     /// The miss path of a sync cached function: load `key` with `body` once per key, or wait
@@ -399,6 +450,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         self.stats.add(Counter::Wait);
         if clock::now_ms() < entry.times.retry_at_ms {
             self.stats.add(Counter::StaleIfErrorHit);
+            answer::note_held(&entry);
+        } else {
+            answer::note(CacheStatus::Miss, stored(&entry.times));
         }
         F::Shape::from_slot(entry.slot)
     }
@@ -518,6 +572,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Ok(result) => Some(self.settle(result, elapsed_ms(started))),
             Err(_) => None,
         };
+        note_load(outcome.as_ref());
         if let Some(held) = self.kept_for(&outcome, held.as_ref()) {
             let why = failure(&result);
             let failed = Failed { why, counted };
@@ -615,6 +670,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Ok(result) => Some(self.settle(result, elapsed_ms(started))),
             Err(_) => None,
         };
+        note_load(outcome.as_ref());
         if let Some(held) = self.kept_for(&outcome, held.as_ref()) {
             let why = failure(&result);
             let failed = Failed { why, counted };
@@ -690,7 +746,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             fresh_until_ms: times.fresh_until_ms.min(end),
             stale_until_ms: times.stale_until_ms.min(end),
             retry_at_ms: times.retry_at_ms.min(end),
-            load_ms: times.load_ms,
+            ..times
         }
     }
 
@@ -712,7 +768,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// The answer a held entry gives, if its shape can.
     fn held_answer(&self, held: Option<&Entry<F::Value>>) -> Option<F::Output> {
-        F::Shape::from_slot(held.filter(|h| h.is_current())?.slot.clone())
+        let held = held.filter(|h| h.is_current())?;
+        answer::note_held(held);
+        F::Shape::from_slot(held.slot.clone())
     }
 
     /// With `load_timeout` and a held entry that can answer: that answer, and how long to
@@ -767,6 +825,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let Some(result) = F::Shape::from_slot(entry.slot.clone()) else {
             return Err(guard);
         };
+        answer::note(CacheStatus::Miss, stored(&entry.times));
         // A refresh's caller was counted when it found the entry it refreshes.
         if !matches!(start, Start::Refresh(_)) {
             self.stats.add(Counter::Wait);
@@ -897,4 +956,15 @@ fn answer_or_unwind<R>(result: Result<R, Panic>) -> R {
         Ok(result) => result,
         Err(panic) => resume_unwind(panic),
     }
+}
+
+/// The times of an entry that is stored (`None` for a hand-over that is not: version 0).
+fn stored(times: &Times) -> Option<&Times> {
+    (times.version != 0).then_some(times)
+}
+
+/// Notes the answer of this call's own load: a miss, with the times of what it stored.
+fn note_load<V>(outcome: Option<&Settled<'_, V>>) {
+    let times = outcome.and_then(|s| s.store.as_ref().map(|_| &s.times));
+    answer::note(CacheStatus::Miss, times);
 }

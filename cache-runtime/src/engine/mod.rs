@@ -35,6 +35,7 @@ use std::sync::{Arc, OnceLock};
 
 use quick_cache::Equivalent;
 
+use crate::answer::{self, CacheStatus, Cached};
 use crate::backend::{Backend, BackendState, Memory};
 use crate::bounds::CachedValue;
 use crate::cell::Cell;
@@ -151,6 +152,33 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             return None;
         }
         self.hit(entry.slot)
+    }
+
+    /// `f_entry`'s hit path: [`Engine::get`] with how the entry answered.
+    pub fn get_entry(&self, lookup: &F::Lookup<'_>) -> Option<Cached<F::Output>> {
+        if !B::LOCAL {
+            return None;
+        }
+        let coarse = clock::coarse_ms();
+        if B::REMOTE && !B::serves_local_at(coarse) {
+            return None;
+        }
+        let entry = self.store.get(lookup)?;
+        if !clock::before_at(coarse, entry.times.fresh_until_ms) || !entry.is_current() {
+            return None;
+        }
+        if self.policy.early_refresh > 0.0 && self.policy.early(&entry.times, coarse) {
+            phase::fire();
+            return None;
+        }
+        let times = entry.times;
+        let status = match entry.slot {
+            Slot::Value(_) => CacheStatus::Hit,
+            Slot::Null => CacheStatus::NullHit,
+        };
+        let result = self.hit(entry.slot)?;
+        let noted = answer::Noted::new(status, Some(times));
+        Some(Cached::new(result, Some(noted), self.policy.stale))
     }
 
     /// The result of a hit on `slot`, counted; `None` for a null of a shape without nulls.

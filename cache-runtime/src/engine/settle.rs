@@ -178,7 +178,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     ) -> F::Output {
         let result = {
             let _entered = watch.span().enter();
-            mark.run(body)
+            crate::answer::quiet(|| mark.run(body))
         };
         finish_ok::<F>(watch, &result);
         result
@@ -192,7 +192,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         body: impl Future<Output = F::Output>,
     ) -> F::Output {
         let span = watch.span().clone();
-        let result = tracing::Instrument::instrument(mark.run_async(body), span).await;
+        let body = crate::answer::quiet_async(mark.run_async(body));
+        let result = tracing::Instrument::instrument(body, span).await;
         finish_ok::<F>(watch, &result);
         result
     }

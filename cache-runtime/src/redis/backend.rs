@@ -225,6 +225,9 @@ fn decode<F: RedisFunction, T: Tier>(
                 stale_until_ms: fresh_until_ms.saturating_add(grace),
                 load_ms: stamp.load_ms,
                 retry_at_ms: clock::from_unix_ms(stamp.retry_at),
+                written_ms: clock::from_unix_ms(stamp.written),
+                // The same bytes, the same version, in every process.
+                version: codec::version_of(bytes),
             };
             // Its tag versions on Redis were compared by the script that read it; in process it
             // carries the call's, so that a tag invalidated here since ends it too.
@@ -301,7 +304,7 @@ fn payload<F: RedisFunction, T: Tier>(
     let stamp = codec::Stamp {
         fresh_until: clock::to_unix_ms(times.fresh_until_ms),
         retry_at: clock::to_unix_ms(times.retry_at_ms),
-        written: clock::unix_now_ms(),
+        written: clock::to_unix_ms(times.written_ms),
         load_ms: times.load_ms,
     };
     let encoded = match engine.policy.codec {

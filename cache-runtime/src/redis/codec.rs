@@ -72,10 +72,21 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
+/// The version of an entry read from Redis: a 64-bit FNV-1a hash of its bytes (never 0).
+/// The bytes hold the value and its write time, so two writes of a key never share one.
+pub(crate) fn version_of(bytes: &[u8]) -> u64 {
+    fingerprint_bytes(bytes).max(1)
+}
+
 /// A 64-bit FNV-1a hash of a type name.
 pub(crate) fn fingerprint(type_name: &str) -> u64 {
+    fingerprint_bytes(type_name.as_bytes())
+}
+
+/// 64-bit FNV-1a.
+fn fingerprint_bytes(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in type_name.bytes() {
+    for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }

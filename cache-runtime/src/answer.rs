@@ -1,0 +1,272 @@
+//! `f_entry`: a call's result with what an HTTP handler needs to tell clients how long they may
+//! keep it (`Cache-Control`, `Age`, `ETag`).
+//!
+//! The hit path of `f_entry` is its own (`Engine::get_entry`); `f`'s hit path does not pay for
+//! it. On a miss, the engine notes how it answered (a hit or stale entry read from Redis, a
+//! wait, a load, a kept value after a failure) in a thread-local slot that only `f_entry`'s
+//! calls turn on; while a body runs, noting is off, so the calls the body makes do not speak
+//! for the outer one. An async call is noted around each poll of it, on whatever thread polls.
+
+use std::cell::Cell;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::clock;
+use crate::entry::{Entry, Slot, Times};
+use crate::stats::Counter;
+
+/// How a call of `f_entry` was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheStatus {
+    /// From a fresh entry.
+    Hit,
+    /// From a fresh cached null (`None`, `Ok(None)`).
+    NullHit,
+    /// From an expired entry: within `stale` (stale-while-revalidate, one revalidation runs),
+    /// or within `stale_if_error` in place of a load that failed (fail-safe).
+    Stale,
+    /// By a load: this call's, or another caller's it waited for. Also an error (not cached).
+    Miss,
+}
+
+/// The result of a `#[cached]` function with how it was answered, from `f_entry`.
+///
+/// ```
+/// use cache_runtime::{CacheStatus, cached};
+///
+/// #[cached(ttl = 60)]
+/// fn price(sku: u32) -> u64 {
+///     u64::from(sku) * 100
+/// }
+///
+/// let first = price_entry(7);
+/// assert_eq!((first.status(), *first.value()), (CacheStatus::Miss, 700));
+/// let again = price_entry(7);
+/// assert_eq!(again.status(), CacheStatus::Hit);
+/// // Fresh for the rest of its ttl (60 s, stretched by up to 10% of jitter by default).
+/// assert!(again.fresh_for().as_secs() <= 66);
+/// // The same stored entry, the same version: an HTTP `ETag`.
+/// assert_eq!(again.version(), first.version());
+/// assert_eq!(again.into_inner(), 700);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Cached<R> {
+    value: R,
+    status: CacheStatus,
+    age: Duration,
+    fresh_for: Duration,
+    stale_while_revalidate: Duration,
+    version: Option<u64>,
+}
+
+impl<R> Cached<R> {
+    /// How the call was answered.
+    pub fn status(&self) -> CacheStatus {
+        self.status
+    }
+
+    /// How long ago the answer was produced by its load (an HTTP `Age`); zero for this call's
+    /// own load, or when no entry answers (an error).
+    pub fn age(&self) -> Duration {
+        self.age
+    }
+
+    /// How much longer the answer is fresh (an HTTP `max-age`): zero once it has expired (a
+    /// `Stale` answer) and when nothing was stored (an error, or a null while null caching is
+    /// off). For a `tiered` L1 copy, at most its life in the L1.
+    pub fn fresh_for(&self) -> Duration {
+        self.fresh_for
+    }
+
+    /// The function's `stale` window (an HTTP `stale-while-revalidate`): how long after
+    /// expiring an entry is still served while one revalidation runs; zero without `stale`.
+    pub fn stale_while_revalidate(&self) -> Duration {
+        self.stale_while_revalidate
+    }
+
+    /// Names the stored entry that answered (an HTTP `ETag`): another value of the key, or the
+    /// same value loaded again, has another version. On Redis it is a hash of the entry's
+    /// bytes, the same in every process that reads it; in process (`memory`, and the copy a
+    /// `tiered` process keeps of its own load) it is drawn at random when the entry is stored.
+    /// `None` when no stored entry answers (an error; a null while null caching is off).
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// The result.
+    pub fn value(&self) -> &R {
+        &self.value
+    }
+
+    /// The result, owned.
+    pub fn into_inner(self) -> R {
+        self.value
+    }
+
+    /// An answer of `value` by `noted`, with the function's `stale` window.
+    pub(crate) fn new(value: R, noted: Option<Noted>, stale: Duration) -> Self {
+        let noted = noted.unwrap_or(Noted {
+            status: CacheStatus::Miss,
+            times: None,
+        });
+        let now = clock::now_ms();
+        let (age, fresh_for, version) = match noted.times {
+            Some(t) => (
+                now.saturating_sub(t.written_ms),
+                t.fresh_until_ms.saturating_sub(now),
+                (t.version != 0).then_some(t.version),
+            ),
+            None => (0, 0, None),
+        };
+        Cached {
+            value,
+            status: noted.status,
+            age: Duration::from_millis(age),
+            fresh_for: Duration::from_millis(fresh_for),
+            stale_while_revalidate: stale,
+            version,
+        }
+    }
+}
+
+/// How the engine answered a call: its status and the times of the entry that answered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Noted {
+    status: CacheStatus,
+    times: Option<Times>,
+}
+
+impl Noted {
+    pub(crate) fn new(status: CacheStatus, times: Option<Times>) -> Self {
+        Noted { status, times }
+    }
+}
+
+thread_local! {
+    /// Whether the call running on this thread is an `f_entry` call.
+    static WANTED: Cell<bool> = const { Cell::new(false) };
+    /// What the engine noted about its answer.
+    static NOTED: Cell<Option<Noted>> = const { Cell::new(None) };
+}
+
+/// Notes that the call is answered with `status`, by the entry of `times` (`None`: nothing
+/// stored answers). Nothing unless an `f_entry` call is running.
+pub(crate) fn note(status: CacheStatus, times: Option<&Times>) {
+    if WANTED.get() {
+        NOTED.set(Some(Noted {
+            status,
+            times: times.copied(),
+        }));
+    }
+}
+
+/// The status of an answer counted as `counter` (a hit, null hit or stale answer).
+pub(crate) fn status_of(counter: Counter) -> CacheStatus {
+    match counter {
+        Counter::Hit => CacheStatus::Hit,
+        Counter::NullHit => CacheStatus::NullHit,
+        Counter::StaleHit | Counter::StaleIfErrorHit => CacheStatus::Stale,
+        _ => CacheStatus::Miss,
+    }
+}
+
+/// Notes an answer counted as `counter` by `entry`.
+pub(crate) fn note_counted<V>(counter: Counter, entry: &Entry<V>) {
+    note(status_of(counter), Some(&entry.times));
+}
+
+/// Notes an answer by a kept entry: a hit while it is fresh, else stale.
+pub(crate) fn note_held<V>(entry: &Entry<V>) {
+    let status = match (entry.is_fresh(), &entry.slot) {
+        (true, Slot::Value(_)) => CacheStatus::Hit,
+        (true, Slot::Null) => CacheStatus::NullHit,
+        (false, _) => CacheStatus::Stale,
+    };
+    note(status, Some(&entry.times));
+}
+
+/// The noting state of the thread, restored when dropped (also when the call panics).
+struct Saved(bool, Option<Noted>);
+
+impl Saved {
+    fn set(wanted: bool) -> Self {
+        Saved(WANTED.replace(wanted), NOTED.take())
+    }
+}
+
+impl Drop for Saved {
+    fn drop(&mut self) {
+        WANTED.set(self.0);
+        NOTED.set(self.1.take());
+    }
+}
+
+/// Runs `call` (an `f_entry` miss) with its answer noted.
+pub(crate) fn noting<R>(call: impl FnOnce() -> R) -> (R, Option<Noted>) {
+    let _saved = Saved::set(true);
+    let result = call();
+    (result, NOTED.take())
+}
+
+/// The async twin of [`noting`]: noted around each poll, kept across polls.
+pub(crate) async fn noting_async<F: Future>(call: F) -> (F::Output, Option<Noted>) {
+    let mut call = pin!(call);
+    let mut noted = None;
+    poll_fn(|cx| {
+        let _saved = Saved::set(true);
+        let polled = call.as_mut().poll(cx);
+        if let Some(now) = NOTED.take() {
+            noted = Some(now);
+        }
+        match polled {
+            Poll::Ready(result) => Poll::Ready((result, noted)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Runs a body with noting off: its own cached calls do not answer for the outer call.
+pub(crate) fn quiet<R>(body: impl FnOnce() -> R) -> R {
+    if !WANTED.get() {
+        return body();
+    }
+    let _saved = Saved::set(false);
+    body()
+}
+
+/// The async twin of [`quiet`], around each poll.
+pub(crate) async fn quiet_async<F: Future>(body: F) -> F::Output {
+    let mut body = pin!(body);
+    poll_fn(|cx| {
+        if !WANTED.get() {
+            return body.as_mut().poll(cx);
+        }
+        let _saved = Saved::set(false);
+        body.as_mut().poll(cx)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_noting_calls_note_and_bodies_are_quiet() {
+        let times = Times::FOREVER;
+        note(CacheStatus::Hit, Some(&times));
+        assert!(NOTED.take().is_none(), "not an f_entry call");
+        let ((), noted) = noting(|| {
+            note(CacheStatus::Stale, Some(&times));
+            quiet(|| note(CacheStatus::Hit, None));
+        });
+        let noted = noted.map(|n| n.status);
+        assert_eq!(noted, Some(CacheStatus::Stale));
+        assert!(!WANTED.get(), "restored");
+    }
+}
