@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Load test of the shop: the same fixed mix (90% product reads on a Zipf distribution, 8% user
+# reads, 2% price updates) against the server in each cache mode, and once more on Redis with
+# redis-server killed a third of the way through the run and restarted 3 s later (that run
+# must have no errors). Prints a Markdown table of requests/s, latency and database queries/s.
+#
+#   examples/shop-http/load.sh                    # 10 s per run, 32 connections
+#   RUN_SECONDS=5 CONNECTIONS=64 examples/shop-http/load.sh
+#
+# Loopback only. The Redis runs need `redis-server` on PATH: this script starts its own on a
+# free loopback port (no persistence) and stops it at the end; without it, only the `none`
+# and `memory` runs happen. It stops only the processes it started.
+set -euo pipefail
+
+RUN_SECONDS=${RUN_SECONDS:-10}      # whole seconds of load per run (each run stays under 20 s)
+REQUESTS=${REQUESTS:-5000000}       # the other bound of each run
+CONNECTIONS=${CONNECTIONS:-32}
+
+if ! [[ $RUN_SECONDS =~ ^[0-9]+$ ]] || ((RUN_SECONDS < 3 || RUN_SECONDS > 15)); then
+    echo "RUN_SECONDS must be a whole number from 3 to 15" >&2
+    exit 2
+fi
+
+cd "$(dirname "$0")/../.."   # the workspace root
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+
+HAVE_REDIS=0
+if command -v redis-server >/dev/null 2>&1; then
+    HAVE_REDIS=1
+    cargo build --release -p shop-http --features redis
+else
+    echo "note: redis-server is not on PATH: running the none and memory modes only" >&2
+    cargo build --release -p shop-http
+fi
+SERVER_BIN=$TARGET_DIR/release/shop-http
+LOAD_BIN=$TARGET_DIR/release/shop-load
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/shop-http-load.XXXXXX")
+export SHOP_DB=$WORK/shop.db   # made by the first server, shared by every run
+SERVER_PID=
+REDIS_PID=
+REDIS_PORT=
+FAILED=0
+
+cleanup() {
+    local pid
+    for pid in "$SERVER_PID" "$REDIS_PID"; do
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Whether something accepts connections on the loopback port $1.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+free_port() {
+    local port _
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 30000))
+        if ! port_in_use "$port"; then
+            echo "$port"
+            return 0
+        fi
+    done
+    echo "no free loopback port found" >&2
+    return 1
+}
+
+# The first line of the answer to the raw request $2 on the loopback port $1.
+first_line() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf '%b' "$2" >&3
+        IFS= read -r -t 2 line <&3 || exit 1
+        printf '%s' "$line"
+    ) 2>/dev/null
+}
+
+redis_ping() {
+    local reply
+    reply=$(first_line "$1" 'PING\r\n') || return 1
+    [[ $reply == +PONG* ]]
+}
+
+start_redis() {
+    redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+        >>"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    local _
+    for _ in $(seq 1 100); do
+        if redis_ping "$1"; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "redis-server did not start on port $1:" >&2
+    cat "$WORK/redis.log" >&2
+    return 1
+}
+
+stop() {   # stops the process $1 (one this script started) and waits for it
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+wait_healthy() {   # $1: port, $2: the server's pid, $3: its log
+    local status _
+    for _ in $(seq 1 1200); do   # up to 120 s: the first start builds the database
+        if ! kill -0 "$2" 2>/dev/null; then
+            echo "the server exited:" >&2
+            cat "$3" >&2
+            return 1
+        fi
+        status=$(first_line "$1" 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n') || true
+        if [[ $status == "HTTP/1.1 200"* ]]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "the server did not answer /healthz on port $1" >&2
+    return 1
+}
+
+# One run: $1 the label, $2 the cache mode, $3 (optional) `kill-redis`.
+run() {
+    local label=$1 mode=$2 chaos=${3:-} port out log load_pid
+    port=$(free_port)
+    log=$WORK/server-$label.log
+    out=$WORK/load-$label.out
+    PORT=$port SHOP_CACHE=$mode CACHE_KEY_PREFIX="shop-load-$label:" RUST_LOG=warn \
+        "$SERVER_BIN" >"$log" 2>&1 &
+    SERVER_PID=$!
+    wait_healthy "$port" "$SERVER_PID" "$log"
+
+    "$LOAD_BIN" --addr "127.0.0.1:$port" --seconds "$RUN_SECONDS" --requests "$REQUESTS" \
+        --connections "$CONNECTIONS" --label "$label" >"$out" &
+    load_pid=$!
+    if [[ $chaos == kill-redis ]]; then
+        sleep $((RUN_SECONDS / 3))
+        echo "  $label: killing redis-server (pid $REDIS_PID) mid-run" >&2
+        kill -9 "$REDIS_PID"
+        wait "$REDIS_PID" 2>/dev/null || true
+        sleep 3
+        start_redis "$REDIS_PORT"
+        echo "  $label: redis-server restarted on port $REDIS_PORT" >&2
+    fi
+    if ! wait "$load_pid"; then
+        echo "shop-load failed in run $label" >&2
+        cat "$out" >&2
+        exit 1
+    fi
+    stop "$SERVER_PID"
+    SERVER_PID=
+
+    grep '^|' "$out" >>"$WORK/table.md"
+    grep '^{' "$out" >>"$WORK/results.jsonl"
+    if ! grep -q '"errors":0[,}]' "$out"; then
+        echo "run $label had errors (see its JSON below)" >&2
+        FAILED=1
+    fi
+}
+
+if ((HAVE_REDIS)); then
+    REDIS_PORT=$(free_port)
+    start_redis "$REDIS_PORT"
+    export CACHE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+fi
+
+{
+    echo "| run | requests | req/s | p50 ms | p99 ms | p99.9 ms | errors | db queries/s |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+} >"$WORK/table.md"
+
+echo "shop-http load test: ${RUN_SECONDS} s per run, ${CONNECTIONS} connections, $(nproc 2>/dev/null || echo '?') CPUs" >&2
+run none none
+run memory memory
+if ((HAVE_REDIS)); then
+    run redis redis
+    run tiered tiered
+    run redis-killed-mid-run redis kill-redis
+fi
+
+echo
+cat "$WORK/table.md"
+echo
+cat "$WORK/results.jsonl"
+if ((FAILED)); then
+    echo "FAILED: a run had errors" >&2
+    exit 1
+fi
