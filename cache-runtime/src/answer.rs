@@ -59,8 +59,11 @@ pub struct Cached<R> {
     status: CacheStatus,
     age: Duration,
     fresh_for: Duration,
+    lifetime: Duration,
     stale_while_revalidate: Duration,
     version: Option<u64>,
+    /// This call's own load failed (a kept value may have answered): `f_warm`'s count.
+    pub(crate) load_failed: bool,
 }
 
 impl<R> Cached<R> {
@@ -75,9 +78,17 @@ impl<R> Cached<R> {
         self.age
     }
 
-    /// How much longer the answer is fresh (an HTTP `max-age`): zero once it has expired (a
+    /// How long the entry is fresh in all, from its load to its expiry (its jittered ttl):
+    /// an HTTP `max-age` to send *with* [`age`](Cached::age), since an HTTP cache counts a
+    /// response fresh while `max-age > Age` (RFC 9111 §4.2). Zero when nothing was stored.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// How much longer the answer is fresh: `lifetime() − age()`, zero once it has expired (a
     /// `Stale` answer) and when nothing was stored (an error, or a null while null caching is
-    /// off). For a `tiered` L1 copy, at most its life in the L1.
+    /// off). For a `tiered` L1 copy, at most its life in the L1. As an HTTP `max-age`, send it
+    /// without `Age`.
     pub fn fresh_for(&self) -> Duration {
         self.fresh_for
     }
@@ -112,23 +123,27 @@ impl<R> Cached<R> {
         let noted = noted.unwrap_or(Noted {
             status: CacheStatus::Miss,
             times: None,
+            load_failed: false,
         });
         let now = clock::now_ms();
-        let (age, fresh_for, version) = match noted.times {
+        let (age, fresh_for, lifetime, version) = match noted.times {
             Some(t) => (
                 now.saturating_sub(t.written_ms),
                 t.fresh_until_ms.saturating_sub(now),
+                t.fresh_until_ms.saturating_sub(t.written_ms),
                 (t.version != 0).then_some(t.version),
             ),
-            None => (0, 0, None),
+            None => (0, 0, 0, None),
         };
         Cached {
             value,
             status: noted.status,
             age: Duration::from_millis(age),
             fresh_for: Duration::from_millis(fresh_for),
+            lifetime: Duration::from_millis(lifetime),
             stale_while_revalidate: stale,
             version,
+            load_failed: noted.load_failed,
         }
     }
 }
@@ -138,11 +153,18 @@ impl<R> Cached<R> {
 pub(crate) struct Noted {
     status: CacheStatus,
     times: Option<Times>,
+    /// Kept by later notes: a kept value answering in place of a failed load is `Stale`, and
+    /// still a failure for `f_warm`.
+    load_failed: bool,
 }
 
 impl Noted {
     pub(crate) fn new(status: CacheStatus, times: Option<Times>) -> Self {
-        Noted { status, times }
+        Noted {
+            status,
+            times,
+            load_failed: false,
+        }
     }
 }
 
@@ -157,9 +179,22 @@ thread_local! {
 /// stored answers). Nothing unless an `f_entry` call is running.
 pub(crate) fn note(status: CacheStatus, times: Option<&Times>) {
     if WANTED.get() {
+        let load_failed = NOTED.get().is_some_and(|n| n.load_failed);
         NOTED.set(Some(Noted {
             status,
             times: times.copied(),
+            load_failed,
+        }));
+    }
+}
+
+/// Notes that this call's own load failed (an error or a panic).
+pub(crate) fn note_load_failed() {
+    if WANTED.get() {
+        NOTED.set(Some(Noted {
+            status: CacheStatus::Miss,
+            times: None,
+            load_failed: true,
         }));
     }
 }

@@ -30,6 +30,24 @@ use crate::invalidation::Invalidation;
 use crate::policy::Policy;
 use crate::tags::Tags;
 
+/// What a publish did.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Published {
+    /// The lease still held: the result may be kept locally too.
+    pub(crate) valid: bool,
+    /// The version of the entry written, where the backend names it (Redis: a hash of its
+    /// bytes, what every reader computes); `None` keeps the load's own.
+    pub(crate) version: Option<u64>,
+}
+
+impl Published {
+    /// Nothing to publish: the entry lives in process.
+    pub(crate) const IN_PROCESS: Published = Published {
+        valid: true,
+        version: None,
+    };
+}
+
 /// What a backend keeps per cache, and the key of one call.
 pub trait BackendState<F: Types>: Sized + Send + Sync + 'static {
     /// Per-cache state.
@@ -139,13 +157,14 @@ pub trait Backend<F: Function>:
     ) -> impl Future<Output = Leased<Self::Lease, F::Value>> + Send;
 
     /// Publishes a load's result with its times under its lease (`None`: nothing to store;
-    /// only release it). Returns whether the lease still held (an invalidation revokes it).
+    /// only release it). Returns whether the lease still held (an invalidation revokes it),
+    /// and the version of what it wrote.
     fn publish(
         engine: &Engine<F, Self>,
         key: &Self::Key,
         lease: Self::Lease,
         stored: Option<(Slot<&F::Value>, Times)>,
-    ) -> bool;
+    ) -> Published;
 
     /// The async twin of [`Backend::publish`].
     fn publish_async(
@@ -153,7 +172,7 @@ pub trait Backend<F: Function>:
         key: &Self::Key,
         lease: Self::Lease,
         stored: Option<(Slot<&F::Value>, Times)>,
-    ) -> impl Future<Output = bool> + Send;
+    ) -> impl Future<Output = Published> + Send;
 
     /// Writes a kept entry under a lease that its load still holds (fail-safe after
     /// `load_timeout`): the load publishes its own result when it ends.
@@ -308,8 +327,8 @@ impl<F: Function> Backend<F> for Memory {
         _: &Tagged<F::Key>,
         _: (),
         _: Option<(Slot<&F::Value>, Times)>,
-    ) -> bool {
-        true
+    ) -> Published {
+        Published::IN_PROCESS
     }
 
     async fn publish_async(
@@ -317,8 +336,8 @@ impl<F: Function> Backend<F> for Memory {
         _: &Tagged<F::Key>,
         _: (),
         _: Option<(Slot<&F::Value>, Times)>,
-    ) -> bool {
-        true
+    ) -> Published {
+        Published::IN_PROCESS
     }
 
     fn keep(_: &Engine<F, Self>, _: &Tagged<F::Key>, _: &(), _: (Slot<&F::Value>, Times)) -> bool {

@@ -50,10 +50,12 @@ static EVERY_MS: AtomicU64 = AtomicU64::new(5_000);
 /// cache_runtime::set_metrics_interval(Duration::from_secs(15));
 /// ```
 pub fn set_metrics_interval(every: Duration) {
-    EVERY_MS.store(
-        u64::try_from(every.as_millis()).unwrap_or(u64::MAX),
-        Relaxed,
-    );
+    // Under a millisecond is a millisecond, not "off".
+    let ms = match u64::try_from(every.as_millis()).unwrap_or(u64::MAX) {
+        0 if !every.is_zero() => 1,
+        ms => ms,
+    };
+    EVERY_MS.store(ms, Relaxed);
 }
 
 /// Hands every registered cache's figures to the installed `metrics` recorder now (feature

@@ -9,11 +9,14 @@
 //! together.
 
 use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Instant;
+
+use crate::body::CatchUnwind;
 
 /// What `f_warm` did, from its return value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,16 +115,31 @@ where
     I: IntoIterator<IntoIter: Send, Item: Send>,
 {
     let tally = Tally::new(cache);
-    let items = Mutex::new(items.into_iter());
+    let items = items.into_iter();
+    // No more workers than items, when the iterator knows how many.
+    let workers = match items.size_hint() {
+        (_, Some(most)) => CONCURRENCY.load(Relaxed).min(most.max(1)),
+        _ => CONCURRENCY.load(Relaxed),
+    };
+    let items = Mutex::new(items);
     let next = || items.lock().unwrap_or_else(PoisonError::into_inner).next();
     let work = || {
         while let Some(item) = next() {
-            tally.add(one(item));
+            // A panic in the key's or tags' code is this key's failure, not the warming's.
+            let outcome = catch_unwind(AssertUnwindSafe(|| one(item)));
+            tally.add(outcome.unwrap_or(Warm::Failed));
         }
     };
     std::thread::scope(|s| {
-        for _ in 1..CONCURRENCY.load(Relaxed) {
-            s.spawn(work);
+        for _ in 1..workers {
+            // A thread that cannot be made leaves its share to the others.
+            if std::thread::Builder::new()
+                .name("cache-runtime-warm".into())
+                .spawn_scoped(s, work)
+                .is_err()
+            {
+                break;
+            }
         }
         work();
     });
@@ -138,12 +156,15 @@ where
 {
     let tally = Tally::new(cache);
     let mut items = items.into_iter();
-    let mut running: Vec<Pin<Box<W>>> = Vec::new();
+    let mut running: Vec<Pin<Box<CatchUnwind<W>>>> = Vec::new();
     let workers = CONCURRENCY.load(Relaxed);
     loop {
         while running.len() < workers {
             match items.next() {
-                Some(item) => running.push(Box::pin(one(item))),
+                Some(item) => match catch_unwind(AssertUnwindSafe(|| one(item))) {
+                    Ok(call) => running.push(Box::pin(CatchUnwind::new(call))),
+                    Err(_) => tally.add(Warm::Failed),
+                },
                 None => break,
             }
         }
@@ -161,7 +182,7 @@ where
         .await;
         let (done, outcome) = outcome;
         drop(running.swap_remove(done));
-        tally.add(outcome);
+        tally.add(outcome.unwrap_or(Warm::Failed));
     }
     tally.finish()
 }

@@ -169,11 +169,16 @@ fn async_entry_and_warm() {
     });
 }
 
+#[cached(ttl = 600, key = "{id}")]
+fn fragment(id: u32) -> String {
+    format!("fragment {id}")
+}
+
 /// A body that calls other cached functions: their answers do not speak for the outer call.
 #[cached(ttl = 600, key = "{id}")]
 fn page(id: u32) -> String {
-    let _ = product(id + 100);
-    let _ = product(id + 100); // a hit inside the body
+    let _ = fragment(id);
+    let _ = fragment(id); // a hit inside the body
     format!("page {id}")
 }
 
@@ -204,10 +209,16 @@ fn functions_with_non_send_parameters_still_compile() {
 #[test]
 fn every_process_reads_the_same_version_from_redis() {
     let Some(_serial) = serial() else { return };
-    assert_eq!(product_entry(42).status(), CacheStatus::Miss);
+    let miss = product_entry(42);
+    assert_eq!(miss.status(), CacheStatus::Miss);
     let read = product_entry(42);
     assert_eq!(read.status(), CacheStatus::Hit);
     let version = read.version().expect("a stored entry");
+    assert_eq!(
+        miss.version(),
+        Some(version),
+        "the loader names what it wrote as readers do"
+    );
     let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
         .args([
             "--exact",
@@ -240,4 +251,30 @@ fn other_process_reads_the_same_version() {
     assert_eq!(read.status(), CacheStatus::Hit, "{read:?}");
     assert_eq!(read.version().map(|v| v.to_string()), Some(expected));
     assert_eq!(PRODUCT_LOADS.load(SeqCst), 0, "nothing loaded here");
+}
+
+static KEPT_FAILS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cached(ttl = 10, jitter = 0.0, stale_if_error = "1h", key = "{id}")]
+fn kept_rate(id: u32) -> Result<u32, String> {
+    if KEPT_FAILS.load(SeqCst) {
+        return Err("the rates service is down".into());
+    }
+    Ok(id + 1)
+}
+
+#[test]
+fn warm_counts_a_failed_load_answered_by_a_kept_value_as_failed() {
+    let Some(_serial) = serial() else { return };
+    let first = kept_rate_warm([1, 2]);
+    assert_eq!((first.loaded, first.failed), (2, 0));
+    clock::advance(Duration::from_secs(15));
+    KEPT_FAILS.store(true, SeqCst);
+    let kept = kept_rate_entry(1);
+    assert_eq!(
+        (kept.status(), kept.into_inner()),
+        (CacheStatus::Stale, Ok(2))
+    );
+    let again = kept_rate_warm([2]);
+    assert_eq!((again.loaded, again.skipped, again.failed), (0, 0, 1));
 }

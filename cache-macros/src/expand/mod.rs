@@ -394,7 +394,8 @@ impl<'a> Gen<'a> {
     /// The `Send` bounds name `I`, so a function whose arguments are not `Send` still compiles
     /// (its `f_warm` cannot be called). Elided lifetimes in the item type become `'w`.
     fn warm(&self) -> TokenStream {
-        if self.has_self() || self.sig.params.is_empty() {
+        let unsafe_fn = matches!(self.func.sig.safety, syn::Safety::Unsafe(_));
+        if self.has_self() || self.sig.params.is_empty() || unsafe_fn || !self.warmable() {
             return TokenStream::new();
         }
         let krate = &self.krate;
@@ -497,6 +498,44 @@ impl<'a> Gen<'a> {
                 #run
             }
         }
+    }
+
+    /// Whether every parameter type can be named in `f_warm`'s where clause once its elided
+    /// reference lifetimes are named: not with a function type, a trait object or a type
+    /// known to hide a lifetime (`Cow<str>`, `Ref<T>`, written without one); `f_warm` is left
+    /// out for those.
+    fn warmable(&self) -> bool {
+        const HIDING: [&str; 5] = ["Cow", "Ref", "RefMut", "Arguments", "Formatter"];
+        fn ok(tokens: TokenStream) -> bool {
+            let mut tokens = tokens.into_iter().peekable();
+            while let Some(tt) = tokens.next() {
+                match tt {
+                    TokenTree::Group(g) if !ok(g.stream()) => return false,
+                    TokenTree::Ident(i) => {
+                        let name = i.to_string();
+                        if ["fn", "Fn", "FnMut", "FnOnce", "dyn", "for", "impl"]
+                            .contains(&name.as_str())
+                        {
+                            return false;
+                        }
+                        if HIDING.contains(&name.as_str()) {
+                            // `Cow<'a, str>` names its lifetime: `<` then `'`.
+                            let named = matches!(tokens.peek(), Some(TokenTree::Punct(p)) if p.as_char() == '<')
+                                && {
+                                    tokens.next();
+                                    matches!(tokens.peek(), Some(TokenTree::Punct(p)) if p.as_char() == '\'')
+                                };
+                            if !named {
+                                return false;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            true
+        }
+        self.sig.params.iter().all(|p| ok(p.ty.to_token_stream()))
     }
 
     /// With freshness phases, and parameters that are all owned: the body wrapped so that the

@@ -72,9 +72,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         held: Entry<F::Value>,
         failed: Failed<'_>,
     ) -> Option<F::Output> {
-        let settled = self.rearm(key, &held, failed.why);
+        let mut settled = self.rearm(key, &held, failed.why);
         let valid = match lease {
-            Some(lease) => B::publish(self, key, lease, settled.stored()),
+            Some(lease) => settled.published(B::publish(self, key, lease, settled.stored())),
             None => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
@@ -91,9 +91,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         held: Entry<F::Value>,
         failed: Failed<'_>,
     ) -> Option<F::Output> {
-        let settled = self.rearm(key, &held, failed.why);
+        let mut settled = self.rearm(key, &held, failed.why);
         let valid = match lease {
-            Some(lease) => B::publish_async(self, key, lease, settled.stored()).await,
+            Some(lease) => {
+                let published = B::publish_async(self, key, lease, settled.stored()).await;
+                settled.published(published)
+            }
             None => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
@@ -206,11 +209,16 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         ticket: Option<Ticket>,
         entry: Option<Entry<F::Value>>,
     ) {
-        let Some(entry) = entry else {
+        let Some(mut entry) = entry else {
             return;
         };
         let valid = match lease {
-            Some(lease) => B::publish(self, key, lease, Some((entry.slot.as_ref(), entry.times))),
+            Some(lease) => {
+                let stored = Some((entry.slot.as_ref(), entry.times));
+                let published = B::publish(self, key, lease, stored);
+                entry.times.version = published.version.unwrap_or(entry.times.version);
+                published.valid
+            }
             None => true,
         };
         self.store_late(key, ticket, entry, valid);
@@ -224,13 +232,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         ticket: Option<Ticket>,
         entry: Option<Entry<F::Value>>,
     ) {
-        let Some(entry) = entry else {
+        let Some(mut entry) = entry else {
             return;
         };
         let valid = match lease {
             Some(lease) => {
                 let stored = Some((entry.slot.as_ref(), entry.times));
-                B::publish_async(self, key, lease, stored).await
+                let published = B::publish_async(self, key, lease, stored).await;
+                entry.times.version = published.version.unwrap_or(entry.times.version);
+                published.valid
             }
             None => true,
         };

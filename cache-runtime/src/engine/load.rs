@@ -303,8 +303,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         Self::warmed(loaded.ok())
     }
 
+    /// A stale key counts as loaded: its revalidation started (or was running).
     fn warmed(answer: Option<Cached<F::Output>>) -> Warm {
         match answer {
+            Some(a) if a.load_failed => Warm::Failed,
             Some(a) if matches!(a.status(), CacheStatus::Hit | CacheStatus::NullHit) => {
                 Warm::Skipped
             }
@@ -526,6 +528,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 Err(guard) => {
                     let result = self.run(mark, self.watch(mark, B::local(key)), || body.call());
                     let settled = self.settle(&result, 0);
+                    note_load(Some(&settled));
                     self.write_local(key, guard, ticket, &settled, true);
                     return result;
                 }
@@ -581,13 +584,14 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             }
             return answer_or_unwind(result);
         }
-        let Some(settled) = outcome else {
+        let Some(mut settled) = outcome else {
             return answer_or_unwind(result);
         };
         let valid = match lease {
-            Some(lease) => B::publish(self, key, lease, settled.stored()),
+            Some(lease) => settled.published(B::publish(self, key, lease, settled.stored())),
             None => true,
         };
+        note_load(Some(&settled));
         self.write_local(key, guard, ticket, &settled, valid);
         answer_or_unwind(result)
     }
@@ -616,6 +620,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     let watch = self.watch(mark, B::local(key));
                     let result = self.run_async(mark, watch, body.start()).await;
                     let settled = self.settle(&result, 0);
+                    note_load(Some(&settled));
                     self.write_local(key, guard, ticket, &settled, true);
                     return result;
                 }
@@ -682,13 +687,17 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             }
             return answer_or_unwind(result);
         }
-        let Some(settled) = outcome else {
+        let Some(mut settled) = outcome else {
             return answer_or_unwind(result);
         };
         let valid = match lease {
-            Some(lease) => B::publish_async(self, key, lease, settled.stored()).await,
+            Some(lease) => {
+                let published = B::publish_async(self, key, lease, settled.stored()).await;
+                settled.published(published)
+            }
             None => true,
         };
+        note_load(Some(&settled));
         self.write_local(key, guard, ticket, &settled, valid);
         answer_or_unwind(result)
     }
@@ -893,9 +902,19 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             return;
         }
         if let (Some(guard), Some(slot), true) = (guard, settled.share.clone(), valid) {
+            // A result that is shared but not stored (a null while null caching is off) names
+            // no entry: version 0.
+            let version = if settled.store.is_some() {
+                settled.times.version
+            } else {
+                0
+            };
             let entry = Entry {
                 slot: slot.cloned(),
-                times: settled.times,
+                times: Times {
+                    version,
+                    ..settled.times
+                },
                 tags: EntryTags::of(B::tags(key)),
             };
             if guard.insert(entry).is_ok() {
@@ -908,7 +927,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     fn fallback_load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
         let local = B::into_local(key);
         match B::fallback(self) {
-            Some(fallback) => match fallback.get_key(&local.key) {
+            Some(fallback) => match fallback.get_key_noted(&local.key) {
                 Some(hit) => hit,
                 None => fallback.load(local, body),
             },
@@ -929,7 +948,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         match B::fallback(self) {
             // Boxed: the fallback's own (never taken) fallback path would make this future
             // contain itself.
-            Some(fallback) => match fallback.get_key(&local.key) {
+            Some(fallback) => match fallback.get_key_noted(&local.key) {
                 Some(hit) => hit,
                 None => Box::pin(fallback.load_async(local, body)).await,
             },
@@ -963,8 +982,14 @@ fn stored(times: &Times) -> Option<&Times> {
     (times.version != 0).then_some(times)
 }
 
-/// Notes the answer of this call's own load: a miss, with the times of what it stored.
+/// Notes the answer of this call's own load: a miss, with the times of what it stored; or
+/// its failure (a kept value may answer next).
 fn note_load<V>(outcome: Option<&Settled<'_, V>>) {
-    let times = outcome.and_then(|s| s.store.as_ref().map(|_| &s.times));
-    answer::note(CacheStatus::Miss, times);
+    match outcome {
+        Some(settled) if settled.share.is_some() => {
+            let times = settled.store.as_ref().map(|_| &settled.times);
+            answer::note(CacheStatus::Miss, times);
+        }
+        _ => answer::note_load_failed(),
+    }
 }

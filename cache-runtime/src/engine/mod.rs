@@ -126,9 +126,13 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         self.get_at(lookup, coarse)
     }
 
-    /// [`Engine::get`] by an owned key (the fallback's hit path).
-    pub(crate) fn get_key(&self, key: &F::Key) -> Option<F::Output> {
-        self.get_q(key)
+    /// [`Engine::get`] by an owned key (the fallback's hit path), noted for `f_entry`.
+    pub(crate) fn get_key_noted(&self, key: &F::Key) -> Option<F::Output> {
+        let hit = self.get_q(key)?;
+        if let Some(entry) = self.store.peek(key) {
+            answer::note_held(&entry);
+        }
+        Some(hit)
     }
 
     #[inline]

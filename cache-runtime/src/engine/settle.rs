@@ -134,6 +134,13 @@ pub(crate) struct Settled<'r, V> {
 }
 
 impl<'r, V> Settled<'r, V> {
+    /// Takes what a publish did: the version of what it wrote (the one every process reading
+    /// it computes); returns whether the lease still held.
+    pub(crate) fn published(&mut self, published: crate::backend::Published) -> bool {
+        self.times.version = published.version.unwrap_or(self.times.version);
+        published.valid
+    }
+
     /// What a backend publishes.
     pub(crate) fn stored(&self) -> Option<(Slot<&'r V>, Times)> {
         self.store.clone().map(|slot| (slot, self.times))

@@ -20,7 +20,7 @@ use super::lease::{Begin, Lease, Write};
 use super::pending::{self, Pending};
 use super::tiered::{self, Change};
 use super::{Keys, RateLimit, RedisFunction, RedisKey, RedisSignature, codec, json, tags};
-use crate::backend::{Backend, BackendState, Leased, Memory, Read, Start, Tagged};
+use crate::backend::{Backend, BackendState, Leased, Memory, Published, Read, Start, Tagged};
 use crate::bounds::{CachedValue, RedisValue};
 use crate::cell::Cell;
 use crate::clock;
@@ -239,6 +239,14 @@ fn decode<F: RedisFunction, T: Tier>(
             store_error(engine, &StoreError::Data(format!("unusable entry: {e}")));
             None
         }
+    }
+}
+
+/// `times` with the version of the bytes written, if any.
+fn with_version(times: Times, version: Option<u64>) -> Times {
+    Times {
+        version: version.unwrap_or(times.version),
+        ..times
     }
 }
 
@@ -514,20 +522,26 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         key: &RedisKey<F>,
         mut lease: HeldLease,
         stored: Option<(Slot<&F::Value>, Times)>,
-    ) -> bool {
+    ) -> Published {
         let warm = Warm::start(engine, key);
         lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
-            return true;
+            return Published::IN_PROCESS;
         };
         let write = stored
             .clone()
             .and_then(|stored| payload(engine, &held, stored));
+        // The version every reader computes from these bytes, for this process's copies too.
+        let version = write.as_ref().map(|(bytes, _)| codec::version_of(bytes));
+        let stored = stored.map(|(slot, times)| (slot, with_version(times, version)));
         let (redis, keys) = (lease.redis, lease.keys.clone());
         let wrote = write.is_some();
         let answer = redis.block(ops::publish(redis, keys, held, write));
         warm.published(&answer, stored.filter(|_| wrote));
-        published(engine, answer)
+        Published {
+            valid: published(engine, answer),
+            version,
+        }
     }
 
     async fn publish_async(
@@ -535,20 +549,26 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         key: &RedisKey<F>,
         mut lease: HeldLease,
         stored: Option<(Slot<&F::Value>, Times)>,
-    ) -> bool {
+    ) -> Published {
         let warm = Warm::start(engine, key);
         lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
-            return true;
+            return Published::IN_PROCESS;
         };
         let write = stored
             .clone()
             .and_then(|stored| payload(engine, &held, stored));
+        // The version every reader computes from these bytes, for this process's copies too.
+        let version = write.as_ref().map(|(bytes, _)| codec::version_of(bytes));
+        let stored = stored.map(|(slot, times)| (slot, with_version(times, version)));
         let (redis, keys) = (lease.redis, lease.keys.clone());
         let wrote = write.is_some();
         let answer = redis.run(ops::publish(redis, keys, held, write)).await;
         warm.published(&answer, stored.filter(|_| wrote));
-        published(engine, answer)
+        Published {
+            valid: published(engine, answer),
+            version,
+        }
     }
 
     fn keep(

@@ -35,7 +35,9 @@ struct Entry {
     /// `X-Cache`.
     status: &'static str,
     age: Duration,
-    fresh_for: Duration,
+    /// The entry's whole freshness lifetime: `max-age`, sent with `Age` (an HTTP cache keeps
+    /// a response fresh while `max-age > Age`, RFC 9111 §4.2).
+    lifetime: Duration,
     stale_while_revalidate: Duration,
     version: Option<u64>,
 }
@@ -51,7 +53,7 @@ impl<R> Lookup<R> {
         let entry = Entry {
             status: x_cache(cached.status()),
             age: cached.age(),
-            fresh_for: cached.fresh_for(),
+            lifetime: cached.lifetime(),
             stale_while_revalidate: cached.stale_while_revalidate(),
             version: cached.version(),
         };
@@ -116,7 +118,7 @@ fn cache_headers(entry: Option<&Entry>, audience: Audience, with_etag: bool) -> 
         Audience::Public => "public",
         Audience::Private => "private",
     };
-    let mut control = format!("{scope}, max-age={}", entry.fresh_for.as_secs());
+    let mut control = format!("{scope}, max-age={}", entry.lifetime.as_secs());
     if !entry.stale_while_revalidate.is_zero() {
         let _ = write!(
             control,
