@@ -291,13 +291,31 @@ pub fn warm_best_sellers(mode: Mode, limit: u32) -> Result<Option<cache_runtime:
         return Ok(None);
     }
     let ids = db::top_seller_ids(limit)?;
-    Ok(Some(match mode {
-        Mode::Uncached | Mode::Memory => memory::product_warm(ids),
-        #[cfg(feature = "redis")]
-        Mode::Redis => redis::product_warm(ids),
-        #[cfg(feature = "redis")]
-        Mode::Tiered => tiered::product_warm(ids),
-    }))
+    // In tenths, each logged with a progress bar.
+    let tenth = ids.len().div_ceil(10).max(1);
+    let mut total = cache_runtime::Warmed::default();
+    let mut done = 0;
+    for chunk in ids.chunks(tenth) {
+        let warmed = match mode {
+            Mode::Uncached | Mode::Memory => memory::product_warm(chunk.iter().copied()),
+            #[cfg(feature = "redis")]
+            Mode::Redis => redis::product_warm(chunk.iter().copied()),
+            #[cfg(feature = "redis")]
+            Mode::Tiered => tiered::product_warm(chunk.iter().copied()),
+        };
+        total.loaded += warmed.loaded;
+        total.skipped += warmed.skipped;
+        total.failed += warmed.failed;
+        done += chunk.len();
+        tracing::info!(progress = %progress_bar(done, ids.len()), "warming the best sellers");
+    }
+    Ok(Some(total))
+}
+
+/// `[######----] 120/200`.
+fn progress_bar(done: usize, of: usize) -> String {
+    let filled = (done * 20).checked_div(of).unwrap_or(20);
+    format!("[{}{}] {done}/{of}", "#".repeat(filled), "-".repeat(20 - filled))
 }
 
 /// A 64-bit linear congruential generator (Knuth's MMIX constants): deterministic, tiny, and
