@@ -315,7 +315,11 @@ pub fn warm_best_sellers(mode: Mode, limit: u32) -> Result<Option<cache_runtime:
 /// `[######----] 120/200`.
 fn progress_bar(done: usize, of: usize) -> String {
     let filled = (done * 20).checked_div(of).unwrap_or(20);
-    format!("[{}{}] {done}/{of}", "#".repeat(filled), "-".repeat(20 - filled))
+    format!(
+        "[{}{}] {done}/{of}",
+        "#".repeat(filled),
+        "-".repeat(20 - filled)
+    )
 }
 
 /// A 64-bit linear congruential generator (Knuth's MMIX constants): deterministic, tiny, and
