@@ -65,7 +65,7 @@ const PROGRESS_EVERY: u64 = 1_000;
 
 impl<'a> Tally<'a> {
     fn new(cache: &'a str) -> Self {
-        tracing::info!(cache = %cache, "cache-runtime: warming");
+        tracing::debug!(cache = %cache, "cache-runtime: warming");
         Tally {
             cache,
             loaded: AtomicU64::new(0),

@@ -331,7 +331,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         };
         let mark = Mark::new(self, B::local(&key));
         let running = mark.is_running();
-        if !running && self.policy.lock != Lock::None {
+        if !running
+            && self.policy.lock != Lock::None
+            && tracing::level_enabled!(tracing::Level::DEBUG)
+        {
             // Before the miss is counted: a load that has seen a miss counted has seen it
             // arrive (`waiters.rs`).
             self.waiters.arrive(mark);
@@ -395,7 +398,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         };
         let mark = Mark::new(self, B::local(&key));
         let running = mark.is_running();
-        if !running && self.policy.lock != Lock::None {
+        if !running
+            && self.policy.lock != Lock::None
+            && tracing::level_enabled!(tracing::Level::DEBUG)
+        {
             // Before the miss is counted: a load that has seen a miss counted has seen it
             // arrive (`waiters.rs`).
             self.waiters.arrive(mark);

@@ -54,8 +54,11 @@ pub(crate) struct LoadWatch<'a> {
     #[cfg_attr(not(feature = "metrics"), allow(dead_code, reason = "a metrics label"))]
     backend: &'static str,
     span: tracing::Span,
-    started: Instant,
-    running: Running<'a>,
+    /// When the load started: only if someone reads its duration (its span is enabled, or the
+    /// `metrics` feature is on); reading the clock costs more than a quarter of a miss here.
+    started: Option<Instant>,
+    /// Its place among the loads waited for: only while its span is enabled.
+    running: Option<Running<'a>>,
     ended: bool,
 }
 
@@ -80,13 +83,17 @@ impl LoadWatch<'_> {
 
     fn end(&mut self, outcome: Outcome) {
         self.ended = true;
-        let took = self.started.elapsed();
+        let Some(took) = self.started.map(|s| s.elapsed()) else {
+            return;
+        };
         self.span.record("outcome", outcome.as_str());
         self.span.record(
             "duration_ms",
             u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         );
-        self.span.record("waits", self.running.waits());
+        if let Some(running) = &self.running {
+            self.span.record("waits", running.waits());
+        }
         #[cfg(feature = "metrics")]
         {
             let labels = [
@@ -165,13 +172,14 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         {
             span.record("key", text);
         }
+        let observed = !span.is_disabled();
         LoadWatch {
             stats: &self.stats,
             cache: &self.name,
             backend: B::NAME,
             span,
-            started: Instant::now(),
-            running: self.waiters.start(mark),
+            started: (observed || cfg!(feature = "metrics")).then(Instant::now),
+            running: observed.then(|| self.waiters.start(mark)),
             ended: false,
         }
     }

@@ -7,7 +7,8 @@
 //! re-entry mark's 64-bit key hash (a collision can only mix two keys' counts). The count is
 //! exact but for two races: a caller that arrives in the instant between a load's start and
 //! its registration is not counted, and one that arrives as the load ends is counted and may
-//! load next. Only misses and loads touch it, never a hit.
+//! load next. Only misses and loads touch it, never a hit, and only while debug events are
+//! enabled (a disabled `cache.load` span has no `waits` to record).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
