@@ -8,8 +8,6 @@
 //! through the fence ticket it took when it started, on a shared backend under the lease it
 //! still holds, so an invalidation meanwhile still wins.
 
-use std::time::Instant;
-
 use crate::backend::Backend;
 use crate::body::Panic;
 use crate::clock;
@@ -20,7 +18,7 @@ use crate::stats::Counter;
 use crate::tags::EntryTags;
 
 use super::Engine;
-use super::load::{Guard, elapsed_ms};
+use super::load::{Guard, LoadClock};
 use super::settle::Settled;
 
 /// Why a load gave no value, and whether its caller's answer was counted already.
@@ -163,11 +161,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     pub(super) fn late_entry(
         &self,
         result: Result<F::Output, Panic>,
-        started: Instant,
+        started: LoadClock,
     ) -> Option<Entry<F::Value>> {
         match result {
             Ok(result) => {
-                let settled = self.settle(&result, elapsed_ms(started));
+                let settled = self.settle(&result, started.elapsed_ms());
                 let times = settled.times;
                 // The tags are the key's, set when it is stored (`store_late`).
                 settled.store.map(|slot| Entry {

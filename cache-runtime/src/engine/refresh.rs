@@ -7,7 +7,6 @@
 //! (`Start::Refresh`), so a process that comes after another's refresh does not load again.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
 
 use crate::backend::{Backend, Leased, Start};
 use crate::body::{AsyncBody, CatchUnwind, SendFuture, SyncBody};
@@ -143,7 +142,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Leased::Found(_) | Leased::Busy => return,
         };
         self.stats.add(Counter::Refresh);
-        let started = Instant::now();
+        let started = super::load::LoadClock::start(&self.policy);
         let mark = Mark::new(self, B::local(key));
         let watch = self.watch(mark, B::local(key));
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -173,7 +172,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Leased::Found(_) | Leased::Busy => return,
         };
         self.stats.add(Counter::Refresh);
-        let started = Instant::now();
+        let started = super::load::LoadClock::start(&self.policy);
         let watch = self.watch(Mark::new(self, B::local(&key)), B::local(&key));
         let body = tracing::Instrument::instrument(body, watch.span().clone());
         // The result is mapped to its entry in one step, with no await while it lives.
