@@ -95,7 +95,7 @@ impl<'a> Tally<'a> {
             skipped: self.skipped.into_inner(),
             failed: self.failed.into_inner(),
         };
-        tracing::info!(
+        tracing::debug!(
             cache = %self.cache,
             loaded = warmed.loaded,
             skipped = warmed.skipped,

@@ -16,12 +16,39 @@ use shop_http::{AppState, Mode, db_queries, memory, router};
 use tokio::sync::RwLock;
 use tower::ServiceExt as _;
 
-/// The shop on a database of a few hundred rows, in the temp directory.
+/// The shop on a database of a few hundred rows, in the temp directory (one per test process:
+/// nextest runs each test in its own; the files of finished ones are removed first).
 static STATE: LazyLock<AppState> = LazyLock::new(|| {
+    remove_finished_processes_databases();
     let path = std::env::temp_dir().join(format!("shop-http-tests-{}.db", std::process::id()));
     db::create_database(&path, DataSize::SMALL).expect("the test database");
     AppState::new(path, Mode::Memory).expect("the shop's state")
 });
+
+/// Removes the test databases of test processes that have ended (Linux: a process is alive
+/// while `/proc/<pid>` exists; elsewhere nothing is removed).
+fn remove_finished_processes_databases() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("shop-http-tests-"))
+            .and_then(|n| n.strip_suffix(".db"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
 
 /// Read by every test; written by the one that counts database queries.
 static GATE: RwLock<()> = RwLock::const_new(());
