@@ -48,7 +48,7 @@ pub use invalidation::Invalidation;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics::{export_metrics, set_metrics_interval};
-pub use registry::caches;
+pub use registry::{caches, clear_all, clear_all_async};
 pub use stats::Stats;
 pub use tags::{invalidate_tag, invalidate_tag_async, invalidate_tags, invalidate_tags_async};
 pub use warm::{Warmed, set_warm_concurrency};

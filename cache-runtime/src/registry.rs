@@ -6,6 +6,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use crate::handle::CacheHandle;
+use crate::invalidation::Invalidation;
 
 static CACHES: Mutex<Vec<CacheHandle>> = Mutex::new(Vec::new());
 
@@ -47,4 +48,37 @@ pub fn caches() -> Vec<CacheHandle> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone()
+}
+
+/// Clears every cache this process has made so far ([`CacheHandle::clear`] of each of
+/// [`caches`]): after a deploy that changes what functions return, or in tests. Loads in flight
+/// do not write their results back. `Pending` if Redis could not be reached for one of them
+/// (its clear is kept and replayed, as `clear` does).
+///
+/// A cache this process has not made yet (its function never called here) is not cleared: on
+/// Redis its keys stay; `f_cache().clear()` makes and clears one cache.
+///
+/// ```no_run
+/// assert!(cache_runtime::clear_all().is_done());
+/// ```
+pub fn clear_all() -> Invalidation {
+    let mut all = Invalidation::Done;
+    for cache in caches() {
+        if cache.clear().is_pending() {
+            all = Invalidation::Pending;
+        }
+    }
+    all
+}
+
+/// The async twin of [`clear_all`]: on Redis the scans run without blocking the caller's
+/// thread.
+pub async fn clear_all_async() -> Invalidation {
+    let mut all = Invalidation::Done;
+    for cache in caches() {
+        if cache.clear_async().await.is_pending() {
+            all = Invalidation::Pending;
+        }
+    }
+    all
 }
