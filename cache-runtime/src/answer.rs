@@ -199,19 +199,16 @@ pub(crate) fn note_load_failed() {
     }
 }
 
-/// The status of an answer counted as `counter` (a hit, null hit or stale answer).
-pub(crate) fn status_of(counter: Counter) -> CacheStatus {
-    match counter {
+/// Notes an answer counted as `counter` (a hit, null hit or stale answer) by the entry of
+/// `times`.
+pub(crate) fn note_counted(counter: Counter, times: &Times) {
+    let status = match counter {
         Counter::Hit => CacheStatus::Hit,
         Counter::NullHit => CacheStatus::NullHit,
         Counter::StaleHit | Counter::StaleIfErrorHit => CacheStatus::Stale,
         _ => CacheStatus::Miss,
-    }
-}
-
-/// Notes an answer counted as `counter` by `entry`.
-pub(crate) fn note_counted<V>(counter: Counter, entry: &Entry<V>) {
-    note(status_of(counter), Some(&entry.times));
+    };
+    note(status, Some(times));
 }
 
 /// Notes an answer by a kept entry: a hit while it is fresh, else stale.

@@ -28,11 +28,7 @@ fn clear_all_clears_every_cache_made_sync_and_async() {
     if !common::backend_ready() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = common::runtime();
     a(1);
     a(1);
     rt.block_on(b(1));

@@ -146,11 +146,7 @@ async fn remote_rate(id: u32) -> Option<u32> {
 #[test]
 fn async_entry_and_warm() {
     let Some(_serial) = serial() else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let warmed = remote_rate_warm(0..10).await;
         assert_eq!((warmed.loaded, warmed.skipped, warmed.failed), (10, 0, 0));

@@ -19,12 +19,12 @@ const WAITED: u32 = 9;
 
 /// The calls of the mix: 2 errors (not cached: two loads), 3 null calls (one load, two null
 /// hits), 3 calls of 2 (one load, two hits), 1 call of 3; then `WAITED` by four threads at
-/// once (one load, three waits).
+/// once (one load, three waits). Then exports, and returns the figures it checked.
 fn run_script(
     call: fn(u32) -> Result<Option<u32>, String>,
     cache: &CacheHandle,
     until: &AtomicU64,
-) {
+) -> Stats {
     for id in [0, 0, 1, 1, 1, 2, 2, 2, 3] {
         let _ = call(id);
     }
@@ -34,6 +34,21 @@ fn run_script(
             s.spawn(move || assert_eq!(call(WAITED), Ok(Some(WAITED))));
         }
     });
+    cache_runtime::export_metrics();
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.hits,
+            s.null_hits,
+            s.misses,
+            s.loads,
+            s.load_errors,
+            s.waits
+        ),
+        (2, 2, 9, 6, 2, 3),
+        "{s:?}"
+    );
+    s
 }
 
 /// The body of the script's functions: `WAITED` ends once `misses` reached `until` (every
@@ -138,21 +153,7 @@ fn exported_values_equal_stats_with_their_labels() {
         .install()
         .expect("the only recorder of this process");
 
-    run_script(metered, metered_cache(), &MEMORY_UNTIL);
-    cache_runtime::export_metrics();
-    let s = metered_cache().stats();
-    assert_eq!(
-        (
-            s.hits,
-            s.null_hits,
-            s.misses,
-            s.loads,
-            s.load_errors,
-            s.waits
-        ),
-        (2, 2, 9, 6, 2, 3),
-        "{s:?}"
-    );
+    let s = run_script(metered, metered_cache(), &MEMORY_UNTIL);
     assert_eq!((s.evictions, s.size), (1, 3), "{s:?}");
     let values = exported(&snapshotter, "metered", "memory");
     assert_exported(&values, &s);
@@ -181,21 +182,7 @@ fn on_redis(snapshotter: &Snapshotter) {
     let Some(_) = tests::redis_server::setup(&prefix) else {
         return;
     };
-    run_script(metered_redis, metered_redis_cache(), &REDIS_UNTIL);
-    cache_runtime::export_metrics();
-    let s = metered_redis_cache().stats();
-    assert_eq!(
-        (
-            s.hits,
-            s.null_hits,
-            s.misses,
-            s.loads,
-            s.load_errors,
-            s.waits
-        ),
-        (2, 2, 9, 6, 2, 3),
-        "{s:?}"
-    );
+    let s = run_script(metered_redis, metered_redis_cache(), &REDIS_UNTIL);
     assert_eq!((s.store_errors, s.store_skips), (0, 0), "{s:?}");
     let values = exported(snapshotter, "metered.redis", "redis");
     assert_exported(&values, &s);

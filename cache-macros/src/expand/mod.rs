@@ -279,39 +279,69 @@ impl<'a> Gen<'a> {
             Output::Body(&self.sig.output),
         );
         let store = self.path_to(&self.store_ident());
-        let code = self.key.code(&self.krate);
-        let (prelude, lookup_expr) = (&code.prelude, &code.lookup);
-        let call = self.call_uncached();
-        let tags = self.tags.code(&self.krate);
-        let [cache, hit, key, lookup] = mixed(["__cache", "__hit", "__key", "__lookup"]);
-        let is_async = self.func.sig.asyncness.is_some();
+        let [cache] = mixed(["__cache"]);
         // One call shape for every backend: `get` is the in-process hit path (a backend whose
         // entries live elsewhere answers `None` at once and reads them in `load`).
-        let body = match is_async {
-            true => call,
-            false => quote!(move || #call),
-        };
-        let body = self.movable_body(body);
-        let load = match is_async {
-            true => quote!(#cache.load_async(#key, #body).await),
-            false => quote!(#cache.load(#key, #body)),
-        };
+        let cache_aside = self.cache_aside(&cache, "get", |hit| quote!(#hit), "load");
         quote! {
             #(#attrs)*
             // The body (in `f_uncached`) carries `f`'s own `#[deprecated]`, if any.
             #[allow(deprecated)]
             #vis #sig {
                 let #cache = #store();
-                let #key = {
-                    #prelude
-                    let #lookup = #lookup_expr;
-                    if let ::core::option::Option::Some(#hit) = #cache.get(&#lookup) {
-                        return #hit;
-                    }
-                    #cache.key(&#lookup, #tags)
-                };
-                #load
+                #cache_aside
             }
+        }
+    }
+
+    /// The steps `f`, `f_entry` and `f_warm` share, on the engine `cache`: the key, or a
+    /// return at once with `on_hit(hit)` when `cache.<get>(&lookup)` finds the entry; then
+    /// `cache.<load>(key, body)` (`<load>_async(key, future).await` for an async `f`).
+    ///
+    /// ```text
+    /// let key = {
+    ///     let lookup = Lookup((&a, &*b));
+    ///     if let Some(hit) = cache.get(&lookup) { return hit; }
+    ///     cache.key(&lookup, Tags::new([format!("product:{}", &id)]))  // or Tags::NONE
+    /// };
+    /// cache.load(key, move || f_uncached(a, b))
+    /// ```
+    fn cache_aside(
+        &self,
+        cache: &syn::Ident,
+        get: &str,
+        on_hit: impl FnOnce(&syn::Ident) -> TokenStream,
+        load: &str,
+    ) -> TokenStream {
+        let code = self.key.code(&self.krate);
+        let (prelude, lookup_expr) = (&code.prelude, &code.lookup);
+        let tags = self.tags.code(&self.krate);
+        let [hit, key, lookup] = mixed(["__hit", "__key", "__lookup"]);
+        let get = format_ident!("{get}");
+        let on_hit = on_hit(&hit);
+        let call = self.call_uncached();
+        let load = match self.func.sig.asyncness {
+            Some(_) => {
+                let load = format_ident!("{load}_async");
+                let body = self.movable_body(call);
+                quote!(#cache.#load(#key, #body).await)
+            }
+            None => {
+                let load = format_ident!("{load}");
+                let body = self.movable_body(quote!(move || #call));
+                quote!(#cache.#load(#key, #body))
+            }
+        };
+        quote! {
+            let #key = {
+                #prelude
+                let #lookup = #lookup_expr;
+                if let ::core::option::Option::Some(#hit) = #cache.#get(&#lookup) {
+                    return #on_hit;
+                }
+                #cache.key(&#lookup, #tags)
+            };
+            #load
         }
     }
 
@@ -336,21 +366,8 @@ impl<'a> Gen<'a> {
             Output::Own(returns),
         );
         let store = self.path_to(&self.store_ident());
-        let code = self.key.code(&self.krate);
-        let (prelude, lookup_expr) = (&code.prelude, &code.lookup);
-        let call = self.call_uncached();
-        let tags = self.tags.code(&self.krate);
-        let [cache, hit, key, lookup] = mixed(["__cache", "__hit", "__key", "__lookup"]);
-        let is_async = self.func.sig.asyncness.is_some();
-        let body = match is_async {
-            true => call,
-            false => quote!(move || #call),
-        };
-        let body = self.movable_body(body);
-        let load = match is_async {
-            true => quote!(#cache.load_entry_async(#key, #body).await),
-            false => quote!(#cache.load_entry(#key, #body)),
-        };
+        let [cache] = mixed(["__cache"]);
+        let cache_aside = self.cache_aside(&cache, "get_entry", |hit| quote!(#hit), "load_entry");
         let (vis, cfgs) = (self.vis(), &self.cfgs);
         let f = &self.func.sig.ident;
         let doc = format!(
@@ -364,15 +381,7 @@ impl<'a> Gen<'a> {
             #[allow(dead_code, deprecated)]
             #vis #sig {
                 let #cache = #store();
-                let #key = {
-                    #prelude
-                    let #lookup = #lookup_expr;
-                    if let ::core::option::Option::Some(#hit) = #cache.get_entry(&#lookup) {
-                        return #hit;
-                    }
-                    #cache.key(&#lookup, #tags)
-                };
-                #load
+                #cache_aside
             }
         }
     }
@@ -413,18 +422,14 @@ impl<'a> Gen<'a> {
             _ => (quote!((#(#types,)*)), quote!((#(#idents,)*))),
         };
         let store = self.path_to(&self.store_ident());
-        let code = self.key.code(&self.krate);
-        let (prelude, lookup_expr) = (&code.prelude, &code.lookup);
-        let call = self.call_uncached();
-        let tags = self.tags.code(&self.krate);
-        let [cache, items, key, lookup, iter] =
-            mixed(["__cache", "__items", "__key", "__lookup", "__I"]);
-        let is_async = self.func.sig.asyncness.is_some();
-        let body = match is_async {
-            true => call,
-            false => quote!(move || #call),
-        };
-        let body = self.movable_body(body);
+        let [cache, items, iter] = mixed(["__cache", "__items", "__I"]);
+        let skipped = quote!(#krate::__private::Warm::Skipped);
+        let cache_aside = self.cache_aside(
+            &cache,
+            "get_entry",
+            |hit| quote!({ let _ = #hit; #skipped }),
+            "warm_load",
+        );
         // Each argument as the type written, so that a mistake in the key is reported once, in
         // `f`'s terms, not again with the item's named lifetimes.
         let written = self.sig.params.iter().map(|p| {
@@ -433,35 +438,22 @@ impl<'a> Gen<'a> {
         });
         let one = quote! {
             #(#written)*
-            let #key = {
-                #prelude
-                let #lookup = #lookup_expr;
-                if #cache.get_entry(&#lookup).is_some() {
-                    return #krate::__private::Warm::Skipped;
-                }
-                #cache.key(&#lookup, #tags)
-            };
+            #cache_aside
         };
-        let (asyncness, run, bounds) = match is_async {
-            true => (
+        let (asyncness, run, bounds) = match self.func.sig.asyncness {
+            Some(_) => (
                 quote!(async),
                 quote! {
                     #krate::__private::warm_async(#cache.handle().name(), #items, move |#pattern| {
-                        async move {
-                            #one
-                            #cache.warm_load_async(#key, #body).await
-                        }
+                        async move { #one }
                     }).await
                 },
                 quote!(),
             ),
-            false => (
+            None => (
                 quote!(),
                 quote! {
-                    #krate::__private::warm(#cache.handle().name(), #items, |#pattern| {
-                        #one
-                        #cache.warm_load(#key, #body)
-                    })
+                    #krate::__private::warm(#cache.handle().name(), #items, |#pattern| { #one })
                 },
                 quote! {
                     <#iter as ::core::iter::IntoIterator>::IntoIter: ::core::marker::Send,

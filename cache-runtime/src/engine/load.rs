@@ -245,7 +245,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     refresh: true,
                 } => match F::Shape::from_slot(entry.slot.clone()) {
                     Some(result) => {
-                        answer::note_counted(counter, &entry);
+                        answer::note_counted(counter, &entry.times);
                         if B::LOCAL
                             && B::REMOTE
                             && matches!(counter, Counter::Hit | Counter::NullHit)
@@ -258,7 +258,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 },
                 Next::Answer { entry, counter, .. } => match F::Shape::from_slot(entry.slot) {
                     Some(result) => {
-                        answer::note(answer::status_of(counter), Some(&entry.times));
+                        answer::note_counted(counter, &entry.times);
                         self.stats.add(counter);
                         if B::LOCAL
                             && B::REMOTE
@@ -329,6 +329,23 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         }
     }
 
+    /// Counts a miss of `key`; its re-entry mark, and whether this thread (task) is running
+    /// its load already. A caller about to join a load is first counted among its waiters,
+    /// while `cache.load` spans may be recorded: a load that has seen a miss counted has seen
+    /// it arrive (`waiters.rs`).
+    fn miss(&self, key: &B::Key) -> (Mark, bool) {
+        let mark = Mark::new(self, B::local(key));
+        let running = mark.is_running();
+        if !running
+            && self.policy.lock != Lock::None
+            && tracing::level_enabled!(tracing::Level::DEBUG)
+        {
+            self.waiters.arrive(mark);
+        }
+        self.stats.add(Counter::Miss);
+        (mark, running)
+    }
+
     /// The miss path of a sync cached function: load `key` with `body` once per key, or wait
     /// for the load already running; answer with an expired entry where its phase says so.
     pub fn load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
@@ -343,17 +360,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Ok(Step::Load(held)) => held,
             Err(()) => return self.fallback_load(key, body),
         };
-        let mark = Mark::new(self, B::local(&key));
-        let running = mark.is_running();
-        if !running
-            && self.policy.lock != Lock::None
-            && tracing::level_enabled!(tracing::Level::DEBUG)
-        {
-            // Before the miss is counted: a load that has seen a miss counted has seen it
-            // arrive (`waiters.rs`).
-            self.waiters.arrive(mark);
-        }
-        self.stats.add(Counter::Miss);
+        let (mark, running) = self.miss(&key);
         if running {
             // This thread is loading this key: waiting for it would wait for ourselves.
             return self.run(mark, self.watch(mark, B::local(&key)), || body.call());
@@ -410,17 +417,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             Ok(Step::Load(held)) => held,
             Err(()) => return self.fallback_load_async(key, body).await,
         };
-        let mark = Mark::new(self, B::local(&key));
-        let running = mark.is_running();
-        if !running
-            && self.policy.lock != Lock::None
-            && tracing::level_enabled!(tracing::Level::DEBUG)
-        {
-            // Before the miss is counted: a load that has seen a miss counted has seen it
-            // arrive (`waiters.rs`).
-            self.waiters.arrive(mark);
-        }
-        self.stats.add(Counter::Miss);
+        let (mark, running) = self.miss(&key);
         if running {
             // This task is loading this key: waiting for it would wait for ourselves.
             let watch = self.watch(mark, B::local(&key));

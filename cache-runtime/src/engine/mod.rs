@@ -40,7 +40,7 @@ use crate::backend::{Backend, BackendState, Memory};
 use crate::bounds::CachedValue;
 use crate::cell::Cell;
 use crate::clock;
-use crate::entry::Slot;
+use crate::entry::{Entry, Slot, Times};
 use crate::fence::{Fence, Ticket};
 use crate::function::{Function, KeyFn, Shaped, Types};
 use crate::handle::{CacheHandle, Erased};
@@ -115,51 +115,34 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// its phase.
     #[inline]
     pub fn get(&self, lookup: &F::Lookup<'_>) -> Option<F::Output> {
-        if !B::LOCAL {
-            return None;
-        }
-        // One read of the coarse clock for both the L1's validity and the entry's deadline.
-        let coarse = clock::coarse_ms();
-        if B::REMOTE && !B::serves_local_at(coarse) {
-            return None;
-        }
-        self.get_at(lookup, coarse)
-    }
-
-    /// [`Engine::get`] by an owned key (the fallback's hit path), noted for `f_entry`.
-    pub(crate) fn get_key_noted(&self, key: &F::Key) -> Option<F::Output> {
-        let hit = self.get_q(key)?;
-        if let Some(entry) = self.store.peek(key) {
-            answer::note_held(&entry);
-        }
-        Some(hit)
-    }
-
-    #[inline]
-    fn get_q<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) -> Option<F::Output> {
-        self.get_at(lookup, clock::coarse_ms())
-    }
-
-    /// The hit path with the coarse clock read (`coarse`).
-    #[inline]
-    fn get_at<Q: Hash + Equivalent<F::Key> + ?Sized>(
-        &self,
-        lookup: &Q,
-        coarse: u64,
-    ) -> Option<F::Output> {
-        let entry = self.store.get(lookup)?;
-        if !clock::before_at(coarse, entry.times.fresh_until_ms) || !entry.is_current() {
-            return None;
-        }
-        if self.policy.early_refresh > 0.0 && self.policy.early(&entry.times, coarse) {
-            phase::fire();
-            return None;
-        }
-        self.hit(entry.slot)
+        self.with_fresh(lookup, |entry| self.hit(entry.slot))
     }
 
     /// `f_entry`'s hit path: [`Engine::get`] with how the entry answered.
     pub fn get_entry(&self, lookup: &F::Lookup<'_>) -> Option<Cached<F::Output>> {
+        let (result, status, times) = self.with_fresh(lookup, |entry| self.hit_noting(entry))?;
+        let noted = answer::Noted::new(status, Some(times));
+        Some(Cached::new(result, Some(noted), self.policy.stale))
+    }
+
+    /// [`Engine::get`] by an owned key (the fallback's hit path), noted for `f_entry`.
+    pub(crate) fn get_key_noted(&self, key: &F::Key) -> Option<F::Output> {
+        let (result, status, times) = self.with_fresh(key, |entry| self.hit_noting(entry))?;
+        answer::note(status, Some(&times));
+        Some(result)
+    }
+
+    /// `then` of the entry of `lookup` that answers a hit now: in the local store of a
+    /// backend that keeps entries there (and, for an L1, may answer: it cannot have missed an
+    /// invalidation), fresh, current, and not drawn by XFetch for an early refresh. One read
+    /// of the coarse clock serves every check. (A closure, not a returned entry: moving the
+    /// entry out through an `Option` cost the hit path about 5 ns here.)
+    #[inline(always)]
+    fn with_fresh<Q: Hash + Equivalent<F::Key> + ?Sized, R>(
+        &self,
+        lookup: &Q,
+        then: impl FnOnce(Entry<F::Value>) -> Option<R>,
+    ) -> Option<R> {
         if !B::LOCAL {
             return None;
         }
@@ -175,14 +158,17 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             phase::fire();
             return None;
         }
-        let times = entry.times;
+        then(entry)
+    }
+
+    /// A hit on `entry` (counted), with its status and times for `f_entry`.
+    fn hit_noting(&self, entry: Entry<F::Value>) -> Option<(F::Output, CacheStatus, Times)> {
         let status = match entry.slot {
             Slot::Value(_) => CacheStatus::Hit,
             Slot::Null => CacheStatus::NullHit,
         };
-        let result = self.hit(entry.slot)?;
-        let noted = answer::Noted::new(status, Some(times));
-        Some(Cached::new(result, Some(noted), self.policy.stale))
+        let times = entry.times;
+        Some((self.hit(entry.slot)?, status, times))
     }
 
     /// The result of a hit on `slot`, counted; `None` for a null of a shape without nulls.

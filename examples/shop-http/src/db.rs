@@ -195,6 +195,16 @@ fn to_u64(id: i64) -> u64 {
     u64::try_from(id).unwrap_or_default()
 }
 
+/// The product `id` from a row of `name, category, price_cents`.
+fn product_row(id: u64, r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
+    Ok(Product {
+        id,
+        name: r.get(0)?,
+        category: r.get(1)?,
+        price_cents: r.get(2)?,
+    })
+}
+
 /// One product; `None` when there is no such id.
 pub(crate) fn product(id: u64) -> Result<Option<Product>, String> {
     let Ok(key) = i64::try_from(id) else {
@@ -202,14 +212,7 @@ pub(crate) fn product(id: u64) -> Result<Option<Product>, String> {
     };
     with_connection(|db| {
         db.prepare_cached("SELECT name, category, price_cents FROM products WHERE id = ?1")?
-            .query_row([key], |r| {
-                Ok(Product {
-                    id,
-                    name: r.get(0)?,
-                    category: r.get(1)?,
-                    price_cents: r.get(2)?,
-                })
-            })
+            .query_row([key], |r| product_row(id, r))
             .optional()
     })
 }
@@ -293,14 +296,7 @@ pub(crate) fn update_product(
               WHERE id = ?1
           RETURNING name, category, price_cents",
         )?
-        .query_row(params![key, name, price_cents], |r| {
-            Ok(Product {
-                id,
-                name: r.get(0)?,
-                category: r.get(1)?,
-                price_cents: r.get(2)?,
-            })
-        })
+        .query_row(params![key, name, price_cents], |r| product_row(id, r))
         .optional()
     })
 }

@@ -155,3 +155,12 @@ pub(crate) fn storm(
         );
     }
 }
+
+/// A two-worker tokio runtime with every driver, for tests of async cached functions.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
