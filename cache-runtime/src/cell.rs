@@ -89,14 +89,24 @@ impl Cell {
     }
 }
 
-/// The name of a method's cache given `name = "..."`: the name followed by the type arguments
+/// The name of a method's cache: given `name = "..."`, the name followed by the type arguments
 /// of `Self` (`repo<app::Orders>` for `name = "repo"` in `Repo<app::Orders>`), so the caches
-/// of a generic `impl` have names (and Redis keys) of their own; the name alone when `Self`
-/// has no type arguments.
-pub fn method_name(name: &str, self_type: &str) -> String {
-    match self_type.find('<') {
-        Some(at) => format!("{name}{}", &self_type[at..]),
-        None => name.to_owned(),
+/// of a generic `impl` have names (and Redis keys) of their own, or the name alone when `Self`
+/// has no type arguments; without a name, `Self`'s type name and the method's
+/// (`app::Shop::find`). `{` and `}` of the type name (closure types print as `{{closure}}`)
+/// are escaped as `%7B` and `%7D`: Redis Cluster would read them as a hash tag and move a key
+/// away from its lock's slot.
+pub fn method_name(given: Option<&str>, self_type: &str, method: &str) -> String {
+    let name = match given {
+        Some(name) => match self_type.find('<') {
+            Some(at) => format!("{name}{}", &self_type[at..]),
+            None => name.to_owned(),
+        },
+        None => format!("{self_type}::{method}"),
+    };
+    match name.contains(['{', '}']) {
+        true => name.replace('{', "%7B").replace('}', "%7D"),
+        false => name,
     }
 }
 
@@ -107,10 +117,28 @@ mod tests {
     #[test]
     fn method_names_carry_the_type_arguments() {
         assert_eq!(
-            method_name("repo", "app::Repo<app::Orders>"),
+            method_name(Some("repo"), "app::Repo<app::Orders>", "find"),
             "repo<app::Orders>"
         );
-        assert_eq!(method_name("repo", "app::Shop"), "repo");
+        assert_eq!(method_name(Some("repo"), "app::Shop", "find"), "repo");
+        assert_eq!(method_name(None, "app::Shop", "find"), "app::Shop::find");
+    }
+
+    /// Issue 14, found in review: `Self`'s type name can hold braces (`{{closure}}`, and newer
+    /// compilers' `{closure@src/main.rs:3:5}`); in a cache name they would be a Redis Cluster
+    /// hash tag. Every brace is escaped, with a name given or not.
+    #[test]
+    fn braces_of_type_names_are_escaped() {
+        for (given, self_type) in [
+            (Some("repo"), "app::Repo<app::main::{{closure}}>"),
+            (Some("repo"), "app::Repo<{closure@src/main.rs:3:5}>"),
+            (None, "app::Repo<app::main::{{closure}}>"),
+            (None, "app::Repo<{async block@src/main.rs:9:1}>"),
+        ] {
+            let name = method_name(given, self_type, "find");
+            assert!(!name.contains(['{', '}']), "{name}");
+            assert!(name.contains("%7B") && name.contains("%7D"), "{name}");
+        }
     }
 
     #[test]

@@ -225,27 +225,30 @@ impl ConfigBuilder {
     /// seed nodes, each with the scheme and credentials of the first.
     fn with_url_nodes(mut self) -> Self {
         let url = &self.config.redis_url;
-        if let Some((first, rest)) = url.split_once(',') {
-            let first = first.trim();
-            let head = first.split_once("://").map_or("", |(scheme, after)| {
-                let userinfo = after.rsplit_once('@').map_or(0, |(u, _)| u.len() + 1);
-                &first[..scheme.len() + 3 + userinfo]
-            });
-            let mut nodes = vec![first.to_owned()];
-            nodes.extend(
-                rest.split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(|n| match n.contains("://") {
-                        true => n.to_owned(),
-                        false => format!("{head}{n}"),
-                    }),
-            );
-            // A trailing comma names one server, not a cluster.
-            match nodes.len() {
-                1 => self.config.redis_url = nodes.remove(0),
-                _ => self.config.cluster = nodes,
-            }
+        // The hosts come after the first node's user info, whose password may hold a comma.
+        let hosts_at = userinfo(url).map_or_else(
+            || url.find("://").map_or(0, |at| at + 3),
+            |info| info.end + 1,
+        );
+        let Some(comma) = url[hosts_at..].find(',') else {
+            return self;
+        };
+        let (first, rest) = (url[..hosts_at + comma].trim(), &url[hosts_at + comma + 1..]);
+        let head = &url[..hosts_at];
+        let mut nodes = vec![first.to_owned()];
+        nodes.extend(
+            rest.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| match n.contains("://") {
+                    true => n.to_owned(),
+                    false => format!("{}{n}", head.trim_start()),
+                }),
+        );
+        // A trailing comma names one server, not a cluster.
+        match nodes.len() {
+            1 => self.config.redis_url = nodes.remove(0),
+            _ => self.config.cluster = nodes,
         }
         self
     }
@@ -383,7 +386,8 @@ fn from_builder(builder: ConfigBuilder) -> Config {
         Err(e) => Config {
             unusable: Some(format!(
                 "bad cache settings in the environment (CACHE_REDIS_URL, REDIS_URL, \
-                 CACHE_KEY_PREFIX): {e}"
+                 CACHE_KEY_PREFIX, CACHE_REDIS_TLS_CA, CACHE_REDIS_TLS_CERT, \
+                 CACHE_REDIS_TLS_KEY): {e}"
             )),
             ..config
         },
@@ -413,24 +417,29 @@ impl fmt::Debug for Config {
     }
 }
 
-/// `url` with the password of its user info replaced by `***`.
+/// Where the user info of `url` lies: after its `scheme://` (if it has one), up to the last
+/// `@` of its authority (which ends at the first `/`). A password may hold `,`, `:` or `@`;
+/// a host never does.
+fn userinfo(url: &str) -> Option<std::ops::Range<usize>> {
+    let start = url.find("://").map_or(0, |at| at + 3);
+    let authority = url[start..].find('/').map_or(url.len(), |end| start + end);
+    let at = url[start..authority].rfind('@')?;
+    Some(start..start + at)
+}
+
 /// The password in `url`, if any.
 fn password(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let userinfo = rest.rsplit_once('@')?.0;
-    let password = userinfo.split_once(':')?.1;
+    let password = url[userinfo(url)?].split_once(':')?.1;
     (!password.is_empty()).then_some(password)
 }
 
+/// `url` with the password of its user info replaced by `***` (with or without a scheme).
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some(info) = userinfo(url) else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+    match url[info.clone()].split_once(':') {
+        Some((user, _)) => format!("{}{user}:***{}", &url[..info.start], &url[info.end..]),
         None => url.to_owned(),
     }
 }
@@ -477,6 +486,53 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    /// Issue 14, found in review: the class of URLs whose password was not found, so it
+    /// reached `Debug`, errors and logs: no scheme, a comma (which split the URL into "cluster
+    /// nodes" made of pieces of the password), `@`, `:` or `/`-free tricks in the password.
+    #[test]
+    fn every_password_is_found_and_redacted() {
+        for (url, secret) in [
+            ("u:hunter2@h:6379", "hunter2"),
+            ("redis://u:pa,ss@h:6379", "pa,ss"),
+            ("redis://u:pa,ss@a:1,b:2", "pa,ss"),
+            ("redis://u:p@ss@h:1", "p@ss"),
+            ("redis://:a:b@h", "a:b"),
+            ("rediss://u:x,y@h:1/0", "x,y"),
+        ] {
+            assert_eq!(password(url), Some(secret), "{url}");
+            let redacted = redact_url(url);
+            assert!(!redacted.contains(secret), "{url} -> {redacted}");
+            assert!(redacted.contains(":***@"), "{url} -> {redacted}");
+            let config = Config::builder().redis_url(url).build();
+            let shown = match &config {
+                Ok(c) => format!("{c:?}"),
+                Err(e) => format!("{e} {e:?}"),
+            };
+            assert!(!shown.contains(secret), "{url}: {shown}");
+        }
+        // A comma in the password names one server, not a cluster.
+        let one = Config::builder()
+            .redis_url("redis://u:pa,ss@h:6379")
+            .build()
+            .unwrap();
+        assert!(one.cluster.is_empty(), "{one:?}");
+        assert_eq!(one.passwords().collect::<Vec<_>>(), ["pa,ss"]);
+        // After such a password, the nodes are still found, each with the credentials.
+        let nodes = Config::builder()
+            .redis_url("redis://u:pa,ss@a:1,b:2")
+            .build()
+            .unwrap();
+        assert_eq!(
+            nodes.cluster,
+            ["redis://u:pa,ss@a:1", "redis://u:pa,ss@b:2"]
+        );
+        assert_eq!(
+            redact_url("redis://h:1/x@y"),
+            "redis://h:1/x@y",
+            "a path is no user info"
+        );
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn issue_10_values_round_trip_exactly() {
     cached_once(nan_cache(), &LOADS[5]);
 }
 
-static JSON_LOADS: [AtomicU32; 2] = [const { AtomicU32::new(0) }; 2];
+static JSON_LOADS: [AtomicU32; 3] = [const { AtomicU32::new(0) }; 3];
 
 #[cached(key = "{id}", name = "codec_json", codec = "json")]
 fn json_value(id: u32) -> BTreeMap<String, f64> {
@@ -178,4 +178,83 @@ fn issue_10_the_json_codec_is_readable_and_refuses_what_it_cannot_hold() {
     let key = format!("t{}:codec_json_nan:1", std::process::id());
     let stored: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(&mut con).expect("GET");
     assert_eq!(stored, None, "nothing written changed");
+}
+
+#[cached(key = "{id}", name = "codec_json_tagged", codec = "json", tags = ["codec:json:{id}"])]
+fn json_tagged(id: u32) -> u32 {
+    JSON_LOADS[2].fetch_add(1, SeqCst) + id
+}
+
+/// Issue 13, found in review: a version-3 JSON entry in another shape than the writer's (fields
+/// reordered, spaces, no `g`), as another tool might write it, was served by the Rust reader and
+/// never checked against its tag versions, so `invalidate_tag` could not end it. Every such
+/// shape is now a counted miss, and the load writes the entry back in the writer's shape.
+#[test]
+fn issue_13_a_json_entry_in_another_shape_is_a_counted_miss() {
+    if !common::backend_ready() {
+        return;
+    }
+    let mut con = tests::redis_server::raw(tests::redis_server::url().expect("a server"));
+    let key = format!("t{}:codec_json_tagged:1", std::process::id());
+    let loads = || JSON_LOADS[2].load(SeqCst);
+    assert_eq!(json_tagged(1), 1);
+    assert_eq!(json_tagged(1), 1);
+    assert_eq!(loads(), 1);
+    let written: serde_json::Value = {
+        let bytes: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut con).expect("GET");
+        serde_json::from_slice(&bytes).expect("readable JSON")
+    };
+    let field = |name: &str| written[name].to_string();
+    let shapes = [
+        // `f` and `r` swapped, the value changed: a hit would serve 999.
+        format!(
+            r#"{{"v":3,"t":{},"r":{},"f":{},"g":{},"w":{},"l":0,"d":999}}"#,
+            field("t"),
+            field("r"),
+            field("f"),
+            field("g"),
+            field("w")
+        ),
+        // Pretty-printed by a tool.
+        format!(
+            r#"{{ "v": 3, "t": {}, "f": {}, "r": {}, "g": {}, "w": {}, "l": 0, "d": 999 }}"#,
+            field("t"),
+            field("f"),
+            field("r"),
+            field("g"),
+            field("w")
+        ),
+        // Without the tag versions.
+        format!(
+            r#"{{"v":3,"t":{},"f":{},"r":{},"w":{},"l":0,"d":999}}"#,
+            field("t"),
+            field("f"),
+            field("r"),
+            field("w")
+        ),
+    ];
+    for (n, shape) in shapes.iter().enumerate() {
+        let errors = json_tagged_cache().stats().store_errors;
+        let () = redis::cmd("SET")
+            .arg(&key)
+            .arg(shape)
+            .query(&mut con)
+            .expect("SET");
+        assert_eq!(
+            json_tagged(1),
+            1 + n as u32 + 1,
+            "{shape}: a miss, loaded again"
+        );
+        assert_eq!(loads(), n as u32 + 2);
+        assert!(
+            json_tagged_cache().stats().store_errors > errors,
+            "{shape}: counted"
+        );
+    }
+    // The load wrote the writer's shape back: a hit again, ended by its tag.
+    let hit = json_tagged(1);
+    assert_eq!(loads(), 4);
+    assert!(cache_runtime::invalidate_tag("codec:json:1").is_done());
+    assert_ne!(json_tagged(1), hit);
+    assert_eq!(loads(), 5);
 }

@@ -119,3 +119,53 @@ fn issue_10_a_value_cannot_forge_another_functions_key() {
         assert_eq!((s.hits, s.store_skips), (1, 0), "{}: {s:?}", cache.name());
     }
 }
+
+/// A generic `impl` whose `Self` holds a closure: its type name prints braces.
+struct Pricer<F>(F);
+
+impl<F: Fn(u32) -> u32 + Sync + 'static> Pricer<F> {
+    #[cached(ttl = 60, key = "{id}")]
+    fn price(&self, id: u32) -> u32 {
+        (self.0)(id)
+    }
+
+    #[cached(ttl = 60, key = "{id}", name = "pricer_named")]
+    fn named(&self, id: u32) -> u32 {
+        (self.0)(id) + 1
+    }
+
+    fn handles(&self) -> [&'static cache_runtime::CacheHandle; 2] {
+        [Self::price_cache(), Self::named_cache()]
+    }
+}
+
+/// Issue 14, found in review: a method's cache name comes from `Self`'s type name, which
+/// holds braces when `Self` holds a closure (`{{closure}}`); as a Redis Cluster hash tag they
+/// put the value key and its lock in different slots (CROSSSLOT: every call a store error).
+/// The braces are escaped, with a given name and without; on the cluster run (CI part 3) the
+/// lease script then touches one slot.
+#[test]
+fn issue_14_a_closure_in_self_cannot_move_a_key_off_its_locks_slot() {
+    if !common::backend_ready() {
+        return;
+    }
+    let pricer = Pricer(|id| id * 3);
+    for _ in 0..2 {
+        assert_eq!(pricer.price(5), 15);
+        assert_eq!(pricer.named(5), 16);
+    }
+    for handle in pricer.handles() {
+        let name = handle.name();
+        assert!(!name.contains(['{', '}']), "{name}");
+        assert!(
+            name.contains("%7B"),
+            "{name}: the closure's braces, escaped"
+        );
+        let s = handle.stats();
+        assert_eq!(
+            (s.loads, s.hits, s.store_errors),
+            (1, 1, 0),
+            "{name}: {s:?}"
+        );
+    }
+}

@@ -122,14 +122,22 @@ impl Gen<'_> {
         let f = self.func.sig.ident.to_string();
         match (&self.args.name, self.has_self()) {
             (Some(name), true) => quote! {
-                #krate::__private::method_name(#name, ::core::any::type_name::<Self>())
+                #krate::__private::method_name(
+                    ::core::option::Option::Some(#name),
+                    ::core::any::type_name::<Self>(),
+                    #f,
+                )
             },
             (Some(name), false) => {
                 quote!(<::std::string::String as ::core::convert::From<&str>>::from(#name))
             }
-            (None, true) => {
-                quote!(::std::format!("{}::{}", ::core::any::type_name::<Self>(), #f))
-            }
+            (None, true) => quote! {
+                #krate::__private::method_name(
+                    ::core::option::Option::None,
+                    ::core::any::type_name::<Self>(),
+                    #f,
+                )
+            },
             (None, false) => quote! {
                 <::std::string::String as ::core::convert::From<&str>>::from(
                     ::core::concat!(::core::module_path!(), "::", #f),

@@ -93,6 +93,12 @@ pub(crate) fn decode<V, E>(
             envelope.v.try_into().unwrap_or(u8::MAX),
         ));
     }
+    // The scripts and a tagged read find `f`, `r` and `g` by position: an envelope written in
+    // another order (or without `g`) would be current to serde and unknown to them, and a
+    // tagged read could not check its versions. One definition of this version: the writer's.
+    if tag_hex(bytes).is_none() {
+        return Err(DecodeError::NotAnEnvelope);
+    }
     if u64::from_str_radix(envelope.t, 16) != Ok(fingerprint) {
         return Err(DecodeError::OtherType);
     }
@@ -114,24 +120,27 @@ pub(crate) fn decode<V, E>(
 /// The tag versions an entry of this version records (its `g`, hex-decoded); `None` for
 /// bytes of another format.
 pub(crate) fn recorded(bytes: &[u8]) -> Option<Vec<u8>> {
-    // The fields in their order, as the scripts read them: `v`, `t`, `f`, `r`, then `g`.
+    let digit = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    tag_hex(bytes)?
+        .chunks(2)
+        .map(|pair| Some(digit(pair[0])? * 16 + digit(pair[1])?))
+        .collect()
+}
+
+/// The hex digits of `g` in an envelope of this version whose fields come in the writer's
+/// order (`v`, `t`, `f`, `r`, `g`, as the scripts read them); `None` for anything else.
+fn tag_hex(bytes: &[u8]) -> Option<&[u8]> {
     let rest = bytes.strip_prefix(format!("{{\"v\":{VERSION},\"t\":\"").as_bytes())?;
     let rest = skip(rest, |b| b.is_ascii_hexdigit())?.strip_prefix(b"\",\"f\":")?;
     let rest = skip(rest, |b| b.is_ascii_digit())?.strip_prefix(b",\"r\":")?;
     let rest = skip(rest, |b| b.is_ascii_digit())?.strip_prefix(b",\"g\":\"")?;
     let end = rest.iter().position(|&b| b == b'"')?;
     let hex = &rest[..end];
-    if hex.len() % 2 != 0 || !hex.iter().all(u8::is_ascii_hexdigit) {
-        return None;
-    }
-    let digit = |b: u8| {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    hex.chunks(2)
-        .map(|pair| Some(digit(pair[0])? * 16 + digit(pair[1])?))
-        .collect()
+    (hex.len() % 2 == 0 && hex.iter().all(u8::is_ascii_hexdigit)).then_some(hex)
 }
 
 /// `bytes` after a non-empty run of bytes that satisfy `keep`.
@@ -269,6 +278,30 @@ mod tests {
                 0xff
             ),
             Err(DecodeError::BadValue)
+        );
+        // A valid version-3 object in another shape than the writer's: serde would read it,
+        // the scripts (and a tagged read) could not. Each is a miss, never a hit.
+        for other in [
+            &br#"{"v":3,"t":"00000000000000ff","r":0,"f":1,"g":"","d":1}"#[..],
+            br#"{"v":3,"t":"00000000000000ff","f":1,"r":0,"d":1}"#,
+            br#"{"v": 3, "t": "00000000000000ff", "f": 1, "r": 0, "g": "", "d": 1}"#,
+            br#"{"t":"00000000000000ff","v":3,"f":1,"r":0,"g":"","d":1}"#,
+            br#"{"v":3,"t":"00000000000000ff","f":1,"r":0,"g":"0","d":1}"#,
+        ] {
+            assert_eq!(
+                dec::<u8>(other, 0xff),
+                Err(DecodeError::NotAnEnvelope),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        assert_eq!(
+            dec::<u8>(
+                br#"{"v":3,"t":"00000000000000ff","f":1,"r":0,"g":"","w":1,"l":0,"d":1}"#,
+                0xff
+            ),
+            Ok(Slot::Value(1)),
+            "the writer's shape"
         );
     }
 }
