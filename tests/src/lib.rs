@@ -9,4 +9,7 @@ pub mod envelope;
 #[cfg(feature = "redis")]
 pub mod certs;
 
+#[cfg(feature = "redis")]
+pub mod notified;
+
 pub mod logs;

@@ -1,9 +1,11 @@
 //! Issue 14 (ACL): a user without the rights the library needs is an outage to the cache, never
-//! an error to a caller, logged a few times rather than once per call, and its password is in
-//! no log line. A server of its own, in a process of its own.
+//! an error to a caller, logged once (one warning for the whole outage, across failed breaker
+//! probes and every cache), and its password is in no log line. A server of its own, in a
+//! process of its own.
 #![cfg(feature = "redis")]
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::time::{Duration, Instant};
 
 use cache_runtime::cached;
 use tracing::Level;
@@ -16,6 +18,11 @@ static LOADS: AtomicU32 = AtomicU32::new(0);
 fn value(id: u32) -> u32 {
     LOADS.fetch_add(1, SeqCst);
     id * 2
+}
+
+#[cached(ttl = 60, key = "{id}", name = "denied_other")]
+fn other(id: u32) -> u32 {
+    id + 1
 }
 
 #[test]
@@ -37,31 +44,51 @@ fn a_user_without_rights_is_an_outage_not_an_error() {
         .query(&mut admin)
         .expect("ACL SETUSER");
     let url = format!("redis://cache:{PASSWORD}@127.0.0.1:{}", server.port);
+    const THRESHOLD: u64 = 3;
     cache_runtime::Config::builder()
         .redis_url(url.as_str())
         .key_prefix("denied:")
+        .breaker_threshold(THRESHOLD as u32)
+        .breaker_cooldown(Duration::from_millis(20))
         .init()
         .expect("settings");
 
-    for round in 0..200 {
+    // Until the breaker opened and four of its probes failed (each probe is a refusal too),
+    // in two caches.
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let mut round = 0;
+    while value_cache().stats().store_errors < THRESHOLD + 4 {
+        assert!(Instant::now() < give_up, "{:?}", value_cache().stats());
         assert_eq!(
             value(round % 10),
             (round % 10) * 2,
             "every call is answered"
         );
+        assert_eq!(other(round % 10), round % 10 + 1, "every call is answered");
+        round += 1;
     }
     let s = value_cache().stats();
-    assert!(s.store_errors > 0, "the refusals are counted: {s:?}");
+    assert!(s.store_skips > 0, "the breaker opened: {s:?}");
+    assert!(other_cache().stats().store_errors > 0);
     assert!(
         LOADS.load(SeqCst) <= 10 + 10,
         "the in-process fallback serves meanwhile: {} loads",
         LOADS.load(SeqCst)
     );
     let warnings = tests::logs::at_least(Level::WARN);
-    assert!(!warnings.is_empty(), "the outage is logged");
-    assert!(
-        warnings.len() <= 5,
-        "logged a few times, not per call: {warnings:#?}"
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning for the outage, not per call, cache or probe: {warnings:#?}"
+    );
+    let opened: Vec<String> = tests::logs::lines()
+        .into_iter()
+        .filter(|l| l.starts_with("INFO") && l.contains("circuit breaker open"))
+        .collect();
+    assert_eq!(
+        opened.len(),
+        1,
+        "the breaker's first opening only: {opened:#?}"
     );
     let lines = tests::logs::lines();
     assert!(

@@ -18,6 +18,11 @@ fn value(id: u32) -> u32 {
     id * 7 + 1
 }
 
+#[cached(ttl = 60, key = "{id}", name = "fo_waited", lock_timeout = "60s")]
+fn waited(id: u32) -> u32 {
+    id // never runs: the test holds every lock
+}
+
 #[test]
 fn killing_a_primary_under_load_costs_no_answer() {
     let Some(cluster) = tests::redis_server::or_skip(
@@ -114,5 +119,23 @@ fn killing_a_primary_under_load_costs_no_answer() {
     assert!(
         recovered < Duration::from_secs(20),
         "recovery took {recovered:?}"
+    );
+
+    // Notifications: the subscription was on the killed node (the first seed), and moves to
+    // another one; waiters are woken by the publish again, not by polling.
+    let mut raw = redis::cluster::ClusterClient::new(cluster.urls()[1..].to_vec())
+        .and_then(|c| c.get_connection())
+        .expect("a raw connection to the cluster");
+    let median = tests::notified::publish_to_answer(
+        &mut raw,
+        "fo:",
+        "fo:fo_waited:",
+        waited,
+        Duration::from_secs(30),
+    );
+    assert!(
+        median < Duration::from_millis(20),
+        "after the failover waiters polled (median {median:?}): the subscription stayed on the \
+         dead node"
     );
 }

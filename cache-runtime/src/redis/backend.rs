@@ -118,15 +118,19 @@ where
     in_cell(cell, owner, init)
 }
 
-/// Counts a failure, and logs it unless this cache logged one in the last 5 s; an operation
-/// not tried because Redis is known to be unavailable is counted apart, and not logged (the
-/// breaker logs when it opens and closes; unusable settings, once).
+/// Counts a failure, and logs it unless this cache logged one in the last 5 s or it is part of
+/// an outage (the connection logs an outage once: `conn.rs`); an operation not tried because
+/// Redis is known to be unavailable is counted apart, and not logged (unusable settings are
+/// logged once).
 fn store_error<F: RedisFunction, T: Tier>(engine: &Engine<F, RedisBackend<T>>, error: &StoreError) {
     if let StoreError::Unavailable = error {
         engine.stats.add(Counter::StoreSkip);
         return;
     }
     engine.stats.add(Counter::StoreError);
+    if matches!(error, StoreError::Failed(_)) && Redis::in_outage() {
+        return;
+    }
     if let Some(held_back) = engine.state.warnings.allow() {
         tracing::warn!(
             cache = %engine.name,

@@ -1,8 +1,9 @@
 //! The connection to Redis and where its I/O runs.
 //!
 //! Redis I/O belongs to a small tokio runtime owned by this crate (one worker thread, started at
-//! the first Redis call), on one multiplexed connection (`ConnectionManager`, which reconnects
-//! by itself). Sync cached functions hand an operation to that runtime and block on its answer,
+//! the first Redis call), on one connection ([`Conn`]): a server's multiplexed
+//! `ConnectionManager` or Redis Cluster's async connection, both of which reconnect by
+//! themselves. Sync cached functions hand an operation to that runtime and block on its answer,
 //! so they work from plain threads and from inside any tokio runtime without deadlocking it.
 //! Async ones poll the operation on their own task with that runtime as the tokio context, so
 //! the connection's tasks and timers never live on the caller's runtime. Every operation runs under a deadline (`op_timeout`)
@@ -11,6 +12,7 @@
 
 use std::future::Future;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -86,8 +88,11 @@ impl redis::aio::ConnectionLike for Conn {
 pub(crate) struct Redis {
     runtime: tokio::runtime::Runtime,
     connection: Conn,
-    /// For the pub/sub connection of publish notifications (`notify.rs`).
-    pub(crate) client: redis::Client,
+    /// One client per node the settings name (one for a single server; the seed nodes of a
+    /// cluster), for the pub/sub connection of publish notifications (`notify.rs`), which
+    /// moves to the next node when its node fails.
+    pub(crate) clients: Vec<redis::Client>,
+    outage: Outage,
     pub(crate) notices: super::notify::Notices,
     /// `{prefix}cache-runtime:published`.
     pub(crate) channel: String,
@@ -132,24 +137,34 @@ fn tls_certs(config: &Config) -> Result<Option<Certs>, String> {
     Err("TLS files are given, but this build has no `tls` feature".to_owned())
 }
 
-/// The client of the settings (on a cluster, of its first seed node: pub/sub notifications
-/// reach every node), with its TLS files (without the `tls` feature redis-rs refuses a
-/// `rediss://` URL).
-fn client(config: &Config) -> Result<redis::Client, String> {
+/// A client of `url` (a single server, or one node of a cluster) with the settings' TLS files
+/// (without the `tls` feature redis-rs refuses a `rediss://` URL).
+fn client(config: &Config, url: &str) -> Result<redis::Client, String> {
     let bad_url = |e: redis::RedisError| {
         format!(
             "bad Redis URL {}: {}",
-            config.redis_url_redacted(),
+            config::redact_url(url),
             scrub(config, &e)
         )
     };
-    let url = config.cluster.first().unwrap_or(&config.redis_url);
     match tls_certs(config)? {
-        None => redis::Client::open(url.as_str()).map_err(bad_url),
+        None => redis::Client::open(url).map_err(bad_url),
         #[cfg(feature = "tls")]
-        Some(certs) => redis::Client::build_with_tls(url.as_str(), certs).map_err(bad_url),
+        Some(certs) => redis::Client::build_with_tls(url, certs).map_err(bad_url),
         #[cfg(not(feature = "tls"))]
         Some(never) => match never {},
+    }
+}
+
+/// The clients of every node the settings name: the server, or each seed node of a cluster.
+fn clients(config: &Config) -> Result<Vec<redis::Client>, String> {
+    match config.cluster.is_empty() {
+        true => Ok(vec![client(config, &config.redis_url)?]),
+        false => config
+            .cluster
+            .iter()
+            .map(|url| client(config, url))
+            .collect(),
     }
 }
 
@@ -222,7 +237,14 @@ impl Redis {
         }
         // The client first: it needs no runtime, and a runtime must not be dropped on an error
         // path, which may run inside the caller's async runtime.
-        let client = client(config)?;
+        // rustls picks its provider by itself only when the build holds exactly one; a program
+        // that also compiles another (aws-lc-rs) would panic in redis-rs's TLS set-up. Ours
+        // (ring) becomes the process default unless the program installed one first.
+        #[cfg(feature = "tls")]
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let clients = clients(config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("cache-runtime-redis")
@@ -240,7 +262,7 @@ impl Redis {
         let connection = {
             let _guard = runtime.enter();
             if config.cluster.is_empty() {
-                client
+                clients[0]
                     .get_connection_manager_lazy(manager)
                     .map(Conn::Single)
                     .map_err(|e| {
@@ -262,7 +284,8 @@ impl Redis {
         Ok(Redis {
             runtime,
             connection,
-            client,
+            clients,
+            outage: Outage::default(),
             notices: super::notify::Notices::default(),
             channel: super::notify::channel(&config.key_prefix),
             config,
@@ -285,8 +308,7 @@ impl Redis {
             let config = redis::AsyncConnectionConfig::new()
                 .set_response_timeout(Some(response_timeout))
                 .set_connection_timeout(Some(self.config.connect_timeout));
-            let con = self
-                .client
+            let con = self.clients[0]
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             return Ok(Conn::Plain(con));
@@ -364,28 +386,27 @@ impl Redis {
         self.runtime.spawn(task);
     }
 
-    /// Feeds an operation's outcome to the circuit breaker.
+    /// Feeds an operation's outcome to the circuit breaker, and logs an outage once.
     fn record<T>(&self, result: &Result<T, StoreError>) {
         match result {
             Ok(_) | Err(StoreError::Data(_)) => {
                 let was_open = self.breaker.is_open();
                 self.breaker.success();
-                if was_open {
-                    tracing::info!("cache-runtime: Redis answers again; circuit breaker closed");
-                }
+                self.outage.success(was_open, self.config.breaker_cooldown);
             }
             Err(StoreError::Failed(why)) => {
-                if self.breaker.failure() {
-                    tracing::warn!(
-                        error = %why,
-                        cooldown = ?self.config.breaker_cooldown,
-                        "cache-runtime: Redis keeps failing; circuit breaker open, calls use \
-                         the in-process fallback"
-                    );
-                }
+                let opened = self.breaker.failure();
+                self.outage
+                    .failure(why, opened, self.config.breaker_cooldown);
             }
             Err(StoreError::Unavailable) => {}
         }
+    }
+
+    /// Whether Redis is failing now (an outage was logged and has not ended): a cache's own
+    /// failures are then counted, not logged again.
+    pub(crate) fn in_outage() -> bool {
+        matches!(REDIS.get(), Some(Ok(redis)) if redis.outage.failing.load(Relaxed))
     }
 
     /// Runs `op` for an async caller, without blocking its executor or handing it to another
@@ -471,4 +492,61 @@ fn scrub(config: &Config, error: &redis::RedisError) -> String {
     config
         .passwords()
         .fold(error.to_string(), |text, p| text.replace(p, "***"))
+}
+
+/// What is logged of an outage: its first failure (`WARN`), the circuit breaker's first opening
+/// (`INFO`), and its end (`INFO`, with the count of failed operations); everything between at
+/// `DEBUG` (and counted in each cache's `store_errors`). An outage ends at the first success
+/// that comes a breaker cooldown after its last failure, so that calls that keep succeeding on
+/// other nodes of a cluster while one primary is down do not split it into many.
+#[derive(Default)]
+struct Outage {
+    failing: AtomicBool,
+    breaker_opened: AtomicBool,
+    failures: AtomicU64,
+    last_failure_ms: AtomicU64,
+}
+
+impl Outage {
+    fn failure(&self, why: &str, opened: bool, cooldown: Duration) {
+        self.failures.fetch_add(1, Relaxed);
+        self.last_failure_ms.store(crate::clock::now_ms(), Relaxed);
+        if !self.failing.swap(true, Relaxed) {
+            tracing::warn!(
+                error = %why,
+                "cache-runtime: Redis failed; cached calls go on without it until it answers \
+                 again (failures are counted in store_errors, and logged at debug until then)"
+            );
+        } else {
+            tracing::debug!(error = %why, "cache-runtime: Redis failed again");
+        }
+        if opened {
+            match self.breaker_opened.swap(true, Relaxed) {
+                false => tracing::info!(
+                    ?cooldown,
+                    "cache-runtime: circuit breaker open; calls skip Redis and use the \
+                     in-process fallback, with a probe every cooldown"
+                ),
+                true => tracing::debug!("cache-runtime: a probe failed; circuit breaker open"),
+            }
+        }
+    }
+
+    /// After a successful operation: one load while Redis is healthy.
+    fn success(&self, breaker_was_open: bool, cooldown: Duration) {
+        if !self.failing.load(Relaxed) {
+            return;
+        }
+        let quiet_since = self.last_failure_ms.load(Relaxed);
+        let cooldown_ms = u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX);
+        if (breaker_was_open || crate::clock::now_ms() >= quiet_since.saturating_add(cooldown_ms))
+            && self.failing.swap(false, Relaxed)
+        {
+            self.breaker_opened.store(false, Relaxed);
+            tracing::info!(
+                failed_operations = self.failures.swap(0, Relaxed),
+                "cache-runtime: Redis answers again; circuit breaker closed"
+            );
+        }
+    }
 }

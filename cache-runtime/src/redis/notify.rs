@@ -98,12 +98,19 @@ impl Drop for Watch {
 }
 
 /// Subscribes and delivers messages for the life of the process; after an error, subscribes
-/// again after a second (waiters poll meanwhile).
+/// again after a second (waiters poll meanwhile). On a cluster, where a `PUBLISH` reaches every
+/// node, it subscribes through the next seed node each time: a failed node is not retried
+/// while others are up.
 async fn listen(redis: &'static Redis) {
     let channel = &redis.channel;
-    loop {
-        if let Ok(mut pubsub) = redis.client.get_async_pubsub().await
-            && pubsub.subscribe(channel).await.is_ok()
+    for client in redis.clients.iter().cycle() {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await.ok()?;
+            pubsub.subscribe(channel).await.ok()?;
+            Some(pubsub)
+        };
+        if let Ok(Some(mut pubsub)) =
+            tokio::time::timeout(redis.config.connect_timeout, subscribed).await
         {
             let mut messages = pubsub.on_message();
             while let Some(message) = messages.next().await {

@@ -9,6 +9,7 @@
 //! processes see the invalidation once it is replayed: at this process's first Redis operation
 //! after Redis returns.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
@@ -30,14 +31,37 @@ pub(crate) enum Pending {
     Tags(Vec<String>),
 }
 
-static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
+/// What is kept, once each: a key invalidated twice during an outage, or a tag, is kept once
+/// (so repeated invalidations of the same keys and tags do not grow it; it holds at most the
+/// distinct keys and tags invalidated while Redis was unreachable).
+struct Kept {
+    list: Vec<Pending>,
+    /// The value keys of the `Pending::Key`s in `list`.
+    keys: BTreeSet<String>,
+    /// Every kept tag (replayed as one `Pending::Tags`, never in `list`).
+    tags: BTreeSet<String>,
+}
+
+static PENDING: Mutex<Kept> = Mutex::new(Kept {
+    list: Vec::new(),
+    keys: BTreeSet::new(),
+    tags: BTreeSet::new(),
+});
 /// Whether `PENDING` may hold something: the one load every Redis operation pays.
 static ANY: AtomicBool = AtomicBool::new(false);
 
-/// Keeps an invalidation that did not reach Redis.
+/// Keeps an invalidation that did not reach Redis (once: see [`Kept`]).
 pub(crate) fn keep(pending: Pending) {
-    let mut all = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
-    all.push(pending);
+    let mut kept = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
+    match pending {
+        Pending::Tags(names) => kept.tags.extend(names),
+        Pending::Key(keys, change) => {
+            if kept.keys.insert(keys.value().to_owned()) {
+                kept.list.push(Pending::Key(keys, change));
+            }
+        }
+        other => kept.list.push(other),
+    }
     ANY.store(true, Relaxed);
 }
 
@@ -54,9 +78,16 @@ pub(crate) async fn replayed(redis: &'static Redis) -> Result<(), StoreError> {
 
 /// Takes what is kept (to replay it).
 fn take() -> Vec<Pending> {
-    let mut all = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut kept = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
     ANY.store(false, Relaxed);
-    std::mem::take(&mut *all)
+    kept.keys.clear();
+    let mut all = std::mem::take(&mut kept.list);
+    if !kept.tags.is_empty() {
+        all.push(Pending::Tags(
+            std::mem::take(&mut kept.tags).into_iter().collect(),
+        ));
+    }
+    all
 }
 
 /// Replays every kept invalidation; what fails is kept again, and the error returned.
@@ -85,4 +116,44 @@ async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found in review: every invalidation during an outage was kept again, so a process whose
+    /// Redis never came back grew its list by one per call. Each key and each tag is kept once.
+    #[test]
+    fn a_key_or_tag_invalidated_again_is_kept_once() {
+        let key = |v: &str| Keys::new(v.to_owned(), Vec::new());
+        for _ in 0..1000 {
+            keep(Pending::Key(key("p:a"), None));
+            keep(Pending::Tags(vec!["t:1".into(), "t:2".into()]));
+        }
+        keep(Pending::Key(key("p:b"), None));
+        keep(Pending::Tags(vec!["t:2".into(), "t:3".into()]));
+        let kept = take();
+        let keys: Vec<&str> = kept
+            .iter()
+            .filter_map(|p| match p {
+                Pending::Key(k, _) => Some(k.value()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys, ["p:a", "p:b"]);
+        let tags: Vec<&Vec<String>> = kept
+            .iter()
+            .filter_map(|p| match p {
+                Pending::Tags(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tags, [&vec!["t:1".to_owned(), "t:2".into(), "t:3".into()]]);
+        assert!(take().is_empty(), "taken");
+        // Kept again after a failed replay: once more, not twice.
+        keep(Pending::Key(key("p:a"), None));
+        keep(Pending::Key(key("p:a"), None));
+        assert_eq!(take().len(), 1);
+    }
 }

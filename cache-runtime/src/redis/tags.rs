@@ -9,8 +9,8 @@
 //!   pipeline (one round trip): the value, if the versions it records are the tag keys' values;
 //!   else a miss. Every script that finds a value for a waiter or a refresh compares the same.
 //! - [`invalidate`] sets the tag keys to a fresh random version and appends each tag to the
-//!   invalidation log (for every process's L1), in one script: one round trip whatever the
-//!   number of entries.
+//!   invalidation log (for every process's L1), in one script on a single server: one round
+//!   trip whatever the number of entries (on a cluster, see below).
 //!
 //! A fresh random version rather than `INCR`: a counter restarts at 1 when its key is lost
 //! (evicted, deleted, a restart without persistence), and could then match an entry written
@@ -20,13 +20,14 @@
 //! are a few bytes each, one per tag ever invalidated or loaded.
 //!
 //! On Redis Cluster (DESIGN §12) a tag key and a value key live on different slots, which one
-//! script cannot touch: the client reads the tag keys first (an `MGET` split by slot, a missing
-//! key made with `SET NX GET`) and gives the versions to the lease script, which then touches
-//! the value and its lock only (one slot); the publish compares the versions read just before
-//! it, and reads them again after: a tag invalidated in between makes a write that every reader
-//! misses (each read compares the versions, as everywhere), and no hand-over here. A read is a
-//! `GET` and an `MGET` sent together. `invalidate_tag` sets each tag key and appends to the log
-//! as separate commands (kept and replayed whole if one fails).
+//! script cannot touch: the client reads the tag keys first (an `MGET` split by slot; a missing
+//! key made with `SET NX`, then read with `GET`, since Redis 6 refuses `SET NX GET`) and gives
+//! the versions to the lease script, which then touches the value and its lock only (one
+//! slot); the publish compares the versions read just before it, and reads them again after: a
+//! tag invalidated in between makes a write that every reader misses (each read compares the
+//! versions, as everywhere), and no hand-over here. A read is a `GET` and an `MGET` sent
+//! together. `invalidate_tag` sets each tag key and appends each tag to the log as separate
+//! commands, one `SET` and one `XADD` per tag (kept and replayed whole if one fails).
 
 use super::conn::{Redis, StoreError};
 use super::pending::{self, Pending};
@@ -44,8 +45,9 @@ pub(crate) fn fresh() -> Vec<u8> {
     format!("{:016x}", fastrand::u64(..)).into_bytes()
 }
 
-/// Moves the tags `names` to a fresh version on Redis and tells every L1; `Pending` (kept to
-/// replay) when Redis cannot be reached.
+/// Moves the tags `names` to a fresh version on Redis and tells every L1; `Pending`, kept to
+/// replay, when Redis cannot be reached; `Pending`, not kept, when the settings name no usable
+/// Redis.
 pub(crate) fn invalidate(names: &[String]) -> Invalidation {
     let Some(redis) = target() else {
         return done_without_redis();
@@ -95,7 +97,7 @@ fn answer(names: &[String], done: Result<(), StoreError>) -> Invalidation {
     match done {
         Ok(()) => Invalidation::Done,
         Err(e) => {
-            if !matches!(e, StoreError::Unavailable) {
+            if !matches!(e, StoreError::Unavailable) && !Redis::in_outage() {
                 tracing::warn!(
                     tags = ?names,
                     error = %e,
