@@ -5,7 +5,10 @@
 //! set its environment).
 #![cfg(feature = "redis")]
 
+mod common;
+
 use std::process::Command;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
@@ -182,4 +185,30 @@ fn an_invalidation_in_another_process_drops_the_l1_copies() {
     tiered(1);
     assert_eq!(handle.stats().l1_hits, hits + 1, "and the L1 serves again");
     assert_eq!(TIERED_LOADS.load(SeqCst), loads + 2);
+}
+
+static TIERED_RACE: LazyLock<common::Race> = LazyLock::new(common::Race::new);
+
+#[cached(backend = "tiered", key = "{key}", tags = ["tiered:race"])]
+fn tiered_raced(key: u32) -> u32 {
+    TIERED_RACE.load(key)
+}
+
+/// Tiered: 1,000 trials of a tag invalidated while a load is in flight (`common::Race`). The
+/// load's result must reach neither Redis nor this process's L1: zero stale values after the
+/// invalidation returned.
+#[test]
+fn a_tag_invalidated_during_a_tiered_load_keeps_its_result_out_of_both_tiers() {
+    let Some(_) = setup() else {
+        return;
+    };
+    let stale = TIERED_RACE.trials(1_000, tiered_raced, || {
+        assert!(invalidate_tag("tiered:race").is_done());
+    });
+    assert_eq!(stale, 0, "stale values served after the tag's invalidation");
+    let s = tiered_raced_cache().stats();
+    assert!(
+        s.l1_hits > 0,
+        "the L1 served (the race ran on both tiers): {s:?}"
+    );
 }

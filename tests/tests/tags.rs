@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use cache_runtime::{
     cached, invalidate_tag, invalidate_tag_async, invalidate_tags, invalidate_tags_async,
 };
-use common::{Gate, within};
+use common::Race;
 
 // --- Tags across two functions --------------------------------------------------------------
 
@@ -149,50 +149,42 @@ fn templates_render_fields_self_and_literal_braces() {
 
 // --- Fencing: a load in flight when its tag is invalidated never publishes --------------------
 
-/// The "database": a version the test bumps, read by every loader.
-static RACE_VERSION: AtomicU32 = AtomicU32::new(0);
-static RACE_GATE: LazyLock<Gate> = LazyLock::new(Gate::new);
-/// `key + 1` of the trial whose first load is held at the gate; 0 for none.
-static HOLD: AtomicU32 = AtomicU32::new(0);
+static RACE: LazyLock<Race> = LazyLock::new(Race::new);
 
 #[cached(key = "{key}", tags = ["race:all"])]
 fn raced(key: u32) -> u32 {
-    let version = RACE_VERSION.load(SeqCst);
-    if HOLD.compare_exchange(key + 1, 0, SeqCst, SeqCst).is_ok() {
-        RACE_GATE.arrive_and_wait();
-    }
-    version
+    RACE.load(key)
 }
 
-/// 1,000 trials: a load reads the old version and is held in flight; the source changes and
-/// the tag is invalidated; a second caller then asks (it joins the flight, or loads); the load
-/// is let go. The load's own caller gets the old version (it asked first), but nothing that
-/// asked after the invalidation returned may: not the second caller, not a later call.
+/// 1,000 trials of [`Race::trials`]: zero stale values after the tag's invalidation.
 #[test]
 fn a_tag_invalidated_during_a_load_keeps_its_result_out() {
     if !common::backend_ready() {
         return;
     }
-    within(|| {
-        let mut stale = 0;
-        for trial in 0..1_000u32 {
-            let old = RACE_VERSION.load(SeqCst);
-            HOLD.store(trial + 1, SeqCst);
-            let loader = std::thread::spawn(move || raced(trial));
-            RACE_GATE.wait_for_arrival(); // the load read `old` and is in flight
-            RACE_VERSION.store(old + 1, SeqCst);
-            assert!(invalidate_tag("race:all").is_done());
-            let second = std::thread::spawn(move || raced(trial));
-            RACE_GATE.open();
-            assert_eq!(loader.join().expect("no panic"), old);
-            let second = second.join().expect("no panic");
-            let later = raced(trial);
-            if second != old + 1 || later != old + 1 {
-                stale += 1;
-            }
-        }
-        assert_eq!(stale, 0, "stale values served after the tag's invalidation");
+    let stale = RACE.trials(1_000, raced, || {
+        assert!(invalidate_tag("race:all").is_done());
     });
+    assert_eq!(stale, 0, "stale values served after the tag's invalidation");
+}
+
+static RACE_ASYNC: LazyLock<Race> = LazyLock::new(Race::new);
+
+#[cached(key = "{key}", tags = ["race:async"])]
+async fn raced_async(key: u32) -> u32 {
+    RACE_ASYNC.load_blocking_in_place(key)
+}
+
+/// The same 1,000 trials for an async function (tasks on a multi-thread runtime).
+#[test]
+fn a_tag_invalidated_during_an_async_load_keeps_its_result_out() {
+    if !common::backend_ready() {
+        return;
+    }
+    let stale = RACE_ASYNC.trials_async(1_000, raced_async, || {
+        assert!(invalidate_tag("race:async").is_done());
+    });
+    assert_eq!(stale, 0, "stale values served after the tag's invalidation");
 }
 
 // --- Async -----------------------------------------------------------------------------------

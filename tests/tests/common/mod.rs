@@ -164,3 +164,111 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("a runtime")
 }
+
+/// A fencing race (issue 13): a tagged load reads the "database" and is held in flight while
+/// the test changes the source and invalidates the tag. Static in a test (`LazyLock`), used by
+/// one test function only.
+pub(crate) struct Race {
+    /// The "database": a version the test bumps, read by every loader.
+    version: std::sync::atomic::AtomicU32,
+    /// `key + 1` of the trial whose first load is held at the gate; 0 for none.
+    hold: std::sync::atomic::AtomicU32,
+    gate: Gate,
+}
+
+impl Race {
+    pub(crate) fn new() -> Self {
+        Race {
+            version: std::sync::atomic::AtomicU32::new(0),
+            hold: std::sync::atomic::AtomicU32::new(0),
+            gate: Gate::new(),
+        }
+    }
+
+    /// The loader's side: reads the source, then waits at the gate if it is the load the
+    /// trial holds.
+    pub(crate) fn load(&self, key: u32) -> u32 {
+        use std::sync::atomic::Ordering::SeqCst;
+        let version = self.version.load(SeqCst);
+        if self
+            .hold
+            .compare_exchange(key + 1, 0, SeqCst, SeqCst)
+            .is_ok()
+        {
+            self.gate.arrive_and_wait();
+        }
+        version
+    }
+
+    /// `n` trials on keys `0..n`: a load of `call(key)` reads the old version and is held in
+    /// flight; the source changes and `invalidate` drops the tag; a second caller then asks (it
+    /// joins the flight, or loads); the load is let go. The load's own caller gets the old
+    /// version (it asked first), but nothing that asked after the invalidation returned may:
+    /// not the second caller, not a later call. Returns how many trials served a stale value.
+    pub(crate) fn trials(&'static self, n: u32, call: fn(u32) -> u32, invalidate: fn()) -> u32 {
+        use std::sync::atomic::Ordering::SeqCst;
+        within(move || {
+            let mut stale = 0;
+            for trial in 0..n {
+                let old = self.version.load(SeqCst);
+                self.hold.store(trial + 1, SeqCst);
+                let loader = std::thread::spawn(move || call(trial));
+                self.gate.wait_for_arrival(); // the load read `old` and is in flight
+                self.version.store(old + 1, SeqCst);
+                invalidate();
+                let second = std::thread::spawn(move || call(trial));
+                self.gate.open();
+                assert_eq!(loader.join().expect("no panic"), old);
+                let second = second.join().expect("no panic");
+                let later = call(trial);
+                if second != old + 1 || later != old + 1 {
+                    stale += 1;
+                }
+            }
+            stale
+        })
+    }
+
+    /// [`Race::trials`] for an async cached function, on a runtime of its own: the loader and
+    /// the second caller are tasks (the held load blocks its worker with `block_in_place`).
+    pub(crate) fn trials_async<F>(
+        &'static self,
+        n: u32,
+        call: fn(u32) -> F,
+        invalidate: fn(),
+    ) -> u32
+    where
+        F: std::future::Future<Output = u32> + Send + 'static,
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        within(move || {
+            let rt = runtime();
+            let mut stale = 0;
+            for trial in 0..n {
+                let old = self.version.load(SeqCst);
+                self.hold.store(trial + 1, SeqCst);
+                let loader = rt.spawn(call(trial));
+                self.gate.wait_for_arrival();
+                self.version.store(old + 1, SeqCst);
+                invalidate();
+                let second = rt.spawn(call(trial));
+                self.gate.open();
+                let (first, second, later) = rt.block_on(async move {
+                    let first = loader.await.expect("no panic");
+                    let second = second.await.expect("no panic");
+                    (first, second, call(trial).await)
+                });
+                assert_eq!(first, old);
+                if second != old + 1 || later != old + 1 {
+                    stale += 1;
+                }
+            }
+            stale
+        })
+    }
+
+    /// [`Race::load`] for an async body: the wait blocks its worker in place.
+    pub(crate) fn load_blocking_in_place(&self, key: u32) -> u32 {
+        tokio::task::block_in_place(|| self.load(key))
+    }
+}
