@@ -330,6 +330,33 @@ pub fn url() -> Option<&'static str> {
     URL.as_deref()
 }
 
+/// What a worker process of a test sets as `CACHE_REDIS_URL` to reach this process's Redis
+/// through the environment, as a deployment would: the server's URL, or in [`cluster_mode`] the
+/// cluster's nodes in one URL (`redis://h:p1,h:p2,h:p3`, the short form of the README).
+pub fn library_url() -> Option<String> {
+    if cluster_mode() {
+        let nodes = cluster()?;
+        let (first, rest) = nodes.split_first()?;
+        let rest = rest.iter().map(|n| n.trim_start_matches("redis://"));
+        return Some(
+            std::iter::once(first.as_str())
+                .chain(rest)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    url().map(str::to_owned)
+}
+
+/// The URL of every server this process's tests use: the server, or each node of the
+/// cluster in [`cluster_mode`] (for commands about one server's clients, such as `CLIENT`).
+pub fn servers() -> Vec<String> {
+    match cluster() {
+        Some(nodes) if cluster_mode() => nodes.to_vec(),
+        _ => url().map(str::to_owned).into_iter().collect(),
+    }
+}
+
 /// A server of the calling test's own (one it may stop, freeze or restart), or `None` after a
 /// loud message naming `what` is skipped; a panic instead under `CACHE_REQUIRE_REDIS=1`.
 pub fn own_server(what: &str) -> Option<Server> {

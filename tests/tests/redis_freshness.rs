@@ -36,6 +36,11 @@ fn run(url: &str, mode: &str, name: &str, expired_ms: u64) -> Totals {
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_freshness-worker"))
                 .args([url, prefix.as_str(), mode, "16"])
+                .env(
+                    "CACHE_REDIS_URL",
+                    tests::redis_server::library_url().expect("a server"),
+                )
+                .envs(tests::redis_server::child_env())
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("a worker process")

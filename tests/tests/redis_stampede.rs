@@ -17,6 +17,11 @@ fn four_processes_of_sixteen_tasks_on_a_cold_key_cause_one_load() {
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_stampede-worker"))
                 .args([url, prefix.as_str(), "16"])
+                .env(
+                    "CACHE_REDIS_URL",
+                    tests::redis_server::library_url().expect("a server"),
+                )
+                .envs(tests::redis_server::child_env())
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("a worker process")

@@ -21,6 +21,11 @@ const KEYS: &str = "2000";
 fn worker(url: &str, prefix: &str, mode: &str, seconds: &str, bound: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tiered-worker"))
         .args([url, prefix, mode, KEYS, seconds, bound])
+        .env(
+            "CACHE_REDIS_URL",
+            tests::redis_server::library_url().expect("a server"),
+        )
+        .envs(tests::redis_server::child_env())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("a worker process")
@@ -66,24 +71,36 @@ fn run(
     }
     let () = con.set(format!("{prefix}go"), 1).unwrap();
     if let Some(every) = kill_every {
+        // Each server's own clients (on a cluster, the log readers are on the stream's node).
+        let mut servers: Vec<redis::Connection> = tests::redis_server::servers()
+            .iter()
+            .map(|u| redis::Client::open(u.as_str()).and_then(|c| c.get_connection()))
+            .collect::<Result<_, _>>()
+            .expect("a connection to each server");
         let until = Instant::now() + Duration::from_secs(seconds.parse().unwrap());
+        let mut killed = 0;
         while Instant::now() + every < until {
             std::thread::sleep(every);
-            let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
-            for line in list
-                .lines()
-                .filter(|l| l.contains("name=cache-runtime-log"))
-            {
-                if let Some(id) = line.split_whitespace().find_map(|f| f.strip_prefix("id=")) {
-                    let _: redis::Value = redis::cmd("CLIENT")
-                        .arg("KILL")
-                        .arg("ID")
-                        .arg(id)
-                        .query(&mut con)
-                        .unwrap();
+            for server in &mut servers {
+                let list: String = redis::cmd("CLIENT").arg("LIST").query(server).unwrap();
+                for line in list
+                    .lines()
+                    .filter(|l| l.contains("name=cache-runtime-log"))
+                {
+                    if let Some(id) = line.split_whitespace().find_map(|f| f.strip_prefix("id=")) {
+                        let _: redis::Value = redis::cmd("CLIENT")
+                            .arg("KILL")
+                            .arg("ID")
+                            .arg(id)
+                            .query(server)
+                            .unwrap();
+                        killed += 1;
+                    }
                 }
             }
         }
+        assert!(killed > 0, "no log connection was killed");
+        eprintln!("{killed} log connections killed");
     }
     let mut lines: Vec<String> = all
         .into_iter()

@@ -22,8 +22,9 @@ async fn main() {
         panic!("usage: stampede-worker <redis url> <key prefix> <tasks>");
     };
     let tasks: usize = tasks.parse().expect("a number of tasks");
+    // The server (or the cluster's nodes) from `CACHE_REDIS_URL`, as a deployment sets it;
+    // `url` is for the test's own raw connection.
     cache_runtime::Config::builder()
-        .redis_url(url.as_str())
         .key_prefix(prefix.as_str())
         .init()
         .expect("settings");

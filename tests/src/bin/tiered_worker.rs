@@ -61,8 +61,9 @@ fn main() {
     let keys: u32 = keys.parse().expect("keys");
     let run = Duration::from_secs(seconds.parse().expect("seconds"));
     SOURCE.set((url.clone(), prefix.clone())).expect("once");
+    // The server (or the cluster's nodes) from `CACHE_REDIS_URL`, as a deployment sets it;
+    // `url` is for the test's own raw connection.
     cache_runtime::Config::builder()
-        .redis_url(url.as_str())
         .key_prefix(prefix.as_str())
         .init()
         .expect("settings");
