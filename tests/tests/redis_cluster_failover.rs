@@ -111,9 +111,10 @@ fn killing_a_primary_under_load_costs_no_answer() {
         after
     );
     // Each call waits at most one operation deadline for the dead node (its read fails, and
-    // it is answered in process); a scheduling margin for this VM.
+    // it is answered in process), plus a scheduling margin for 8 threads on this 2-core VM
+    // (measured: 211 ms).
     assert!(
-        slowest < OP_TIMEOUT * 2 + Duration::from_millis(300),
+        slowest < OP_TIMEOUT + Duration::from_millis(200),
         "slowest call {slowest:?}"
     );
     assert!(
