@@ -25,8 +25,34 @@ fn other(id: u32) -> u32 {
     id + 1
 }
 
+/// A wrong password for the same user (a comma in it: it must not split the URL into nodes).
+const WRONG_PASSWORD: &str = "wrong-Pa55,word";
+
+/// Set by the parent for its child process: the same test with a wrong password (`WRONGPASS`
+/// at every connection instead of `NOPERM` at every command).
+const WRONG: &str = "CACHE_TEST_ACL_WRONG_PASSWORD";
+
+#[test]
+fn a_wrong_password_is_an_outage_not_an_error() {
+    if std::env::var(WRONG).is_ok() {
+        return; // the child runs the test below
+    }
+    let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "--exact",
+            "a_user_without_rights_is_an_outage_not_an_error",
+            "--nocapture",
+        ])
+        .env(WRONG, "1")
+        .status()
+        .expect("the child process runs");
+    assert!(status.success(), "the wrong-password run failed");
+}
+
 #[test]
 fn a_user_without_rights_is_an_outage_not_an_error() {
+    let wrong = std::env::var(WRONG).is_ok();
+    let secret = if wrong { WRONG_PASSWORD } else { PASSWORD };
     let Some(server) = tests::redis_server::own_server("the ACL denial test") else {
         return;
     };
@@ -43,7 +69,7 @@ fn a_user_without_rights_is_an_outage_not_an_error() {
         ])
         .query(&mut admin)
         .expect("ACL SETUSER");
-    let url = format!("redis://cache:{PASSWORD}@127.0.0.1:{}", server.port);
+    let url = format!("redis://cache:{secret}@127.0.0.1:{}", server.port);
     const THRESHOLD: u64 = 3;
     cache_runtime::Config::builder()
         .redis_url(url.as_str())
@@ -92,7 +118,7 @@ fn a_user_without_rights_is_an_outage_not_an_error() {
     );
     let lines = tests::logs::lines();
     assert!(
-        lines.iter().all(|l| !l.contains(PASSWORD)),
+        lines.iter().all(|l| !l.contains(secret)),
         "the password was logged: {lines:#?}"
     );
 }
