@@ -222,33 +222,21 @@ impl Config {
 
 impl ConfigBuilder {
     /// A URL that lists several nodes (`redis://h1:p1,h2:p2,…`) names a Redis Cluster: its
-    /// seed nodes, each with the scheme and credentials of the first.
+    /// seed nodes, each written without a scheme taking the scheme and credentials of the node
+    /// before it (see [`url_nodes`]).
     fn with_url_nodes(mut self) -> Self {
-        let url = &self.config.redis_url;
-        // The hosts come after the first node's user info, whose password may hold a comma.
-        let hosts_at = userinfo(url).map_or_else(
-            || url.find("://").map_or(0, |at| at + 3),
-            |info| info.end + 1,
-        );
-        let Some(comma) = url[hosts_at..].find(',') else {
+        if !self.config.redis_url.contains(',') {
             return self;
-        };
-        let (first, rest) = (url[..hosts_at + comma].trim(), &url[hosts_at + comma + 1..]);
-        let head = &url[..hosts_at];
-        let mut nodes = vec![first.to_owned()];
-        nodes.extend(
-            rest.split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(|n| match n.contains("://") {
-                    true => n.to_owned(),
-                    false => format!("{}{n}", head.trim_start()),
-                }),
-        );
-        // A trailing comma names one server, not a cluster.
+        }
+        let mut nodes = url_nodes(&self.config.redis_url);
         match nodes.len() {
+            0 => {}
+            // A trailing comma names one server, not a cluster.
             1 => self.config.redis_url = nodes.remove(0),
-            _ => self.config.cluster = nodes,
+            _ => {
+                self.config.redis_url = nodes[0].clone();
+                self.config.cluster = nodes;
+            }
         }
         self
     }
@@ -417,24 +405,63 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Where the user info of `url` lies: after its `scheme://` (if it has one), up to the last
-/// `@` of its authority (which ends at the first `/`). A password may hold `,`, `:` or `@`;
-/// a host never does.
+/// The nodes a URL names: itself, or for a list (`redis://u:p@h1:1,h2:2,rediss://v:q@h3:3`)
+/// each node, those written without a scheme taking the scheme and user info of the node
+/// before them. A password may hold `,`, `:`, `/`, `?`, `#` or `@`: a node's user info runs to
+/// the last `@` before the next node written with a scheme of its own.
+fn url_nodes(url: &str) -> Vec<String> {
+    let mut nodes = Vec::new();
+    let mut rest = url.trim();
+    while !rest.is_empty() {
+        let start = rest.find("://").map_or(0, |at| at + 3);
+        // This node and the short ones after it end where a node with a scheme begins.
+        let end = rest[start..]
+            .find("://")
+            .and_then(|next| rest[start..start + next].rfind(','))
+            .map_or(rest.len(), |comma| start + comma);
+        let group = &rest[..end];
+        let hosts_at = group[start..].rfind('@').map_or(start, |at| start + at + 1);
+        let head = &group[..hosts_at];
+        nodes.extend(
+            group[hosts_at..]
+                .split(',')
+                .map(str::trim)
+                .filter(|host| !host.is_empty())
+                .map(|host| format!("{head}{host}")),
+        );
+        rest = rest.get(end + 1..).unwrap_or("").trim_start();
+    }
+    nodes
+}
+
+/// Where the user info of a one-node `url` lies: after its `scheme://` (if it has one), up to
+/// its last `@`.
 fn userinfo(url: &str) -> Option<std::ops::Range<usize>> {
     let start = url.find("://").map_or(0, |at| at + 3);
-    let authority = url[start..].find('/').map_or(url.len(), |end| start + end);
-    let at = url[start..authority].rfind('@')?;
+    let at = url[start..].rfind('@')?;
     Some(start..start + at)
 }
 
-/// The password in `url`, if any.
+/// The password in a one-node `url`, if any.
 fn password(url: &str) -> Option<&str> {
     let password = url[userinfo(url)?].split_once(':')?.1;
     (!password.is_empty()).then_some(password)
 }
 
-/// `url` with the password of its user info replaced by `***` (with or without a scheme).
+/// `url` with every password of its user info replaced by `***` (with or without a scheme;
+/// every node of a list).
 pub(crate) fn redact_url(url: &str) -> String {
+    if url.contains(',') {
+        return url_nodes(url)
+            .iter()
+            .map(|node| redact_node(node))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    redact_node(url)
+}
+
+fn redact_node(url: &str) -> String {
     let Some(info) = userinfo(url) else {
         return url.to_owned();
     };
@@ -500,8 +527,11 @@ mod tests {
             ("redis://u:p@ss@h:1", "p@ss"),
             ("redis://:a:b@h", "a:b"),
             ("rediss://u:x,y@h:1/0", "x,y"),
+            ("redis://u:ab/cd+ef==@h:1", "ab/cd+ef=="),
+            ("redis://u:a?b#c@h:1/2", "a?b#c"),
+            ("redis://a:1,redis://u:n0de2pw@b:2", "n0de2pw"),
+            ("redis://u:f1rst@a:1,redis://v:sec,nd@b:2,c:3", "sec,nd"),
         ] {
-            assert_eq!(password(url), Some(secret), "{url}");
             let redacted = redact_url(url);
             assert!(!redacted.contains(secret), "{url} -> {redacted}");
             assert!(redacted.contains(":***@"), "{url} -> {redacted}");
@@ -528,10 +558,24 @@ mod tests {
             nodes.cluster,
             ["redis://u:pa,ss@a:1", "redis://u:pa,ss@b:2"]
         );
+        assert_eq!(nodes.redis_url, "redis://u:pa,ss@a:1", "the first node");
+        assert_eq!(password("redis://u:ab/cd@h:1"), Some("ab/cd"));
+        // Nodes with credentials of their own, and short nodes after them.
+        let mixed = Config::builder()
+            .redis_url("redis://u:f1rst@a:1,redis://v:sec,nd@b:2,c:3")
+            .build()
+            .unwrap();
         assert_eq!(
-            redact_url("redis://h:1/x@y"),
-            "redis://h:1/x@y",
-            "a path is no user info"
+            mixed.cluster,
+            [
+                "redis://u:f1rst@a:1",
+                "redis://v:sec,nd@b:2",
+                "redis://v:sec,nd@c:3"
+            ]
+        );
+        assert_eq!(
+            mixed.passwords().collect::<Vec<_>>(),
+            ["f1rst", "f1rst", "sec,nd", "sec,nd"]
         );
     }
 

@@ -31,6 +31,7 @@ fn killing_a_primary_under_load_costs_no_answer() {
     ) else {
         return;
     };
+    tests::logs::capture();
     cache_runtime::Config::builder()
         .cluster_nodes(cluster.urls())
         .key_prefix("fo:")
@@ -111,16 +112,24 @@ fn killing_a_primary_under_load_costs_no_answer() {
         after
     );
     // Each call waits at most one operation deadline for the dead node (its read fails, and
-    // it is answered in process), plus a scheduling margin for 8 threads on this 2-core VM
-    // (measured: 211 ms).
+    // it is answered in process), plus a scheduling margin for 8 threads and 6 servers on this
+    // 2-core VM (measured: 208-212 ms).
     assert!(
-        slowest < OP_TIMEOUT + Duration::from_millis(200),
+        slowest < OP_TIMEOUT + Duration::from_millis(300),
         "slowest call {slowest:?}"
     );
     assert!(
         recovered < Duration::from_secs(20),
         "recovery took {recovered:?}"
     );
+
+    // One outage, logged once: calls for the other primaries succeed between the failures and
+    // the breaker's probes, and do not end it.
+    let outage: Vec<String> = tests::logs::at_least(tracing::Level::WARN)
+        .into_iter()
+        .filter(|l| l.contains("until it answers again"))
+        .collect();
+    assert_eq!(outage.len(), 1, "one warning for the failover: {outage:#?}");
 
     // Notifications: the subscription was on the killed node (the first seed), and moves to
     // another one; waiters are woken by the publish again, not by polling.

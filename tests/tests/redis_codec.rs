@@ -258,3 +258,45 @@ fn issue_13_a_json_entry_in_another_shape_is_a_counted_miss() {
     assert_ne!(json_tagged(1), hit);
     assert_eq!(loads(), 5);
 }
+
+static REFUSED_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "{id}", name = "codec_refused")]
+fn refused(id: u32) -> u32 {
+    REFUSED_LOADS.fetch_add(1, SeqCst);
+    id + 5
+}
+
+/// Found in review: a command Redis refuses (here `WRONGTYPE`: another tool made the value key
+/// a list) is this cache's own failure, not an outage: the call is answered, the refusal is
+/// counted and logged with the cache's name, and it does not start an outage (whose one
+/// warning would then hide every other cache's failures).
+#[test]
+fn a_refused_command_is_the_caches_own_failure_not_an_outage() {
+    if !common::backend_ready() {
+        return;
+    }
+    tests::logs::capture();
+    let mut con = tests::redis_server::raw(tests::redis_server::url().expect("a server"));
+    let key = format!("t{}:codec_refused:1", std::process::id());
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(&key)
+        .arg("not an entry")
+        .query(&mut con)
+        .expect("RPUSH");
+    assert_eq!(refused(1), 6, "the call is answered");
+    let s = refused_cache().stats();
+    assert!(s.store_errors > 0, "counted: {s:?}");
+    let lines = tests::logs::at_least(tracing::Level::WARN);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("codec_refused") && l.contains("WRONGTYPE")),
+        "logged with the cache's name: {lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("until it answers again")),
+        "not an outage: {lines:#?}"
+    );
+    let _: i64 = redis::cmd("DEL").arg(&key).query(&mut con).expect("DEL");
+}

@@ -119,7 +119,8 @@ where
 }
 
 /// Counts a failure, and logs it unless this cache logged one in the last 5 s or it is part of
-/// an outage (the connection logs an outage once: `conn.rs`); an operation not tried because
+/// an outage (the connection logs an outage once: `conn.rs`; a command Redis refused, or data
+/// at fault, is this cache's own and logged here); an operation not tried because
 /// Redis is known to be unavailable is counted apart, and not logged (unusable settings are
 /// logged once).
 fn store_error<F: RedisFunction, T: Tier>(engine: &Engine<F, RedisBackend<T>>, error: &StoreError) {

@@ -12,7 +12,9 @@
 
 use std::future::Future;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -23,8 +25,12 @@ use crate::config::{self, Config};
 /// A failed Redis operation. Its text never holds the password.
 #[derive(Debug)]
 pub(crate) enum StoreError {
-    /// Redis failed or timed out (counts towards the circuit breaker).
+    /// Redis failed or timed out (counts towards the circuit breaker; an outage, logged once).
     Failed(String),
+    /// Redis answered and refused this one command (`WRONGTYPE`, `OOM`, a script error):
+    /// counts towards the circuit breaker like a failure, but is logged per cache, not as an
+    /// outage.
+    Refused(String),
     /// Not tried: the circuit breaker is open, or the settings name no usable Redis.
     Unavailable,
     /// The data, not Redis, is at fault (an unusable entry, a value that does not encode).
@@ -34,7 +40,9 @@ pub(crate) enum StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::Failed(why) | StoreError::Data(why) => f.write_str(why),
+            StoreError::Failed(why) | StoreError::Refused(why) | StoreError::Data(why) => {
+                f.write_str(why)
+            }
             StoreError::Unavailable => f.write_str("Redis is unavailable"),
         }
     }
@@ -238,10 +246,13 @@ impl Redis {
         // The client first: it needs no runtime, and a runtime must not be dropped on an error
         // path, which may run inside the caller's async runtime.
         // rustls picks its provider by itself only when the build holds exactly one; a program
-        // that also compiles another (aws-lc-rs) would panic in redis-rs's TLS set-up. Ours
-        // (ring) becomes the process default unless the program installed one first.
+        // that also compiles another (aws-lc-rs) would panic in redis-rs's TLS set-up. With a
+        // `rediss://` URL, ours (ring) becomes the process default unless the program
+        // installed one first.
         #[cfg(feature = "tls")]
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
+        if config.redis_url.starts_with("rediss://")
+            && rustls::crypto::CryptoProvider::get_default().is_none()
+        {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let clients = clients(config)?;
@@ -390,14 +401,21 @@ impl Redis {
     fn record<T>(&self, result: &Result<T, StoreError>) {
         match result {
             Ok(_) | Err(StoreError::Data(_)) => {
-                let was_open = self.breaker.is_open();
                 self.breaker.success();
-                self.outage.success(was_open, self.config.breaker_cooldown);
+                self.outage.success(self.config.breaker_cooldown);
             }
             Err(StoreError::Failed(why)) => {
                 let opened = self.breaker.failure();
                 self.outage
                     .failure(why, opened, self.config.breaker_cooldown);
+            }
+            Err(StoreError::Refused(why)) => {
+                if self.breaker.failure() {
+                    tracing::info!(
+                        error = %why,
+                        "cache-runtime: Redis keeps refusing commands; circuit breaker open"
+                    );
+                }
             }
             Err(StoreError::Unavailable) => {}
         }
@@ -478,7 +496,8 @@ impl Redis {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.config.op_timeout, op).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Failed(scrub(self.config, &e))),
+            Ok(Err(e)) if is_outage(&e) => Err(StoreError::Failed(scrub(self.config, &e))),
+            Ok(Err(e)) => Err(StoreError::Refused(scrub(self.config, &e))),
             Err(_) => Err(StoreError::Failed(format!(
                 "Redis did not answer within {:?}",
                 self.config.op_timeout
@@ -496,22 +515,23 @@ fn scrub(config: &Config, error: &redis::RedisError) -> String {
 
 /// What is logged of an outage: its first failure (`WARN`), the circuit breaker's first opening
 /// (`INFO`), and its end (`INFO`, with the count of failed operations); everything between at
-/// `DEBUG` (and counted in each cache's `store_errors`). An outage ends at the first success
-/// that comes a breaker cooldown after its last failure, so that calls that keep succeeding on
-/// other nodes of a cluster while one primary is down do not split it into many.
+/// `DEBUG` (and counted in each cache's `store_errors`). An outage ends once operations have
+/// succeeded for a breaker cooldown with no failure among them: a cluster with one primary
+/// down, whose other primaries answer between the failures, is one outage, not one per probe.
 #[derive(Default)]
 struct Outage {
     failing: AtomicBool,
     breaker_opened: AtomicBool,
     failures: AtomicU64,
-    last_failure_ms: AtomicU64,
+    /// Since when (real clock, ms) operations have succeeded with no failure; 0 after one.
+    calm_since_ms: AtomicU64,
 }
 
 impl Outage {
     fn failure(&self, why: &str, opened: bool, cooldown: Duration) {
-        self.failures.fetch_add(1, Relaxed);
-        self.last_failure_ms.store(crate::clock::now_ms(), Relaxed);
-        if !self.failing.swap(true, Relaxed) {
+        self.failures.fetch_add(1, SeqCst);
+        self.calm_since_ms.store(0, SeqCst);
+        if !self.failing.swap(true, SeqCst) {
             tracing::warn!(
                 error = %why,
                 "cache-runtime: Redis failed; cached calls go on without it until it answers \
@@ -521,7 +541,7 @@ impl Outage {
             tracing::debug!(error = %why, "cache-runtime: Redis failed again");
         }
         if opened {
-            match self.breaker_opened.swap(true, Relaxed) {
+            match self.breaker_opened.swap(true, SeqCst) {
                 false => tracing::info!(
                     ?cooldown,
                     "cache-runtime: circuit breaker open; calls skip Redis and use the \
@@ -533,20 +553,54 @@ impl Outage {
     }
 
     /// After a successful operation: one load while Redis is healthy.
-    fn success(&self, breaker_was_open: bool, cooldown: Duration) {
-        if !self.failing.load(Relaxed) {
+    fn success(&self, cooldown: Duration) {
+        if !self.failing.load(Acquire) {
             return;
         }
-        let quiet_since = self.last_failure_ms.load(Relaxed);
+        let now = crate::clock::now_ms().max(1);
+        let calm_since = self.calm_since_ms.load(SeqCst);
+        if calm_since == 0 {
+            let _ = self.calm_since_ms.compare_exchange(0, now, SeqCst, SeqCst);
+            return;
+        }
         let cooldown_ms = u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX);
-        if (breaker_was_open || crate::clock::now_ms() >= quiet_since.saturating_add(cooldown_ms))
-            && self.failing.swap(false, Relaxed)
-        {
-            self.breaker_opened.store(false, Relaxed);
-            tracing::info!(
-                failed_operations = self.failures.swap(0, Relaxed),
-                "cache-runtime: Redis answers again; circuit breaker closed"
-            );
+        if now >= calm_since.saturating_add(cooldown_ms) && self.failing.swap(false, SeqCst) {
+            let failed_operations = self.failures.swap(0, SeqCst);
+            match self.breaker_opened.swap(false, SeqCst) {
+                true => tracing::info!(
+                    failed_operations,
+                    "cache-runtime: Redis answers again; circuit breaker closed"
+                ),
+                false => tracing::info!(failed_operations, "cache-runtime: Redis answers again"),
+            }
         }
     }
+}
+
+/// Whether a redis-rs error is about reaching Redis (an outage: the connection, a timeout, the
+/// credentials or rights, a cluster without its primary), rather than Redis refusing one
+/// command (`WRONGTYPE`, `OOM`, a script error, `CROSSSLOT`), which is logged per cache.
+fn is_outage(error: &redis::RedisError) -> bool {
+    use redis::{ErrorKind as Kind, ServerErrorKind as Server};
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || matches!(
+            error.kind(),
+            Kind::Io
+                | Kind::AuthenticationFailed
+                | Kind::ClusterConnectionNotFound
+                | Kind::InvalidClientConfig
+                | Kind::Server(
+                    Server::BusyLoading
+                        | Server::TryAgain
+                        | Server::ClusterDown
+                        | Server::MasterDown
+                        | Server::ReadOnly
+                        | Server::NoPerm
+                        | Server::Moved
+                        | Server::Ask
+                )
+        )
 }

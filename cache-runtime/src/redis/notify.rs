@@ -109,8 +109,11 @@ async fn listen(redis: &'static Redis) {
             pubsub.subscribe(channel).await.ok()?;
             Some(pubsub)
         };
-        if let Ok(Some(mut pubsub)) =
-            tokio::time::timeout(redis.config.connect_timeout, subscribed).await
+        if let Ok(Some(mut pubsub)) = tokio::time::timeout(
+            redis.config.connect_timeout + Duration::from_secs(1),
+            subscribed,
+        )
+        .await
         {
             let mut messages = pubsub.on_message();
             while let Some(message) = messages.next().await {

@@ -31,20 +31,24 @@ pub(crate) enum Pending {
     Tags(Vec<String>),
 }
 
-/// What is kept, once each: a key invalidated twice during an outage, or a tag, is kept once
-/// (so repeated invalidations of the same keys and tags do not grow it; it holds at most the
-/// distinct keys and tags invalidated while Redis was unreachable).
+/// What is kept, once each: a key, a cleared cache, a logged change or a tag invalidated again
+/// during an outage is kept once (so repeated invalidations do not grow it; it holds at most
+/// the distinct ones made while Redis was unreachable).
 struct Kept {
     list: Vec<Pending>,
-    /// The value keys of the `Pending::Key`s in `list`.
-    keys: BTreeSet<String>,
-    /// Every kept tag (replayed as one `Pending::Tags`, never in `list`).
+    /// What `list` holds, by identity (value key, cleared name, logged change).
+    seen: BTreeSet<String>,
+    /// Every kept tag (replayed in `Pending::Tags` of [`TAGS_PER_REPLAY`], never in `list`).
     tags: BTreeSet<String>,
 }
 
+/// Tags per replayed script: a replay of many tags moves forward in steps that each fit in an
+/// operation's deadline, instead of one script that never does.
+const TAGS_PER_REPLAY: usize = 256;
+
 static PENDING: Mutex<Kept> = Mutex::new(Kept {
     list: Vec::new(),
-    keys: BTreeSet::new(),
+    seen: BTreeSet::new(),
     tags: BTreeSet::new(),
 });
 /// Whether `PENDING` may hold something: the one load every Redis operation pays.
@@ -53,14 +57,20 @@ static ANY: AtomicBool = AtomicBool::new(false);
 /// Keeps an invalidation that did not reach Redis (once: see [`Kept`]).
 pub(crate) fn keep(pending: Pending) {
     let mut kept = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
-    match pending {
-        Pending::Tags(names) => kept.tags.extend(names),
-        Pending::Key(keys, change) => {
-            if kept.keys.insert(keys.value().to_owned()) {
-                kept.list.push(Pending::Key(keys, change));
+    let identity = match &pending {
+        Pending::Tags(_) => None,
+        Pending::Key(keys, _) => Some(format!("k{}", keys.value())),
+        Pending::Clear(scan, _) => Some(format!("c{}", scan.patterns[0])),
+        Pending::Logged(change) => Some(format!("l{}\0{}", change.cache, change.key)),
+    };
+    match (pending, identity) {
+        (Pending::Tags(names), _) => kept.tags.extend(names),
+        (other, Some(identity)) => {
+            if kept.seen.insert(identity) {
+                kept.list.push(other);
             }
         }
-        other => kept.list.push(other),
+        (other, None) => kept.list.push(other),
     }
     ANY.store(true, Relaxed);
 }
@@ -80,13 +90,13 @@ pub(crate) async fn replayed(redis: &'static Redis) -> Result<(), StoreError> {
 fn take() -> Vec<Pending> {
     let mut kept = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
     ANY.store(false, Relaxed);
-    kept.keys.clear();
+    kept.seen.clear();
     let mut all = std::mem::take(&mut kept.list);
-    if !kept.tags.is_empty() {
-        all.push(Pending::Tags(
-            std::mem::take(&mut kept.tags).into_iter().collect(),
-        ));
-    }
+    let tags: Vec<String> = std::mem::take(&mut kept.tags).into_iter().collect();
+    all.extend(
+        tags.chunks(TAGS_PER_REPLAY)
+            .map(|chunk| Pending::Tags(chunk.to_vec())),
+    );
     all
 }
 
@@ -151,6 +161,18 @@ mod tests {
             .collect();
         assert_eq!(tags, [&vec!["t:1".to_owned(), "t:2".into(), "t:3".into()]]);
         assert!(take().is_empty(), "taken");
+        // Many tags are replayed in steps.
+        keep(Pending::Tags(
+            (0..600).map(|n| format!("many:{n}")).collect(),
+        ));
+        let steps: Vec<usize> = take()
+            .iter()
+            .map(|p| match p {
+                Pending::Tags(t) => t.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(steps, [256, 256, 88]);
         // Kept again after a failed replay: once more, not twice.
         keep(Pending::Key(key("p:a"), None));
         keep(Pending::Key(key("p:a"), None));

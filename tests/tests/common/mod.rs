@@ -43,13 +43,21 @@ pub(crate) async fn wait_until_async(what: &str, mut cond: impl FnMut() -> bool)
 /// Runs `f` on its own thread and returns its result, failing the test if it takes longer
 /// than [`PATIENCE`] (a hang becomes a failure, not a stuck test run).
 pub(crate) fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    within_for(PATIENCE, f)
+}
+
+/// [`within`] with a limit of its own, for long bodies (1,000 trials on a cluster).
+pub(crate) fn within_for<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    match rx.recv_timeout(PATIENCE) {
+    match rx.recv_timeout(limit) {
         Ok(v) => v,
-        Err(e) => panic!("the test body did not finish in {PATIENCE:?}: {e}"),
+        Err(e) => panic!("the test body did not finish in {limit:?}: {e}"),
     }
 }
 
@@ -207,7 +215,8 @@ impl Race {
     /// not the second caller, not a later call. Returns how many trials served a stale value.
     pub(crate) fn trials(&'static self, n: u32, call: fn(u32) -> u32, invalidate: fn()) -> u32 {
         use std::sync::atomic::Ordering::SeqCst;
-        within(move || {
+        // Each trial waits at most PATIENCE for a step; the whole gets a minute per 100 trials.
+        within_for(Duration::from_secs(60) * n.div_ceil(100), move || {
             let mut stale = 0;
             for trial in 0..n {
                 let old = self.version.load(SeqCst);
@@ -241,7 +250,8 @@ impl Race {
         F: std::future::Future<Output = u32> + Send + 'static,
     {
         use std::sync::atomic::Ordering::SeqCst;
-        within(move || {
+        // Each trial waits at most PATIENCE for a step; the whole gets a minute per 100 trials.
+        within_for(Duration::from_secs(60) * n.div_ceil(100), move || {
             let rt = runtime();
             let mut stale = 0;
             for trial in 0..n {
