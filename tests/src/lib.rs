@@ -13,3 +13,5 @@ pub mod certs;
 pub mod notified;
 
 pub mod logs;
+
+pub mod child;

@@ -225,21 +225,15 @@ fn every_process_reads_the_same_version_from_redis() {
         Some(version),
         "the loader names what it wrote as readers do"
     );
-    let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "--exact",
-            "other_process_reads_the_same_version",
-            "--nocapture",
-        ])
+    let mut child = tests::child::test("other_process_reads_the_same_version");
+    child
         .envs(tests::redis_server::child_env())
         .env(
             "CACHE_TEST_CHILD_PREFIX",
             format!("t{}:", std::process::id()),
         )
-        .env("CACHE_TEST_CHILD_VERSION", version.to_string())
-        .status()
-        .expect("the other process runs");
-    assert!(status.success(), "the other process read another version");
+        .env("CACHE_TEST_CHILD_VERSION", version.to_string());
+    tests::child::passes(child);
 }
 
 #[cfg(feature = "redis")]

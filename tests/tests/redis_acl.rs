@@ -60,16 +60,9 @@ fn a_user_limited_to_the_prefix_runs_everything_on_a_cluster() {
     if std::env::var(ON_CLUSTER).is_ok() {
         return; // the child runs the test below
     }
-    let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "--exact",
-            "a_user_limited_to_the_prefix_runs_everything",
-            "--nocapture",
-        ])
-        .env(ON_CLUSTER, "1")
-        .status()
-        .expect("the child process runs");
-    assert!(status.success(), "the cluster run failed");
+    let mut child = tests::child::test("a_user_limited_to_the_prefix_runs_everything");
+    child.env(ON_CLUSTER, "1");
+    tests::child::passes(child);
 }
 
 #[test]

@@ -37,16 +37,9 @@ fn a_wrong_password_is_an_outage_not_an_error() {
     if std::env::var(WRONG).is_ok() {
         return; // the child runs the test below
     }
-    let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "--exact",
-            "a_user_without_rights_is_an_outage_not_an_error",
-            "--nocapture",
-        ])
-        .env(WRONG, "1")
-        .status()
-        .expect("the child process runs");
-    assert!(status.success(), "the wrong-password run failed");
+    let mut child = tests::child::test("a_user_without_rights_is_an_outage_not_an_error");
+    child.env(WRONG, "1");
+    tests::child::passes(child);
 }
 
 #[test]

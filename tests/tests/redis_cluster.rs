@@ -195,16 +195,9 @@ fn a_cache_on_a_three_primary_cluster() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert_eq!(TIERED_LOADS.load(SeqCst), 1);
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "other_process_invalidates_a_tiered_key",
-            "--nocapture",
-        ])
-        .env(CHILD, cluster.urls().join(" "))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let mut child = tests::child::test("other_process_invalidates_a_tiered_key");
+    child.env(CHILD, cluster.urls().join(" "));
+    tests::child::passes(child);
     let sent = std::time::Instant::now();
     while TIERED_LOADS.load(SeqCst) == 1 {
         assert!(

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
@@ -28,15 +27,13 @@ fn setup() -> Option<(String, &'static str)> {
 
 /// Runs `invalidate_tag(tag)` in another process on the same Redis and prefix.
 fn invalidate_elsewhere(url: &str, prefix: &str, tag: &str) {
-    let status = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--exact", "other_process_invalidates_a_tag", "--nocapture"])
+    let mut child = tests::child::test("other_process_invalidates_a_tag");
+    child
         .env("CACHE_TEST_REDIS_URL", url)
         .envs(tests::redis_server::child_env())
         .env(CHILD_PREFIX, prefix)
-        .env(CHILD_TAG, tag)
-        .status()
-        .expect("the other process runs");
-    assert!(status.success(), "the other process failed");
+        .env(CHILD_TAG, tag);
+    tests::child::passes(child);
 }
 
 /// The other process: invalidates the tag its parent names, and says it did.

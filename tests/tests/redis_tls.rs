@@ -82,19 +82,13 @@ fn mutual_tls_configured_by_the_environment() {
     let Some(server) = or_skip("the TLS test", Server::start_tls(&certs)) else {
         return;
     };
-    let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "--exact",
-            "mutual_tls_configured_by_the_environment",
-            "--nocapture",
-        ])
+    let mut child = tests::child::test("mutual_tls_configured_by_the_environment");
+    child
         .env(CHILD, "1")
         .env("CACHE_REDIS_URL", &server.url)
         .env("CACHE_KEY_PREFIX", "tlsenv:")
         .env("CACHE_REDIS_TLS_CA", &certs.ca)
         .env("CACHE_REDIS_TLS_CERT", &certs.client_cert)
-        .env("CACHE_REDIS_TLS_KEY", &certs.client_key)
-        .status()
-        .expect("the child process runs");
-    assert!(status.success(), "the child process failed");
+        .env("CACHE_REDIS_TLS_KEY", &certs.client_key);
+    tests::child::passes(child);
 }
