@@ -2,7 +2,9 @@
 //! data survives), the value changed in the database and invalidated: the invalidation is kept
 //! and replayed when Redis answers again, before this process reads from it, so the old value
 //! is never served again (it used to be served for the rest of its TTL). One test, in a
-//! process of its own, with a `redis-server` of its own.
+//! process of its own, with a `redis-server` of its own; then the same test in a child
+//! process, on a 3-primary cluster of its own, every node frozen (issue 14: the kept clear
+//! scans every primary, the kept tag invalidation sets a tag key on another slot).
 #![cfg(feature = "redis")]
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
@@ -30,22 +32,70 @@ fn listing(id: u32) -> u32 {
     id * 100 + VERSION.load(SeqCst)
 }
 
+/// Set by the parent for its child process: run the test on a cluster.
+const ON_CLUSTER: &str = "CACHE_TEST_PENDING_ON_CLUSTER";
+
+#[test]
+fn issue_14_the_same_on_a_cluster() {
+    if std::env::var(ON_CLUSTER).is_ok() {
+        return; // the child runs the test below
+    }
+    let mut child = tests::child::test(
+        "issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_again",
+    );
+    child.env(ON_CLUSTER, "1");
+    tests::child::passes(child);
+}
+
 #[test]
 fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_again() {
-    let Some(server) = tests::redis_server::own_server("the pending invalidation test") else {
-        return;
+    use tests::redis_server::{Cluster, Raw, or_skip, own_server, pid, raw};
+    let what = "the pending invalidation test";
+    let on_cluster = std::env::var(ON_CLUSTER).is_ok();
+    // The servers live until the test ends.
+    let (server, cluster) = if on_cluster {
+        let Some(cluster) = or_skip(what, Cluster::start(3)) else {
+            return;
+        };
+        (None, Some(cluster))
+    } else {
+        let Some(server) = own_server(what) else {
+            return;
+        };
+        (Some(server), None)
     };
-    let prefix = format!("pending{}:", std::process::id());
-    cache_runtime::Config::builder()
-        .redis_url(server.url.as_str())
-        .key_prefix(prefix.as_str())
+    let urls = cluster.as_ref().map_or_else(
+        || vec![server.as_ref().expect("a server").url.clone()],
+        Cluster::urls,
+    );
+    // Frozen and thawed together: every node.
+    let pids: Vec<u32> = urls.iter().map(|u| pid(&mut raw(u))).collect();
+    let mut raw = match on_cluster {
+        true => Raw::Cluster(Box::new(
+            redis::cluster::ClusterClient::new(urls.clone())
+                .and_then(|c| c.get_connection())
+                .expect("a raw connection to the cluster"),
+        )),
+        false => raw(&urls[0]),
+    };
+    let settings = cache_runtime::Config::builder()
         .op_timeout(Duration::from_millis(100))
         .breaker_threshold(1)
-        .breaker_cooldown(Duration::from_secs(1))
+        .breaker_cooldown(Duration::from_secs(1));
+    let settings = match on_cluster {
+        true => settings.cluster_nodes(urls.clone()),
+        false => settings.redis_url(urls[0].as_str()),
+    };
+    let prefix = format!("pending{}:", std::process::id());
+    settings
+        .key_prefix(prefix.as_str())
         .init()
         .expect("settings");
-    let mut raw = tests::redis_server::raw(&server.url);
-    let pid = tests::redis_server::pid(&mut raw);
+    let freeze = |signal: &str| {
+        for &p in &pids {
+            tests::redis_server::signal(p, signal);
+        }
+    };
     assert_eq!(product(3), 301);
     assert_eq!(product(3), 301, "cached in Redis");
     assert_eq!(other(1), 1);
@@ -61,7 +111,7 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
     };
     assert!(exists(&mut raw, &other_key));
 
-    tests::redis_server::signal(pid, "-STOP");
+    freeze("-STOP");
     // One timed-out read opens the breaker, so the invalidation below is not even sent (a
     // command sent to a frozen server would wait in its socket and run on `SIGCONT`).
     assert_eq!(product(3), 301, "the warm fallback answers");
@@ -86,7 +136,7 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
         Invalidation::Pending,
         "so is a tag invalidation"
     );
-    tests::redis_server::signal(pid, "-CONT");
+    freeze("-CONT");
 
     // Until Redis serves again, and after: never the old version.
     let key = format!("{prefix}pending:3");
