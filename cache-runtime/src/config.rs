@@ -242,7 +242,9 @@ impl ConfigBuilder {
     }
 
     /// Redis Cluster: the URLs of some of its nodes (`redis://host:port`, `rediss://` for
-    /// TLS), from which the client learns the rest. Replaces `redis_url`; the same as a
+    /// TLS), from which the client learns the rest. Every node takes the same user and
+    /// password (redis-rs's cluster client refuses nodes with different ones: such settings
+    /// are an outage, logged once). Replaces `redis_url`; the same as a
     /// `CACHE_REDIS_URL` listing the nodes, `redis://h1:p1,h2:p2,h3:p3`.
     pub fn cluster_nodes<I, S>(mut self, nodes: I) -> Self
     where
@@ -415,9 +417,10 @@ fn url_nodes(url: &str) -> Vec<String> {
     while !rest.is_empty() {
         let start = rest.find("://").map_or(0, |at| at + 3);
         // This node and the short ones after it end where a node with a scheme begins.
-        let end = rest[start..]
-            .find("://")
-            .and_then(|next| rest[start..start + next].rfind(','))
+        let end = [",redis://", ",rediss://"]
+            .iter()
+            .filter_map(|next| rest[start..].find(next))
+            .min()
             .map_or(rest.len(), |comma| start + comma);
         let group = &rest[..end];
         let hosts_at = group[start..].rfind('@').map_or(start, |at| start + at + 1);
@@ -442,10 +445,28 @@ fn userinfo(url: &str) -> Option<std::ops::Range<usize>> {
     Some(start..start + at)
 }
 
-/// The password in a one-node `url`, if any.
+/// The password in a one-node `url`, if any: in its user info, or (for a Unix socket, as
+/// redis-rs reads it) the `pass` query parameter.
 fn password(url: &str) -> Option<&str> {
-    let password = url[userinfo(url)?].split_once(':')?.1;
+    let password = match userinfo(url) {
+        Some(info) => url[info].split_once(':')?.1,
+        None => &url[query_pass(url)?],
+    };
     (!password.is_empty()).then_some(password)
+}
+
+/// Where the value of a `pass=` query parameter lies (`redis+unix:///s.sock?pass=…`).
+fn query_pass(url: &str) -> Option<std::ops::Range<usize>> {
+    let query = url.find('?')? + 1;
+    let mut at = query;
+    for param in url[query..].split('&') {
+        if let Some(value) = param.strip_prefix("pass=") {
+            let start = at + "pass=".len();
+            return Some(start..start + value.len());
+        }
+        at += param.len() + 1;
+    }
+    None
 }
 
 /// `url` with every password of its user info replaced by `***` (with or without a scheme;
@@ -463,7 +484,10 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 fn redact_node(url: &str) -> String {
     let Some(info) = userinfo(url) else {
-        return url.to_owned();
+        return match query_pass(url) {
+            Some(pass) => format!("{}***{}", &url[..pass.start], &url[pass.end..]),
+            None => url.to_owned(),
+        };
     };
     match url[info.clone()].split_once(':') {
         Some((user, _)) => format!("{}{user}:***{}", &url[..info.start], &url[info.end..]),
@@ -531,10 +555,13 @@ mod tests {
             ("redis://u:a?b#c@h:1/2", "a?b#c"),
             ("redis://a:1,redis://u:n0de2pw@b:2", "n0de2pw"),
             ("redis://u:f1rst@a:1,redis://v:sec,nd@b:2,c:3", "sec,nd"),
+            ("redis://u:a,b://c@h:1", "a,b://c"),
+            ("redis+unix:///tmp/redis.sock?db=1&pass=s0cket", "s0cket"),
+            ("unix:///tmp/redis.sock?pass=s0cket&user=u", "s0cket"),
         ] {
             let redacted = redact_url(url);
             assert!(!redacted.contains(secret), "{url} -> {redacted}");
-            assert!(redacted.contains(":***@"), "{url} -> {redacted}");
+            assert!(redacted.contains("***"), "{url} -> {redacted}");
             let config = Config::builder().redis_url(url).build();
             let shown = match &config {
                 Ok(c) => format!("{c:?}"),

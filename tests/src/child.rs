@@ -4,14 +4,14 @@
 use std::process::Command;
 
 /// A command that runs the test `name` of this test binary, alone, in a child process; add its
-/// environment, then hand it to [`passes`].
+/// environment, then hand it to [`passes()`].
 pub fn test(name: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().expect("the test binary"));
     command.args(["--exact", name, "--nocapture", "--test-threads", "1"]);
     command
 }
 
-/// Runs `command` (from [`test`]) and fails unless the child ran exactly one test, which
+/// Runs `command` (from [`test()`]) and fails unless the child ran exactly one test, which
 /// passed: a child that finds no test by that name would otherwise succeed having checked
 /// nothing.
 pub fn passes(mut command: Command) {

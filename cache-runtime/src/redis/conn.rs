@@ -27,9 +27,9 @@ use crate::config::{self, Config};
 pub(crate) enum StoreError {
     /// Redis failed or timed out (counts towards the circuit breaker; an outage, logged once).
     Failed(String),
-    /// Redis answered and refused this one command (`WRONGTYPE`, `OOM`, a script error):
-    /// counts towards the circuit breaker like a failure, but is logged per cache, not as an
-    /// outage.
+    /// Redis answered and refused this one command (`WRONGTYPE`, `OOM`, a script error, a
+    /// reply of another shape): the cache's own failure, logged per cache; Redis is up, so it
+    /// is not an outage and does not count towards the circuit breaker.
     Refused(String),
     /// Not tried: the circuit breaker is open, or the settings name no usable Redis.
     Unavailable,
@@ -356,7 +356,7 @@ impl Redis {
             .deadline(async move { conn.route_command(cmd, route).await })
             .await?;
         redis::from_redis_value(answer)
-            .map_err(|e| StoreError::Failed(format!("unexpected reply: {e}")))
+            .map_err(|e| StoreError::Refused(format!("unexpected reply: {e}")))
     }
 
     /// Runs `op` on the Redis runtime under the operation deadline and blocks until it ends.
@@ -400,7 +400,8 @@ impl Redis {
     /// Feeds an operation's outcome to the circuit breaker, and logs an outage once.
     fn record<T>(&self, result: &Result<T, StoreError>) {
         match result {
-            Ok(_) | Err(StoreError::Data(_)) => {
+            // Redis answered (a refusal of one command is the cache's own failure).
+            Ok(_) | Err(StoreError::Data(_) | StoreError::Refused(_)) => {
                 self.breaker.success();
                 self.outage.success(self.config.breaker_cooldown);
             }
@@ -408,14 +409,6 @@ impl Redis {
                 let opened = self.breaker.failure();
                 self.outage
                     .failure(why, opened, self.config.breaker_cooldown);
-            }
-            Err(StoreError::Refused(why)) => {
-                if self.breaker.failure() {
-                    tracing::info!(
-                        error = %why,
-                        "cache-runtime: Redis keeps refusing commands; circuit breaker open"
-                    );
-                }
             }
             Err(StoreError::Unavailable) => {}
         }
@@ -496,8 +489,8 @@ impl Redis {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.config.op_timeout, op).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) if is_outage(&e) => Err(StoreError::Failed(scrub(self.config, &e))),
-            Ok(Err(e)) => Err(StoreError::Refused(scrub(self.config, &e))),
+            Ok(Err(e)) if is_refusal(&e) => Err(StoreError::Refused(scrub(self.config, &e))),
+            Ok(Err(e)) => Err(StoreError::Failed(scrub(self.config, &e))),
             Err(_) => Err(StoreError::Failed(format!(
                 "Redis did not answer within {:?}",
                 self.config.op_timeout
@@ -577,30 +570,25 @@ impl Outage {
     }
 }
 
-/// Whether a redis-rs error is about reaching Redis (an outage: the connection, a timeout, the
-/// credentials or rights, a cluster without its primary), rather than Redis refusing one
-/// command (`WRONGTYPE`, `OOM`, a script error, `CROSSSLOT`), which is logged per cache.
-fn is_outage(error: &redis::RedisError) -> bool {
+/// Whether Redis answered and refused this one command because of the command or the key
+/// (`WRONGTYPE`, `OOM`, a script's `ERR`, `NOSCRIPT`, `EXECABORT`, `CROSSSLOT`, a reply of
+/// another type): the cache's own failure, logged per cache. Anything else (the connection, a
+/// timeout, the credentials or rights, a server loading, busy or without its primary, an
+/// unknown error) is an outage, logged once.
+fn is_refusal(error: &redis::RedisError) -> bool {
     use redis::{ErrorKind as Kind, ServerErrorKind as Server};
-    error.is_io_error()
-        || error.is_timeout()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-        || matches!(
+    !error.is_io_error()
+        && !error.is_timeout()
+        && !error.is_connection_dropped()
+        && !error.is_connection_refusal()
+        && (matches!(
             error.kind(),
-            Kind::Io
-                | Kind::AuthenticationFailed
-                | Kind::ClusterConnectionNotFound
-                | Kind::InvalidClientConfig
+            Kind::UnexpectedReturnType
                 | Kind::Server(
-                    Server::BusyLoading
-                        | Server::TryAgain
-                        | Server::ClusterDown
-                        | Server::MasterDown
-                        | Server::ReadOnly
-                        | Server::NoPerm
-                        | Server::Moved
-                        | Server::Ask
+                    Server::ResponseError
+                        | Server::ExecAbort
+                        | Server::NoScript
+                        | Server::CrossSlot
                 )
-        )
+        ) || matches!(error.code(), Some("WRONGTYPE" | "OOM")))
 }

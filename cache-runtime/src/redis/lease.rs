@@ -268,11 +268,11 @@ fn begun(reply: Value, token: String, script: &str) -> Result<Begin, StoreError>
                 versions: versions.clone(),
             })),
             [Value::Int(3)] => Ok(Begin::Busy),
-            _ => Err(StoreError::Failed(format!(
+            _ => Err(StoreError::Refused(format!(
                 "unexpected reply to the {script} script: {items:?}"
             ))),
         },
-        other => Err(StoreError::Failed(format!(
+        other => Err(StoreError::Refused(format!(
             "unexpected reply to the {script} script: {other:?}"
         ))),
     }

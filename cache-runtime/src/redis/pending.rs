@@ -60,7 +60,8 @@ pub(crate) fn keep(pending: Pending) {
     let identity = match &pending {
         Pending::Tags(_) => None,
         Pending::Key(keys, _) => Some(format!("k{}", keys.value())),
-        Pending::Clear(scan, _) => Some(format!("c{}", scan.patterns[0])),
+        // The whole scan: two caches may share a name with shapes that do not overlap.
+        Pending::Clear(scan, _) => Some(format!("c{scan:?}")),
         Pending::Logged(change) => Some(format!("l{}\0{}", change.cache, change.key)),
     };
     match (pending, identity) {
@@ -173,6 +174,14 @@ mod tests {
             })
             .collect();
         assert_eq!(steps, [256, 256, 88]);
+        // Two caches may share a name with shapes that do not overlap: clearing both keeps
+        // both (each scan deletes only keys of its own shape); clearing one twice keeps one.
+        let scan =
+            |layout| ClearScan::new("p:", super::super::layout::KeyShape::new("user", layout));
+        keep(Pending::Clear(scan("profile:{}"), None));
+        keep(Pending::Clear(scan("settings:{}"), None));
+        keep(Pending::Clear(scan("settings:{}"), None));
+        assert_eq!(take().len(), 2, "both caches' clears, once each");
         // Kept again after a failed replay: once more, not twice.
         keep(Pending::Key(key("p:a"), None));
         keep(Pending::Key(key("p:a"), None));
