@@ -335,15 +335,7 @@ pub fn url() -> Option<&'static str> {
 /// cluster's nodes in one URL (`redis://h:p1,h:p2,h:p3`, the short form of the README).
 pub fn library_url() -> Option<String> {
     if cluster_mode() {
-        let nodes = cluster()?;
-        let (first, rest) = nodes.split_first()?;
-        let rest = rest.iter().map(|n| n.trim_start_matches("redis://"));
-        return Some(
-            std::iter::once(first.as_str())
-                .chain(rest)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        return Some(listed(cluster()?));
     }
     url().map(str::to_owned)
 }
@@ -460,16 +452,32 @@ impl redis::ConnectionLike for Raw {
     }
 }
 
+/// A plain redis-rs connection to a cluster of `nodes`, following its slots.
+pub fn raw_cluster<S: AsRef<str>>(nodes: &[S]) -> Raw {
+    let con = redis::cluster::ClusterClient::new(nodes.iter().map(AsRef::as_ref))
+        .and_then(|c| c.get_connection())
+        .expect("a raw connection to the cluster");
+    Raw::Cluster(Box::new(con))
+}
+
+/// The nodes of a cluster in one URL, as `CACHE_REDIS_URL` takes them: the first node whole,
+/// the others as `host:port` (`redis://h:p1,h:p2,h:p3`, the short form of the README).
+pub fn listed<S: AsRef<str>>(nodes: &[S]) -> String {
+    let mut nodes = nodes.iter().map(AsRef::as_ref);
+    let first = nodes.next().unwrap_or_default();
+    std::iter::once(first)
+        .chain(nodes.map(|n| n.split_once("://").map_or(n, |(_, rest)| rest)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A plain redis-rs connection to the test server, to look at keys as another service would.
 pub fn raw(url: &str) -> Raw {
     if cluster_mode()
         && let Some(nodes) = cluster()
         && nodes.iter().any(|n| n == url)
     {
-        let con = redis::cluster::ClusterClient::new(nodes.iter().map(String::as_str))
-            .and_then(|c| c.get_connection())
-            .expect("a raw connection to the test cluster");
-        return Raw::Cluster(Box::new(con));
+        return raw_cluster(nodes);
     }
     let con = redis::Client::open(url)
         .and_then(|c| c.get_connection())

@@ -172,10 +172,7 @@ fn a_cache_on_a_three_primary_cluster() {
         "exactly the three invalidated reloaded"
     );
     // Another process's invalidation is a new version in the tag key: seen at the next read.
-    let mut con = redis::cluster::ClusterClient::new(cluster.urls())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut con = tests::redis_server::raw_cluster(&cluster.urls());
     let () = redis::cmd("SET")
         .arg("cl:cache-runtime:tag:cl:10")
         .arg("0123456789abcdef")

@@ -133,9 +133,7 @@ fn killing_a_primary_under_load_costs_no_answer() {
 
     // Notifications: the subscription was on the killed node (the first seed), and moves to
     // another one; waiters are woken by the publish again, not by polling.
-    let mut raw = redis::cluster::ClusterClient::new(cluster.urls()[1..].to_vec())
-        .and_then(|c| c.get_connection())
-        .expect("a raw connection to the cluster");
+    let mut raw = tests::redis_server::raw_cluster(&cluster.urls()[1..]);
     let median = tests::notified::publish_to_answer(
         &mut raw,
         "fo:",

@@ -61,11 +61,7 @@ fn a_cache_on_a_tls_cluster_with_client_certificates() {
     let Some(other) = or_skip(what, tests::certs::make("cluster-tls-other")) else {
         return;
     };
-    let urls = cluster.urls();
-    let listed = std::iter::once(urls[0].as_str())
-        .chain(urls[1..].iter().map(|u| u.trim_start_matches("rediss://")))
-        .collect::<Vec<_>>()
-        .join(",");
+    let listed = tests::redis_server::listed(&cluster.urls());
     let mut child = tests::child::test("another_ca_through_the_environment");
     child
         .env(CHILD, "1")

@@ -49,7 +49,7 @@ fn issue_14_the_same_on_a_cluster() {
 
 #[test]
 fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_again() {
-    use tests::redis_server::{Cluster, Raw, or_skip, own_server, pid, raw};
+    use tests::redis_server::{Cluster, or_skip, own_server, pid, raw};
     let what = "the pending invalidation test";
     let on_cluster = std::env::var(ON_CLUSTER).is_ok();
     // The servers live until the test ends.
@@ -71,11 +71,7 @@ fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_aga
     // Frozen and thawed together: every node.
     let pids: Vec<u32> = urls.iter().map(|u| pid(&mut raw(u))).collect();
     let mut raw = match on_cluster {
-        true => Raw::Cluster(Box::new(
-            redis::cluster::ClusterClient::new(urls.clone())
-                .and_then(|c| c.get_connection())
-                .expect("a raw connection to the cluster"),
-        )),
+        true => tests::redis_server::raw_cluster(&urls),
         false => raw(&urls[0]),
     };
     let settings = cache_runtime::Config::builder()

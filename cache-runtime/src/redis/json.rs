@@ -25,6 +25,10 @@ use super::codec::{DecodeError, Stamp};
 use crate::entry::Slot;
 
 const VERSION: u32 = 3;
+/// How an envelope of this version opens, as the writer writes it (read on every decode and
+/// every tagged read: a constant, not a string formatted per call).
+const HEAD: &[u8] = b"{\"v\":3,\"t\":\"";
+const _: () = assert!(VERSION == 3, "HEAD spells the version");
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -134,7 +138,7 @@ pub(crate) fn recorded(bytes: &[u8]) -> Option<Vec<u8>> {
 /// The hex digits of `g` in an envelope of this version whose fields come in the writer's
 /// order (`v`, `t`, `f`, `r`, `g`, as the scripts read them); `None` for anything else.
 fn tag_hex(bytes: &[u8]) -> Option<&[u8]> {
-    let rest = bytes.strip_prefix(format!("{{\"v\":{VERSION},\"t\":\"").as_bytes())?;
+    let rest = bytes.strip_prefix(HEAD)?;
     let rest = skip(rest, |b| b.is_ascii_hexdigit())?.strip_prefix(b"\",\"f\":")?;
     let rest = skip(rest, |b| b.is_ascii_digit())?.strip_prefix(b",\"r\":")?;
     let rest = skip(rest, |b| b.is_ascii_digit())?.strip_prefix(b",\"g\":\"")?;
