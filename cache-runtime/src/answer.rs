@@ -46,8 +46,9 @@ pub enum CacheStatus {
 /// assert_eq!((first.status(), *first.value()), (CacheStatus::Miss, 700));
 /// let again = price_entry(7);
 /// assert_eq!(again.status(), CacheStatus::Hit);
-/// // Fresh for the rest of its ttl (60 s, stretched by up to 10% of jitter by default).
-/// assert!(again.fresh_for().as_secs() <= 66);
+/// // Fresh for the rest of its ttl (60 s at most: jitter only shortens it, by up to 10% by
+/// // default).
+/// assert!(again.fresh_for().as_secs() <= 60);
 /// // The same stored entry, the same version: an HTTP `ETag`.
 /// assert_eq!(again.version(), first.version());
 /// assert_eq!(again.into_inner(), 700);

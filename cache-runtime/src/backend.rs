@@ -116,7 +116,7 @@ pub trait Backend<F: Function>:
     /// go to it (Redis, and tiered's L2).
     const REMOTE: bool;
     /// A lease held while the body runs; dropped unpublished, it is released.
-    type Lease: Send + 'static;
+    type Lease: Send + Sync + 'static;
 
     /// The state of a new cache.
     fn state(name: &str, policy: &Policy) -> Self::State;

@@ -5,6 +5,12 @@
 //! on a thread of the library's own (`cache-runtime-load`), an async body as a task on the
 //! caller's tokio runtime. Otherwise the caller runs it in place.
 //!
+//! A load led by an async caller belongs to its key, not to that caller: polled in place, and
+//! if the caller is cancelled (its future dropped, e.g. by `tokio::time::timeout`), handed to
+//! the caller's runtime to finish (for at most `Policy::detached_limit`), so that its result is
+//! stored and answers its waiters ([`Detached`]). Where the body cannot leave the caller, it is
+//! dropped with the caller as before, and one waiter takes the load over.
+//!
 //! The macro probes the body with [`Detach`] only for functions whose parameters and output
 //! are all owned as written (no reference, lifetime, receiver or `Self`), so that the body is
 //! `'static`; the type checker then picks [`Owned`] when the arguments and output (sync) or
@@ -255,6 +261,77 @@ pub trait AsyncBody<R>: Sized {
         let _ = limit;
         std::future::ready(Err(self))
     }
+
+    /// The load `job` makes with this body, owned by the key: polled in place by the returned
+    /// future, and finished on the caller's tokio runtime (for at most `limit` more) if that
+    /// future is dropped first. Gives the body and `data` back if the body cannot leave the
+    /// caller or there is no runtime.
+    fn own<T>(
+        self,
+        data: T,
+        job: impl LoadJob<R, T>,
+        limit: Duration,
+    ) -> Result<Detached<R>, (Self, T)> {
+        let _ = (job, limit);
+        Err((self, data))
+    }
+}
+
+/// The rest of a load, made by the engine once the body is known to leave its caller (see
+/// [`AsyncBody::own`]): its future is `Send` because the output is.
+pub trait LoadJob<R, T> {
+    /// The load's future, with the body moved in (it runs in place, in that future).
+    fn start(self, body: SendFuture<R>, data: T) -> SendFuture<R>
+    where
+        R: Send + 'static;
+}
+
+/// A load owned by its key (see [`AsyncBody::own`]): polled by its caller; dropped before it
+/// ended, it is handed to the runtime it was made on, which runs it for at most its limit
+/// (then drops it: a lease or placeholder it holds is released, and a waiter loads).
+pub struct Detached<R> {
+    load: Option<SendFuture<R>>,
+    runtime: tokio::runtime::Handle,
+    limit: Duration,
+    /// Hands the load to the runtime (made where the output is known to be `Send`).
+    finish: fn(SendFuture<R>, &tokio::runtime::Handle, Duration),
+}
+
+impl<R> Future for Detached<R> {
+    type Output = R;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        let Some(load) = self.load.as_mut() else {
+            return Poll::Pending; // polled after it ended: never, as futures go
+        };
+        let out = std::task::ready!(load.as_mut().poll(cx));
+        self.load = None;
+        Poll::Ready(out)
+    }
+}
+
+impl<R> Drop for Detached<R> {
+    fn drop(&mut self) {
+        if let Some(load) = self.load.take() {
+            (self.finish)(load, &self.runtime, self.limit);
+        }
+    }
+}
+
+/// Finishes a load whose caller left, as a task of `runtime`, for at most `limit`.
+fn finish_detached<R: Send + 'static>(
+    load: SendFuture<R>,
+    runtime: &tokio::runtime::Handle,
+    limit: Duration,
+) {
+    drop(runtime.spawn(async move {
+        if crate::engine::within(limit, load).await.is_none() {
+            tracing::warn!(
+                limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                "cache-runtime: a load whose caller was cancelled outran its limit and was dropped"
+            );
+        }
+    }));
 }
 
 impl<Fut: Future> AsyncBody<Fut::Output> for Fut {
@@ -302,6 +379,23 @@ where
         match crate::engine::within(limit, &mut task).await {
             Some(joined) => Ok(Waited::Done(joined.map_err(panic_of))),
             None => Ok(Waited::Late(Spawned(task))),
+        }
+    }
+
+    fn own<T>(
+        self,
+        data: T,
+        job: impl LoadJob<R, T>,
+        limit: Duration,
+    ) -> Result<Detached<R>, (Self, T)> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => Ok(Detached {
+                load: Some(job.start(Box::pin(self.0), data)),
+                runtime,
+                limit,
+                finish: finish_detached::<R>,
+            }),
+            Err(_) => Err((self, data)),
         }
     }
 }

@@ -69,7 +69,8 @@ pub mod __private {
 
     pub use crate::backend::{Memory, Tagged};
     pub use crate::body::{
-        AsyncBody, Detach, DetachFn, DetachFuture, Detachable, Handoff, InPlace, LateAsync,
+        AsyncBody, Detach, DetachFn, DetachFuture, Detachable, Detached, Handoff, InPlace, LateAsync,
+        LoadJob,
         LateSync, Never, Owned, Panic, PickInPlace, PickOwned, SendFuture, Spawned, SyncBody,
         Waited,
     };

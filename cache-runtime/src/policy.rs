@@ -41,7 +41,8 @@ pub struct Policy {
     pub ttl: Option<Duration>,
     /// Lifetime of a null result; zero turns null caching off.
     pub null_ttl: Duration,
-    /// Each entry lives `ttl × (1 + u)`, `u` uniform in `[0, jitter]`.
+    /// Each entry lives `ttl × (1 − u)`, `u` uniform in `[0, jitter)`: jitter spreads
+    /// expiries within `ttl` (and `null_ttl`), never past it.
     pub jitter: f64,
     /// Capacity of the in-process store, in entries.
     pub max_entries: u64,
@@ -74,6 +75,10 @@ const DEFAULT_L1_TTL: Duration = Duration::from_secs(30);
 /// The longest a failed load holds off the next load of its key (fail-safe throttle).
 const MAX_THROTTLE: Duration = Duration::from_secs(5);
 
+/// The least time a load whose async caller was cancelled may go on (see
+/// [`Policy::detached_limit`]).
+const DETACHED_LOAD_LIMIT: Duration = Duration::from_secs(60);
+
 impl Policy {
     /// The deadline, on the cache clock, of an entry written now; `u64::MAX` means never.
     pub(crate) fn deadline(&self, null: bool, now_ms: u64) -> u64 {
@@ -81,8 +86,9 @@ impl Policy {
         match ttl {
             None => u64::MAX,
             Some(ttl) => {
-                let stretch = 1.0 + fastrand::f64() * self.jitter;
-                let ms = ttl.as_millis() as f64 * stretch;
+                // Within the bound a user relies on (issue 22): shortened, never stretched.
+                let shrink = 1.0 - fastrand::f64() * self.jitter.clamp(0.0, 1.0);
+                let ms = ttl.as_millis() as f64 * shrink;
                 now_ms.saturating_add(ms as u64)
             }
         }
@@ -116,6 +122,12 @@ impl Policy {
     pub(crate) fn l1_life(&self) -> Duration {
         self.l1_ttl
             .unwrap_or_else(|| self.ttl.map_or(DEFAULT_L1_TTL, |t| t.min(DEFAULT_L1_TTL)))
+    }
+
+    /// How long a load whose async caller was cancelled goes on, at most, after the cancel:
+    /// `max(60 s, lock_timeout)`. Then it is dropped (its lease released, a waiter loads).
+    pub(crate) fn detached_limit(&self) -> Duration {
+        self.lock_timeout.max(DETACHED_LOAD_LIMIT)
     }
 
     /// How long a failed load holds off the next load of its key: `min(5 s, ttl)`.
@@ -162,8 +174,8 @@ mod tests {
     fn deadlines_spread_over_the_jitter_window() {
         let p = policy(100, 0.5);
         let deadlines: Vec<u64> = (0..2000).map(|_| p.deadline(false, 1_000)).collect();
-        assert!(deadlines.iter().all(|&d| (101_000..=151_000).contains(&d)));
-        let early = deadlines.iter().filter(|&&d| d < 126_000).count();
+        assert!(deadlines.iter().all(|&d| (51_000..=101_000).contains(&d)));
+        let early = deadlines.iter().filter(|&&d| d < 76_000).count();
         assert!(
             (600..1400).contains(&early),
             "jitter is not uniform: {early} of 2000 early"

@@ -15,9 +15,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 ///
 /// Every call of the cached function counts as exactly one of `hits`, `null_hits`,
 /// `stale_hits` or `misses`, or, during a fail-safe throttle, `stale_if_error_hits`; every
-/// miss then either ran the body (`loads`) or took another caller's result (`waits`, which
-/// also counts callers that gave up waiting after `lock_timeout`). A miss answered with a kept
-/// value because its load failed is counted in `stale_if_error_hits` too.
+/// miss then either ran the body (`loads`) or was answered by a load it did not run (`waits`):
+/// another caller's, in this process or another, including a load that went on after its
+/// caller was cancelled. A caller that waited and then ran the body itself (it gave up after
+/// `lock_timeout`, or took over a load that failed) counts in `loads`, not in `waits`. A miss
+/// answered with a kept value because its load failed is counted in `stale_if_error_hits` too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -31,7 +33,8 @@ pub struct Stats {
     pub loads: u64,
     /// Loads that returned `Err` or panicked.
     pub load_errors: u64,
-    /// Callers that waited for another caller's load of the same key.
+    /// Misses answered by another caller's load of the same key (single-flight, in this
+    /// process or another), without running the body.
     pub waits: u64,
     /// Failures of the store: Redis errors and timeouts, and entries that could not be used
     /// (corrupt, foreign, oversized or of another type). Always 0 for the in-process store.

@@ -165,7 +165,8 @@ fn a_waiter_loads_by_itself_after_lock_timeout() {
     SLOW_GATE.open();
     assert_eq!(loader.join().expect("no panic"), 1);
     let s = slow_cache().stats();
-    assert_eq!((s.misses, s.loads, s.waits), (2, 2, 1));
+    // The waiter ran the body itself: a load, not a wait (issue 22).
+    assert_eq!((s.misses, s.loads, s.waits), (2, 2, 0));
 }
 
 static NOLOCK_LOADS: AtomicU32 = AtomicU32::new(0);
@@ -267,8 +268,10 @@ async fn a_failed_async_load_hands_over_to_one_waiter() {
 
 static CANCEL_LOADS: AtomicU32 = AtomicU32::new(0);
 
+/// Its argument is borrowed: the body cannot leave its caller, so a cancelled caller's load is
+/// dropped with it (issue 22 keeps every other load going: see below).
 #[cached(lock_timeout = "60s")]
-async fn cancellable(key: u32) -> u32 {
+async fn cancellable(key: &u32) -> u32 {
     let n = CANCEL_LOADS.fetch_add(1, SeqCst);
     if n == 0 {
         // The first loader never finishes by itself: the test aborts it.
@@ -282,9 +285,9 @@ async fn a_dropped_loader_future_hands_over_to_one_waiter() {
     if !common::backend_ready() {
         return;
     }
-    let loader = tokio::spawn(cancellable(5));
+    let loader = tokio::spawn(cancellable(&5));
     wait_until_async("the first load started", || CANCEL_LOADS.load(SeqCst) == 1).await;
-    let waiters: Vec<_> = (0..10).map(|_| tokio::spawn(cancellable(5))).collect();
+    let waiters: Vec<_> = (0..10).map(|_| tokio::spawn(cancellable(&5))).collect();
     wait_until_async("10 waiters missed", || {
         cancellable_cache().stats().misses == 11
     })
@@ -299,7 +302,54 @@ async fn a_dropped_loader_future_hands_over_to_one_waiter() {
         assert_eq!(v, 6);
     }
     let s = cancellable_cache().stats();
-    assert_eq!((s.loads, s.load_errors), (2, 0));
+    assert_eq!((s.loads, s.load_errors, s.waits), (2, 0, 9));
+}
+
+static IMPATIENT_LOADS: AtomicU32 = AtomicU32::new(0);
+static IMPATIENT_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+#[cached(ttl = 60)]
+async fn impatient(key: u32) -> u32 {
+    IMPATIENT_LOADS.fetch_add(1, SeqCst);
+    IMPATIENT_GATE.acquire().await.expect("open").forget();
+    key * 10
+}
+
+/// Issue 22 (field reports aenix-io/aeman#109, cachex#178): callers wrapped in a timeout
+/// shorter than the load never filled a cold key, and each started a load of its own. A load
+/// belongs to its key: the first caller gives up, its load goes on, the impatient callers
+/// after it start nothing, the patient ones are answered by it (and counted as waits), and
+/// the next caller hits what it stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_a_load_goes_on_when_its_caller_is_cancelled() {
+    if !common::backend_ready() {
+        return;
+    }
+    let call = |patience_ms| tokio::time::timeout(Duration::from_millis(patience_ms), impatient(7));
+    assert!(call(300).await.is_err(), "the load is held: the caller gives up");
+    assert_eq!(IMPATIENT_LOADS.load(SeqCst), 1, "the first caller started the load");
+    for _ in 0..5 {
+        assert!(call(30).await.is_err());
+    }
+    let patient: Vec<_> = (0..3).map(|_| tokio::spawn(impatient(7))).collect();
+    wait_until_async("every caller missed", || impatient_cache().stats().misses == 9).await;
+    assert_eq!(
+        IMPATIENT_LOADS.load(SeqCst),
+        1,
+        "a cancelled caller's load was dropped, and another caller loaded again"
+    );
+    IMPATIENT_GATE.add_permits(1);
+    for p in patient {
+        let v = tokio::time::timeout(common::PATIENCE, p)
+            .await
+            .expect("no hang")
+            .expect("ok");
+        assert_eq!(v, 70);
+    }
+    assert_eq!(call(5_000).await, Ok(70), "stored: the next caller hits");
+    let s = impatient_cache().stats();
+    assert_eq!((s.misses, s.loads, s.waits, s.hits), (9, 1, 3, 1));
+    assert_eq!(IMPATIENT_LOADS.load(SeqCst), 1);
 }
 
 static ASYNC_SLOW_LOADS: AtomicU32 = AtomicU32::new(0);
@@ -329,5 +379,6 @@ async fn an_async_waiter_loads_by_itself_after_lock_timeout() {
     assert_eq!(v, 2);
     loader.abort();
     let s = slow_async_cache().stats();
-    assert_eq!((s.misses, s.loads, s.waits), (2, 2, 1));
+    // The waiter ran the body itself: a load, not a wait (issue 22).
+    assert_eq!((s.misses, s.loads, s.waits), (2, 2, 0));
 }

@@ -100,16 +100,18 @@ fn jitter_spreads_expiry_over_the_window() {
             })
             .count()
     };
-    clock::advance(Duration::from_millis(99_000));
-    assert_eq!(misses(0), 0, "an entry expired before its ttl");
-    clock::advance(Duration::from_millis(26_000)); // 125 s: half-way through [100 s, 150 s]
+    clock::advance(Duration::from_millis(49_000));
+    assert_eq!(misses(0), 0, "an entry expired before ttl × (1 − jitter)");
+    clock::advance(Duration::from_millis(26_000)); // 75 s: half-way through [50 s, 100 s]
     let expired = misses(0);
     assert!(
         (300..700).contains(&expired),
-        "{expired} of 1000 expired at 125 s"
+        "{expired} of 1000 expired at 75 s"
     );
-    clock::advance(Duration::from_secs(200)); // the reloaded entries have their own deadlines
-    assert_eq!(misses(0), 1000, "an entry outlived ttl × (1 + jitter)");
+    // Issue 22: jitter spreads expiries within the ttl, never past it. At 100 s every entry
+    // written at 0 s has expired; the ones reloaded at 75 s live until 125 s at least.
+    clock::advance(Duration::from_millis(25_000));
+    assert_eq!(misses(0), 1000 - expired, "an entry outlived its ttl");
 }
 
 static FOREVER_LOADS: AtomicU32 = AtomicU32::new(0);
@@ -127,4 +129,95 @@ fn without_ttl_entries_do_not_expire() {
     clock::advance(Duration::from_secs(365 * 86_400));
     assert_eq!(forever(1), 1);
     assert_eq!(FOREVER_LOADS.load(SeqCst), 1);
+}
+
+// Issue 22: every bound a user relies on holds at its edge, whatever the jitter draws. Jitter
+// (default 0.1 here, or the largest, 1.0) spreads expiries within a bound, never past it: at
+// the bound itself no entry written at the start is served any more. Each function has 200
+// keys, so a stretch of any one of them fails the test.
+
+static BOUND_NULL_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(ttl = "1h", null_ttl = "20s", max_entries = 1000)]
+fn bound_null(key: u32) -> Option<u32> {
+    BOUND_NULL_LOADS.fetch_add(1, SeqCst);
+    let _ = key;
+    None
+}
+
+#[test]
+fn issue_22_no_null_outlives_null_ttl() {
+    let _serial = serial();
+    for k in 0..200 {
+        assert_eq!(bound_null(k), None);
+    }
+    clock::advance(Duration::from_millis(17_900)); // before 20 s × (1 − 0.1): all kept
+    for k in 0..200 {
+        assert_eq!(bound_null(k), None);
+    }
+    assert_eq!(BOUND_NULL_LOADS.load(SeqCst), 200, "a null expired before 0.9 × null_ttl");
+    clock::advance(Duration::from_millis(2_100)); // 20 s: the bound
+    for k in 0..200 {
+        assert_eq!(bound_null(k), None);
+    }
+    assert_eq!(
+        BOUND_NULL_LOADS.load(SeqCst),
+        400,
+        "a null was served past its null_ttl"
+    );
+}
+
+static BOUND_STALE_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(ttl = 10, stale = 5, jitter = 1.0, max_entries = 1000)]
+fn bound_stale(key: u32) -> u32 {
+    BOUND_STALE_LOADS.fetch_add(1, SeqCst) + key * 0
+}
+
+#[test]
+fn issue_22_no_stale_answer_past_ttl_plus_stale() {
+    let _serial = serial();
+    for k in 0..200 {
+        bound_stale(k);
+    }
+    let first = bound_stale_cache().stats();
+    clock::advance(Duration::from_secs(15)); // ttl + stale: the bound
+    for k in 0..200 {
+        bound_stale(k);
+    }
+    let s = bound_stale_cache().stats();
+    assert_eq!(
+        s.stale_hits - first.stale_hits,
+        0,
+        "an entry was served stale past ttl + stale"
+    );
+    assert_eq!(s.misses - first.misses, 200);
+}
+
+static BOUND_SIE_FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cached(ttl = 10, stale_if_error = 5, jitter = 1.0, max_entries = 1000)]
+fn bound_fail_safe(key: u32) -> Result<u32, String> {
+    if BOUND_SIE_FAIL.load(SeqCst) {
+        return Err("down".into());
+    }
+    Ok(key)
+}
+
+#[test]
+fn issue_22_no_fail_safe_answer_past_ttl_plus_stale_if_error() {
+    let _serial = serial();
+    for k in 0..200 {
+        assert_eq!(bound_fail_safe(k), Ok(k));
+    }
+    BOUND_SIE_FAIL.store(true, SeqCst);
+    clock::advance(Duration::from_secs(15)); // ttl + stale_if_error: the bound
+    for k in 0..200 {
+        assert_eq!(
+            bound_fail_safe(k),
+            Err("down".into()),
+            "a kept value answered past ttl + stale_if_error"
+        );
+    }
+    assert_eq!(bound_fail_safe_cache().stats().stale_if_error_hits, 0);
 }

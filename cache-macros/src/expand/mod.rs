@@ -530,14 +530,21 @@ impl<'a> Gen<'a> {
         self.sig.params.iter().all(|p| ok(p.ty.to_token_stream()))
     }
 
-    /// With freshness phases, and parameters that are all owned: the body wrapped so that the
-    /// engine may run it in the background if the type checker finds it `Send` (see
-    /// `cache_runtime`'s `body.rs`). Otherwise the body as it is, run by its caller.
+    /// With freshness phases, or async (a load goes on when its caller is cancelled), and
+    /// parameters that are all owned: the body wrapped so that the engine may run it in the
+    /// background if the type checker finds it `Send` (see `cache_runtime`'s `body.rs`).
+    /// Otherwise the body as it is, run by its caller.
     fn movable_body(&self, body: TokenStream) -> TokenStream {
         let args = self.args;
         let phases =
             args.stale.is_some() || args.load_timeout.is_some() || args.early_refresh.is_some();
-        if !phases || self.place != Place::Alone || !self.sig.owns_its_arguments() {
+        let moves = phases || self.func.sig.asyncness.is_some();
+        if !moves || self.place != Place::Alone || !self.sig.owns_its_arguments() {
+            return body;
+        }
+        if self.func.sig.asyncness.is_some() && mentions(&self.func.block, &self.func.sig.ident) {
+            // A body that awaits its own function: whether its future is `Send` depends on
+            // itself, which the type checker cannot decide (an error, not a fallback).
             return body;
         }
         let krate = &self.krate;
@@ -727,4 +734,16 @@ fn named_lifetimes(tokens: TokenStream, lifetime: &syn::Lifetime) -> TokenStream
         }
     }
     out
+}
+
+/// Whether `block` names `ident` anywhere (a call of the function from its own body).
+fn mentions(block: &syn::Block, ident: &syn::Ident) -> bool {
+    fn walk(tokens: TokenStream, ident: &syn::Ident) -> bool {
+        tokens.into_iter().any(|t| match t {
+            TokenTree::Ident(i) => i == *ident,
+            TokenTree::Group(g) => walk(g.stream(), ident),
+            _ => false,
+        })
+    }
+    walk(block.to_token_stream(), ident)
 }

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::{EntryAction, EntryResult, GuardResult};
 
 use crate::backend::{Backend, Leased, Read, Start};
-use crate::body::{AsyncBody, CatchUnwind, LateAsync, LateSync, Panic, SyncBody, Waited};
+use crate::body::{
+    AsyncBody, CatchUnwind, LateAsync, LateSync, LoadJob, Panic, SendFuture, SyncBody, Waited,
+};
 use crate::clock;
 use crate::entry::{Entry, Slot, Times};
 use crate::fence::Ticket;
@@ -387,7 +389,6 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 None => self.lead(&key, lead(None, Start::Take, held), body),
             },
             Flight::TimedOut => {
-                self.stats.add(Counter::Wait);
                 let held = held.or_else(|| self.kept.get(B::local(&key)));
                 let held = held.map(|e| self.held_copy(&key, e));
                 self.lead(&key, lead(None, Start::ReadOrTake, held), body)
@@ -433,29 +434,52 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         };
         if self.policy.lock == Lock::None {
             let lead = lead(None, Start::Take, held);
-            return self.lead_async(&key, lead, body).await;
+            return self.lead_owned(key, lead, body).await;
         }
         match self.join_async(B::local(&key)).await {
             Flight::Lead(guard) => {
                 let start = self.leader_start(unusable);
                 let _shown = self.kept.show(B::local(&key), held.as_ref());
-                self.lead_async(&key, lead(Some(guard), start, held), body)
-                    .await
+                let lead = lead(Some(guard), start, held);
+                self.lead_owned(key, lead, body).await
             }
             Flight::Joined(entry) => match self.joined(entry) {
                 Some(result) => result,
                 None => {
                     let lead = lead(None, Start::Take, held);
-                    self.lead_async(&key, lead, body).await
+                    self.lead_owned(key, lead, body).await
                 }
             },
             Flight::TimedOut => {
-                self.stats.add(Counter::Wait);
                 let held = held.or_else(|| self.kept.get(B::local(&key)));
                 let held = held.map(|e| self.held_copy(&key, e));
                 let lead = lead(None, Start::ReadOrTake, held);
-                self.lead_async(&key, lead, body).await
+                self.lead_owned(key, lead, body).await
             }
+        }
+    }
+
+    /// Leads a load for an async caller so that it belongs to the key, not to the caller:
+    /// where the body can leave the caller, a caller cancelled while it leads leaves the load
+    /// running on its runtime (for at most [`Policy::detached_limit`]), and its result is
+    /// stored and answers the waiters (issue 22). Elsewhere the load runs in place.
+    ///
+    /// [`Policy::detached_limit`]: crate::policy::Policy
+    async fn lead_owned(
+        &'static self,
+        key: B::Key,
+        lead: Lead<'static, F>,
+        body: impl AsyncBody<F::Output>,
+    ) -> F::Output {
+        if self.timed(lead.held.as_ref()).is_some() {
+            // With `load_timeout`, a load that outruns it goes on in the background already,
+            // as a task of its own (`AsyncBody::call_within`).
+            return self.lead_async(&key, lead, body).await;
+        }
+        let limit = self.policy.detached_limit();
+        match body.own((key, lead), Leader(self), limit) {
+            Ok(owned) => owned.await,
+            Err((body, (key, lead))) => self.lead_async(&key, lead, body).await,
         }
     }
 
@@ -676,12 +700,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                         });
                         return answer;
                     }
-                    Err(body) => self.run_caught_async(mark, watch, body).await,
+                    Err(body) => self.run_caught_async(mark, watch, body.start()).await,
                 }
             }
             None if held.is_some() => {
                 let watch = self.watch(mark, B::local(key));
-                self.run_caught_async(mark, watch, body).await
+                self.run_caught_async(mark, watch, body.start()).await
             }
             None => {
                 let watch = self.watch(mark, B::local(key));
@@ -827,15 +851,6 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         catch_unwind(AssertUnwindSafe(|| self.run(mark, watch, || body.call())))
     }
 
-    /// The async twin of `run_caught`.
-    async fn run_caught_async(
-        &self,
-        mark: Mark,
-        watch: LoadWatch<'_>,
-        body: impl AsyncBody<F::Output>,
-    ) -> Result<F::Output, Panic> {
-        CatchUnwind::new(self.run_async(mark, watch, body.start())).await
-    }
 
     /// Another process's result, met when asking for the lease: counted as a wait (unless
     /// this was a refresh) and handed to this process's waiters; or, a null for a shape
@@ -975,6 +990,24 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 self.run_async(mark, watch, body.start()).await
             }
         }
+    }
+}
+
+/// The load an async leader runs, made into a task-able future once its body can leave the
+/// caller ([`AsyncBody::own`]).
+struct Leader<F: Function, B: Backend<F>>(&'static Engine<F, B>);
+
+impl<F: Function, B: Backend<F>> LoadJob<F::Output, (B::Key, Lead<'static, F>)> for Leader<F, B> {
+    fn start(
+        self,
+        body: SendFuture<F::Output>,
+        (key, lead): (B::Key, Lead<'static, F>),
+    ) -> SendFuture<F::Output>
+    where
+        F::Output: Send + 'static,
+    {
+        let engine = self.0;
+        Box::pin(async move { engine.lead_async(&key, lead, body).await })
     }
 }
 

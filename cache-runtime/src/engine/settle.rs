@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use crate::backend::Backend;
-use crate::body::Panic;
+use crate::body::{CatchUnwind, Panic};
 #[cfg(feature = "redis")]
 use crate::entry::Entry;
 use crate::entry::{Slot, Times};
@@ -210,6 +210,26 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let body = crate::answer::quiet_async(mark.run_async(body));
         let result = tracing::Instrument::instrument(body, span).await;
         finish_ok::<F>(watch, &result);
+        result
+    }
+
+    /// [`Engine::run_async`] with the body's panic caught (a held entry may answer instead);
+    /// a panicked load is finished by its watch's drop, as in `run_caught`. The panic is
+    /// caught around the body, not around this future: a wrapper around a future that borrows
+    /// the engine would hide from the type checker that the load is `Send` (a load whose
+    /// caller was cancelled moves to the runtime: `AsyncBody::own`).
+    pub(crate) async fn run_caught_async(
+        &self,
+        mark: Mark,
+        watch: LoadWatch<'_>,
+        body: impl Future<Output = F::Output>,
+    ) -> Result<F::Output, Panic> {
+        let span = watch.span().clone();
+        let body = crate::answer::quiet_async(mark.run_async(CatchUnwind::new(body)));
+        let result = tracing::Instrument::instrument(body, span).await;
+        if let Ok(result) = &result {
+            finish_ok::<F>(watch, result);
+        }
         result
     }
 

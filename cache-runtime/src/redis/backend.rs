@@ -272,8 +272,9 @@ fn answer<F: RedisFunction, T: Tier>(
     }
 }
 
-/// A lease's answer: ours, or another process's value (counted as a wait, as is a caller
-/// that waited for the lease); without Redis, no lease.
+/// A lease's answer: ours, or another process's value (counted as a wait by the engine: a
+/// caller that waited for the lease and then took it runs the body, and is not a wait);
+/// without Redis, no lease.
 fn leased<F: RedisFunction, T: Tier>(
     engine: &Engine<F, RedisBackend<T>>,
     key: &RedisKey<F>,
@@ -287,17 +288,12 @@ fn leased<F: RedisFunction, T: Tier>(
             None => Leased::Lease(None),
         },
         Ok((Begin::Busy, _)) => Leased::Busy,
-        Ok((Begin::Lease(lease), waited)) => {
-            if waited {
-                engine.stats.add(Counter::Wait);
-            }
-            Leased::Lease(Some(HeldLease::new(
-                redis,
-                keys,
-                lease,
-                engine.policy.lock_timeout,
-            )))
-        }
+        Ok((Begin::Lease(lease), _)) => Leased::Lease(Some(HeldLease::new(
+            redis,
+            keys,
+            lease,
+            engine.policy.lock_timeout,
+        ))),
         Err(e) => {
             store_error(engine, &e);
             Leased::Lease(None)

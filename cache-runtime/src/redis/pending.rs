@@ -8,9 +8,14 @@
 //! than an invalidation this process acknowledged is served from Redis to this process. Other
 //! processes see the invalidation once it is replayed: at this process's first Redis operation
 //! after Redis returns.
+//!
+//! An invalidation stays kept until Redis has confirmed its replay: a replay in flight is
+//! still kept, so an operation that starts meanwhile waits for it (one replay at a time, for
+//! at most `op_timeout`) and, if it has not ended or failed, fails too (the call goes to the
+//! fallback) instead of reading what the replay has not yet deleted (issue 22).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::Keys;
@@ -51,8 +56,14 @@ static PENDING: Mutex<Kept> = Mutex::new(Kept {
     seen: BTreeSet::new(),
     tags: BTreeSet::new(),
 });
-/// Whether `PENDING` may hold something: the one load every Redis operation pays.
+/// Whether an invalidation is kept and not yet confirmed by Redis (in `PENDING`, or taken by
+/// a replay still in flight): the one load every Redis operation pays. Set and cleared under
+/// `PENDING`'s lock; cleared only by a replay that found nothing more to send.
 static ANY: AtomicBool = AtomicBool::new(false);
+
+/// One replay at a time: an operation that finds invalidations kept waits here for the replay
+/// in flight, then replays what is left itself.
+static REPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Keeps an invalidation that did not reach Redis (once: see [`Kept`]).
 pub(crate) fn keep(pending: Pending) {
@@ -73,24 +84,28 @@ pub(crate) fn keep(pending: Pending) {
         }
         (other, None) => kept.list.push(other),
     }
-    ANY.store(true, Relaxed);
+    ANY.store(true, Ordering::Release);
 }
 
 /// What every read, lease, invalidation and clear of this process does first: replays what
-/// is kept, if anything (one relaxed load when nothing is). Its error fails the operation.
+/// is kept, if anything (one load when nothing is). Its error fails the operation.
 #[inline]
 pub(crate) async fn replayed(redis: &'static Redis) -> Result<(), StoreError> {
-    if ANY.load(Relaxed) {
+    if ANY.load(Ordering::Acquire) {
         replay(redis).await
     } else {
         Ok(())
     }
 }
 
-/// Takes what is kept (to replay it).
-fn take() -> Vec<Pending> {
+/// Takes what is kept (to replay it), leaving it counted as kept until a later `take` finds
+/// nothing: `None` then, and only then is nothing kept any more.
+fn take() -> Option<Vec<Pending>> {
     let mut kept = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
-    ANY.store(false, Relaxed);
+    if kept.list.is_empty() && kept.tags.is_empty() {
+        ANY.store(false, Ordering::Release);
+        return None;
+    }
     kept.seen.clear();
     let mut all = std::mem::take(&mut kept.list);
     let tags: Vec<String> = std::mem::take(&mut kept.tags).into_iter().collect();
@@ -98,12 +113,30 @@ fn take() -> Vec<Pending> {
         tags.chunks(TAGS_PER_REPLAY)
             .map(|chunk| Pending::Tags(chunk.to_vec())),
     );
-    all
+    Some(all)
 }
 
-/// Replays every kept invalidation; what fails is kept again, and the error returned.
+/// Replays every kept invalidation, after the replay in flight (if any) ended; what fails is
+/// kept again, and the error returned. Waiting for the replay in flight is bounded by the
+/// operation deadline: past it, the operation fails as a slow Redis would.
 async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
-    let mut left = take().into_iter();
+    let limit = redis.config.op_timeout;
+    let Ok(_turn) = tokio::time::timeout(limit, REPLAY.lock()).await else {
+        return Err(StoreError::Failed(format!(
+            "a replay of kept invalidations did not end within {limit:?}"
+        )));
+    };
+    // Invalidations kept while this replay runs are replayed by it too.
+    while let Some(batch) = take() {
+        replay_batch(redis, batch).await?;
+    }
+    Ok(())
+}
+
+/// Sends one batch of kept invalidations, in order; on the first failure what is left (the
+/// failed one included) is kept again.
+async fn replay_batch(redis: &'static Redis, batch: Vec<Pending>) -> Result<(), StoreError> {
+    let mut left = batch.into_iter();
     while let Some(p) = left.next() {
         let done = match &p {
             Pending::Key(keys, None) => lease::invalidate(redis, keys.value(), keys.lock()).await,
@@ -144,7 +177,7 @@ mod tests {
         }
         keep(Pending::Key(key("p:b"), None));
         keep(Pending::Tags(vec!["t:2".into(), "t:3".into()]));
-        let kept = take();
+        let kept = take().expect("kept");
         let keys: Vec<&str> = kept
             .iter()
             .filter_map(|p| match p {
@@ -161,12 +194,13 @@ mod tests {
             })
             .collect();
         assert_eq!(tags, [&vec!["t:1".to_owned(), "t:2".into(), "t:3".into()]]);
-        assert!(take().is_empty(), "taken");
+        assert!(take().is_none(), "taken");
         // Many tags are replayed in steps.
         keep(Pending::Tags(
             (0..600).map(|n| format!("many:{n}")).collect(),
         ));
         let steps: Vec<usize> = take()
+            .expect("kept")
             .iter()
             .map(|p| match p {
                 Pending::Tags(t) => t.len(),
@@ -181,10 +215,12 @@ mod tests {
         keep(Pending::Clear(scan("profile:{}"), None));
         keep(Pending::Clear(scan("settings:{}"), None));
         keep(Pending::Clear(scan("settings:{}"), None));
-        assert_eq!(take().len(), 2, "both caches' clears, once each");
+        assert_eq!(take().map(|t| t.len()), Some(2), "both caches' clears, once each");
         // Kept again after a failed replay: once more, not twice.
         keep(Pending::Key(key("p:a"), None));
         keep(Pending::Key(key("p:a"), None));
-        assert_eq!(take().len(), 1);
+        assert_eq!(take().map(|t| t.len()), Some(1));
+        assert!(take().is_none());
+        assert!(!ANY.load(Ordering::Acquire), "nothing kept any more");
     }
 }
