@@ -69,10 +69,9 @@ pub mod __private {
 
     pub use crate::backend::{Memory, Tagged};
     pub use crate::body::{
-        AsyncBody, Detach, DetachFn, DetachFuture, Detachable, Detached, Handoff, InPlace, LateAsync,
-        LoadJob,
-        LateSync, Never, Owned, Panic, PickInPlace, PickOwned, SendFuture, Spawned, SyncBody,
-        Waited,
+        AsyncBody, Detach, DetachFn, DetachFuture, Detachable, Detached, Handoff, InPlace,
+        LateAsync, LateSync, LoadJob, Never, Owned, Panic, PickInPlace, PickOwned, SendFuture,
+        Spawned, SyncBody, Waited,
     };
     #[cfg(feature = "redis")]
     pub use crate::bounds::KeyJson;

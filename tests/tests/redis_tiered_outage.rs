@@ -47,11 +47,15 @@ fn issue_12_the_l1_serves_through_an_outage_for_at_most_l1_ttl_and_is_reconciled
     }
     assert_eq!(LOADS.load(SeqCst), 50);
     // The log reader starts with the first tiered cache: the L1 answers once it is caught up.
-    eventually("the L1 answers", || {
-        let before = product_cache().stats().l1_hits;
-        product(0);
-        product_cache().stats().l1_hits > before
-    });
+    // A load's own write comes back through the tracking connection and drops the copy it
+    // made (issue 22): each key is read until its copy (from Redis) answers.
+    for id in 0..50 {
+        eventually("the L1 answers", || {
+            let before = product_cache().stats().l1_hits;
+            product(id);
+            product_cache().stats().l1_hits > before
+        });
+    }
 
     server.stop();
     // Redis is down: once the breaker opens, the L1 answers what it has, without loads.

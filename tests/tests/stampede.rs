@@ -326,13 +326,23 @@ async fn issue_22_a_load_goes_on_when_its_caller_is_cancelled() {
         return;
     }
     let call = |patience_ms| tokio::time::timeout(Duration::from_millis(patience_ms), impatient(7));
-    assert!(call(300).await.is_err(), "the load is held: the caller gives up");
-    assert_eq!(IMPATIENT_LOADS.load(SeqCst), 1, "the first caller started the load");
+    assert!(
+        call(300).await.is_err(),
+        "the load is held: the caller gives up"
+    );
+    assert_eq!(
+        IMPATIENT_LOADS.load(SeqCst),
+        1,
+        "the first caller started the load"
+    );
     for _ in 0..5 {
         assert!(call(30).await.is_err());
     }
     let patient: Vec<_> = (0..3).map(|_| tokio::spawn(impatient(7))).collect();
-    wait_until_async("every caller missed", || impatient_cache().stats().misses == 9).await;
+    wait_until_async("every caller missed", || {
+        impatient_cache().stats().misses == 9
+    })
+    .await;
     assert_eq!(
         IMPATIENT_LOADS.load(SeqCst),
         1,

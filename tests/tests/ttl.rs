@@ -155,7 +155,11 @@ fn issue_22_no_null_outlives_null_ttl() {
     for k in 0..200 {
         assert_eq!(bound_null(k), None);
     }
-    assert_eq!(BOUND_NULL_LOADS.load(SeqCst), 200, "a null expired before 0.9 × null_ttl");
+    assert_eq!(
+        BOUND_NULL_LOADS.load(SeqCst),
+        200,
+        "a null expired before 0.9 × null_ttl"
+    );
     clock::advance(Duration::from_millis(2_100)); // 20 s: the bound
     for k in 0..200 {
         assert_eq!(bound_null(k), None);

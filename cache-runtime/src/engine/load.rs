@@ -851,7 +851,6 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         catch_unwind(AssertUnwindSafe(|| self.run(mark, watch, || body.call())))
     }
 
-
     /// Another process's result, met when asking for the lease: counted as a wait (unless
     /// this was a refresh) and handed to this process's waiters; or, a null for a shape
     /// without nulls, the guard back to load.

@@ -609,7 +609,7 @@ async fn unlink(redis: &Redis, keys: &[Vec<u8>], each: bool) -> Result<u64, Stor
 
 /// The primaries of a Redis Cluster serving slots, from `CLUSTER SLOTS` (the endpoints the
 /// cluster client itself connects to, hostnames included): `(host, port)` of each, once.
-async fn primaries(redis: &Redis) -> Result<Vec<(String, u16)>, StoreError> {
+pub(crate) async fn primaries(redis: &Redis) -> Result<Vec<(String, u16)>, StoreError> {
     let slots: Value = redis
         .query(redis::cmd("CLUSTER").arg("SLOTS").clone())
         .await?;

@@ -18,6 +18,7 @@ mod notify;
 mod pending;
 pub(crate) mod tags;
 mod tiered;
+mod tracking;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

@@ -215,7 +215,11 @@ mod tests {
         keep(Pending::Clear(scan("profile:{}"), None));
         keep(Pending::Clear(scan("settings:{}"), None));
         keep(Pending::Clear(scan("settings:{}"), None));
-        assert_eq!(take().map(|t| t.len()), Some(2), "both caches' clears, once each");
+        assert_eq!(
+            take().map(|t| t.len()),
+            Some(2),
+            "both caches' clears, once each"
+        );
         // Kept again after a failed replay: once more, not twice.
         keep(Pending::Key(key("p:a"), None));
         keep(Pending::Key(key("p:a"), None));

@@ -58,9 +58,41 @@ pub(crate) struct Change {
     pub(crate) key: String,
 }
 
-/// Until when (cache clock, ms) the L1 may answer; 0 while the reader is not caught up. A
-/// plain static: the L1 hit path reads it.
+/// Until when (cache clock, ms) the L1 may answer; 0 while the reader is not caught up, or a
+/// tracking connection (`tracking.rs`) is down. A plain static: the L1 hit path reads it.
 static VALID_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// Until when (cache clock, ms) the log reader is known caught up.
+static LOG_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// Opens the L1 until both the log reader and every tracking connection may have missed
+/// nothing: the earlier of their deadlines. Called by each after it heard from Redis.
+pub(crate) fn refresh_gate() {
+    let until = LOG_UNTIL.load(Relaxed).min(super::tracking::live_until());
+    VALID_UNTIL.store(until, Relaxed);
+}
+
+/// Closes the L1 until the next `refresh_gate` finds everything live (a tracking connection
+/// failed).
+pub(crate) fn close() {
+    VALID_UNTIL.store(0, Relaxed);
+}
+
+/// Drops every copy of every tiered cache (writes were made that nobody reported).
+pub(crate) fn drop_everything() {
+    each(None, |c| c.drop_all());
+}
+
+/// Drops the copy of the Redis key `key` in the tiered cache(s) named `name`.
+pub(crate) fn drop_key(name: &str, key: &str) {
+    each(Some(name), |c| c.drop_key(key));
+}
+
+/// The names of the tiered caches of this process.
+pub(crate) fn names() -> Vec<String> {
+    let caches = LOG.caches.lock().unwrap_or_else(PoisonError::into_inner);
+    caches.keys().cloned().collect()
+}
 
 /// This process's id in the log, and its reader's state.
 struct Log {
@@ -127,6 +159,9 @@ pub(crate) fn register(name: &str, cache: &'static dyn Dropper) {
             redis.background(read(redis));
         }
     });
+    if let Ok(redis) = Redis::get() {
+        super::tracking::track(redis, name);
+    }
 }
 
 fn each(name: Option<&str>, f: impl Fn(&dyn Dropper)) {
@@ -302,6 +337,7 @@ async fn read(redis: &'static Redis) {
                 follow(&mut con, &mut last).await;
             }
         }
+        LOG_UNTIL.store(0, Relaxed);
         VALID_UNTIL.store(0, Relaxed);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -433,7 +469,8 @@ async fn follow(con: &mut Conn, last: &mut Option<String>) {
         }
         // Caught up only when a reply did not fill its `COUNT`.
         if read < READ_COUNT {
-            VALID_UNTIL.store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
+            LOG_UNTIL.store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
+            refresh_gate();
         }
     }
 }
