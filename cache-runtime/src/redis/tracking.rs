@@ -62,7 +62,8 @@ static PREFIXES: Mutex<Prefixes> = Mutex::new(Prefixes {
 /// and alive; 0 while it is not.
 static TRACKERS: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
 static STARTED: OnceLock<()> = OnceLock::new();
-
+/// Whether a tracking failure was logged at warn level (once per process).
+static WARNED: OnceLock<()> = OnceLock::new();
 /// The head of a tiered cache's keys, and of tag keys.
 fn head(name: &str) -> String {
     format!("{}{name}:", config::current().key_prefix)
@@ -209,7 +210,16 @@ fn follow(
 ) {
     while EPOCH.load(Relaxed) == epoch {
         if let Err(e) = subscribed(redis, client, deadline, epoch) {
-            tracing::debug!(error = %e, "cache-runtime: the tracking connection failed");
+            if WARNED.set(()).is_ok() {
+                tracing::warn!(
+                    error = %e,
+                    "cache-runtime: the tracking connection of tiered caches failed; their \
+                     L1 does not answer until it works (it needs CLIENT TRACKING and the \
+                     channel __redis__:invalidate; further failures are logged at debug)"
+                );
+            } else {
+                tracing::debug!(error = %e, "cache-runtime: the tracking connection failed");
+            }
             let _ = failed.send(());
         }
         deadline.store(0, Relaxed);
