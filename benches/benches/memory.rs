@@ -203,6 +203,39 @@ fn misses(c: &mut Criterion) {
     g.finish();
 }
 
+#[cache_runtime::cached(ttl = 3600, max_entries = 100_000, backend = "memory")]
+async fn ours_async_miss(x: u64) -> u64 {
+    body(x)
+}
+
+/// The same, with a borrowed argument: its body cannot leave the caller, so its miss runs in
+/// place as every async miss did before issue 22 (no box, no hand-over on cancel).
+#[cache_runtime::cached(ttl = 3600, max_entries = 100_000, backend = "memory")]
+async fn ours_async_miss_in_place(x: &u64) -> u64 {
+    body(*x)
+}
+
+/// Issue 22: an async miss whose load can outlive a cancelled caller (the load future boxed,
+/// dropped into the runtime only on a cancel) against one that runs in place.
+fn async_misses(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let mut g = c.benchmark_group("async miss (new key, load and insert)");
+    g.bench_function("owned body (goes on if cancelled)", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(ours_async_miss(u64::from(MISS_KEY.fetch_add(1, Relaxed)) + (1 << 42)).await)
+        });
+    });
+    g.bench_function("borrowed body (in place, as before)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let key = u64::from(MISS_KEY.fetch_add(1, Relaxed)) + (1 << 43);
+            black_box(ours_async_miss_in_place(&key).await)
+        });
+    });
+    g.finish();
+}
+
 #[cache_runtime::cached(ttl = 3600, max_entries = 200_000, backend = "memory")]
 fn ours_mem(x: u64) -> u64 {
     body(x)
@@ -302,5 +335,5 @@ fn extras(_: &mut Criterion) {
     stampede();
 }
 
-criterion_group!(benches, hits, misses, extras);
+criterion_group!(benches, hits, misses, async_misses, extras);
 criterion_main!(benches);

@@ -45,7 +45,6 @@ fn add_user(admin: &mut dyn redis::ConnectionLike, prefix: &str) {
         format!("~{{{prefix}*"),
         "resetchannels".to_owned(),
         format!("&{prefix}*"),
-        "&__redis__:invalidate".to_owned(),
         "-@all".to_owned(),
     ];
     rules.extend(COMMANDS.split_whitespace().map(str::to_owned));

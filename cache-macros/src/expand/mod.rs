@@ -736,14 +736,20 @@ fn named_lifetimes(tokens: TokenStream, lifetime: &syn::Lifetime) -> TokenStream
     out
 }
 
-/// Whether `block` names `ident` anywhere (a call of the function from its own body).
+/// Whether `block` names `ident` or one of its companions (`{ident}_entry`, `_refresh`, …)
+/// anywhere: a call of the function from its own body.
 fn mentions(block: &syn::Block, ident: &syn::Ident) -> bool {
-    fn walk(tokens: TokenStream, ident: &syn::Ident) -> bool {
+    fn walk(tokens: TokenStream, name: &str) -> bool {
         tokens.into_iter().any(|t| match t {
-            TokenTree::Ident(i) => i == *ident,
-            TokenTree::Group(g) => walk(g.stream(), ident),
+            TokenTree::Ident(i) => {
+                let i = i.to_string();
+                i == name
+                    || i.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('_'))
+            }
+            TokenTree::Group(g) => walk(g.stream(), name),
             _ => false,
         })
     }
-    walk(block.to_token_stream(), ident)
+    walk(block.to_token_stream(), &ident.to_string())
 }

@@ -433,8 +433,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             counted: false,
         };
         if self.policy.lock == Lock::None {
+            // No waiters to answer: a cancelled caller's load is dropped with it.
             let lead = lead(None, Start::Take, held);
-            return self.lead_owned(key, lead, body).await;
+            return self.lead_async(&key, lead, body).await;
         }
         match self.join_async(B::local(&key)).await {
             Flight::Lead(guard) => {
@@ -490,14 +491,20 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             // A tag of the leader's load was invalidated while it ran.
             return None;
         }
-        self.stats.add(Counter::Wait);
-        if clock::now_ms() < entry.times.retry_at_ms {
-            self.stats.add(Counter::StaleIfErrorHit);
+        // Noted first (the slot moves into the answer); a null for a shape without nulls
+        // answers nothing: that caller loads, and is not a wait.
+        let kept = clock::now_ms() < entry.times.retry_at_ms;
+        if kept {
             answer::note_held(&entry);
         } else {
             answer::note(CacheStatus::Miss, stored(&entry.times));
         }
-        F::Shape::from_slot(entry.slot)
+        let result = F::Shape::from_slot(entry.slot)?;
+        self.stats.add(Counter::Wait);
+        if kept {
+            self.stats.add(Counter::StaleIfErrorHit);
+        }
+        Some(result)
     }
 
     /// Runs the body now and stores its result (write-through), fenced like every load; with an

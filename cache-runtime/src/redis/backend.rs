@@ -369,7 +369,22 @@ fn kept_write<F: RedisFunction, T: Tier>(
         ..write
     };
     let (redis, keys) = (lease.redis, lease.keys.clone());
-    Some((redis, ops::publish(redis, keys, held, Some((bytes, write)))))
+    Some((
+        redis,
+        ops::publish(
+            redis,
+            keys,
+            held,
+            Some((bytes, write)),
+            tracked::<F, T>(engine),
+        ),
+    ))
+}
+
+/// The name a tiered cache's own writes are reported under (`tracking::Echo`); `None` for a
+/// cache without an L1.
+fn tracked<F: RedisFunction, T: Tier>(engine: &Engine<F, RedisBackend<T>>) -> Option<String> {
+    T::LOCAL.then(|| engine.name.clone())
 }
 
 /// Whether a publish's answer leaves the result to share: not when an invalidation revoked
@@ -403,10 +418,15 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
 
     fn state(name: &str, policy: &Policy) -> RedisState<F> {
         let short = config::current().fallback_ttl;
+        // `fallback_ttl` bounds a copy's whole life (issue 22): no stale phase after it, and
+        // jitter only shortens it.
         let fallback_policy = Policy {
             ttl: Some(policy.ttl.map_or(short, |ttl| ttl.min(short))),
             null_ttl: policy.null_ttl.min(short),
             lock: Lock::Local,
+            stale: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            load_timeout: None,
             ..*policy
         };
         let shape = KeyShape::new(name, F::LAYOUT);
@@ -537,7 +557,13 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         let stored = stored.map(|(slot, times)| (slot, with_version(times, version)));
         let (redis, keys) = (lease.redis, lease.keys.clone());
         let wrote = write.is_some();
-        let answer = redis.block(ops::publish(redis, keys, held, write));
+        let answer = redis.block(ops::publish(
+            redis,
+            keys,
+            held,
+            write,
+            tracked::<F, T>(engine),
+        ));
         warm.published(&answer, stored.filter(|_| wrote));
         Published {
             valid: published(engine, answer),
@@ -564,7 +590,15 @@ impl<F: RedisFunction, T: Tier> Backend<F> for RedisBackend<T> {
         let stored = stored.map(|(slot, times)| (slot, with_version(times, version)));
         let (redis, keys) = (lease.redis, lease.keys.clone());
         let wrote = write.is_some();
-        let answer = redis.run(ops::publish(redis, keys, held, write)).await;
+        let answer = redis
+            .run(ops::publish(
+                redis,
+                keys,
+                held,
+                write,
+                tracked::<F, T>(engine),
+            ))
+            .await;
         warm.published(&answer, stored.filter(|_| wrote));
         Published {
             valid: published(engine, answer),
@@ -838,6 +872,7 @@ mod ops {
     use super::super::lease::{self, Begin, Lease};
     use super::super::pending;
     use super::super::tiered::{self, Change};
+    use super::super::tracking::Echo;
     use crate::backend::Start;
 
     pub(super) async fn read(
@@ -867,14 +902,24 @@ mod ops {
         }
     }
 
+    /// Publishes under `lease`; with `tracked` (a tiered cache's name) the write's own report
+    /// from the tracking connection is expected, and not acted on (`tracking::Echo`).
     pub(super) async fn publish(
         redis: &'static Redis,
         keys: Keys,
         lease: Lease,
         write: Option<(Vec<u8>, lease::Write)>,
+        tracked: Option<String>,
     ) -> Result<bool, StoreError> {
         match write {
-            Some((payload, write)) => lease::publish(redis, &keys, &lease, &payload, write).await,
+            Some((payload, write)) => {
+                let echo = tracked.and_then(|cache| Echo::value(&cache, keys.value()));
+                let answer = lease::publish(redis, &keys, &lease, &payload, write).await;
+                if let Some(echo) = echo {
+                    echo.answered(matches!(answer, Ok(true)));
+                }
+                answer
+            }
             None => lease::release(redis, keys.value(), keys.lock(), &lease)
                 .await
                 .map(|()| true),

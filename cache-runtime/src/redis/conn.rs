@@ -397,6 +397,15 @@ impl Redis {
         self.runtime.spawn(task);
     }
 
+    /// Runs `task` on the Redis runtime, whoever waits for it (a caller cancelled while it
+    /// waits does not stop it).
+    pub(crate) fn task<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.runtime.spawn(task)
+    }
+
     /// Feeds an operation's outcome to the circuit breaker, and logs an outage once.
     fn record<T>(&self, result: &Result<T, StoreError>) {
         match result {

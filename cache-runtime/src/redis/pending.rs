@@ -11,8 +11,11 @@
 //!
 //! An invalidation stays kept until Redis has confirmed its replay: a replay in flight is
 //! still kept, so an operation that starts meanwhile waits for it (one replay at a time, for
-//! at most `op_timeout`) and, if it has not ended or failed, fails too (the call goes to the
-//! fallback) instead of reading what the replay has not yet deleted (issue 22).
+//! at most `op_timeout`) and, if it has not ended or failed, is not tried (the call goes to
+//! the fallback; a skip, not a failure: Redis may be healthy and the replay long) instead of
+//! reading what the replay has not yet deleted (issue 22). A replay runs as a task of the
+//! Redis runtime, never on a caller's task: a caller cancelled while it waits cannot drop what
+//! the replay has taken.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,21 +119,27 @@ fn take() -> Option<Vec<Pending>> {
     Some(all)
 }
 
-/// Replays every kept invalidation, after the replay in flight (if any) ended; what fails is
-/// kept again, and the error returned. Waiting for the replay in flight is bounded by the
-/// operation deadline: past it, the operation fails as a slow Redis would.
+/// Replays every kept invalidation, after the replay in flight (if any) ended, as a task of
+/// the Redis runtime; what fails is kept again, and the error returned. Waiting is bounded by
+/// the operation deadline: past it the operation is not tried (`Unavailable`), and the replay
+/// goes on.
 async fn replay(redis: &'static Redis) -> Result<(), StoreError> {
     let limit = redis.config.op_timeout;
-    let Ok(_turn) = tokio::time::timeout(limit, REPLAY.lock()).await else {
-        return Err(StoreError::Failed(format!(
-            "a replay of kept invalidations did not end within {limit:?}"
-        )));
-    };
-    // Invalidations kept while this replay runs are replayed by it too.
-    while let Some(batch) = take() {
-        replay_batch(redis, batch).await?;
+    let task = redis.task(async move {
+        let _turn = REPLAY.lock().await;
+        // Invalidations kept while this replay runs are replayed by it too.
+        while let Some(batch) = take() {
+            replay_batch(redis, batch).await?;
+        }
+        Ok(())
+    });
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(_)) => Err(StoreError::Failed(
+            "the replay of kept invalidations stopped".into(),
+        )),
+        Err(_) => Err(StoreError::Unavailable),
     }
-    Ok(())
 }
 
 /// Sends one batch of kept invalidations, in order; on the first failure what is left (the

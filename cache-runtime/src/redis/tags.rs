@@ -32,6 +32,7 @@
 use super::conn::{Redis, StoreError};
 use super::pending::{self, Pending};
 use super::tiered;
+use super::tracking::Echo;
 use crate::config;
 use crate::invalidation::Invalidation;
 
@@ -90,7 +91,18 @@ pub(crate) async fn replay(redis: &Redis, names: &[String]) -> Result<(), StoreE
         return Ok(());
     }
     let keys: Vec<String> = names.iter().map(|n| key(n)).collect();
-    tiered::invalidate_tags(redis, &keys, names, &fresh()).await
+    // This process's tiered caches are not told of these writes by their own reports (the
+    // tags moved on here already).
+    let echoes: Vec<Echo> = names
+        .iter()
+        .zip(&keys)
+        .filter_map(|(name, key)| Echo::tag(name, key))
+        .collect();
+    let done = tiered::invalidate_tags(redis, &keys, names, &fresh()).await;
+    for echo in echoes {
+        echo.answered(done.is_ok());
+    }
+    done
 }
 
 fn answer(names: &[String], done: Result<(), StoreError>) -> Invalidation {

@@ -65,16 +65,22 @@ static VALID_UNTIL: AtomicU64 = AtomicU64::new(0);
 /// Until when (cache clock, ms) the log reader is known caught up.
 static LOG_UNTIL: AtomicU64 = AtomicU64::new(0);
 
+/// Orders the writes of `VALID_UNTIL` (never taken on the hit path, which only reads it): a
+/// gate computed from deadlines read before a `close` is never stored after it.
+static GATE: Mutex<()> = Mutex::new(());
+
 /// Opens the L1 until both the log reader and every tracking connection may have missed
 /// nothing: the earlier of their deadlines. Called by each after it heard from Redis.
 pub(crate) fn refresh_gate() {
+    let _gate = GATE.lock().unwrap_or_else(PoisonError::into_inner);
     let until = LOG_UNTIL.load(Relaxed).min(super::tracking::live_until());
     VALID_UNTIL.store(until, Relaxed);
 }
 
 /// Closes the L1 until the next `refresh_gate` finds everything live (a tracking connection
-/// failed).
+/// failed; its deadline is 0 before this is called).
 pub(crate) fn close() {
+    let _gate = GATE.lock().unwrap_or_else(PoisonError::into_inner);
     VALID_UNTIL.store(0, Relaxed);
 }
 
@@ -338,7 +344,7 @@ async fn read(redis: &'static Redis) {
             }
         }
         LOG_UNTIL.store(0, Relaxed);
-        VALID_UNTIL.store(0, Relaxed);
+        close();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

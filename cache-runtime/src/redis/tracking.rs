@@ -3,31 +3,37 @@
 //!
 //! The invalidation log (`tiered.rs`) carries what this library changes, resumably; a service
 //! in another language, `redis-cli`, an eviction or a `FLUSHDB` writes nothing to it. So each
-//! process also keeps, per Redis server (per primary on a cluster), one connection that asks
-//! the server to report every write to the keys of its tiered caches and to the tag keys:
-//! `CLIENT ID`, then `CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <head> …` (one
-//! prefix per tiered cache, `{prefix}{name}:`, and `{prefix}cache-runtime:tag:`, none covering
-//! another), then `SUBSCRIBE __redis__:invalidate`. Each message names the keys written
-//! (`SET`, `DEL`, `EXPIRE`, a script, an eviction, an expiry) or is nil (`FLUSHDB`,
-//! `FLUSHALL`): the L1 copy of each key is dropped, a tag key moves its tag's version on in
-//! this process, nil drops every copy. No Redis read on receipt.
+//! process also keeps, per Redis server (per primary on a cluster), one RESP3 connection that
+//! asks the server to report every write to the keys of its tiered caches and to the tag keys:
+//! `CLIENT TRACKING ON BCAST PREFIX <head> …` (one prefix per tiered cache, `{prefix}{name}:`,
+//! and `{prefix}cache-runtime:tag:`, none covering another). Each report (a RESP3 push) names
+//! the keys written (`SET`, `DEL`, `EXPIRE`, a script, an eviction, an expiry) or is nil
+//! (`FLUSHDB`, `FLUSHALL`): the L1 copy of each key is dropped, a tag key moves its tag's
+//! version on in this process, nil drops every copy. No Redis read on receipt.
 //!
-//! **When the L1 may answer.** Only while every tracking connection is subscribed and alive:
-//! a read that waits `READ_MS` for a message is followed by a `PING`, and each answer keeps
-//! the L1 open until `VALID_MS` after it (`live_until`; the log reader combines it with its
-//! own deadline). A connection that fails closes the L1 at once; when it is back (subscribed
-//! again) every copy is dropped first, since writes made meanwhile were not reported. A new
-//! tiered cache changes the prefixes: the connections subscribe again the same way.
+//! **When the L1 may answer.** Only while every tracking connection is live and caught up:
+//! every 50 ms it is sent a `PING`; once the answer is read, every report sent before it has
+//! been queued, and once those are applied the L1 may answer until `VALID_MS` after the
+//! `PING` was sent (`live_until`; the log reader combines it with its own deadline). A
+//! connection that fails closes the L1 at once; when it is back every copy is dropped first,
+//! since writes made meanwhile were not reported. A new tiered cache adds its prefix to the
+//! same connection (the L1 closes until it is tracked, at the next `PING`); a prefix that
+//! covers one tracked already, or is covered, needs a new connection (every copy dropped).
+//!
+//! **Own writes.** A write of this process is reported back to it too (`NOLOOP` would not
+//! help: it is another connection, and `NOLOOP` does not cover writes made by a script, which
+//! every publish is, in Redis 7.0). A load's publish
+//! is therefore expected (`Echo`): its report is not acted on, so a load keeps the copy it
+//! made and fences nothing (see `Echoes` for why skipping is safe).
 //!
 //! What it costs: one message per write to a tracked key, to every process with a tiered
-//! cache; a process's own loads are reported back to it too (the copy it just kept is dropped,
-//! and its next call reads Redis once). Expiries are reported late (when Redis finds the key
-//! expired), which does not matter: a copy never outlives its entry's own deadline. `SWAPDB`
-//! is not reported (by Redis 7.0): do not swap a database under tiered caches.
+//! cache. Expiries are reported late (when Redis finds the key expired), which does not
+//! matter: a copy never outlives its entry's own deadline. `SWAPDB` is not reported (by Redis
+//! 7.0): do not swap a database under tiered caches.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use redis::Value;
@@ -37,15 +43,14 @@ use super::tiered;
 use crate::clock;
 use crate::config;
 
-/// How long one read of the subscription waits for a message before a `PING`.
-const READ_MS: u64 = 100;
-/// How long after the last answer the L1 may answer: a live connection answers within
-/// `READ_MS` plus a round trip.
-const VALID_MS: u64 = READ_MS + 100;
-/// The channel Redis sends tracking messages to (RESP2, redirected to a subscriber).
-const CHANNEL: &str = "__redis__:invalidate";
-
-/// The tracked prefixes, and a count of their changes (a tracker subscribes again when it
+/// How often a tracking connection is sent a `PING`.
+const PING_MS: u64 = 50;
+/// How long after a `PING` was sent (its answer read, every report before it applied) the L1
+/// may answer: the next one is sent `PING_MS` later and answers within a round trip.
+const VALID_MS: u64 = 200;
+/// How long a `PING` may take before the connection is given up.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// The tracked prefixes, and a count of their changes (a tracker adds the new ones when it
 /// moves).
 struct Prefixes {
     generation: u64,
@@ -58,7 +63,7 @@ static PREFIXES: Mutex<Prefixes> = Mutex::new(Prefixes {
     heads: Vec::new(),
 });
 
-/// Each tracker's deadline: until when (cache clock, ms) its connection is known subscribed
+/// Each tracker's deadline: until when (cache clock, ms) its connection is known tracking
 /// and alive; 0 while it is not.
 static TRACKERS: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
 static STARTED: OnceLock<()> = OnceLock::new();
@@ -76,13 +81,27 @@ fn tag_head() -> String {
 /// A tiered cache is made: its keys are tracked from now on (the trackers start with the first
 /// one).
 pub(crate) fn track(redis: &'static Redis, name: &str) {
-    {
+    let added = {
         let mut prefixes = PREFIXES.lock().unwrap_or_else(PoisonError::into_inner);
         let head = head(name);
-        if !prefixes.heads.contains(&head) {
+        let added = !prefixes.heads.contains(&head);
+        if added {
             prefixes.heads.push(head);
             prefixes.generation += 1;
         }
+        added
+    };
+    if added {
+        // Its keys are not tracked until every tracker has added its prefix (at its next
+        // message or PING, within 50 ms): no copy answers meanwhile.
+        for tracker in TRACKERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            tracker.store(0, Relaxed);
+        }
+        tiered::close();
     }
     STARTED.get_or_init(|| start(redis));
 }
@@ -113,34 +132,28 @@ fn wanted() -> (u64, Vec<String>) {
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// Starts the supervisor: one tracker per server (the single server, or each primary of a
-/// cluster, found again whenever a tracker fails: a failover moves primaries).
+/// cluster, found again whenever a tracker fails: a failover moves primaries). All of them are
+/// tasks of the Redis runtime.
 fn start(redis: &'static Redis) {
-    let started = std::thread::Builder::new()
-        .name("cache-runtime-tracking".into())
-        .spawn(move || supervise(redis));
-    if let Err(e) = started {
-        tracing::warn!(error = %e, "cache-runtime: the tracking thread did not start");
-    }
+    redis.background(supervise(redis));
 }
 
-fn supervise(redis: &'static Redis) {
-    let (failed_tx, failed_rx) = std::sync::mpsc::channel::<()>();
+async fn supervise(redis: &'static Redis) {
+    let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut current: Vec<(String, u16)> = Vec::new();
     loop {
-        match nodes(redis) {
+        match nodes(redis).await {
             Some(found) if found != current => {
                 let epoch = EPOCH.fetch_add(1, Relaxed) + 1;
                 let mut trackers = TRACKERS.lock().unwrap_or_else(PoisonError::into_inner);
                 trackers.clear();
-                for (addr, client) in found.iter().cloned().zip(clients(redis, &found)) {
+                for client in clients(redis, &found) {
+                    // A node without a client keeps its deadline at 0: the L1 stays closed.
                     let deadline = Arc::new(AtomicU64::new(0));
                     trackers.push(Arc::clone(&deadline));
-                    let failed = failed_tx.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("cache-runtime-tracking".into())
-                        .spawn(move || follow(redis, &client, &deadline, epoch, &failed));
-                    if let Err(e) = spawned {
-                        tracing::warn!(node = %addr.0, error = %e, "cache-runtime: a tracking thread did not start");
+                    if let Some(client) = client {
+                        let failed = failed_tx.clone();
+                        redis.background(follow(redis, client, deadline, epoch, failed));
                     }
                 }
                 current = found;
@@ -149,37 +162,44 @@ fn supervise(redis: &'static Redis) {
         }
         // Look again when a tracker fails (a cluster may have moved its primaries), and now
         // and then.
-        let _ = failed_rx.recv_timeout(Duration::from_secs(5));
+        let _ = tokio::time::timeout(Duration::from_secs(5), failed_rx.recv()).await;
     }
 }
 
 /// The servers to track: the single server, or the primaries of the cluster (`None` when they
 /// cannot be found now).
-fn nodes(redis: &'static Redis) -> Option<Vec<(String, u16)>> {
+async fn nodes(redis: &'static Redis) -> Option<Vec<(String, u16)>> {
     if !redis.is_cluster() {
         return Some(vec![(String::new(), 0)]);
     }
-    let mut found = redis.block(super::lease::primaries(redis)).ok()?;
+    let mut found = super::lease::primaries(redis).await.ok()?;
     found.sort();
     (!found.is_empty()).then_some(found)
 }
 
-/// A client per node: the settings' own for a single server; for a cluster's primaries, the
-/// first seed's settings (user, password, TLS) with the primary's address.
-fn clients(redis: &'static Redis, nodes: &[(String, u16)]) -> Vec<redis::Client> {
-    if !redis.is_cluster() {
-        return redis.clients.first().cloned().into_iter().collect();
-    }
+/// A client per node (`None` where none could be made), speaking RESP3 (tracking reports
+/// come as pushes on the connection itself): the settings' own for a single server; for a
+/// cluster's primaries, the first seed's settings (user, password, TLS) with the primary's
+/// address.
+fn clients(redis: &'static Redis, nodes: &[(String, u16)]) -> Vec<Option<redis::Client>> {
     let Some(base) = redis
         .clients
         .first()
         .map(|c| c.get_connection_info().clone())
     else {
-        return Vec::new();
+        return nodes.iter().map(|_| None).collect();
     };
+    let settings = base
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let base = base.set_redis_settings(settings);
+    if !redis.is_cluster() {
+        return vec![redis::Client::open(base).ok()];
+    }
     nodes
         .iter()
-        .filter_map(|(host, port)| {
+        .map(|(host, port)| {
             let (host, port) = (host.clone(), *port);
             let addr = match base.addr() {
                 redis::ConnectionAddr::TcpTls {
@@ -199,91 +219,122 @@ fn clients(redis: &'static Redis, nodes: &[(String, u16)]) -> Vec<redis::Client>
         .collect()
 }
 
-/// While its set of nodes is current: subscribe, drop every copy, follow; after an error or a
-/// change of prefixes, close the L1 and do it again.
-fn follow(
+/// While its set of nodes is current: track, drop every copy, follow; after an error or a
+/// change of prefixes that cannot be added, close the L1 and do it again.
+async fn follow(
     redis: &'static Redis,
-    client: &redis::Client,
-    deadline: &AtomicU64,
+    client: redis::Client,
+    deadline: Arc<AtomicU64>,
     epoch: u64,
-    failed: &std::sync::mpsc::Sender<()>,
+    failed: tokio::sync::mpsc::UnboundedSender<()>,
 ) {
+    let mut backoff = Duration::from_millis(100);
     while EPOCH.load(Relaxed) == epoch {
-        if let Err(e) = subscribed(redis, client, deadline, epoch) {
+        if let Err(e) = tracked(redis, &client, &deadline, epoch).await {
             if WARNED.set(()).is_ok() {
                 tracing::warn!(
                     error = %e,
                     "cache-runtime: the tracking connection of tiered caches failed; their \
-                     L1 does not answer until it works (it needs CLIENT TRACKING and the \
-                     channel __redis__:invalidate; further failures are logged at debug)"
+                     L1 does not answer until it works (it needs RESP3 and CLIENT TRACKING; \
+                     further failures are logged at debug)"
                 );
             } else {
                 tracing::debug!(error = %e, "cache-runtime: the tracking connection failed");
             }
             let _ = failed.send(());
+            deadline.store(0, Relaxed);
+            tiered::close();
+            // Where tracking is refused (an old server, a proxy, a user without the rights),
+            // try again less and less often (at most every 5 s).
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
         }
         deadline.store(0, Relaxed);
         tiered::close();
-        std::thread::sleep(Duration::from_millis(100));
+        backoff = Duration::from_millis(100);
     }
 }
 
-/// One subscription: until it fails, or the prefixes change (`Ok`).
-fn subscribed(
+/// `CLIENT TRACKING ON BCAST PREFIX … ` for `prefixes` (added to those tracked already).
+fn tracking_on(prefixes: &[String]) -> redis::Cmd {
+    let mut on = redis::cmd("CLIENT");
+    on.arg("TRACKING").arg("ON").arg("BCAST");
+    for p in prefixes {
+        on.arg("PREFIX").arg(p);
+    }
+    on
+}
+
+/// One tracking connection: until it fails, or the prefixes change so that they cannot be
+/// added (`Ok`). Reports come as RESP3 pushes, read by the connection's driver as they arrive
+/// and queued in order; the answer to a `PING` comes after every report sent before it, so
+/// once it is read, the queue holds every write before the `PING` was sent.
+async fn tracked(
     redis: &'static Redis,
     client: &redis::Client,
     deadline: &AtomicU64,
     epoch: u64,
 ) -> redis::RedisResult<()> {
-    let config = redis.config;
-    let mut con = client.get_connection_with_timeout(config.connect_timeout)?;
-    con.set_read_timeout(Some(Duration::from_millis(READ_MS + 200)))?;
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel::<redis::PushInfo>();
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(redis.config.connect_timeout))
+        .set_response_timeout(Some(PING_TIMEOUT))
+        .set_push_sender(tx);
+    let mut con = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
     let _: Value = redis::cmd("CLIENT")
         .arg("SETNAME")
         .arg("cache-runtime-tracking")
-        .query(&mut con)?;
-    let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con)?;
-    let (generation, prefixes) = wanted();
-    let mut tracking = redis::cmd("CLIENT");
-    tracking
-        .arg("TRACKING")
-        .arg("ON")
-        .arg("REDIRECT")
-        .arg(id)
-        .arg("BCAST");
-    for p in &prefixes {
-        tracking.arg("PREFIX").arg(p);
-    }
-    let _: Value = tracking.query(&mut con)?;
-    let mut pubsub = con.as_pubsub();
-    pubsub.subscribe(CHANNEL)?;
-    pubsub.set_read_timeout(Some(Duration::from_millis(READ_MS)))?;
-    // Writes made while no subscription listened were not reported.
+        .query_async(&mut con)
+        .await?;
+    let (mut generation, mut prefixes) = wanted();
+    let _: Value = tracking_on(&prefixes).query_async(&mut con).await?;
+    // Writes made while no connection tracked them were not reported.
+    forget_echoes();
     tiered::drop_everything();
-    let tag_head = tag_head();
-    let heads = tiered_heads();
-    deadline.store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
+    let (tag_head, mut heads) = (tag_head(), tiered_heads());
+    let every = Duration::from_millis(PING_MS);
     loop {
-        match pubsub.get_message() {
-            Ok(message) => {
-                if message.get_channel_name() == CHANNEL {
-                    apply(&message, &tag_head, &heads);
-                }
-            }
-            Err(e) if e.is_timeout() => {
-                let _: Value = pubsub.ping()?;
-            }
-            Err(e) => return Err(e),
-        }
-        let moved = PREFIXES
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .generation;
-        if moved != generation || EPOCH.load(Relaxed) != epoch {
+        if EPOCH.load(Relaxed) != epoch {
             return Ok(());
         }
-        deadline.store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
-        tiered::refresh_gate();
+        let (now, wanted) = wanted();
+        if now != generation {
+            // A new tiered cache: its prefix added without a gap, unless it covers one
+            // tracked already (or is covered): then everything again.
+            if !prefixes.iter().all(|p| wanted.contains(p)) {
+                return Ok(());
+            }
+            let added: Vec<String> = wanted
+                .iter()
+                .filter(|p| !prefixes.contains(p))
+                .cloned()
+                .collect();
+            let _: Value = tracking_on(&added).query_async(&mut con).await?;
+            (generation, prefixes, heads) = (now, wanted, tiered_heads());
+        }
+        // Reports as they come, for a while; then a PING.
+        let until = tokio::time::Instant::now() + every;
+        while let Ok(report) = tokio::time::timeout_at(until, reports.recv()).await {
+            apply(report, &tag_head, &heads)?;
+        }
+        let sent = clock::now_ms();
+        let _: Value = redis::cmd("PING").query_async(&mut con).await?;
+        while let Ok(report) = reports.try_recv() {
+            apply(Some(report), &tag_head, &heads)?;
+        }
+        // Not for prefixes that changed meanwhile (a new cache's keys are not tracked yet).
+        if PREFIXES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+            == generation
+        {
+            deadline.store(sent.saturating_add(VALID_MS), Relaxed);
+            tiered::refresh_gate();
+        }
     }
 }
 
@@ -292,24 +343,44 @@ fn tiered_heads() -> HashMap<String, String> {
     tiered::names().into_iter().map(|n| (head(&n), n)).collect()
 }
 
-/// One tracking message: the copies of the keys it names dropped (nil: every copy).
-fn apply(message: &redis::Msg, tag_head: &str, heads: &HashMap<String, String>) {
-    let keys = match message.get_payload::<Option<Vec<Vec<u8>>>>() {
-        Ok(Some(keys)) => keys,
-        Ok(None) => {
+/// One report (`None`: the connection's queue closed): the copies of the keys it names
+/// dropped (nil: every copy); the connection's end is an error.
+fn apply(
+    report: Option<redis::PushInfo>,
+    tag_head: &str,
+    heads: &HashMap<String, String>,
+) -> redis::RedisResult<()> {
+    let gone = || redis::RedisError::from((redis::ErrorKind::Io, "the tracking connection closed"));
+    let Some(report) = report else {
+        return Err(gone());
+    };
+    match report.kind {
+        redis::PushKind::Invalidate => {}
+        redis::PushKind::Disconnection => return Err(gone()),
+        _ => return Ok(()),
+    }
+    let keys: Vec<&[u8]> = match report.data.first() {
+        Some(Value::Array(keys)) => keys
+            .iter()
+            .filter_map(|k| match k {
+                Value::BulkString(k) => Some(k.as_slice()),
+                _ => None,
+            })
+            .collect(),
+        // Nil: a flush. Anything else: not a report this reader understands, so everything
+        // goes rather than miss one.
+        _ => {
             tiered::drop_everything();
-            return;
-        }
-        Err(_) => {
-            // Not a message this reader understands: drop everything rather than miss one.
-            tiered::drop_everything();
-            return;
+            return Ok(());
         }
     };
     for key in keys {
-        let Ok(key) = std::str::from_utf8(&key) else {
+        let Ok(key) = std::str::from_utf8(key) else {
             continue;
         };
+        if echoed(key) {
+            continue;
+        }
         if let Some(tag) = key.strip_prefix(tag_head) {
             crate::tags::invalidate_local(tag);
             continue;
@@ -318,6 +389,153 @@ fn apply(message: &redis::Msg, tag_head: &str, heads: &HashMap<String, String>) 
             if key.starts_with(head.as_str()) {
                 tiered::drop_key(name, key);
             }
+        }
+    }
+    Ok(())
+}
+
+/// This process's own writes of tiered values, whose reports are not acted on (a load's own
+/// write would otherwise drop the copy it just made, in this process, and fence every copy in
+/// flight). Reports come in the order Redis made the writes:
+/// - a report of a key while an own write of it is in flight is of that write or of an earlier
+///   one: it waits for the write's answer (at most `op_timeout`); written, it is skipped (the
+///   copy this process keeps is newer), else it is acted on then;
+/// - an own write answered as written with no report yet expects one: the next report of the
+///   key is of it (or of an earlier write) and is skipped.
+///
+/// Cleared whenever a tracking connection starts again (reports may have been lost).
+#[derive(Default)]
+struct Echoes {
+    /// Own writes sent and not yet answered, by key.
+    in_flight: HashMap<String, u32>,
+    /// Own writes answered as written whose report has not come.
+    expected: HashMap<String, u32>,
+    /// Reports that came while an own write of the key was in flight, not yet acted on.
+    deferred: HashMap<String, u32>,
+    /// Bumped when everything is forgotten: a write sent before does not count on a report.
+    epoch: u64,
+}
+
+static ECHOES: LazyLock<Mutex<Echoes>> = LazyLock::new(Mutex::default);
+
+fn echoes() -> std::sync::MutexGuard<'static, Echoes> {
+    ECHOES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Decrements `map[key]`, removing it at 0; whether it was there.
+fn take_one(map: &mut HashMap<String, u32>, key: &str) -> bool {
+    match map.get_mut(key) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            true
+        }
+        Some(_) => {
+            map.remove(key);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Whether a report of `key` is (or may be) the echo of an own write: skipped, or deferred
+/// to that write's answer.
+fn echoed(key: &str) -> bool {
+    let mut echoes = echoes();
+    if take_one(&mut echoes.expected, key) {
+        return true;
+    }
+    if echoes.in_flight.contains_key(key) {
+        *echoes.deferred.entry(key.to_owned()).or_default() += 1;
+        return true;
+    }
+    false
+}
+
+/// Forgets every own write (a connection started again: reports may have been lost; every
+/// copy is dropped then).
+fn forget_echoes() {
+    let mut echoes = echoes();
+    let epoch = echoes.epoch + 1;
+    *echoes = Echoes {
+        epoch,
+        ..Echoes::default()
+    };
+}
+
+/// What a report of an own write stands for, if it must be acted on after all.
+enum Act {
+    /// Drop the copy in the tiered cache of this name.
+    Drop(String),
+    /// Move this tag's version on.
+    Tag(String),
+}
+
+/// An own write of a tracked key, from before it is sent to its answer.
+pub(crate) struct Echo {
+    act: Act,
+    key: String,
+    epoch: u64,
+    answered: bool,
+}
+
+impl Echo {
+    /// Before the write of `key` (a Redis key of the tiered cache `cache`) is sent; `None`
+    /// while nothing is tracked (no tiered cache in this process).
+    pub(crate) fn value(cache: &str, key: &str) -> Option<Echo> {
+        Echo::expect(Act::Drop(cache.to_owned()), key)
+    }
+
+    /// Before the write of the tag key `key` of `tag` is sent; `None` while nothing is tracked.
+    pub(crate) fn tag(tag: &str, key: &str) -> Option<Echo> {
+        Echo::expect(Act::Tag(tag.to_owned()), key)
+    }
+
+    fn expect(act: Act, key: &str) -> Option<Echo> {
+        STARTED.get()?;
+        let mut echoes = echoes();
+        *echoes.in_flight.entry(key.to_owned()).or_default() += 1;
+        Some(Echo {
+            act,
+            key: key.to_owned(),
+            epoch: echoes.epoch,
+            answered: false,
+        })
+    }
+
+    /// Its answer: whether the value was written.
+    pub(crate) fn answered(mut self, wrote: bool) {
+        self.answered = true;
+        self.end(wrote);
+    }
+
+    /// Ends the write: `wrote` is false for a write not answered (cancelled, failed).
+    fn end(&mut self, wrote: bool) {
+        let act = {
+            let mut echoes = echoes();
+            if echoes.epoch != self.epoch {
+                return;
+            }
+            take_one(&mut echoes.in_flight, &self.key);
+            let deferred = echoes.deferred.remove(&self.key).is_some();
+            if wrote && !deferred {
+                *echoes.expected.entry(self.key.clone()).or_default() += 1;
+            }
+            // Another write of the key still in flight keeps its own reports deferred.
+            !wrote && deferred
+        };
+        if act {
+            match &self.act {
+                Act::Drop(cache) => tiered::drop_key(cache, &self.key),
+                Act::Tag(tag) => crate::tags::invalidate_local(tag),
+            }
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.end(false);
         }
     }
 }

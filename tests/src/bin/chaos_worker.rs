@@ -8,7 +8,8 @@
 //! and invalidates it in all three (`f_invalidate` twice, `invalidate_tag` once). Every read
 //! (`R <fn> <key> <version> <start ms> <end ms>`) and every invalidation (`A <fn> <key>
 //! <version> <acknowledged ms> <1 if Done, 0 if Pending>`) goes to `<dir>/<role>.log`; the
-//! test checks them afterwards. The process panics on nothing: its exit code says it ran.
+//! test checks them afterwards; two more threads read the same way (`<role>.t1.log`,
+//! `<role>.t2.log`). The process panics on nothing: its exit code says it ran.
 
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -104,9 +105,28 @@ fn main() {
         other => panic!("unknown role {other}"),
     };
     let name = std::env::var("CHAOS_LOG_NAME").unwrap_or_else(|_| role.clone());
-    let file = std::fs::File::create(format!("{dir}/{name}.log")).expect("log file");
-    let mut log = std::io::BufWriter::new(file);
+    let log = |part: &str| {
+        let file = std::fs::File::create(format!("{dir}/{name}{part}.log")).expect("log file");
+        std::io::BufWriter::new(file)
+    };
     let end = Instant::now() + Duration::from_secs(seconds);
+    // Two more threads read the same keys meanwhile: a read of one thread races the replays
+    // and invalidations of another (the process's own).
+    let readers: Vec<_> = (1..=2)
+        .map(|t| {
+            let mut log = log(&format!(".t{t}"));
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    read_one(&mut log, n);
+                    n += 1;
+                }
+                log.flush().expect("flush");
+                n
+            })
+        })
+        .collect();
+    let mut log = log("");
     let mut next_write = Instant::now();
     let mut n = 0u64;
     while Instant::now() < end {
@@ -134,20 +154,29 @@ fn main() {
             }
             next_write = Instant::now() + Duration::from_millis(5);
         }
-        let key = skewed();
-        let (f, read): (&str, fn(u32) -> u32) = match n % 3 {
-            0 => ("plain", plain),
-            1 => ("tiered", tiered),
-            _ => ("tagged", tagged),
-        };
-        let start = now_ms();
-        let got = read(key);
-        writeln!(log, "R {f} {key} {got} {start} {}", now_ms()).expect("log");
+        read_one(&mut log, n);
         n += 1;
-        // A few thousand reads a second per process: enough to meet every fault, and logs
-        // the test can read back quickly.
-        std::thread::sleep(Duration::from_micros(200));
     }
     log.flush().expect("flush");
-    println!("reads={n}");
+    let others: u64 = readers
+        .into_iter()
+        .map(|r| r.join().expect("a reader thread"))
+        .sum();
+    println!("reads={}", n + others);
+}
+
+/// One read of a skewed key through one of the three functions, logged.
+fn read_one(log: &mut impl Write, n: u64) {
+    let key = skewed();
+    let (f, read): (&str, fn(u32) -> u32) = match n % 3 {
+        0 => ("plain", plain),
+        1 => ("tiered", tiered),
+        _ => ("tagged", tagged),
+    };
+    let start = now_ms();
+    let got = read(key);
+    writeln!(log, "R {f} {key} {got} {start} {}", now_ms()).expect("log");
+    // A few thousand reads a second per thread: enough to meet every fault, and logs the test
+    // can read back quickly.
+    std::thread::sleep(Duration::from_micros(300));
 }
