@@ -913,12 +913,8 @@ mod ops {
     ) -> Result<bool, StoreError> {
         match write {
             Some((payload, write)) => {
-                let echo = tracked.and_then(|cache| Echo::value(&cache, keys.value()));
-                let answer = lease::publish(redis, &keys, &lease, &payload, write).await;
-                if let Some(echo) = echo {
-                    echo.answered(matches!(answer, Ok(true)));
-                }
-                answer
+                let _echo = tracked.and_then(|cache| Echo::value(&cache, keys.value()));
+                lease::publish(redis, &keys, &lease, &payload, write).await
             }
             None => lease::release(redis, keys.value(), keys.lock(), &lease)
                 .await

@@ -93,16 +93,13 @@ pub(crate) async fn replay(redis: &Redis, names: &[String]) -> Result<(), StoreE
     let keys: Vec<String> = names.iter().map(|n| key(n)).collect();
     // This process's tiered caches are not told of these writes by their own reports (the
     // tags moved on here already).
-    let echoes: Vec<Echo> = names
+    let version = fresh();
+    let _echoes: Vec<Echo> = names
         .iter()
         .zip(&keys)
-        .filter_map(|(name, key)| Echo::tag(name, key))
+        .filter_map(|(name, key)| Echo::tag(name, key, &version))
         .collect();
-    let done = tiered::invalidate_tags(redis, &keys, names, &fresh()).await;
-    for echo in echoes {
-        echo.answered(done.is_ok());
-    }
-    done
+    tiered::invalidate_tags(redis, &keys, names, &version).await
 }
 
 fn answer(names: &[String], done: Result<(), StoreError>) -> Invalidation {

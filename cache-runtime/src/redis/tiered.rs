@@ -94,6 +94,18 @@ pub(crate) fn drop_key(name: &str, key: &str) {
     each(Some(name), |c| c.drop_key(key));
 }
 
+/// Keeps the copy of `key` in the tiered cache(s) named `name` only if it is the entry Redis
+/// holds now (`stored`, read after the report), else drops it.
+pub(crate) fn verify_key(name: &str, key: &str, stored: Option<&[u8]>) {
+    match stored {
+        Some(bytes) => {
+            let version = super::codec::version_of(bytes);
+            each(Some(name), |c| c.drop_key_unless(key, version));
+        }
+        None => drop_key(name, key),
+    }
+}
+
 /// The names of the tiered caches of this process.
 pub(crate) fn names() -> Vec<String> {
     let caches = LOG.caches.lock().unwrap_or_else(PoisonError::into_inner);
@@ -151,6 +163,9 @@ fn redis_down() -> bool {
 pub(crate) trait Dropper: Send + Sync {
     /// Drops the copy of the key rendered as `key`.
     fn drop_key(&self, key: &str);
+    /// Keeps the copy of `key` if it is the entry of this `version` (what Redis holds now),
+    /// else drops it.
+    fn drop_key_unless(&self, key: &str, version: u64);
     /// Drops every copy.
     fn drop_all(&self);
 }
@@ -532,6 +547,26 @@ impl<F: RedisFunction, T: Tier> Dropper for Engine<F, RedisBackend<T>> {
             self.drop_local(&local);
         }
         self.stats.add(Counter::InvalidationReceived);
+    }
+
+    fn drop_key_unless(&self, key: &str, version: u64) {
+        // Copies in flight (read before the write reported) are fenced either way.
+        self.fence_all();
+        let local = {
+            let keys = self
+                .state
+                .l1
+                .keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            keys.get(key).cloned()
+        };
+        let current = local
+            .and_then(|local| self.store.peek(&local))
+            .is_some_and(|entry| entry.times.version == version);
+        if !current {
+            self.drop_key(key);
+        }
     }
 
     fn drop_all(&self) {

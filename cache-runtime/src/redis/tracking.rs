@@ -14,17 +14,18 @@
 //! **When the L1 may answer.** Only while every tracking connection is live and caught up:
 //! every 50 ms it is sent a `PING`; once the answer is read, every report sent before it has
 //! been queued, and once those are applied the L1 may answer until `VALID_MS` after the
-//! `PING` was sent (`live_until`; the log reader combines it with its own deadline). A
+//! `PING` before it was sent (a write in the same pass of Redis's event loop as a `PING` is
+//! reported after its answer) (`live_until`; the log reader combines it with its own deadline). A
 //! connection that fails closes the L1 at once; when it is back every copy is dropped first,
 //! since writes made meanwhile were not reported. A new tiered cache adds its prefix to the
 //! same connection (the L1 closes until it is tracked, at the next `PING`); a prefix that
 //! covers one tracked already, or is covered, needs a new connection (every copy dropped).
 //!
-//! **Own writes.** A write of this process is reported back to it too (`NOLOOP` would not
-//! help: it is another connection, and `NOLOOP` does not cover writes made by a script, which
-//! every publish is, in Redis 7.0). A load's publish
-//! is therefore expected (`Echo`): its report is not acted on, so a load keeps the copy it
-//! made and fences nothing (see `Echoes` for why skipping is safe).
+//! **Own writes.** A write of this process is reported back to it too (`NOLOOP` does not
+//! cover writes made by a script, which every publish is, in Redis 7.0). A report of a key
+//! this process wrote in the last second is verified (the key read, pipelined with the next
+//! `PING`) instead of acted on, so a load keeps the copy it made while it is still what Redis
+//! holds (see `Echoes`).
 //!
 //! What it costs: one message per write to a tracked key, to every process with a tiered
 //! cache. Expiries are reported late (when Redis finds the key expired), which does not
@@ -81,27 +82,24 @@ fn tag_head() -> String {
 /// A tiered cache is made: its keys are tracked from now on (the trackers start with the first
 /// one).
 pub(crate) fn track(redis: &'static Redis, name: &str) {
-    let added = {
+    {
         let mut prefixes = PREFIXES.lock().unwrap_or_else(PoisonError::into_inner);
         let head = head(name);
-        let added = !prefixes.heads.contains(&head);
-        if added {
+        if !prefixes.heads.contains(&head) {
             prefixes.heads.push(head);
             prefixes.generation += 1;
+            // Its keys are not tracked until every tracker has added its prefix (within a
+            // PING): no copy answers meanwhile. Under the lock a tracker decides its deadline
+            // under, so none reopens the gate for the older prefixes.
+            for tracker in TRACKERS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+            {
+                tracker.store(0, Relaxed);
+            }
+            tiered::close();
         }
-        added
-    };
-    if added {
-        // Its keys are not tracked until every tracker has added its prefix (at its next
-        // message or PING, within 50 ms): no copy answers meanwhile.
-        for tracker in TRACKERS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            tracker.store(0, Relaxed);
-        }
-        tiered::close();
     }
     STARTED.get_or_init(|| start(redis));
 }
@@ -292,10 +290,11 @@ async fn tracked(
     let (mut generation, mut prefixes) = wanted();
     let _: Value = tracking_on(&prefixes).query_async(&mut con).await?;
     // Writes made while no connection tracked them were not reported.
-    forget_echoes();
     tiered::drop_everything();
     let (tag_head, mut heads) = (tag_head(), tiered_heads());
     let every = Duration::from_millis(PING_MS);
+    // When the previous PING was sent (the deadline counts from it).
+    let mut previous: Option<u64> = None;
     loop {
         if EPOCH.load(Relaxed) != epoch {
             return Ok(());
@@ -313,28 +312,53 @@ async fn tracked(
                 .cloned()
                 .collect();
             let _: Value = tracking_on(&added).query_async(&mut con).await?;
+            // A new cache's copies made before its prefix was tracked may have missed writes.
+            tiered::drop_everything();
             (generation, prefixes, heads) = (now, wanted, tiered_heads());
         }
-        // Reports as they come, for a while; then a PING.
+        // Reports as they come, for a while; then a PING, with a read of each key this
+        // process wrote that was reported meanwhile (see `Echoes`).
         let until = tokio::time::Instant::now() + every;
+        let mut verify: Vec<(String, Act)> = Vec::new();
         while let Ok(report) = tokio::time::timeout_at(until, reports.recv()).await {
-            apply(report, &tag_head, &heads)?;
+            apply(report, &tag_head, &heads, &mut verify)?;
         }
         let sent = clock::now_ms();
-        let _: Value = redis::cmd("PING").query_async(&mut con).await?;
-        while let Ok(report) = reports.try_recv() {
-            apply(Some(report), &tag_head, &heads)?;
+        loop {
+            let mut pipe = redis::pipe();
+            for (key, _) in &verify {
+                pipe.cmd("GET").arg(key);
+            }
+            pipe.cmd("PING");
+            let mut replies: Vec<Value> = pipe.query_async(&mut con).await?;
+            let _pong = replies.pop();
+            for ((key, act), stored) in verify.drain(..).zip(replies) {
+                match stored {
+                    Value::BulkString(bytes) => act.verified(&key, Some(&bytes)),
+                    _ => act.verified(&key, None),
+                }
+            }
+            // The reports that came before the answer; those of own writes are read too.
+            while let Ok(report) = reports.try_recv() {
+                apply(Some(report), &tag_head, &heads, &mut verify)?;
+            }
+            if verify.is_empty() {
+                break;
+            }
         }
-        // Not for prefixes that changed meanwhile (a new cache's keys are not tracked yet).
-        if PREFIXES
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .generation
-            == generation
+        forget_old_echoes();
+        // Not for prefixes that changed meanwhile (a new cache's keys are not tracked yet:
+        // decided under the lock `track` takes to close the gate). From the previous PING: a
+        // write made in the same pass of Redis's event loop as a PING is reported after its
+        // answer.
+        let prefixes_now = PREFIXES.lock().unwrap_or_else(PoisonError::into_inner);
+        if prefixes_now.generation == generation
+            && let Some(from) = previous.replace(sent)
         {
-            deadline.store(sent.saturating_add(VALID_MS), Relaxed);
+            deadline.store(from.saturating_add(VALID_MS), Relaxed);
             tiered::refresh_gate();
         }
+        drop(prefixes_now);
     }
 }
 
@@ -344,11 +368,13 @@ fn tiered_heads() -> HashMap<String, String> {
 }
 
 /// One report (`None`: the connection's queue closed): the copies of the keys it names
-/// dropped (nil: every copy); the connection's end is an error.
+/// dropped (nil: every copy), those this process wrote lately queued in `verify`; the
+/// connection's end is an error.
 fn apply(
     report: Option<redis::PushInfo>,
     tag_head: &str,
     heads: &HashMap<String, String>,
+    verify: &mut Vec<(String, Act)>,
 ) -> redis::RedisResult<()> {
     let gone = || redis::RedisError::from((redis::ErrorKind::Io, "the tracking connection closed"));
     let Some(report) = report else {
@@ -378,7 +404,8 @@ fn apply(
         let Ok(key) = std::str::from_utf8(key) else {
             continue;
         };
-        if echoed(key) {
+        if let Some(act) = echoed(key) {
+            verify.push((key.to_owned(), act));
             continue;
         }
         if let Some(tag) = key.strip_prefix(tag_head) {
@@ -394,27 +421,35 @@ fn apply(
     Ok(())
 }
 
-/// This process's own writes of tiered values, whose reports are not acted on (a load's own
-/// write would otherwise drop the copy it just made, in this process, and fence every copy in
-/// flight). Reports come in the order Redis made the writes:
-/// - a report of a key while an own write of it is in flight is of that write or of an earlier
-///   one: it waits for the write's answer (at most `op_timeout`); written, it is skipped (the
-///   copy this process keeps is newer), else it is acted on then;
-/// - an own write answered as written with no report yet expects one: the next report of the
-///   key is of it (or of an earlier write) and is skipped.
-///
-/// Cleared whenever a tracking connection starts again (reports may have been lost).
+/// This process's own writes of tracked keys. Their reports come back to it too (`NOLOOP`
+/// does not cover writes made by a script, which every publish is, in Redis 7.0), and acting
+/// on them would drop the copy a load just made (and fence every copy in flight). Skipping
+/// them cannot be done by counting: Redis merges the reports of every write to a key made in
+/// one pass of its event loop, so a report may stand for this process's write and another
+/// client's at once. So a report of a key this process wrote lately is *verified* instead:
+/// the key is read on the tracking connection (pipelined with the next `PING`), and the copy
+/// is kept only if it is the entry Redis holds now (its version, a hash of the bytes), a tag
+/// moved on only if its key no longer holds the version this process wrote (so such a report
+/// is applied within a `PING` period, 50 ms, not at once: by then the load that wrote has kept
+/// its copy, which a read at once would fence out). Every other report is acted on at once. The list only saves work: a key missing from it is acted on,
+/// which is always safe.
 #[derive(Default)]
 struct Echoes {
-    /// Own writes sent and not yet answered, by key.
-    in_flight: HashMap<String, u32>,
-    /// Own writes answered as written whose report has not come.
-    expected: HashMap<String, u32>,
-    /// Reports that came while an own write of the key was in flight, not yet acted on.
-    deferred: HashMap<String, u32>,
-    /// Bumped when everything is forgotten: a write sent before does not count on a report.
-    epoch: u64,
+    /// Keys written by this process: writes in flight, and when the last one ended.
+    keys: HashMap<String, Written>,
 }
+
+/// An own write of a tracked key.
+struct Written {
+    /// What a report of it stands for.
+    act: Act,
+    in_flight: u32,
+    /// When the last write ended (its report comes within milliseconds).
+    ended: Option<std::time::Instant>,
+}
+
+/// How long after an own write ended its key is still verified rather than acted on.
+const ECHO_FOR: Duration = Duration::from_secs(1);
 
 static ECHOES: LazyLock<Mutex<Echoes>> = LazyLock::new(Mutex::default);
 
@@ -422,120 +457,87 @@ fn echoes() -> std::sync::MutexGuard<'static, Echoes> {
     ECHOES.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Decrements `map[key]`, removing it at 0; whether it was there.
-fn take_one(map: &mut HashMap<String, u32>, key: &str) -> bool {
-    match map.get_mut(key) {
-        Some(n) if *n > 1 => {
-            *n -= 1;
-            true
+/// What a report of a key this process wrote lately stands for: to verify (`Some`), or
+/// `None` to act on at once.
+fn echoed(key: &str) -> Option<Act> {
+    echoes().keys.get(key).map(|w| w.act.clone())
+}
+
+/// Forgets own writes that ended long enough ago for their reports to have come.
+fn forget_old_echoes() {
+    echoes()
+        .keys
+        .retain(|_, w| w.in_flight > 0 || w.ended.is_some_and(|at| at.elapsed() < ECHO_FOR));
+}
+
+/// What a report of an own write stands for, and how to verify it.
+#[derive(Clone)]
+pub(crate) enum Act {
+    /// A value of the tiered cache of this name: keep the copy only if it is what Redis holds.
+    Value(String),
+    /// The tag key of this tag, which this process set to this version: move the tag on only
+    /// if the key holds another one.
+    Tag(String, Vec<u8>),
+}
+
+impl Act {
+    /// Applies a report of `key` once Redis was read: `stored` is what the key holds now.
+    fn verified(&self, key: &str, stored: Option<&[u8]>) {
+        match self {
+            Act::Value(cache) => tiered::verify_key(cache, key, stored),
+            Act::Tag(tag, version) => {
+                if stored != Some(version.as_slice()) {
+                    crate::tags::invalidate_local(tag);
+                }
+            }
         }
-        Some(_) => {
-            map.remove(key);
-            true
-        }
-        None => false,
     }
 }
 
-/// Whether a report of `key` is (or may be) the echo of an own write: skipped, or deferred
-/// to that write's answer.
-fn echoed(key: &str) -> bool {
-    let mut echoes = echoes();
-    if take_one(&mut echoes.expected, key) {
-        return true;
-    }
-    if echoes.in_flight.contains_key(key) {
-        *echoes.deferred.entry(key.to_owned()).or_default() += 1;
-        return true;
-    }
-    false
-}
-
-/// Forgets every own write (a connection started again: reports may have been lost; every
-/// copy is dropped then).
-fn forget_echoes() {
-    let mut echoes = echoes();
-    let epoch = echoes.epoch + 1;
-    *echoes = Echoes {
-        epoch,
-        ..Echoes::default()
-    };
-}
-
-/// What a report of an own write stands for, if it must be acted on after all.
-enum Act {
-    /// Drop the copy in the tiered cache of this name.
-    Drop(String),
-    /// Move this tag's version on.
-    Tag(String),
-}
-
-/// An own write of a tracked key, from before it is sent to its answer.
+/// An own write of a tracked key, from before it is sent until it ended.
 pub(crate) struct Echo {
-    act: Act,
     key: String,
-    epoch: u64,
-    answered: bool,
 }
 
 impl Echo {
     /// Before the write of `key` (a Redis key of the tiered cache `cache`) is sent; `None`
     /// while nothing is tracked (no tiered cache in this process).
     pub(crate) fn value(cache: &str, key: &str) -> Option<Echo> {
-        Echo::expect(Act::Drop(cache.to_owned()), key)
+        Echo::expect(Act::Value(cache.to_owned()), key)
     }
 
-    /// Before the write of the tag key `key` of `tag` is sent; `None` while nothing is tracked.
-    pub(crate) fn tag(tag: &str, key: &str) -> Option<Echo> {
-        Echo::expect(Act::Tag(tag.to_owned()), key)
+    /// Before the tag key `key` of `tag` is set to `version`; `None` while nothing is tracked.
+    pub(crate) fn tag(tag: &str, key: &str, version: &[u8]) -> Option<Echo> {
+        Echo::expect(Act::Tag(tag.to_owned(), version.to_vec()), key)
     }
 
     fn expect(act: Act, key: &str) -> Option<Echo> {
         STARTED.get()?;
         let mut echoes = echoes();
-        *echoes.in_flight.entry(key.to_owned()).or_default() += 1;
-        Some(Echo {
-            act,
-            key: key.to_owned(),
-            epoch: echoes.epoch,
-            answered: false,
-        })
-    }
-
-    /// Its answer: whether the value was written.
-    pub(crate) fn answered(mut self, wrote: bool) {
-        self.answered = true;
-        self.end(wrote);
-    }
-
-    /// Ends the write: `wrote` is false for a write not answered (cancelled, failed).
-    fn end(&mut self, wrote: bool) {
-        let act = {
-            let mut echoes = echoes();
-            if echoes.epoch != self.epoch {
-                return;
-            }
-            take_one(&mut echoes.in_flight, &self.key);
-            let deferred = echoes.deferred.remove(&self.key).is_some();
-            if wrote && !deferred {
-                *echoes.expected.entry(self.key.clone()).or_default() += 1;
-            }
-            // Another write of the key still in flight keeps its own reports deferred.
-            !wrote && deferred
-        };
-        if act {
-            match &self.act {
-                Act::Drop(cache) => tiered::drop_key(cache, &self.key),
-                Act::Tag(tag) => crate::tags::invalidate_local(tag),
-            }
+        if echoes.keys.len() >= 4096 {
+            // Also where no tracking connection runs to forget them.
+            echoes.keys.retain(|_, w| {
+                w.in_flight > 0 || w.ended.is_some_and(|at| at.elapsed() < ECHO_FOR)
+            });
         }
+        let written = echoes.keys.entry(key.to_owned()).or_insert(Written {
+            act: act.clone(),
+            in_flight: 0,
+            ended: None,
+        });
+        written.act = act;
+        written.in_flight += 1;
+        Some(Echo {
+            key: key.to_owned(),
+        })
     }
 }
 
 impl Drop for Echo {
     fn drop(&mut self) {
-        if !self.answered {
-            self.end(false);
+        if let Some(written) = echoes().keys.get_mut(&self.key) {
+            written.in_flight = written.in_flight.saturating_sub(1);
+            written.ended = Some(std::time::Instant::now());
         }
     }
 }
