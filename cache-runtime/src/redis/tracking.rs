@@ -158,9 +158,10 @@ async fn supervise(redis: &'static Redis) {
             }
             _ => {}
         }
-        // Look again when a tracker fails (a cluster may have moved its primaries), and now
-        // and then.
-        let _ = tokio::time::timeout(Duration::from_secs(5), failed_rx.recv()).await;
+        // Look again when a tracker fails (a cluster may have moved its primaries), and every
+        // second on a cluster (slots moved to a new primary are tracked within about that).
+        let again = if redis.is_cluster() { 1 } else { 5 };
+        let _ = tokio::time::timeout(Duration::from_secs(again), failed_rx.recv()).await;
     }
 }
 
