@@ -484,3 +484,35 @@ pub fn raw(url: &str) -> Raw {
         .expect("a raw connection to the test Redis");
     Raw::Single(con)
 }
+
+/// Redis of a test's own: a 3-primary cluster with `on_cluster`, else a single server; the
+/// servers (alive while this value is) and their URLs. `None` (after [`or_skip`]'s message)
+/// when none can be started.
+pub struct Own {
+    _server: Option<Server>,
+    _cluster: Option<Cluster>,
+    /// The URL of each node (one for a single server).
+    pub urls: Vec<String>,
+}
+
+impl Own {
+    /// Starts them; `what` names the test for the skip message.
+    pub fn start(what: &str, on_cluster: bool) -> Option<Own> {
+        if on_cluster {
+            let cluster = or_skip(what, Cluster::start(3))?;
+            let urls = cluster.urls();
+            return Some(Own {
+                _server: None,
+                _cluster: Some(cluster),
+                urls,
+            });
+        }
+        let server = own_server(what)?;
+        let urls = vec![server.url.clone()];
+        Some(Own {
+            _server: Some(server),
+            _cluster: None,
+            urls,
+        })
+    }
+}

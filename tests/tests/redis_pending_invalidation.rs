@@ -49,25 +49,14 @@ fn issue_14_the_same_on_a_cluster() {
 
 #[test]
 fn issue_10_an_invalidation_during_an_outage_is_replayed_before_redis_serves_again() {
-    use tests::redis_server::{Cluster, or_skip, own_server, pid, raw};
-    let what = "the pending invalidation test";
+    use tests::redis_server::{pid, raw};
     let on_cluster = std::env::var(ON_CLUSTER).is_ok();
     // The servers live until the test ends.
-    let (server, cluster) = if on_cluster {
-        let Some(cluster) = or_skip(what, Cluster::start(3)) else {
-            return;
-        };
-        (None, Some(cluster))
-    } else {
-        let Some(server) = own_server(what) else {
-            return;
-        };
-        (Some(server), None)
+    let Some(own) = tests::redis_server::Own::start("the pending invalidation test", on_cluster)
+    else {
+        return;
     };
-    let urls = cluster.as_ref().map_or_else(
-        || vec![server.as_ref().expect("a server").url.clone()],
-        Cluster::urls,
-    );
+    let urls = own.urls.clone();
     // Frozen and thawed together: every node.
     let pids: Vec<u32> = urls.iter().map(|u| pid(&mut raw(u))).collect();
     let mut raw = match on_cluster {

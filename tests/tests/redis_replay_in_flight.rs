@@ -127,24 +127,14 @@ const TRIALS: [Trial; 4] = [
 
 #[test]
 fn issue_22_no_read_races_a_replay_in_flight() {
-    use tests::redis_server::{Cluster, or_skip, own_server, raw};
-    let what = "the replay-in-flight test";
+    use tests::redis_server::raw;
     let on_cluster = std::env::var(ON_CLUSTER).is_ok();
-    let (server, cluster) = if on_cluster {
-        let Some(cluster) = or_skip(what, Cluster::start(3)) else {
-            return;
-        };
-        (None, Some(cluster))
-    } else {
-        let Some(server) = own_server(what) else {
-            return;
-        };
-        (Some(server), None)
+    // The servers live until the test ends.
+    let what = "the replay-in-flight test";
+    let Some(own) = tests::redis_server::Own::start(what, on_cluster) else {
+        return;
     };
-    let urls = cluster.as_ref().map_or_else(
-        || vec![server.as_ref().expect("a server").url.clone()],
-        Cluster::urls,
-    );
+    let urls = own.urls.clone();
     // The breaker never opens: every read tries Redis, so each one races the replays.
     let settings = cache_runtime::Config::builder()
         .op_timeout(Duration::from_millis(100))

@@ -325,28 +325,7 @@ async fn tracked(
             apply(report, &tag_head, &heads, &mut verify)?;
         }
         let sent = clock::now_ms();
-        loop {
-            let mut pipe = redis::pipe();
-            for (key, _) in &verify {
-                pipe.cmd("GET").arg(key);
-            }
-            pipe.cmd("PING");
-            let mut replies: Vec<Value> = pipe.query_async(&mut con).await?;
-            let _pong = replies.pop();
-            for ((key, act), stored) in verify.drain(..).zip(replies) {
-                match stored {
-                    Value::BulkString(bytes) => act.verified(&key, Some(&bytes)),
-                    _ => act.verified(&key, None),
-                }
-            }
-            // The reports that came before the answer; those of own writes are read too.
-            while let Ok(report) = reports.try_recv() {
-                apply(Some(report), &tag_head, &heads, &mut verify)?;
-            }
-            if verify.is_empty() {
-                break;
-            }
-        }
+        pinged(&mut con, &mut reports, verify, &tag_head, &heads).await?;
         forget_old_echoes();
         // Not for prefixes that changed meanwhile (a new cache's keys are not tracked yet:
         // decided under the lock `track` takes to close the gate). From the previous PING: a
@@ -360,6 +339,38 @@ async fn tracked(
             tiered::refresh_gate();
         }
         drop(prefixes_now);
+    }
+}
+
+/// A `PING`, pipelined with a read of each key in `verify`; then the reports that came before
+/// its answer are applied (those of own writes read the same way, until none is left).
+async fn pinged(
+    con: &mut redis::aio::MultiplexedConnection,
+    reports: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+    mut verify: Vec<(String, Act)>,
+    tag_head: &str,
+    heads: &HashMap<String, String>,
+) -> redis::RedisResult<()> {
+    loop {
+        let mut pipe = redis::pipe();
+        for (key, _) in &verify {
+            pipe.cmd("GET").arg(key);
+        }
+        pipe.cmd("PING");
+        let mut replies: Vec<Value> = pipe.query_async(con).await?;
+        let _pong = replies.pop();
+        for ((key, act), stored) in verify.drain(..).zip(replies) {
+            match stored {
+                Value::BulkString(bytes) => act.verified(&key, Some(&bytes)),
+                _ => act.verified(&key, None),
+            }
+        }
+        while let Ok(report) = reports.try_recv() {
+            apply(Some(report), tag_head, heads, &mut verify)?;
+        }
+        if verify.is_empty() {
+            return Ok(());
+        }
     }
 }
 
