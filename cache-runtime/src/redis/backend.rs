@@ -280,15 +280,15 @@ fn leased<F: RedisFunction, T: Tier>(
     key: &RedisKey<F>,
     redis: &'static Redis,
     keys: Keys,
-    begun: Result<(Begin, bool), StoreError>,
+    begun: Result<Begin, StoreError>,
 ) -> Leased<HeldLease, F::Value> {
     match begun {
-        Ok((Begin::Found(bytes), _)) => match decode(engine, key, &bytes) {
+        Ok(Begin::Found(bytes)) => match decode(engine, key, &bytes) {
             Some(entry) => Leased::Found(entry),
             None => Leased::Lease(None),
         },
-        Ok((Begin::Busy, _)) => Leased::Busy,
-        Ok((Begin::Lease(lease), _)) => Leased::Lease(Some(HeldLease::new(
+        Ok(Begin::Busy) => Leased::Busy,
+        Ok(Begin::Lease(lease)) => Leased::Lease(Some(HeldLease::new(
             redis,
             keys,
             lease,
@@ -888,22 +888,22 @@ mod ops {
         keys: Keys,
         wait: Duration,
         start: Start,
-    ) -> Result<(Begin, bool), StoreError> {
+    ) -> Result<Begin, StoreError> {
         pending::replayed(redis).await?;
         match start {
             Start::Wait => lease::begin(redis, &keys, wait).await,
-            Start::ReadOrTake => Ok((lease::read_or_take(redis, &keys, wait).await?, false)),
-            Start::Take => Ok((lease::force(redis, &keys, wait).await?, false)),
+            Start::ReadOrTake => lease::read_or_take(redis, &keys, wait).await,
+            Start::Take => lease::force(redis, &keys, wait).await,
             Start::Refresh(seen) => {
                 let seen = crate::clock::to_unix_ms(seen);
                 let begun = lease::try_refresh(redis, &keys, wait, seen);
-                Ok((begun.await?, false))
+                begun.await
             }
         }
     }
 
     /// Publishes under `lease`; with `tracked` (a tiered cache's name) the write's own report
-    /// from the tracking connection is expected, and not acted on (`tracking::Echo`).
+    /// from the tracking connection is verified rather than acted on (`tracking::Echo`).
     pub(super) async fn publish(
         redis: &'static Redis,
         keys: Keys,

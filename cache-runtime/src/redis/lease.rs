@@ -307,10 +307,9 @@ pub(crate) async fn begin(
     redis: &'static Redis,
     keys: &Keys,
     wait: Duration,
-) -> Result<(Begin, bool), StoreError> {
+) -> Result<Begin, StoreError> {
     let give_up = Instant::now() + wait;
     let mut backoff = Duration::from_millis(10);
-    let mut waited = false;
     let mut watch: Option<Watch> = None;
     loop {
         // Armed before the read, so a notification between the read and the sleep is kept.
@@ -320,9 +319,8 @@ pub(crate) async fn begin(
             n.as_mut().enable();
         }
         if let Ok(begin) = read_or_lock(redis, keys, wait).await? {
-            return Ok((begin, waited));
+            return Ok(begin);
         }
-        waited = true;
         if watch.is_none() {
             // The first wait: watch the key, then read again at once (a publish may have
             // come before the watch).
@@ -331,7 +329,7 @@ pub(crate) async fn begin(
         }
         let now = Instant::now();
         if now >= give_up {
-            return Ok((force(redis, keys, wait).await?, waited));
+            return force(redis, keys, wait).await;
         }
         // Full jitter: sleep a random part of the backoff, so waiters do not poll in step.
         let sleep = backoff
