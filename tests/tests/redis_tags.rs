@@ -178,9 +178,17 @@ fn an_invalidation_in_another_process_drops_the_l1_copies() {
         "L1 copies dropped {:?} after the other process returned",
         sent.elapsed()
     );
+    // The L1 serves again. Not necessarily at the next call: the other process's change
+    // reaches this one twice (its log entry and the tracking report of the tag key, issue 22;
+    // on a cluster from two nodes), and the second may end a copy reloaded in between (the
+    // README's known cost: one more Redis read).
     let hits = handle.stats().l1_hits;
-    tiered(1);
-    assert_eq!(handle.stats().l1_hits, hits + 1, "and the L1 serves again");
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while handle.stats().l1_hits == hits {
+        assert!(Instant::now() < give_up, "the L1 never served again");
+        tiered(1);
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(TIERED_LOADS.load(SeqCst), loads + 2);
 }
 
