@@ -325,7 +325,7 @@ fn finish_detached<R: Send + 'static>(
     limit: Duration,
 ) {
     drop(runtime.spawn(async move {
-        if crate::engine::within(limit, load).await.is_none() {
+        if within(limit, load).await.is_none() {
             tracing::warn!(
                 limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
                 "cache-runtime: a load whose caller was cancelled outran its limit and was dropped"
@@ -376,7 +376,7 @@ where
             Err(_) => return Err(self),
         };
         let mut task = runtime.spawn(self.0);
-        match crate::engine::within(limit, &mut task).await {
+        match within(limit, &mut task).await {
             Some(joined) => Ok(Waited::Done(joined.map_err(panic_of))),
             None => Ok(Waited::Late(Spawned(task))),
         }
@@ -513,4 +513,22 @@ impl InPlace {
     pub fn wrap<C>(self, body: C) -> C {
         body
     }
+}
+
+/// Polls `fut` for at most `limit`; `None` if the time ran out first. The timer is armed only
+/// if `fut` does not finish on its first poll, so an uncontended miss starts no timer.
+pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut timer: Option<futures_timer::Delay> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let timer = timer.get_or_insert_with(|| futures_timer::Delay::new(limit));
+        match Pin::new(timer).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }

@@ -25,25 +25,26 @@ pub(crate) struct Entry<V> {
     pub(crate) tags: EntryTags,
 }
 
-/// When an entry is fresh, when it is gone, and what produced it.
+/// When an entry is fresh, when it is gone, and what produced it: milliseconds on the cache
+/// clock (a store that keeps entries across processes converts them to Unix time and back).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Times {
+pub struct Times {
     /// Served as a hit while the clock is below this; `u64::MAX` for no expiry.
-    pub(crate) fresh_until_ms: u64,
+    pub fresh_until_ms: u64,
     /// Kept (for `stale` and `stale_if_error`) while the clock is below this; at least
     /// `fresh_until_ms`.
-    pub(crate) stale_until_ms: u64,
+    pub stale_until_ms: u64,
     /// How long the load that produced the value took (XFetch's `δ`), in milliseconds.
-    pub(crate) load_ms: u32,
+    pub load_ms: u32,
     /// Set when the value was kept after a failed load (fail-safe): no load of the key
     /// starts before this; 0 for none.
-    pub(crate) retry_at_ms: u64,
+    pub retry_at_ms: u64,
     /// When the load that produced the value ended (its `age` is counted from here).
-    pub(crate) written_ms: u64,
+    pub written_ms: u64,
     /// Names the stored entry (`Cached::version`, an HTTP `ETag`): random per load in
     /// process; on Redis a hash of the entry's bytes, the same in every process that reads
     /// them. 0 for a hand-over that is not stored.
-    pub(crate) version: u64,
+    pub version: u64,
 }
 
 impl Times {
@@ -60,7 +61,7 @@ impl Times {
 
 impl<V> Slot<V> {
     /// The slot borrowing its value.
-    pub(crate) fn as_ref(&self) -> Slot<&V> {
+    pub fn as_ref(&self) -> Slot<&V> {
         match self {
             Slot::Value(v) => Slot::Value(v),
             Slot::Null => Slot::Null,
@@ -70,7 +71,7 @@ impl<V> Slot<V> {
 
 impl<V> Slot<&V> {
     /// The owned slot: clones the value (the one clone a miss makes for the cache).
-    pub(crate) fn cloned(self) -> Slot<V>
+    pub fn cloned(self) -> Slot<V>
     where
         V: Clone,
     {

@@ -14,8 +14,8 @@ pub(crate) trait Erased: Send + Sync {
     fn name(&self) -> &str;
     fn backend(&self) -> &'static str;
     fn stats(&self) -> Stats;
-    fn clear(&self) -> Invalidation;
-    fn clear_async(&self) -> Pin<Box<dyn Future<Output = Invalidation> + Send + '_>>;
+    fn clear(&'static self) -> Invalidation;
+    fn clear_async(&'static self) -> Pin<Box<dyn Future<Output = Invalidation> + Send>>;
     fn len(&self) -> usize;
     fn breaker(&self) -> Option<BreakerState>;
 }

@@ -6,7 +6,6 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod answer;
-mod backend;
 mod body;
 mod bounds;
 #[cfg(feature = "redis")]
@@ -17,6 +16,8 @@ mod cell;
 pub mod clock;
 #[cfg(not(feature = "test-util"))]
 mod clock;
+#[cfg(feature = "redis")]
+mod codec;
 #[cfg(feature = "redis")]
 mod config;
 mod engine;
@@ -29,12 +30,13 @@ mod key;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod policy;
-#[cfg(feature = "redis")]
-mod redis;
 mod reentry;
 mod registry;
 mod shape;
 mod stats;
+pub mod store;
+mod stores;
+mod tag_invalidation;
 mod tags;
 mod warm;
 
@@ -50,7 +52,12 @@ pub use invalidation::Invalidation;
 pub use metrics::{export_metrics, set_metrics_interval};
 pub use registry::{caches, clear_all, clear_all_async};
 pub use stats::Stats;
-pub use tags::{invalidate_tag, invalidate_tag_async, invalidate_tags, invalidate_tags_async};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::redis::RedisStore;
+pub use tag_invalidation::{
+    invalidate_tag, invalidate_tag_async, invalidate_tags, invalidate_tags_async,
+};
 pub use warm::{Warmed, set_warm_concurrency};
 
 #[doc = include_str!("cached.md")]
@@ -67,7 +74,6 @@ pub mod __private {
     pub use core::any::TypeId;
     pub use typeid::of as type_id_of;
 
-    pub use crate::backend::{Memory, Tagged};
     pub use crate::body::{
         AsyncBody, Detach, DetachFn, DetachFuture, Detachable, Detached, Handoff, InPlace,
         LateAsync, LateSync, LoadJob, Never, Owned, Panic, PickInPlace, PickOwned, SendFuture,
@@ -77,20 +83,20 @@ pub mod __private {
     pub use crate::bounds::KeyJson;
     pub use crate::bounds::{KeyDebug, KeyDisplay, KeyParam, KeyPlaceholder};
     pub use crate::cell::{Cell, method_name};
-    pub use crate::engine::{Engine, memory_cache};
+    pub use crate::engine::{CallKey, Engine, memory_cache};
     pub use crate::function::{Function, KeyFn, Part, Signature};
     pub use crate::handle::CacheHandle;
     pub use crate::key::{Lookup, display_part};
     pub use crate::policy::{Codec, Lock, Policy};
     pub use crate::shape::{Probe, pick};
+    pub use crate::store::Memory;
     pub use crate::tags::Tags;
     pub use crate::warm::{Warm, warm, warm_async};
 
     #[cfg(feature = "redis")]
-    pub use crate::redis::{
-        L1, RedisBackend, RedisFunction, RedisKey, RedisSignature, Remote, Tier, TieredBackend,
-        layout::KeyWriter, redis_cache,
-    };
+    pub use crate::store::redis::{RedisFunction, RedisSignature, layout::KeyWriter};
+    #[cfg(feature = "redis")]
+    pub use crate::stores::{RedisBackend, TieredBackend, redis_cache};
     #[cfg(feature = "redis")]
     pub use serde_json;
 

@@ -1,8 +1,12 @@
 //! The process-wide registry of caches: every cache registers its handle when it is made (at
 //! the first call of its function, or of one of its companions), and [`caches`] lists them.
-//! It is the seam for whatever acts on all caches at once (metrics export, tag invalidation,
-//! `clear_all`).
+//! It is the seam for whatever acts on all caches at once (metrics export, `clear_all`), and for
+//! what stores tell caches: the L1s listen for their shared store's change feed here
+//! ([`changed`]), and `invalidate_tag` reaches every store through the tag sinks (`stores.rs`).
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 
 use crate::handle::CacheHandle;
@@ -10,10 +14,76 @@ use crate::invalidation::Invalidation;
 
 static CACHES: Mutex<Vec<CacheHandle>> = Mutex::new(Vec::new());
 
+/// What a store's change feed reports of one cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// The key the feed names so changed (invalidated or written): its L1 copy is dropped.
+    Key(&'a str),
+    /// The key was written by this process and holds the entry of this version now: a copy of
+    /// that version is kept, any other dropped.
+    Written(&'a str, u64),
+    /// Every key may have changed (a clear, or the feed lost changes): every copy is dropped.
+    All,
+}
+
+/// What listens to a store's change feed: an L1.
+pub(crate) trait Listener: Send + Sync {
+    fn change(&self, change: Change<'_>);
+}
+
+/// The L1s of this process, by cache name.
+static LISTENERS: Mutex<Option<HashMap<String, Vec<&'static dyn Listener>>>> = Mutex::new(None);
+
+/// Listens to the changes of the cache named `name`.
+pub(crate) fn listen(name: &str, listener: &'static dyn Listener) {
+    let mut all = LISTENERS.lock().unwrap_or_else(PoisonError::into_inner);
+    let all = all.get_or_insert_with(HashMap::new);
+    all.entry(name.to_owned()).or_default().push(listener);
+}
+
+/// Hands `change` to the listeners of the cache named `cache` (`None`: of every cache).
+pub(crate) fn changed(cache: Option<&str>, change: Change<'_>) {
+    let all = LISTENERS.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(all) = all.as_ref() else {
+        return;
+    };
+    match cache {
+        Some(name) => all
+            .get(name)
+            .into_iter()
+            .flatten()
+            .for_each(|l| l.change(change)),
+        None => all.values().flatten().for_each(|l| l.change(change)),
+    }
+}
+
+/// The names of the caches that listen to a change feed.
+#[cfg_attr(
+    not(feature = "redis"),
+    allow(dead_code, reason = "only Redis tracks the keys of caches by name")
+)]
+pub(crate) fn listening() -> Vec<String> {
+    let all = LISTENERS.lock().unwrap_or_else(PoisonError::into_inner);
+    all.as_ref()
+        .map(|all| all.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// A store that keeps tag versions of its own, told of every `invalidate_tag` (installed in
+/// `stores.rs`, whether or not a cache on it was made in this process).
+pub(crate) trait TagSink: Sync {
+    /// Moves the tags `names` on in the store; `Pending` if it keeps them to replay.
+    fn invalidate(&self, names: &[String]) -> Invalidation;
+
+    /// The async twin of `invalidate`.
+    fn invalidate_async<'a>(
+        &'a self,
+        names: &'a [String],
+    ) -> Pin<Box<dyn Future<Output = Invalidation> + Send + 'a>>;
+}
+
 /// Adds a cache that was just made.
 pub(crate) fn register(handle: CacheHandle) {
-    #[cfg(feature = "metrics")]
-    crate::metrics::start();
     CACHES
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

@@ -8,18 +8,18 @@
 //! through the fence ticket it took when it started, on a shared backend under the lease it
 //! still holds, so an invalidation meanwhile still wins.
 
-use crate::backend::Backend;
 use crate::body::Panic;
 use crate::clock;
 use crate::entry::Entry;
 use crate::fence::Ticket;
 use crate::function::Function;
 use crate::stats::Counter;
+use crate::store::Store;
 use crate::tags::EntryTags;
 
-use super::Engine;
-use super::load::{Guard, LoadClock};
+use super::flight::{Guard, LoadClock};
 use super::settle::Settled;
+use super::{Engine, Key};
 
 /// Why a load gave no value, and whether its caller's answer was counted already.
 #[derive(Clone, Copy)]
@@ -28,7 +28,7 @@ pub(super) struct Failed<'a> {
     pub(super) counted: bool,
 }
 
-impl<F: Function, B: Backend<F>> Engine<F, B> {
+impl<F: Function, S: Store<F>> Engine<F, S> {
     /// Whether `held` may still answer for a failed load.
     pub(super) fn can_keep(&self, held: &Entry<F::Value>) -> bool {
         self.policy.can_answer(held, clock::now_ms())
@@ -39,7 +39,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// with (a call of the same key whose tags render otherwise answers with it, and leaves it).
     fn rearm<'h>(
         &self,
-        key: &B::Key,
+        key: &Key<F, S>,
         held: &'h Entry<F::Value>,
         why: &str,
     ) -> Settled<'h, F::Value> {
@@ -52,7 +52,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
              no load of this key starts until the throttle ends"
         );
         Settled {
-            store: held.tags.is_of(B::tags(key)).then(|| held.slot.as_ref()),
+            store: held.tags.is_of(&key.tags).then(|| held.slot.as_ref()),
             share: Some(held.slot.as_ref()),
             times,
         }
@@ -62,17 +62,17 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// handed to this process's waiters, the lease released. `None` if this shape cannot
     /// answer with it (then the failure stands).
     pub(super) fn fail_safe(
-        &self,
-        key: &B::Key,
+        &'static self,
+        key: &Key<F, S>,
         guard: Option<Guard<'_, F>>,
         ticket: Option<Ticket>,
-        lease: Option<B::Lease>,
+        lease: Option<S::Lease>,
         held: Entry<F::Value>,
         failed: Failed<'_>,
     ) -> Option<F::Output> {
         let mut settled = self.rearm(key, &held, failed.why);
         let valid = match lease {
-            Some(lease) => settled.published(B::publish(self, key, lease, settled.stored())),
+            Some(lease) => settled.published(self.publish(key, lease, settled.stored())),
             None => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
@@ -81,18 +81,18 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// The async twin of `fail_safe`.
     pub(super) async fn fail_safe_async(
-        &self,
-        key: &B::Key,
+        &'static self,
+        key: &Key<F, S>,
         guard: Option<Guard<'_, F>>,
         ticket: Option<Ticket>,
-        lease: Option<B::Lease>,
+        lease: Option<S::Lease>,
         held: Entry<F::Value>,
         failed: Failed<'_>,
     ) -> Option<F::Output> {
         let mut settled = self.rearm(key, &held, failed.why);
         let valid = match lease {
             Some(lease) => {
-                let published = B::publish_async(self, key, lease, settled.stored()).await;
+                let published = self.publish_async(key, lease, settled.stored()).await;
                 settled.published(published)
             }
             None => true,
@@ -114,18 +114,18 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// backend without releasing the lease, which the load still holds, and handed to this
     /// process's waiters. The caller answers with it (counted here).
     pub(super) fn keep(
-        &self,
-        key: &B::Key,
+        &'static self,
+        key: &Key<F, S>,
         guard: Option<Guard<'_, F>>,
         ticket: Option<Ticket>,
-        lease: Option<&B::Lease>,
+        lease: Option<&S::Lease>,
         held: &Entry<F::Value>,
         counted: bool,
     ) {
         let why = "outran `load_timeout` and goes on in the background";
         let settled = self.rearm(key, held, why);
         let valid = match (lease, settled.stored()) {
-            (Some(lease), Some(stored)) => B::keep(self, key, lease, stored),
+            (Some(lease), Some(stored)) => self.keep_shared(key, lease, stored),
             _ => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
@@ -136,18 +136,18 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// The async twin of `keep`.
     pub(super) async fn keep_async(
-        &self,
-        key: &B::Key,
+        &'static self,
+        key: &Key<F, S>,
         guard: Option<Guard<'_, F>>,
         ticket: Option<Ticket>,
-        lease: Option<&B::Lease>,
+        lease: Option<&S::Lease>,
         held: &Entry<F::Value>,
         counted: bool,
     ) {
         let why = "outran `load_timeout` and goes on in the background";
         let settled = self.rearm(key, held, why);
         let valid = match (lease, settled.stored()) {
-            (Some(lease), Some(stored)) => B::keep_async(self, key, lease, stored).await,
+            (Some(lease), Some(stored)) => self.keep_shared_async(key, lease, stored).await,
             _ => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
@@ -182,7 +182,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The held entry re-armed after a failed background load, if it may still answer.
     pub(super) fn rearmed_entry(
         &self,
-        key: &B::Key,
+        key: &Key<F, S>,
         held: &Entry<F::Value>,
     ) -> Option<Entry<F::Value>> {
         if !self.can_keep(held) {
@@ -201,9 +201,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// Stores what a load that no caller waits for left, under its lease and fence ticket;
     /// nothing (the lease released) if it left nothing.
     pub(super) fn finish_late(
-        &self,
-        key: &B::Key,
-        lease: Option<B::Lease>,
+        &'static self,
+        key: &Key<F, S>,
+        lease: Option<S::Lease>,
         ticket: Option<Ticket>,
         entry: Option<Entry<F::Value>>,
     ) {
@@ -213,7 +213,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let valid = match lease {
             Some(lease) => {
                 let stored = Some((entry.slot.as_ref(), entry.times));
-                let published = B::publish(self, key, lease, stored);
+                let published = self.publish(key, lease, stored);
                 entry.times.version = published.version.unwrap_or(entry.times.version);
                 published.valid
             }
@@ -224,9 +224,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// The async twin of `finish_late`.
     pub(super) async fn finish_late_async(
-        &self,
-        key: &B::Key,
-        lease: Option<B::Lease>,
+        &'static self,
+        key: &Key<F, S>,
+        lease: Option<S::Lease>,
         ticket: Option<Ticket>,
         entry: Option<Entry<F::Value>>,
     ) {
@@ -236,7 +236,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let valid = match lease {
             Some(lease) => {
                 let stored = Some((entry.slot.as_ref(), entry.times));
-                let published = B::publish_async(self, key, lease, stored).await;
+                let published = self.publish_async(key, lease, stored).await;
                 entry.times.version = published.version.unwrap_or(entry.times.version);
                 published.valid
             }
@@ -247,12 +247,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     fn store_late(
         &self,
-        key: &B::Key,
+        key: &Key<F, S>,
         ticket: Option<Ticket>,
         entry: Entry<F::Value>,
         valid: bool,
     ) {
-        if let (true, true, Some(ticket)) = (B::LOCAL, valid, ticket) {
+        if let (true, true, Some(ticket)) = (Self::LOCAL, valid, ticket) {
             let entry = self.local_entry(key, entry.slot, entry.times);
             self.insert_local(key, ticket, entry);
         }

@@ -1,27 +1,15 @@
-//! The miss path, as sync and async twins: the backend's read, re-entry, single-flight, the
-//! lease, the body, the publish and the hand-over to this process's waiters.
-//!
-//! Single-flight uses placeholders of the local store (quick_cache): the first caller that
-//! misses a key gets a guard and leads the load; later callers of the key wait on it and take
-//! the leader's result from the placeholder itself. If the leader's load returns an error,
-//! panics, or its future is dropped, the guard is dropped without a result and quick_cache
-//! hands it to one waiter, which loads next. A caller that has waited `lock_timeout` loads by
-//! itself. With `lock = "none"` every miss loads.
+//! The miss path, as sync and async twins: the store's read, re-entry, single-flight
+//! (`flight.rs`), the lease, the body, the publish and the hand-over to this process's waiters.
+//! With `lock = "none"` every miss loads.
 //!
 //! Fencing against invalidation: a local write through a placeholder guard fails by itself
 //! once an invalidation removed the placeholder (quick_cache's documented behaviour, held by
 //! `tests/invalidate.rs`); a local write without one (`lock = "none"`, a waiter that gave up,
 //! `f_refresh`) is fenced by a ticket (`fence.rs`); a backend's write is fenced by its lease.
 
-use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::pin::{Pin, pin};
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use quick_cache::sync::{EntryAction, EntryResult, GuardResult};
-
-use crate::backend::{Backend, Leased, Read, Start};
 use crate::body::{
     AsyncBody, CatchUnwind, LateAsync, LateSync, LoadJob, Panic, SendFuture, SyncBody, Waited,
 };
@@ -33,67 +21,17 @@ use crate::policy::Lock;
 use crate::reentry::Mark;
 use crate::shape::Shape;
 use crate::stats::Counter;
+use crate::store::{Start, Store};
 use crate::tags::EntryTags;
 
-use super::Engine;
 use super::fail_safe::Failed;
+use super::flight::{Flight, Guard, Lead, LoadClock};
 use super::phase::Next;
 use super::settle::{LoadWatch, Settled};
+use super::shared::{Fetched, Granted};
+use super::{Engine, Key};
 use crate::answer::{self, CacheStatus, Cached};
 use crate::warm::Warm;
-
-/// Polls `fut` for at most `limit`; `None` if the time ran out first. The timer is armed only
-/// if `fut` does not finish on its first poll, so an uncontended miss starts no timer.
-pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    let mut timer: Option<futures_timer::Delay> = None;
-    poll_fn(|cx| {
-        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        let timer = timer.get_or_insert_with(|| futures_timer::Delay::new(limit));
-        match Pin::new(timer).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
-/// The placeholder guard of a load this caller leads.
-pub(super) type Guard<'a, F> = quick_cache::sync::PlaceholderGuard<
-    'a,
-    <F as crate::function::Types>::Key,
-    Entry<<F as crate::function::Types>::Value>,
-    quick_cache::UnitWeighter,
-    quick_cache::DefaultHashBuilder,
-    super::store::Evictions<
-        <F as crate::function::Types>::Key,
-        Entry<<F as crate::function::Types>::Value>,
-    >,
->;
-
-/// How a caller joined the single-flight of its key.
-enum Flight<'a, F: Function> {
-    /// It leads the load.
-    Lead(Guard<'a, F>),
-    /// Another caller's load finished meanwhile: its result.
-    Joined(Entry<F::Value>),
-    /// It waited `lock_timeout` for another caller's load.
-    TimedOut,
-}
-
-/// Keeps an entry that is still fresh, or kept after a failed load until its throttle ends
-/// (taking a copy); swaps any other for a guard, and every entry when the local store may not
-/// answer (an L1 whose invalidation log is not caught up).
-fn fresh_or_guard<V: Clone>(entry: &Entry<V>, trusted: bool) -> EntryAction<Entry<V>> {
-    let answers = entry.is_fresh() || clock::now_ms() < entry.times.retry_at_ms;
-    if trusted && answers && entry.is_current() {
-        EntryAction::Retain(entry.clone())
-    } else {
-        EntryAction::ReplaceWithGuard
-    }
-}
 
 /// What a call does after looking at what the cache holds for its key.
 enum Step<F: Function> {
@@ -103,44 +41,11 @@ enum Step<F: Function> {
     Refresh(Entry<F::Value>, Counter, F::Output),
     /// Load; the entry, if any, answers if the load fails.
     Load(Option<Entry<F::Value>>),
+    /// The shared store failed: the fallback answers.
+    Fallback,
 }
 
-/// One load led by a caller: how it started and what answers if it fails.
-pub(super) struct Lead<'g, F: Function> {
-    /// The single-flight placeholder, if the caller holds one.
-    pub(super) guard: Option<Guard<'g, F>>,
-    pub(super) mark: Mark,
-    pub(super) start: Start,
-    /// The entry that answers if the load fails (fail-safe), with its times.
-    pub(super) held: Option<Entry<F::Value>>,
-    /// In process, the fence ticket taken before `held` was read: a kept (re-armed) `held` is
-    /// written back only if no invalidation came since.
-    pub(super) ticket: Option<Ticket>,
-    /// The caller's answer was counted already (a revalidation run in place): a fail-safe
-    /// answer is not counted again.
-    pub(super) counted: bool,
-}
-
-/// When a load started, for XFetch's δ (how long it took, stored with its entry): read only
-/// for a function with `early_refresh`, the only reader of δ (a clock read costs about 22 ns
-/// on this project's VMs, `notes/engines.md`).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct LoadClock(Option<Instant>);
-
-impl LoadClock {
-    pub(super) fn start(policy: &crate::policy::Policy) -> Self {
-        LoadClock((policy.early_refresh > 0.0).then(Instant::now))
-    }
-
-    /// Milliseconds since the start; 0 when not read.
-    pub(super) fn elapsed_ms(self) -> u32 {
-        self.0.map_or(0, |started| {
-            u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX)
-        })
-    }
-}
-
-impl<F: Function, B: Backend<F>> Engine<F, B> {
+impl<F: Function, S: Store<F>> Engine<F, S> {
     /// How the leader of a key starts its lease: after an unusable entry it must overwrite it;
     /// with `lock = "distributed"` it waits for another process's load; else it takes the lease
     /// unless another leader of this process published meanwhile.
@@ -152,52 +57,6 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         }
     }
 
-    /// Joins the single-flight of `key` (sync). On the in-process backend the store holds the
-    /// entries, so an expired one is swapped for a guard; elsewhere it holds only hand-overs,
-    /// which waiters take from the placeholder.
-    fn join(&self, key: &F::Key) -> Flight<'_, F> {
-        let timeout = Some(self.policy.lock_timeout);
-        if B::LOCAL {
-            let trusted = B::serves_local();
-            match self
-                .store
-                .entry(key, timeout, |_, e| fresh_or_guard(e, trusted))
-            {
-                EntryResult::Vacant(g) | EntryResult::Replaced(g, _) => Flight::Lead(g),
-                EntryResult::Retained(entry) => Flight::Joined(entry),
-                EntryResult::Timeout | EntryResult::Removed(..) => Flight::TimedOut,
-            }
-        } else {
-            match self.store.get_value_or_guard(key, timeout) {
-                GuardResult::Guard(g) => Flight::Lead(g),
-                GuardResult::Value(entry) => Flight::Joined(entry),
-                GuardResult::Timeout => Flight::TimedOut,
-            }
-        }
-    }
-
-    /// The async twin of `join`; waits at most `lock_timeout`.
-    async fn join_async(&self, key: &F::Key) -> Flight<'_, F> {
-        let limit: Duration = self.policy.lock_timeout;
-        if B::LOCAL {
-            let trusted = B::serves_local();
-            let found = self
-                .store
-                .entry_async(key, |_, e| fresh_or_guard(e, trusted));
-            match within(limit, found).await {
-                Some(EntryResult::Vacant(g) | EntryResult::Replaced(g, _)) => Flight::Lead(g),
-                Some(EntryResult::Retained(entry)) => Flight::Joined(entry),
-                None | Some(EntryResult::Timeout | EntryResult::Removed(..)) => Flight::TimedOut,
-            }
-        } else {
-            match within(limit, self.store.get_value_or_guard_async(key)).await {
-                Some(Err(g)) => Flight::Lead(g),
-                Some(Ok(entry)) => Flight::Joined(entry),
-                None => Flight::TimedOut,
-            }
-        }
-    }
-
     /// What the cache holds for `key`: in the local store (only when the policy keeps
     /// expired entries or refreshes early: otherwise the hit path has said all), or in the
     /// shared store; `Err` when the shared store failed (the call goes to the fallback; with an
@@ -205,33 +64,33 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// store fills an L1 (fenced by `ticket`, taken before the read).
     fn found(
         &self,
-        key: &B::Key,
-        read: Option<Read<F::Value>>,
+        key: &Key<F, S>,
+        read: Option<Fetched<F::Value>>,
         ticket: Option<Ticket>,
-    ) -> Result<Step<F>, ()> {
+    ) -> Step<F> {
         let entry = match read {
-            None if self.policy.has_phases() => self
-                .store
-                .get(B::local(key))
-                .map(|e| self.held_copy(key, e)),
+            None if self.policy.has_phases() => {
+                self.local.get(&key.local).map(|e| self.held_copy(key, e))
+            }
             None => None,
-            Some(Read::Hit(entry)) => Some(entry),
-            Some(Read::Miss) => None,
-            Some(Read::Unusable) => return Ok(Step::Load(None)),
-            Some(Read::Failed) if B::LOCAL => return Ok(Step::Load(None)),
-            Some(Read::Failed) => return Err(()),
+            Some(Fetched::Hit(entry)) => Some(entry),
+            Some(Fetched::Miss) => None,
+            Some(Fetched::Unusable) => return Step::Load(None),
+            // With an L1, the L1 is the fallback: the call loads in process.
+            Some(Fetched::Failed) if Self::L1 => return Step::Load(None),
+            Some(Fetched::Failed) => return Step::Fallback,
         };
         let Some(entry) = entry else {
-            return Ok(Step::Load(None));
+            return Step::Load(None);
         };
         // The hit path drew XFetch's number for an entry of the local store already, and said
         // whether it fired; an entry read from the shared store draws here.
         let fired = super::phase::take_fired();
-        let xfetch = match B::REMOTE {
+        let xfetch = match Self::SHARED {
             false => super::phase::Xfetch::Fired(fired),
             true => super::phase::Xfetch::Roll,
         };
-        if B::LOCAL && B::REMOTE {
+        if Self::L1 {
             self.stats.add(Counter::L2Hit);
             if let Some(ticket) = ticket
                 && entry.is_fresh()
@@ -239,7 +98,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 self.fill_local(key, ticket, &entry);
             }
         }
-        Ok(
+        {
             match Next::of(&self.policy, entry, clock::now_ms(), xfetch) {
                 Next::Answer {
                     entry,
@@ -248,10 +107,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 } => match F::Shape::from_slot(entry.slot.clone()) {
                     Some(result) => {
                         answer::note_counted(counter, &entry.times);
-                        if B::LOCAL
-                            && B::REMOTE
-                            && matches!(counter, Counter::Hit | Counter::NullHit)
-                        {
+                        if Self::L1 && matches!(counter, Counter::Hit | Counter::NullHit) {
                             self.stats.add(Counter::L2Answer);
                         }
                         Step::Refresh(entry, counter, result)
@@ -262,10 +118,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     Some(result) => {
                         answer::note_counted(counter, &entry.times);
                         self.stats.add(counter);
-                        if B::LOCAL
-                            && B::REMOTE
-                            && matches!(counter, Counter::Hit | Counter::NullHit)
-                        {
+                        if Self::L1 && matches!(counter, Counter::Hit | Counter::NullHit) {
                             self.stats.add(Counter::L2Answer);
                         }
                         Step::Answer(result)
@@ -273,19 +126,19 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     None => Step::Load(None),
                 },
                 Next::Load { held } => Step::Load(held),
-            },
-        )
+            }
+        }
     }
 
     /// Whether a read was an unusable entry: the load that follows must overwrite it.
-    fn unusable(read: &Option<Read<F::Value>>) -> bool {
-        matches!(read, Some(Read::Unusable))
+    fn unusable(read: &Option<Fetched<F::Value>>) -> bool {
+        matches!(read, Some(Fetched::Unusable))
     }
 
     /// `f_entry`'s miss path: [`Engine::load`] with how the call was answered.
     pub fn load_entry(
         &'static self,
-        key: B::Key,
+        key: Key<F, S>,
         body: impl SyncBody<F::Output>,
     ) -> Cached<F::Output> {
         let (result, noted) = answer::noting(|| self.load(key, body));
@@ -295,7 +148,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The async twin of [`Engine::load_entry`].
     pub async fn load_entry_async(
         &'static self,
-        key: B::Key,
+        key: Key<F, S>,
         body: impl AsyncBody<F::Output>,
     ) -> Cached<F::Output> {
         let (result, noted) = answer::noting_async(self.load_async(key, body)).await;
@@ -304,7 +157,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// `f_warm`'s call for one key (its hit path found no fresh entry in process): loaded,
     /// skipped (fresh in the shared store), or failed (an error or a panic, caught).
-    pub fn warm_load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> Warm {
+    pub fn warm_load(&'static self, key: Key<F, S>, body: impl SyncBody<F::Output>) -> Warm {
         let loaded = catch_unwind(AssertUnwindSafe(|| self.load_entry(key, body)));
         Self::warmed(loaded.ok())
     }
@@ -312,7 +165,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The async twin of [`Engine::warm_load`].
     pub async fn warm_load_async(
         &'static self,
-        key: B::Key,
+        key: Key<F, S>,
         body: impl AsyncBody<F::Output>,
     ) -> Warm {
         let loaded = CatchUnwind::new(self.load_entry_async(key, body)).await;
@@ -335,8 +188,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// its load already. A caller about to join a load is first counted among its waiters,
     /// while `cache.load` spans may be recorded: a load that has seen a miss counted has seen
     /// it arrive (`waiters.rs`).
-    fn miss(&self, key: &B::Key) -> (Mark, bool) {
-        let mark = Mark::new(self, B::local(key));
+    fn miss(&self, key: &Key<F, S>) -> (Mark, bool) {
+        let mark = Mark::new(self, &key.local);
         let running = mark.is_running();
         if !running
             && self.policy.lock != Lock::None
@@ -350,22 +203,22 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// The miss path of a sync cached function: load `key` with `body` once per key, or wait
     /// for the load already running; answer with an expired entry where its phase says so.
-    pub fn load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
+    pub fn load(&'static self, key: Key<F, S>, body: impl SyncBody<F::Output>) -> F::Output {
         let ticket = self.phase_ticket(&key);
-        let read = B::REMOTE.then(|| B::read(self, &key));
+        let read = Self::SHARED.then(|| self.fetch(&key));
         let unusable = Self::unusable(&read);
         let held = match self.found(&key, read, ticket) {
-            Ok(Step::Answer(result)) => return result,
-            Ok(Step::Refresh(entry, counter, result)) => {
+            Step::Answer(result) => return result,
+            Step::Refresh(entry, counter, result) => {
                 return self.revalidate(key, entry, ticket, counter, result, body);
             }
-            Ok(Step::Load(held)) => held,
-            Err(()) => return self.fallback_load(key, body),
+            Step::Load(held) => held,
+            Step::Fallback => return self.fallback_load(key, body),
         };
         let (mark, running) = self.miss(&key);
         if running {
             // This thread is loading this key: waiting for it would wait for ourselves.
-            return self.run(mark, self.watch(mark, B::local(&key)), || body.call());
+            return self.run(mark, self.watch(mark, &key.local), || body.call());
         }
         let lead = |guard, start, held| Lead {
             guard,
@@ -378,10 +231,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         if self.policy.lock == Lock::None {
             return self.lead(&key, lead(None, Start::Take, held), body);
         }
-        match self.join(B::local(&key)) {
+        match self.join(&key.local) {
             Flight::Lead(guard) => {
                 let start = self.leader_start(unusable);
-                let _shown = self.kept.show(B::local(&key), held.as_ref());
+                let _shown = self.kept.show(&key.local, held.as_ref());
                 self.lead(&key, lead(Some(guard), start, held), body)
             }
             Flight::Joined(entry) => match self.joined(entry) {
@@ -389,7 +242,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 None => self.lead(&key, lead(None, Start::Take, held), body),
             },
             Flight::TimedOut => {
-                let held = held.or_else(|| self.kept.get(B::local(&key)));
+                let held = held.or_else(|| self.kept.get(&key.local));
                 let held = held.map(|e| self.held_copy(&key, e));
                 self.lead(&key, lead(None, Start::ReadOrTake, held), body)
             }
@@ -399,29 +252,29 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The miss path of an async cached function; the twin of [`Engine::load`].
     pub async fn load_async(
         &'static self,
-        key: B::Key,
+        key: Key<F, S>,
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
         let ticket = self.phase_ticket(&key);
-        let read = match B::REMOTE {
+        let read = match Self::SHARED {
             false => None,
-            true => Some(B::read_async(self, &key).await),
+            true => Some(self.fetch_async(&key).await),
         };
         let unusable = Self::unusable(&read);
         let held = match self.found(&key, read, ticket) {
-            Ok(Step::Answer(result)) => return result,
-            Ok(Step::Refresh(entry, counter, result)) => {
+            Step::Answer(result) => return result,
+            Step::Refresh(entry, counter, result) => {
                 return self
                     .revalidate_async(key, entry, ticket, counter, result, body)
                     .await;
             }
-            Ok(Step::Load(held)) => held,
-            Err(()) => return self.fallback_load_async(key, body).await,
+            Step::Load(held) => held,
+            Step::Fallback => return self.fallback_load_async(key, body).await,
         };
         let (mark, running) = self.miss(&key);
         if running {
             // This task is loading this key: waiting for it would wait for ourselves.
-            let watch = self.watch(mark, B::local(&key));
+            let watch = self.watch(mark, &key.local);
             return self.run_async(mark, watch, body.start()).await;
         }
         let lead = |guard, start, held| Lead {
@@ -437,10 +290,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             let lead = lead(None, Start::Take, held);
             return self.lead_async(&key, lead, body).await;
         }
-        match self.join_async(B::local(&key)).await {
+        match self.join_async(&key.local).await {
             Flight::Lead(guard) => {
                 let start = self.leader_start(unusable);
-                let _shown = self.kept.show(B::local(&key), held.as_ref());
+                let _shown = self.kept.show(&key.local, held.as_ref());
                 let lead = lead(Some(guard), start, held);
                 self.lead_owned(key, lead, body).await
             }
@@ -452,7 +305,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 }
             },
             Flight::TimedOut => {
-                let held = held.or_else(|| self.kept.get(B::local(&key)));
+                let held = held.or_else(|| self.kept.get(&key.local));
                 let held = held.map(|e| self.held_copy(&key, e));
                 let lead = lead(None, Start::ReadOrTake, held);
                 self.lead_owned(key, lead, body).await
@@ -468,7 +321,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// [`Policy::detached_limit`]: crate::policy::Policy
     async fn lead_owned(
         &'static self,
-        key: B::Key,
+        key: Key<F, S>,
         lead: Lead<'static, F>,
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
@@ -509,8 +362,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// Runs the body now and stores its result (write-through), fenced like every load; with an
     /// L1, the other processes drop their copies.
-    pub fn refresh(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
-        let mark = Mark::new(self, B::local(&key));
+    pub fn refresh(&'static self, key: Key<F, S>, body: impl SyncBody<F::Output>) -> F::Output {
+        let mark = Mark::new(self, &key.local);
         let lead = Lead {
             guard: None,
             mark,
@@ -520,10 +373,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             counted: false,
         };
         let result = self.lead(&key, lead, body);
-        B::changed(self, &key);
-        if B::LOCAL && B::REMOTE {
+        self.announce(&key);
+        if Self::L1 {
             // A copy read from Redis before the refresh's write may have landed after it.
-            self.invalidate_local(B::local(&key));
+            self.invalidate_local(&key.local);
         }
         result
     }
@@ -531,10 +384,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The async twin of [`Engine::refresh`].
     pub async fn refresh_async(
         &'static self,
-        key: B::Key,
+        key: Key<F, S>,
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
-        let mark = Mark::new(self, B::local(&key));
+        let mark = Mark::new(self, &key.local);
         let lead = Lead {
             guard: None,
             mark,
@@ -544,9 +397,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             counted: false,
         };
         let result = self.lead_async(&key, lead, body).await;
-        B::changed_async(self, &key).await;
-        if B::LOCAL && B::REMOTE {
-            self.invalidate_local(B::local(&key));
+        self.announce_async(&key).await;
+        if Self::L1 {
+            self.invalidate_local(&key.local);
         }
         result
     }
@@ -556,7 +409,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// held, the held entry answers (fail-safe).
     pub(super) fn lead(
         &'static self,
-        key: &B::Key,
+        key: &Key<F, S>,
         lead: Lead<'_, F>,
         body: impl SyncBody<F::Output>,
     ) -> F::Output {
@@ -569,12 +422,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             counted,
         } = lead;
         let ticket = ticket.or_else(|| self.lead_ticket(key, guard.is_some(), held.is_some()));
-        let lease = match B::lease(self, key, start) {
-            Leased::Lease(lease) => lease,
-            Leased::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
+        let lease = match self.lease(key, start) {
+            Granted::Lease(lease) => lease,
+            Granted::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
                 Ok(result) => return result,
                 Err(guard) => {
-                    let result = self.run(mark, self.watch(mark, B::local(key)), || body.call());
+                    let result = self.run(mark, self.watch(mark, &key.local), || body.call());
                     let settled = self.settle(&result, 0);
                     note_load(Some(&settled));
                     self.write_local(key, guard, ticket, &settled, true);
@@ -582,7 +435,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 }
             },
             // Another process refreshes: the held entry answers (a refresh always holds one).
-            Leased::Busy => match self.held_answer(held.as_ref()) {
+            Granted::Busy => match self.held_answer(held.as_ref()) {
                 Some(result) => return result,
                 None => None,
             },
@@ -593,7 +446,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let started = LoadClock::start(&self.policy);
         let result = match self.timed(held.as_ref()) {
             Some((answer, limit)) => {
-                let watch = self.watch(mark, B::local(key));
+                let watch = self.watch(mark, &key.local);
                 match body.call_within(limit) {
                     Ok(Waited::Done(done)) => {
                         watch.finish::<F>(&done);
@@ -616,8 +469,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     Err(body) => self.run_caught(mark, watch, body),
                 }
             }
-            None if held.is_some() => self.run_caught(mark, self.watch(mark, B::local(key)), body),
-            None => Ok(self.run(mark, self.watch(mark, B::local(key)), || body.call())),
+            None if held.is_some() => self.run_caught(mark, self.watch(mark, &key.local), body),
+            None => Ok(self.run(mark, self.watch(mark, &key.local), || body.call())),
         };
         let outcome = match &result {
             Ok(result) => Some(self.settle(result, started.elapsed_ms())),
@@ -636,7 +489,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             return answer_or_unwind(result);
         };
         let valid = match lease {
-            Some(lease) => settled.published(B::publish(self, key, lease, settled.stored())),
+            Some(lease) => settled.published(self.publish(key, lease, settled.stored())),
             None => true,
         };
         note_load(Some(&settled));
@@ -647,7 +500,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The async twin of `lead`.
     pub(super) async fn lead_async(
         &'static self,
-        key: &B::Key,
+        key: &Key<F, S>,
         lead: Lead<'_, F>,
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
@@ -660,12 +513,12 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             counted,
         } = lead;
         let ticket = ticket.or_else(|| self.lead_ticket(key, guard.is_some(), held.is_some()));
-        let lease = match B::lease_async(self, key, start).await {
-            Leased::Lease(lease) => lease,
-            Leased::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
+        let lease = match self.lease_async(key, start).await {
+            Granted::Lease(lease) => lease,
+            Granted::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
                 Ok(result) => return result,
                 Err(guard) => {
-                    let watch = self.watch(mark, B::local(key));
+                    let watch = self.watch(mark, &key.local);
                     let result = self.run_async(mark, watch, body.start()).await;
                     let settled = self.settle(&result, 0);
                     note_load(Some(&settled));
@@ -674,7 +527,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 }
             },
             // Another process refreshes: the held entry answers (a refresh always holds one).
-            Leased::Busy => match self.held_answer(held.as_ref()) {
+            Granted::Busy => match self.held_answer(held.as_ref()) {
                 Some(result) => return result,
                 None => None,
             },
@@ -685,7 +538,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         let started = LoadClock::start(&self.policy);
         let result = match self.timed(held.as_ref()) {
             Some((answer, limit)) => {
-                let watch = self.watch(mark, B::local(key));
+                let watch = self.watch(mark, &key.local);
                 match body.call_within(limit).await {
                     Ok(Waited::Done(done)) => {
                         watch.finish::<F>(&done);
@@ -711,11 +564,11 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                 }
             }
             None if held.is_some() => {
-                let watch = self.watch(mark, B::local(key));
+                let watch = self.watch(mark, &key.local);
                 self.run_caught_async(mark, watch, body.start()).await
             }
             None => {
-                let watch = self.watch(mark, B::local(key));
+                let watch = self.watch(mark, &key.local);
                 Ok(self.run_async(mark, watch, body.start()).await)
             }
         };
@@ -740,7 +593,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         };
         let valid = match lease {
             Some(lease) => {
-                let published = B::publish_async(self, key, lease, settled.stored()).await;
+                let published = self.publish_async(key, lease, settled.stored()).await;
                 settled.published(published)
             }
             None => true,
@@ -753,14 +606,14 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// In process, with freshness phases or an L1: the fence ticket taken before the call
     /// reads its entry, so that neither a kept copy of it nor an L1 copy is ever written back
     /// over an invalidation.
-    fn phase_ticket(&self, key: &B::Key) -> Option<Ticket> {
-        (B::LOCAL && (B::REMOTE || self.policy.has_phases())).then(|| self.ticket(B::local(key)))
+    fn phase_ticket(&self, key: &Key<F, S>) -> Option<Ticket> {
+        (Self::LOCAL && (Self::SHARED || self.policy.has_phases())).then(|| self.ticket(&key.local))
     }
 
     /// An L1 copy of an entry read from the shared store, unless an invalidation came since
     /// `ticket` (in this process, or from another through the log: a received change fences
     /// its key, or every key if this process holds no copy of it).
-    fn fill_local(&self, key: &B::Key, ticket: Ticket, entry: &Entry<F::Value>) {
+    fn fill_local(&self, key: &Key<F, S>, ticket: Ticket, entry: &Entry<F::Value>) {
         let copy = self.local_entry(key, entry.slot.clone(), entry.times);
         self.insert_local(key, ticket, copy);
     }
@@ -769,33 +622,33 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// tags of the load (with their versions when it started).
     pub(super) fn local_entry(
         &self,
-        key: &B::Key,
+        key: &Key<F, S>,
         slot: Slot<F::Value>,
         times: Times,
     ) -> Entry<F::Value> {
         Entry {
             slot,
             times: self.local_times(times),
-            tags: EntryTags::of(B::tags(key)),
+            tags: EntryTags::of(&key.tags),
         }
     }
 
     /// Inserts `entry` (made by `local_entry`) into the local store without a placeholder,
     /// unless an invalidation came since `ticket`.
-    pub(super) fn insert_local(&self, key: &B::Key, ticket: Ticket, entry: Entry<F::Value>) {
+    pub(super) fn insert_local(&self, key: &Key<F, S>, ticket: Ticket, entry: Entry<F::Value>) {
         if !entry.is_current() {
             return;
         }
-        let local = B::local(key).clone();
+        let local = key.local.clone();
         self.fenced(ticket, || {
-            B::keep_local(self, key, || self.store.insert(local, entry));
+            self.keep_local(key, || self.local.insert(local, entry));
         });
     }
 
     /// The times of an entry in the local store: as they are, or, for an L1, ending within
     /// `l1_ttl` (its life in the L1; the shared store keeps the rest).
     pub(super) fn local_times(&self, times: Times) -> Times {
-        if !B::REMOTE {
+        if !Self::SHARED {
             return times;
         }
         let end = clock::now_ms().saturating_add(crate::policy::ms(self.policy.l1_life()));
@@ -809,16 +662,16 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// The fence ticket of a load that writes the local store without its placeholder: one
     /// without a guard, or one that may outlive its caller (`load_timeout`).
-    fn lead_ticket(&self, key: &B::Key, guarded: bool, held: bool) -> Option<Ticket> {
-        (B::LOCAL && (!guarded || held)).then(|| self.ticket(B::local(key)))
+    fn lead_ticket(&self, key: &Key<F, S>, guarded: bool, held: bool) -> Option<Ticket> {
+        (Self::LOCAL && (!guarded || held)).then(|| self.ticket(&key.local))
     }
 
     /// A copy of an entry of the local store, kept while a load runs (to answer if it fails):
     /// checkable against invalidations of its tags for as long as it is kept (see
     /// [`EntryTags::held`]).
-    fn held_copy(&self, key: &B::Key, entry: Entry<F::Value>) -> Entry<F::Value> {
+    fn held_copy(&self, key: &Key<F, S>, entry: Entry<F::Value>) -> Entry<F::Value> {
         Entry {
-            tags: entry.tags.held(B::tags(key)),
+            tags: entry.tags.held(&key.tags),
             ..entry
         }
     }
@@ -863,7 +716,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// without nulls, the guard back to load.
     fn shared<'a>(
         &self,
-        key: &B::Key,
+        key: &Key<F, S>,
         guard: Option<Guard<'a, F>>,
         ticket: Option<Ticket>,
         entry: Entry<F::Value>,
@@ -883,7 +736,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         }
         // With an L1, the value found is kept there too (fenced like every copy), and that is
         // how this process's waiters get it.
-        let l1 = B::LOCAL && B::REMOTE;
+        let l1 = Self::L1;
         let share = Settled {
             store: l1.then(|| entry.slot.as_ref()),
             share: Some(entry.slot.as_ref()),
@@ -900,7 +753,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// which hands the load to one waiter.
     pub(super) fn write_local(
         &self,
-        key: &B::Key,
+        key: &Key<F, S>,
         guard: Option<Guard<'_, F>>,
         ticket: Option<Ticket>,
         settled: &Settled<'_, F::Value>,
@@ -909,8 +762,8 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         // A load that started before an invalidation of one of its tags writes nothing; its
         // waiters load again. (A write that races the check is not current either, and never
         // read.)
-        let valid = valid && B::tags(key).current();
-        if B::LOCAL {
+        let valid = valid && key.tags.current();
+        if Self::LOCAL {
             // Not over a lease an invalidation revoked (an L1 in front of a shared store).
             let (Some(slot), true) = (settled.store.clone(), valid) else {
                 return;
@@ -919,18 +772,18 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             // A kept copy of an entry read before the load, or any copy in an L1 (another
             // process's change may have come since it was read or loaded): only if no
             // invalidation came since the ticket (the placeholder may be newer than it).
-            let fenced = settled.times.retry_at_ms != 0 || B::REMOTE;
+            let fenced = settled.times.retry_at_ms != 0 || Self::SHARED;
             match (guard, ticket) {
                 (Some(guard), Some(ticket)) if fenced => {
                     self.fenced(ticket, || {
-                        B::keep_local(self, key, || {
+                        self.keep_local(key, || {
                             let _ = guard.insert(entry);
                         });
                     });
                 }
                 // Err: the placeholder was removed (an invalidation or `clear`).
                 (Some(guard), _) => {
-                    B::keep_local(self, key, || {
+                    self.keep_local(key, || {
                         let _ = guard.insert(entry);
                     });
                 }
@@ -953,47 +806,10 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
                     version,
                     ..settled.times
                 },
-                tags: EntryTags::of(B::tags(key)),
+                tags: EntryTags::of(&key.tags),
             };
             if guard.insert(entry).is_ok() {
-                self.store.remove(B::local(key));
-            }
-        }
-    }
-
-    /// A call while the backend is unavailable: its in-process fallback.
-    fn fallback_load(&'static self, key: B::Key, body: impl SyncBody<F::Output>) -> F::Output {
-        let local = B::into_local(key);
-        match B::fallback(self) {
-            Some(fallback) => match fallback.get_key_noted(&local.key) {
-                Some(hit) => hit,
-                None => fallback.load(local, body),
-            },
-            None => {
-                let mark = Mark::new(self, &local.key);
-                self.run(mark, self.watch(mark, &local.key), || body.call())
-            }
-        }
-    }
-
-    /// The async twin of `fallback_load`.
-    async fn fallback_load_async(
-        &'static self,
-        key: B::Key,
-        body: impl AsyncBody<F::Output>,
-    ) -> F::Output {
-        let local = B::into_local(key);
-        match B::fallback(self) {
-            // Boxed: the fallback's own (never taken) fallback path would make this future
-            // contain itself.
-            Some(fallback) => match fallback.get_key_noted(&local.key) {
-                Some(hit) => hit,
-                None => Box::pin(fallback.load_async(local, body)).await,
-            },
-            None => {
-                let mark = Mark::new(self, &local.key);
-                let watch = self.watch(mark, &local.key);
-                self.run_async(mark, watch, body.start()).await
+                self.local.remove(&key.local);
             }
         }
     }
@@ -1001,13 +817,13 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
 /// The load an async leader runs, made into a task-able future once its body can leave the
 /// caller ([`AsyncBody::own`]).
-struct Leader<F: Function, B: Backend<F>>(&'static Engine<F, B>);
+struct Leader<F: Function, S: Store<F>>(&'static Engine<F, S>);
 
-impl<F: Function, B: Backend<F>> LoadJob<F::Output, (B::Key, Lead<'static, F>)> for Leader<F, B> {
+impl<F: Function, S: Store<F>> LoadJob<F::Output, (Key<F, S>, Lead<'static, F>)> for Leader<F, S> {
     fn start(
         self,
         body: SendFuture<F::Output>,
-        (key, lead): (B::Key, Lead<'static, F>),
+        (key, lead): (Key<F, S>, Lead<'static, F>),
     ) -> SendFuture<F::Output>
     where
         F::Output: Send + 'static,

@@ -8,23 +8,30 @@
 //! | freshness phases: what a call does with the entry it found; XFetch | `phase.rs` |
 //! | revalidation and early refresh, in the background or in place | `refresh.rs` |
 //! | fail-safe: a kept value answers a failed or late load; the throttle | `fail_safe.rs` |
-//! | the local store | `store.rs` |
+//! | the types a load, fail-safe and refresh share; joining a key's single-flight | `flight.rs` |
+//! | the calls to the store, their errors counted and logged | `shared.rs` |
+//! | the outage fallback in front of a shared store | `fallback.rs` |
+//! | the L1 in front of a shared store, fed by its change feed | `l1.rs` |
 //!
-//! A backend ([`Backend`]) only reads, leases, publishes, invalidates and clears its own
-//! entries. The in-process backend keeps its entries in the engine's local store; Redis keeps
-//! them in Redis, uses the local store only to hand a leader's result to this process's
-//! waiters, and answers through an in-process engine of its own (the fallback) while Redis is
-//! unavailable.
+//! A store ([`Store`]) only reads, leases, publishes, invalidates and clears its own entries,
+//! and never sees the engine. An in-process store keeps its entries in the engine's local
+//! store; a shared store keeps them elsewhere, the local store only hands a leader's result
+//! to this process's waiters, and the engine's fallback answers while the store fails; a
+//! tiered store keeps L1 copies in the local store.
 
 mod fail_safe;
+mod fallback;
+mod flight;
+mod l1;
 mod load;
 mod phase;
 mod refresh;
 mod settle;
-pub(crate) mod store;
+mod shared;
 mod waiters;
 
-pub(crate) use load::within;
+/// The key of a call of the cache `Engine<F, S>`.
+pub(crate) type Key<F, S> = CallKey<F, S>;
 
 use std::any::TypeId;
 use std::future::Future;
@@ -36,7 +43,6 @@ use std::sync::{Arc, OnceLock};
 use quick_cache::Equivalent;
 
 use crate::answer::{self, CacheStatus, Cached};
-use crate::backend::{Backend, BackendState, Memory};
 use crate::bounds::CachedValue;
 use crate::cell::Cell;
 use crate::clock;
@@ -48,17 +54,21 @@ use crate::invalidation::Invalidation;
 use crate::policy::Policy;
 use crate::shape::{Picked, Shape};
 use crate::stats::{Counter, Counters, Stats};
+use crate::store::local::{Local, new_local};
+use crate::store::{Memory, Setup, Store, Tier};
 use crate::tags::Tags;
-use store::{Store, new_store};
 
-/// The cache behind one `#[cached]` function `F` on the backend `B`: generated code keeps one
+/// The cache behind one `#[cached]` function `F` on the store `S`: generated code keeps one
 /// per owner type in the function's [`Cell`].
-pub struct Engine<F: Types, B: BackendState<F>> {
-    pub(crate) name: String,
-    pub(crate) policy: Policy,
-    pub(crate) store: Store<F::Key, F::Value>,
+pub struct Engine<F: Types, S> {
+    name: String,
+    policy: Policy,
+    /// The entries (in process), the L1 copies (tiered), or the hand-overs to waiters (shared).
+    local: Local<F::Key, F::Value>,
+    /// Where entries live besides: its per-cache state.
+    store: S,
     fence: Fence,
-    pub(crate) stats: Counters,
+    stats: Counters,
     /// Entries the store evicted to make room.
     evictions: Arc<AtomicU64>,
     /// The callers waiting for each load in flight (`cache.load` spans).
@@ -67,40 +77,77 @@ pub struct Engine<F: Types, B: BackendState<F>> {
     refreshing: phase::Refreshing<F::Key>,
     /// Entries held for fail-safe by loads in flight in this process.
     kept: phase::Kept<F::Key, F::Value>,
-    #[cfg_attr(
-        not(feature = "redis"),
-        allow(dead_code, reason = "the in-process backend keeps no state")
-    )]
-    pub(crate) state: B::State,
+    /// A shared store's outage fallback: an in-process engine (`fallback.rs`).
+    fallback: Option<fallback::Fallback<F>>,
+    /// Tiered: where the L1 copies are, by the name the store's change feed gives them.
+    l1: l1::Index<F::Key>,
+    /// Store errors logged at most once every few seconds.
+    warnings: shared::RateLimit,
     handle: OnceLock<CacheHandle>,
 }
 
-/// Hand-overs in flight of a backend whose entries live elsewhere: a few per key at most.
+/// The key of one call on a miss: the in-process key (single-flight, the local store), the
+/// call's tags with their versions when its load started, and the store's part (`None`: the
+/// call has none, and goes on without the store).
+pub struct CallKey<F: Function, S: Store<F>> {
+    local: F::Key,
+    tags: Tags,
+    store: Option<S::Key>,
+}
+
+impl<F: Function, S: Store<F>> Clone for CallKey<F, S> {
+    fn clone(&self) -> Self {
+        CallKey {
+            local: self.local.clone(),
+            tags: self.tags.clone(),
+            store: self.store.clone(),
+        }
+    }
+}
+
+/// Hand-overs in flight of a shared store: a few per key at most.
 const HAND_OVER_CAPACITY: u64 = 1024;
 
-impl<F: Function, B: Backend<F>> Engine<F, B> {
+impl<F: Function, S: Store<F>> Engine<F, S> {
+    /// Entries (or L1 copies) live in the local store: the hit path reads it.
+    const LOCAL: bool = !matches!(S::TIER, Tier::Shared);
+    /// Entries live in a shared store: a miss reads it, and changes go to it.
+    const SHARED: bool = !matches!(S::TIER, Tier::Local);
+    /// The local store is an L1 in front of a shared store.
+    const L1: bool = matches!(S::TIER, Tier::Tiered);
+
     /// An engine named `name` with the settings of `policy`.
     pub(crate) fn new(name: String, policy: Policy) -> Self {
         clock::start();
-        let capacity = if B::LOCAL {
+        let capacity = if Self::LOCAL {
             policy.max_entries
         } else {
             HAND_OVER_CAPACITY
         };
         let evictions = Arc::default();
-        let store = new_store(capacity, &evictions);
-        let fence = Fence::new(store.num_shards());
+        let local = new_local(capacity, &evictions);
+        let fence = Fence::new(local.num_shards());
+        let store = S::open(Setup {
+            name: &name,
+            policy: &policy,
+            l1: Self::L1,
+        });
+        let fallback = matches!(S::TIER, Tier::Shared)
+            .then(|| fallback::Fallback::new(&name, &policy, store.fallback_ttl()));
         Engine {
-            state: B::state(&name, &policy),
+            store,
             name,
             policy,
-            store,
+            local,
             fence,
             stats: Counters::new(),
             evictions,
             waiters: waiters::Waiters::default(),
             refreshing: phase::Refreshing::new(),
             kept: phase::Kept::new(),
+            fallback,
+            l1: l1::Index::new(),
+            warnings: shared::RateLimit::new(),
             handle: OnceLock::new(),
         }
     }
@@ -143,14 +190,14 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         lookup: &Q,
         then: impl FnOnce(Entry<F::Value>) -> Option<R>,
     ) -> Option<R> {
-        if !B::LOCAL {
+        if !Self::LOCAL {
             return None;
         }
         let coarse = clock::coarse_ms();
-        if B::REMOTE && !B::serves_local_at(coarse) {
+        if Self::L1 && !S::serves_local_at(coarse) {
             return None;
         }
-        let entry = self.store.get(lookup)?;
+        let entry = self.local.get(lookup)?;
         if !clock::before_at(coarse, entry.times.fresh_until_ms) || !entry.is_current() {
             return None;
         }
@@ -185,74 +232,91 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
 
     /// The key of a call, built on a miss, with the call's tags (their versions taken now,
     /// before its load starts).
-    pub fn key(&self, lookup: &F::Lookup<'_>, tags: Tags) -> B::Key {
-        B::key(self, lookup, tags)
+    pub fn key(&self, lookup: &F::Lookup<'_>, tags: Tags) -> CallKey<F, S> {
+        let store = match Self::SHARED {
+            false => None,
+            true => match self.store.key(lookup, &tags) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    self.store_error(&e);
+                    None
+                }
+            },
+        };
+        CallKey {
+            local: F::to_key(lookup),
+            tags,
+            store,
+        }
     }
 
     /// Removes the entry of `lookup` everywhere it lives, and fences the loads of it in flight
-    /// (in process by the fence, elsewhere by the backend's leases), so none of them writes
+    /// (in process by the fence, elsewhere by the store's leases), so none of them writes
     /// its result back.
-    pub fn invalidate(&self, lookup: &F::Lookup<'_>) -> Invalidation {
-        self.invalidate_local(lookup);
-        if !B::REMOTE {
+    pub fn invalidate(&'static self, lookup: &F::Lookup<'_>) -> Invalidation {
+        let Some(key) = self.invalidate_first(lookup) else {
             return Invalidation::Done;
-        }
-        if let Some(fallback) = B::fallback(self) {
-            let _ = fallback.invalidate(lookup);
-        }
-        let done = B::invalidate(self, &B::key(self, lookup, Tags::NONE));
-        if B::LOCAL {
-            // An L1 copy read from Redis before its deletion may have landed since.
-            self.invalidate_local(lookup);
-        }
+        };
+        let done = key
+            .store
+            .as_ref()
+            .map(|k| self.store.block(self.store.invalidate(k)));
+        let done = self.invalidated(done);
+        self.invalidate_after(lookup);
         done
     }
 
     /// The async twin of [`Engine::invalidate`].
-    pub async fn invalidate_async(&self, lookup: &F::Lookup<'_>) -> Invalidation {
-        self.invalidate_local(lookup);
-        if !B::REMOTE {
+    pub async fn invalidate_async(&'static self, lookup: &F::Lookup<'_>) -> Invalidation {
+        let Some(key) = self.invalidate_first(lookup) else {
             return Invalidation::Done;
-        }
-        if let Some(fallback) = B::fallback(self) {
-            let _ = fallback.invalidate(lookup);
-        }
-        let done = B::invalidate_async(self, &B::key(self, lookup, Tags::NONE)).await;
-        if B::LOCAL {
-            self.invalidate_local(lookup);
-        }
+        };
+        let done = match &key.store {
+            Some(k) => Some(self.store.invalidate(k).await),
+            None => None,
+        };
+        let done = self.invalidated(done);
+        self.invalidate_after(lookup);
         done
     }
 
-    /// Drops the local copy of `key` (an L1 copy another process invalidated), fenced.
-    #[cfg_attr(
-        not(feature = "redis"),
-        allow(dead_code, reason = "only an L1 is told")
-    )]
-    pub(crate) fn drop_local(&self, key: &F::Key) {
-        self.invalidate_local(key);
+    /// The first step of an invalidation: the local copy and the fallback's dropped; the key
+    /// to invalidate in the shared store, if there is one.
+    fn invalidate_first(&'static self, lookup: &F::Lookup<'_>) -> Option<CallKey<F, S>> {
+        self.invalidate_local(lookup);
+        if !Self::SHARED {
+            return None;
+        }
+        if let Some(fallback) = self.fallback() {
+            let _ = fallback.invalidate(lookup);
+        }
+        Some(self.key(lookup, Tags::NONE))
+    }
+
+    /// The last step: an L1 copy read from the store before its deletion may have landed
+    /// since.
+    fn invalidate_after(&self, lookup: &F::Lookup<'_>) {
+        if Self::L1 {
+            self.invalidate_local(lookup);
+        }
     }
 
     /// Fences every load and copy in flight, dropping nothing: another process changed a key,
     /// and a copy of it being made now must not be kept.
-    #[cfg_attr(
-        not(feature = "redis"),
-        allow(dead_code, reason = "only an L1 is told")
-    )]
     pub(crate) fn fence_all(&self) {
         self.fence.invalidate_all(|| {});
     }
 
     pub(crate) fn invalidate_local<Q: Hash + Equivalent<F::Key> + ?Sized>(&self, lookup: &Q) {
-        let stripe = self.store.shard_index(lookup);
+        let stripe = self.local.shard_index(lookup);
         self.fence.invalidate(stripe, || {
-            self.store.remove(lookup);
+            self.local.remove(lookup);
         });
     }
 
     /// Taken before a load without a placeholder runs the body; see [`Fence`].
     pub(crate) fn ticket(&self, key: &F::Key) -> Ticket {
-        self.fence.ticket(self.store.shard_index(key))
+        self.fence.ticket(self.local.shard_index(key))
     }
 
     /// Runs `write` unless the key was invalidated since `ticket`.
@@ -263,9 +327,9 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// Empties the in-process stores (the local one and the fallback), fencing loads in
     /// flight.
     pub(crate) fn clear_local(&self) {
-        self.fence.invalidate_all(|| self.store.clear());
-        if let Some(fallback) = B::fallback(self) {
-            fallback.clear_local();
+        self.fence.invalidate_all(|| self.local.clear());
+        if let Some(fallback) = &self.fallback {
+            fallback.engine().clear_local();
         }
     }
 
@@ -275,32 +339,33 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     }
 }
 
-impl<F: Function, B: Backend<F>> Erased for Engine<F, B> {
+impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn backend(&self) -> &'static str {
-        B::NAME
+        S::NAME
     }
 
     /// This engine's counts, plus its fallback's.
     fn stats(&self) -> Stats {
         let mut own = self.stats.snapshot();
-        // A backend whose entries live elsewhere has only hand-overs here: not a cache.
-        own.evictions = if B::LOCAL {
+        // A shared store's engine has only hand-overs here: not a cache.
+        own.evictions = if Self::LOCAL {
             self.evictions.load(Relaxed)
         } else {
             0
         };
         own.size = u64::try_from(self.len()).unwrap_or(u64::MAX);
         // With an L1, every hit not answered from the L2 was the L1's.
-        own.l1_hits = match (B::LOCAL, B::REMOTE) {
-            (true, true) => (own.hits + own.null_hits).saturating_sub(own.l1_hits),
-            _ => 0,
+        own.l1_hits = match Self::L1 {
+            true => (own.hits + own.null_hits).saturating_sub(own.l1_hits),
+            false => 0,
         };
-        match B::fallback(self) {
+        match &self.fallback {
             Some(fallback) => {
+                let fallback = fallback.engine();
                 let mut fallback_stats = fallback.stats.snapshot();
                 fallback_stats.evictions = fallback.evictions.load(Relaxed);
                 own + fallback_stats
@@ -309,37 +374,48 @@ impl<F: Function, B: Backend<F>> Erased for Engine<F, B> {
         }
     }
 
-    fn clear(&self) -> Invalidation {
+    fn clear(&'static self) -> Invalidation {
         self.clear_local();
-        let done = B::clear(self);
-        if B::LOCAL && B::REMOTE {
-            // Copies read from Redis during the clear may have landed since.
+        if !Self::SHARED {
+            return Invalidation::Done;
+        }
+        let done = self.invalidated(Some(self.store.block(self.store.clear())));
+        if Self::L1 {
+            // Copies read from the store during the clear may have landed since.
             self.clear_local();
         }
         done
     }
 
-    fn clear_async(&self) -> Pin<Box<dyn Future<Output = Invalidation> + Send + '_>> {
+    fn clear_async(&'static self) -> Pin<Box<dyn Future<Output = Invalidation> + Send>> {
         self.clear_local();
         Box::pin(async move {
-            let done = B::clear_async(self).await;
-            if B::LOCAL && B::REMOTE {
+            if !Self::SHARED {
+                return Invalidation::Done;
+            }
+            let done = self.invalidated(Some(self.store.clear().await));
+            if Self::L1 {
                 self.clear_local();
             }
             done
         })
     }
 
-    /// Entries held in process: the local store's, plus the fallback's (for Redis, only the
-    /// fallback holds entries, while Redis is unavailable).
     fn breaker(&self) -> Option<crate::handle::BreakerState> {
-        B::breaker()
+        use crate::handle::BreakerState;
+        let health = self.store.health()?;
+        Some(match health.open {
+            true => BreakerState::Open,
+            false => BreakerState::Closed,
+        })
     }
 
+    /// Entries held in process: the local store's, plus the fallback's (for a shared store,
+    /// only the fallback holds entries, while the store is unavailable).
     fn len(&self) -> usize {
-        let fallback = B::fallback(self).map_or(0, |f| f.store.len());
-        if B::LOCAL {
-            self.store.len() + fallback
+        let fallback = self.fallback.as_ref().map_or(0, |f| f.engine().local.len());
+        if Self::LOCAL {
+            self.local.len() + fallback
         } else {
             fallback
         }
@@ -367,19 +443,22 @@ where
 }
 
 /// The engine of `owner` in `cell`, made from `init`'s name and policy and registered at first
-/// use: what every backend's constructor does once its bounds are checked.
+/// use: what every store's constructor does once its bounds are checked. An L1 starts
+/// listening to its store's change feed.
 #[inline]
-pub(crate) fn in_cell<F: Function, B: Backend<F>>(
+pub(crate) fn in_cell<F: Function, S: Store<F>>(
     cell: &'static Cell,
     owner: TypeId,
     init: impl FnOnce() -> (String, Policy),
-) -> &'static Engine<F, B> {
+) -> &'static Engine<F, S> {
     let make = || {
         let (name, policy) = init();
         Engine::new(name, policy)
     };
-    cell.get_or_init(owner, make, |engine: &'static Engine<F, B>| {
+    cell.get_or_init(owner, make, |engine: &'static Engine<F, S>| {
+        #[cfg(feature = "metrics")]
+        crate::metrics::start();
         crate::registry::register(*engine.handle());
-        B::on_create(engine);
+        engine.created();
     })
 }

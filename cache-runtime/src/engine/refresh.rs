@@ -8,25 +8,26 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::backend::{Backend, Leased, Start};
 use crate::body::{AsyncBody, CatchUnwind, SendFuture, SyncBody};
 use crate::entry::Entry;
 use crate::fence::Ticket;
 use crate::function::Function;
 use crate::reentry::Mark;
 use crate::stats::Counter;
+use crate::store::{Start, Store};
 
-use super::Engine;
-use super::load::Lead;
+use super::flight::{Lead, LoadClock};
 use super::phase::RefreshMark;
+use super::shared::Granted;
+use super::{Engine, Key};
 
-impl<F: Function, B: Backend<F>> Engine<F, B> {
+impl<F: Function, S: Store<F>> Engine<F, S> {
     /// Answers with `answer` (the entry's value, counted as `counter`) and revalidates the
     /// entry: in the background if the body can leave; else this caller does it and answers
     /// with its result.
     pub(super) fn revalidate(
         &'static self,
-        key: B::Key,
+        key: Key<F, S>,
         entry: Entry<F::Value>,
         ticket: Option<Ticket>,
         counter: Counter,
@@ -59,7 +60,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// runtime.
     pub(super) async fn revalidate_async(
         &'static self,
-        key: B::Key,
+        key: Key<F, S>,
         entry: Entry<F::Value>,
         ticket: Option<Ticket>,
         counter: Counter,
@@ -93,15 +94,15 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// backend the lease script checks the same, across processes).
     fn start_refresh(
         &'static self,
-        key: &B::Key,
+        key: &Key<F, S>,
         seen: &Entry<F::Value>,
     ) -> Option<RefreshMark<'static, F::Key>> {
-        let mark = self.refreshing.claim(B::local(key), ())?;
+        let mark = self.refreshing.claim(&key.local, ())?;
         // In process only: with a shared store its lease script checks the same, and an L1
         // holds shortened copies.
-        if B::LOCAL && !B::REMOTE {
+        if !Self::SHARED {
             // Refreshed, re-armed after a failure, or removed since it was seen.
-            let now = self.store.get(B::local(key))?;
+            let now = self.local.get(&key.local)?;
             if now.times != seen.times || !now.is_current() {
                 return None;
             }
@@ -112,13 +113,13 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// The load of a revalidation that its caller waits for.
     fn refresh_lead(
         &self,
-        key: &B::Key,
+        key: &Key<F, S>,
         held: Entry<F::Value>,
         ticket: Option<Ticket>,
     ) -> Lead<'static, F> {
         Lead {
             guard: None,
-            mark: Mark::new(self, B::local(key)),
+            mark: Mark::new(self, &key.local),
             start: Start::Refresh(held.times.fresh_until_ms),
             held: Some(held),
             ticket,
@@ -132,19 +133,19 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// by `ticket`, taken before the caller read the entry (an invalidation since wins).
     fn refresh_in_background(
         &'static self,
-        key: &B::Key,
+        key: &Key<F, S>,
         held: Entry<F::Value>,
         ticket: Option<Ticket>,
         body: impl SyncBody<F::Output>,
     ) {
-        let lease = match B::lease(self, key, Start::Refresh(held.times.fresh_until_ms)) {
-            Leased::Lease(lease) => lease,
-            Leased::Found(_) | Leased::Busy => return,
+        let lease = match self.lease(key, Start::Refresh(held.times.fresh_until_ms)) {
+            Granted::Lease(lease) => lease,
+            Granted::Found(_) | Granted::Busy => return,
         };
         self.stats.add(Counter::Refresh);
-        let started = super::load::LoadClock::start(&self.policy);
-        let mark = Mark::new(self, B::local(key));
-        let watch = self.watch(mark, B::local(key));
+        let started = LoadClock::start(&self.policy);
+        let mark = Mark::new(self, &key.local);
+        let watch = self.watch(mark, &key.local);
         let result = catch_unwind(AssertUnwindSafe(|| {
             let _entered = watch.span().enter();
             mark.run(|| body.call())
@@ -161,19 +162,19 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
     /// the function returns.
     async fn refresh_in_background_async(
         &'static self,
-        key: B::Key,
+        key: Key<F, S>,
         held: Entry<F::Value>,
         ticket: Option<Ticket>,
         body: SendFuture<F::Output>,
     ) {
         let start = Start::Refresh(held.times.fresh_until_ms);
-        let lease = match B::lease_async(self, &key, start).await {
-            Leased::Lease(lease) => lease,
-            Leased::Found(_) | Leased::Busy => return,
+        let lease = match self.lease_async(&key, start).await {
+            Granted::Lease(lease) => lease,
+            Granted::Found(_) | Granted::Busy => return,
         };
         self.stats.add(Counter::Refresh);
-        let started = super::load::LoadClock::start(&self.policy);
-        let watch = self.watch(Mark::new(self, B::local(&key)), B::local(&key));
+        let started = LoadClock::start(&self.policy);
+        let watch = self.watch(Mark::new(self, &key.local), &key.local);
         let body = tracing::Instrument::instrument(body, watch.span().clone());
         // The result is mapped to its entry in one step, with no await while it lives.
         let finish = |result: Result<F::Output, _>| {

@@ -4,15 +4,13 @@
 use std::future::Future;
 use std::time::Instant;
 
-use crate::backend::Backend;
 use crate::body::{CatchUnwind, Panic};
-#[cfg(feature = "redis")]
-use crate::entry::Entry;
 use crate::entry::{Slot, Times};
 use crate::function::Function;
 use crate::reentry::Mark;
 use crate::shape::Shape;
 use crate::stats::{Counter, Counters};
+use crate::store::Store;
 
 use super::Engine;
 use super::waiters::Running;
@@ -143,7 +141,7 @@ pub(crate) struct Settled<'r, V> {
 impl<'r, V> Settled<'r, V> {
     /// Takes what a publish did: the version of what it wrote (the one every process reading
     /// it computes); returns whether the lease still held.
-    pub(crate) fn published(&mut self, published: crate::backend::Published) -> bool {
+    pub(crate) fn published(&mut self, published: crate::store::Published) -> bool {
         self.times.version = published.version.unwrap_or(self.times.version);
         published.valid
     }
@@ -154,14 +152,14 @@ impl<'r, V> Settled<'r, V> {
     }
 }
 
-impl<F: Function, B: Backend<F>> Engine<F, B> {
+impl<F: Function, S: Store<F>> Engine<F, S> {
     /// Starts watching a load of `key` (`mark` is its re-entry mark): counts it.
     pub(crate) fn watch(&self, mark: Mark, key: &F::Key) -> LoadWatch<'_> {
         self.stats.add(Counter::Load);
         let span = tracing::debug_span!(
             "cache.load",
             cache = %self.name,
-            backend = B::NAME,
+            backend = S::NAME,
             key = tracing::field::Empty,
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
@@ -176,7 +174,7 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
         LoadWatch {
             stats: &self.stats,
             cache: &self.name,
-            backend: B::NAME,
+            backend: S::NAME,
             span,
             started: (observed || cfg!(feature = "metrics")).then(Instant::now),
             running: observed.then(|| self.waiters.start(mark)),
@@ -251,17 +249,6 @@ impl<F: Function, B: Backend<F>> Engine<F, B> {
             store: stored.then(|| slot.clone()),
             share: Some(slot),
             times: self.policy.times_from_now(null, load_ms),
-        }
-    }
-
-    /// The local entry of a slot, with the times its policy gives it now.
-    #[cfg(feature = "redis")]
-    pub(crate) fn entry(&self, slot: Slot<&F::Value>, tags: &crate::tags::Tags) -> Entry<F::Value> {
-        let null = matches!(slot, Slot::Null);
-        Entry {
-            times: self.policy.times_from_now(null, 0),
-            slot: slot.cloned(),
-            tags: crate::tags::EntryTags::of(tags),
         }
     }
 }

@@ -1,29 +1,26 @@
-//! The Redis backend (feature `redis`): entries live in Redis; the engine does the rest.
+//! The Redis store (feature `redis`): entries live in Redis; the engine does the rest.
 //!
 //! A call reads its key with one `GET` (the hit path, `read`). On a miss the engine's
 //! single-flight lets one caller per key and process go on; it takes the key's lease in Redis
 //! or, if another process holds it, waits for that process's value (`lease`, `lease.rs`); the
 //! engine runs the body, and the result is published with a write fenced by the lease
 //! (`publish`). A lease whose load fails, panics or is dropped is released at once. If Redis
-//! fails, the call is answered by the in-process fallback (an engine over the memory
-//! backend): the cache never makes a call fail.
+//! fails, the call is answered by the engine's in-process fallback: the cache never makes a call
+//! fail.
 
-mod backend;
-mod codec;
 mod conn;
-mod json;
 pub(crate) mod layout;
 mod lease;
 mod notify;
 mod pending;
+mod store;
 pub(crate) mod tags;
 mod tiered;
 mod tracking;
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
 use crate::bounds::{CachedValue, RedisValue};
-use crate::function::{Function, KeyFn, Shaped, Types};
+use crate::codec;
+use crate::function::{Function, KeyFn, Shaped};
 use crate::shape::Shape;
 use layout::KeyWriter;
 
@@ -81,15 +78,15 @@ where
     }
 
     fn encode(value: &Self::Value, out: &mut Vec<u8>) -> Result<(), rmp_serde::encode::Error> {
-        codec::write_value(value, out)
+        codec::msgpack::write_value(value, out)
     }
 
     fn decode(bytes: &[u8]) -> Result<Self::Value, rmp_serde::decode::Error> {
-        codec::read_value(bytes)
+        codec::msgpack::read_value(bytes)
     }
 
     fn encode_json(value: &Self::Value, out: &mut Vec<u8>) -> Result<(), String> {
-        json::write_value(value, out)
+        codec::json::write_value(value, out)
     }
 
     fn decode_json(json: &str) -> Result<Self::Value, serde_json::Error> {
@@ -97,42 +94,11 @@ where
     }
 }
 
-pub use backend::{L1, RedisBackend, Remote, Tier, TieredBackend, redis_cache};
-
-/// The key of one call: its in-process form (for single-flight) and its Redis keys.
-pub struct RedisKey<F: Types> {
-    local: F::Key,
-    /// The call's tags, with their versions in this process when its load started.
-    tags: crate::tags::Tags,
-    /// `None` when the key did not render (a part that does not serialize): no Redis.
-    redis: Option<Keys>,
-}
-
-impl<F: Types> RedisKey<F> {
-    /// The Redis key the call renders to; `None` if it did not render.
-    pub(crate) fn rendered(&self) -> Option<&str> {
-        self.redis.as_ref().map(Keys::value)
-    }
-
-    /// The in-process key.
-    pub(crate) fn local_key(&self) -> &F::Key {
-        &self.local
-    }
-}
-
-impl<F: Types<Key: Clone>> Clone for RedisKey<F> {
-    fn clone(&self) -> Self {
-        RedisKey {
-            local: self.local.clone(),
-            tags: self.tags.clone(),
-            redis: self.redis.clone(),
-        }
-    }
-}
+pub use store::RedisStore;
 
 /// The Redis keys of a call; cheap to clone. The lock key is made on first use (a miss).
 #[derive(Clone)]
-struct Keys(std::sync::Arc<KeysInner>);
+pub struct Keys(std::sync::Arc<KeysInner>);
 
 struct KeysInner {
     value: String,
@@ -169,31 +135,5 @@ impl Keys {
         keys.push(self.lock());
         keys.extend(self.0.tags.iter().map(String::as_str));
         keys
-    }
-}
-
-/// At most one warning per cache every few seconds, with a count of those it held back.
-struct RateLimit {
-    last_ms: AtomicU64,
-    held_back: AtomicU64,
-}
-
-const WARN_EVERY_MS: u64 = 5_000;
-
-impl RateLimit {
-    /// `Some(held back since the last one)` if a warning may be logged now.
-    fn allow(&self) -> Option<u64> {
-        let now = crate::clock::now_ms();
-        let last = self.last_ms.load(Relaxed);
-        if (last == 0 || now >= last + WARN_EVERY_MS)
-            && self
-                .last_ms
-                .compare_exchange(last, now.max(1), Relaxed, Relaxed)
-                .is_ok()
-        {
-            return Some(self.held_back.swap(0, Relaxed));
-        }
-        self.held_back.fetch_add(1, Relaxed);
-        None
     }
 }

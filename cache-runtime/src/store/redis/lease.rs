@@ -546,7 +546,7 @@ fn recorded(value: &[u8]) -> Option<Vec<u8>> {
         let n = usize::from(u16::from_be_bytes([*value.get(40)?, *value.get(41)?]));
         return value.get(42..42 + n).map(<[u8]>::to_vec);
     }
-    super::json::recorded(value)
+    crate::codec::json::recorded(value)
 }
 
 /// Deletes the keys of a cleared cache: found with `SCAN` (never `KEYS`) on the server, or on

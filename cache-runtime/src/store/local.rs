@@ -1,6 +1,6 @@
 //! The engine's local store: quick_cache (S3-FIFO, sharded) of entries with their deadlines.
-//! For the in-process backend it holds the entries; for a remote backend only the results a
-//! leader hands to this process's waiters, for as long as that takes.
+//! For an in-process cache it holds the entries; in front of a shared store the L1 copies, or
+//! only the results a leader hands to this process's waiters, for as long as that takes.
 
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -12,7 +12,7 @@ use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, UnitWeighter};
 
 use crate::entry::Entry;
 
-pub(crate) type Store<K, V> =
+pub(crate) type Local<K, V> =
     QuickCache<K, Entry<V>, UnitWeighter, DefaultHashBuilder, Evictions<K, Entry<V>>>;
 
 /// quick_cache's lifecycle hooks: counts the entries evicted to make room (`Stats::evictions`).
@@ -66,10 +66,10 @@ impl<K, V> Lifecycle<K, V> for Evictions<K, V> {
 /// entries each (below that quick_cache merges shards itself). 64 shards let two threads
 /// hit without sharing a lock word (`notes/engines.md`: 8.0 ns against 15.7 with 8 shards).
 /// Its evictions are counted into `evictions`.
-pub(crate) fn new_store<K: Eq + Hash, V: Clone>(
+pub(crate) fn new_local<K: Eq + Hash, V: Clone>(
     max_entries: u64,
     evictions: &Arc<AtomicU64>,
-) -> Store<K, V> {
+) -> Local<K, V> {
     let max = max_entries.max(1);
     let mut shards = 64;
     while shards > 1 && max / shards < 32 {
@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn capacity_never_exceeds_max_entries() {
         for max in [1, 7, 31, 64, 100, 1000, 10_000, 100_001] {
-            let store: Store<u64, u64> = new_store(max, &Arc::default());
+            let store: Local<u64, u64> = new_local(max, &Arc::default());
             assert!(
                 store.capacity() <= max,
                 "{max}: capacity {}",
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn evictions_are_counted_and_replacements_are_not() {
         let evictions = Arc::default();
-        let store: Store<u64, u64> = new_store(32, &evictions);
+        let store: Local<u64, u64> = new_local(32, &evictions);
         let entry = |v| Entry {
             slot: crate::entry::Slot::Value(v),
             times: crate::entry::Times::FOREVER,

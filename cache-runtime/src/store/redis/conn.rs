@@ -22,31 +22,12 @@ use redis::aio::ConnectionManager;
 use crate::breaker::Breaker;
 use crate::config::{self, Config};
 
-/// A failed Redis operation. Its text never holds the password.
-#[derive(Debug)]
-pub(crate) enum StoreError {
-    /// Redis failed or timed out (counts towards the circuit breaker; an outage, logged once).
-    Failed(String),
-    /// Redis answered and refused this one command (`WRONGTYPE`, `OOM`, a script error, a
-    /// reply of another shape): the cache's own failure, logged per cache; Redis is up, so it
-    /// is not an outage and does not count towards the circuit breaker.
-    Refused(String),
-    /// Not tried: the circuit breaker is open, or the settings name no usable Redis.
-    Unavailable,
-    /// The data, not Redis, is at fault (an unusable entry, a value that does not encode).
-    Data(String),
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::Failed(why) | StoreError::Refused(why) | StoreError::Data(why) => {
-                f.write_str(why)
-            }
-            StoreError::Unavailable => f.write_str("Redis is unavailable"),
-        }
-    }
-}
+/// A failed operation: the store's error, with Redis's meaning of each variant: `Failed`,
+/// Redis failed or timed out (counts towards the circuit breaker; an outage, logged once);
+/// `Refused`, Redis answered and refused this one command (`WRONGTYPE`, `OOM`, a script
+/// error, a reply of another shape); `Unavailable`, not tried (the circuit breaker is open, or
+/// the settings name no usable Redis); `Data`, the data is at fault.
+pub(crate) use crate::store::StoreError;
 
 /// The connection every operation uses: one server's multiplexed connection (which
 /// reconnects by itself), or Redis Cluster's (which follows the slots and reconnects its
@@ -390,6 +371,20 @@ impl Redis {
                 let _ = op.await;
             });
         }
+    }
+
+    /// Runs `op` (an operation that went through [`Redis::run`]) on the Redis runtime, and
+    /// blocks the calling thread until it is done: what a sync caller does.
+    pub(crate) fn wait<T: Send + 'static>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(op.await);
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err(StoreError::Failed("the Redis runtime stopped".into())))
     }
 
     /// Runs a task of the library (the notification listener) on the Redis runtime.

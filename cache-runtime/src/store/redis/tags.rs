@@ -119,3 +119,20 @@ fn answer(names: &[String], done: Result<(), StoreError>) -> Invalidation {
         }
     }
 }
+
+/// `invalidate_tag` reaching Redis from every process of the feature, whether or not it made
+/// a Redis cache (installed in `stores.rs`).
+pub(crate) struct RedisTags;
+
+impl crate::registry::TagSink for RedisTags {
+    fn invalidate(&self, names: &[String]) -> Invalidation {
+        invalidate(names)
+    }
+
+    fn invalidate_async<'a>(
+        &'a self,
+        names: &'a [String],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Invalidation> + Send + 'a>> {
+        Box::pin(invalidate_async(names))
+    }
+}

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::codec::{DecodeError, Stamp};
+use super::msgpack::{DecodeError, Stamp};
 use crate::entry::Slot;
 
 const VERSION: u32 = 3;

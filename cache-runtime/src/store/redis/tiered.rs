@@ -1,5 +1,6 @@
-//! `backend = "tiered"`: an in-process L1 (the engine's local store) in front of Redis (L2),
-//! and the invalidation log that keeps every process's L1 honest.
+//! Redis's change feed for the engine's L1 (`backend = "tiered"`, `engine/l1.rs`): the
+//! invalidation log that keeps every process's L1 honest, and the gate that says when the L1
+//! may answer.
 //!
 //! On Redis Cluster the reader has a cluster connection of its own (its `XREAD` goes to the
 //! stream's node; the restart check asks that node's `run_id`), and an invalidation deletes the
@@ -31,13 +32,10 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::backend::{RedisBackend, Tier};
 use super::conn::{Conn, Redis, StoreError};
-use super::{RedisFunction, RedisKey};
 use crate::clock;
 use crate::config;
-use crate::engine::Engine;
-use crate::stats::Counter;
+use crate::registry::{self, Change as Feed};
 
 /// How long one `XREAD` blocks.
 const BLOCK_MS: u64 = 100;
@@ -86,12 +84,12 @@ pub(crate) fn close() {
 
 /// Drops every copy of every tiered cache (writes were made that nobody reported).
 pub(crate) fn drop_everything() {
-    each(None, |c| c.drop_all());
+    registry::changed(None, Feed::All);
 }
 
 /// Drops the copy of the Redis key `key` in the tiered cache(s) named `name`.
 pub(crate) fn drop_key(name: &str, key: &str) {
-    each(Some(name), |c| c.drop_key(key));
+    registry::changed(Some(name), Feed::Key(key));
 }
 
 /// Keeps the copy of `key` in the tiered cache(s) named `name` only if it is the entry Redis
@@ -99,8 +97,8 @@ pub(crate) fn drop_key(name: &str, key: &str) {
 pub(crate) fn verify_key(name: &str, key: &str, stored: Option<&[u8]>) {
     match stored {
         Some(bytes) => {
-            let version = super::codec::version_of(bytes);
-            each(Some(name), |c| c.drop_key_unless(key, version));
+            let version = crate::codec::version_of(bytes);
+            registry::changed(Some(name), Feed::Written(key, version));
         }
         None => drop_key(name, key),
     }
@@ -108,23 +106,19 @@ pub(crate) fn verify_key(name: &str, key: &str, stored: Option<&[u8]>) {
 
 /// The names of the tiered caches of this process.
 pub(crate) fn names() -> Vec<String> {
-    let caches = LOG.caches.lock().unwrap_or_else(PoisonError::into_inner);
-    caches.keys().cloned().collect()
+    registry::listening()
 }
 
 /// This process's id in the log, and its reader's state.
 struct Log {
     /// A random id: entries of this process are skipped by its own reader.
     origin: String,
-    /// The tiered caches of this process, by name.
-    caches: Mutex<HashMap<String, Vec<&'static dyn Dropper>>>,
     /// Started once, at the first tiered cache.
     reader: OnceLock<()>,
 }
 
 static LOG: LazyLock<Log> = LazyLock::new(|| Log {
     origin: format!("{:016x}", fastrand::u64(..)),
-    caches: Mutex::new(HashMap::new()),
     reader: OnceLock::new(),
 });
 
@@ -159,22 +153,9 @@ fn redis_down() -> bool {
     Redis::get().map_or(true, |redis| redis.breaker.is_open())
 }
 
-/// What the reader does to one cache's L1.
-pub(crate) trait Dropper: Send + Sync {
-    /// Drops the copy of the key rendered as `key`.
-    fn drop_key(&self, key: &str);
-    /// Keeps the copy of `key` if it is the entry of this `version` (what Redis holds now),
-    /// else drops it.
-    fn drop_key_unless(&self, key: &str, version: u64);
-    /// Drops every copy.
-    fn drop_all(&self);
-}
-
-/// A tiered cache is made: listen for its invalidations.
-pub(crate) fn register(name: &str, cache: &'static dyn Dropper) {
-    let mut caches = LOG.caches.lock().unwrap_or_else(PoisonError::into_inner);
-    caches.entry(name.to_owned()).or_default().push(cache);
-    drop(caches);
+/// A tiered cache named `name` was made (its L1 listens through the registry): start the log
+/// reader (once) and track the cache's keys.
+pub(crate) fn start(name: &str) {
     LOG.reader.get_or_init(|| {
         if let Ok(redis) = Redis::get() {
             redis.background(read(redis));
@@ -182,14 +163,6 @@ pub(crate) fn register(name: &str, cache: &'static dyn Dropper) {
     });
     if let Ok(redis) = Redis::get() {
         super::tracking::track(redis, name);
-    }
-}
-
-fn each(name: Option<&str>, f: impl Fn(&dyn Dropper)) {
-    let caches = LOG.caches.lock().unwrap_or_else(PoisonError::into_inner);
-    match name {
-        Some(name) => caches.get(name).into_iter().flatten().for_each(|c| f(*c)),
-        None => caches.values().flatten().for_each(|c| f(*c)),
     }
 }
 
@@ -415,7 +388,7 @@ async fn resume(
         known();
         // The first connection: copies made before it may have missed changes (the L1 did not
         // answer meanwhile, but copies were kept): drop them, and read from the end.
-        each(None, |c| c.drop_all());
+        drop_everything();
         return Ok(end);
     };
     let oldest: Value = redis::cmd("XRANGE")
@@ -439,7 +412,7 @@ async fn resume(
             "cache-runtime: the invalidation log lost entries while this process was not \
              reading it; every tiered cache's L1 is dropped"
         );
-        each(None, |c| c.drop_all());
+        drop_everything();
         known();
         return Ok(end);
     }
@@ -510,104 +483,7 @@ fn apply(fields: &HashMap<String, String>) {
         return;
     }
     match key.as_str() {
-        "*" => each(Some(cache), |c| c.drop_all()),
-        key => each(Some(cache), |c| c.drop_key(key)),
+        "*" => registry::changed(Some(cache), Feed::All),
+        key => drop_key(cache, key),
     }
-}
-
-/// The L1 copies of one tiered cache, by rendered key: what the reader drops.
-pub(crate) struct Index<K> {
-    keys: Mutex<HashMap<String, K>>,
-}
-
-impl<K> Index<K> {
-    pub(crate) fn new() -> Self {
-        Index {
-            keys: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<F: RedisFunction, T: Tier> Dropper for Engine<F, RedisBackend<T>> {
-    fn drop_key(&self, key: &str) {
-        // First fence every copy in flight: one whose fence check comes later is not kept,
-        // and one that passed it already holds its stripe until it is in the index, where the
-        // lookup below finds it.
-        self.fence_all();
-        let local = {
-            let mut keys = self
-                .state
-                .l1
-                .keys
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            keys.remove(key)
-        };
-        if let Some(local) = local {
-            self.drop_local(&local);
-        }
-        self.stats.add(Counter::InvalidationReceived);
-    }
-
-    fn drop_key_unless(&self, key: &str, version: u64) {
-        // Copies in flight (read before the write reported) are fenced either way.
-        self.fence_all();
-        let local = {
-            let keys = self
-                .state
-                .l1
-                .keys
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            keys.get(key).cloned()
-        };
-        let current = local
-            .and_then(|local| self.store.peek(&local))
-            .is_some_and(|entry| entry.times.version == version);
-        if !current {
-            self.drop_key(key);
-        }
-    }
-
-    fn drop_all(&self) {
-        self.state
-            .l1
-            .keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        self.clear_local();
-        self.stats.add(Counter::InvalidationReceived);
-    }
-}
-
-/// Keeps an L1 copy of `key`: notes it in the index and runs `insert` while the index is
-/// locked, so that the reader, which looks keys up under the same lock, always finds a copy it
-/// must drop. The index holds at most twice the L1's capacity: when it is full, keys whose
-/// copies the L1 evicted are pruned, and if it is still full no copy is kept. Called with a
-/// fence stripe held: it never takes the fence.
-pub(crate) fn keep_local<F: RedisFunction, T: Tier>(
-    engine: &Engine<F, RedisBackend<T>>,
-    key: &RedisKey<F>,
-    insert: impl FnOnce(),
-) {
-    let Some(rendered) = key.rendered() else {
-        // Not in Redis either (a key part did not render): nothing to invalidate it by.
-        return;
-    };
-    let mut keys = engine
-        .state
-        .l1
-        .keys
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let cap = usize::try_from(engine.policy.max_entries.saturating_mul(2)).unwrap_or(usize::MAX);
-    if keys.len() >= cap && !keys.contains_key(rendered) {
-        keys.retain(|_, local| engine.store.peek(local).is_some());
-        if keys.len() >= cap {
-            return;
-        }
-    }
-    keys.insert(rendered.to_owned(), key.local_key().clone());
-    insert();
 }

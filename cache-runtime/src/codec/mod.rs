@@ -1,0 +1,8 @@
+//! The one entry format of every store that serializes: the binary envelope (MessagePack,
+//! `msgpack.rs`) and the JSON envelope (`json.rs`), the value's type fingerprint and an entry's
+//! version (a hash of its bytes, the same in every process that reads them).
+
+pub(crate) mod json;
+pub(crate) mod msgpack;
+
+pub(crate) use msgpack::{DecodeError, Stamp, decode, encode, fingerprint, version_of};

@@ -1,0 +1,168 @@
+//! The outage fallback in front of a shared store (`Tier::Shared`): an in-process engine of
+//! its own that answers while the store fails, with local single-flight and entries that live
+//! at most the store's `fallback_ttl`.
+//!
+//! It is kept warm: what this process reads from and writes to the store is copied into it,
+//! so that an outage serves the keys this process already had instead of loading them again.
+//! A copy is fenced by a ticket taken before the store's operation (an invalidation of the key
+//! in this process meanwhile drops it). After the store recovers from an outage (its
+//! [`Health::recoveries`](crate::store::Health) moves) the fallback starts empty, so entries
+//! of an earlier outage are never served. An L1 (`Tier::Tiered`) is its own fallback: its
+//! copies live at most `l1_ttl`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::body::{AsyncBody, SyncBody};
+use crate::entry::{Entry, Slot, Times};
+use crate::fence::Ticket;
+use crate::function::Function;
+use crate::policy::{Lock, Policy};
+use crate::reentry::Mark;
+use crate::store::{Memory, Store};
+use crate::tags::EntryTags;
+
+use super::{CallKey, Engine, Key};
+
+/// A shared store's fallback engine, and the store's recoveries when it was last used.
+pub(super) struct Fallback<F: crate::function::Types> {
+    engine: Box<Engine<F, Memory>>,
+    epoch: AtomicU64,
+}
+
+impl<F: Function> Fallback<F> {
+    /// The fallback of the cache `name`: `ttl` bounds a copy's whole life (no stale phase
+    /// after it, and jitter only shortens it).
+    pub(super) fn new(name: &str, policy: &Policy, ttl: Duration) -> Self {
+        let policy = Policy {
+            ttl: Some(policy.ttl.map_or(ttl, |own| own.min(ttl))),
+            null_ttl: policy.null_ttl.min(ttl),
+            lock: Lock::Local,
+            stale: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            load_timeout: None,
+            ..*policy
+        };
+        Fallback {
+            engine: Box::new(Engine::new(name.to_owned(), policy)),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn engine(&self) -> &Engine<F, Memory> {
+        &self.engine
+    }
+}
+
+/// Keeps what a read or publish found in the fallback, fenced by the ticket taken before it.
+pub(super) struct Warm<'a, F: Function> {
+    fallback: Option<(&'a Engine<F, Memory>, Ticket)>,
+    key: &'a F::Key,
+    tags: &'a crate::tags::Tags,
+}
+
+impl<F: Function> Warm<'_, F> {
+    /// After a read: keeps a hit on a fresh entry.
+    pub(super) fn read(self, entry: &Entry<F::Value>) {
+        if entry.is_fresh() {
+            self.keep(entry.slot.as_ref());
+        }
+    }
+
+    /// After a publish that held its lease: keeps what it wrote, unless a kept (re-armed) value.
+    pub(super) fn published(self, slot: Slot<&F::Value>, times: Times) {
+        if times.retry_at_ms == 0 {
+            self.keep(slot);
+        }
+    }
+
+    fn keep(self, slot: Slot<&F::Value>) {
+        let Some((fallback, ticket)) = self.fallback else {
+            return;
+        };
+        let null = matches!(slot, Slot::Null);
+        let entry = Entry {
+            times: fallback.policy.times_from_now(null, 0),
+            slot: slot.cloned(),
+            tags: EntryTags::of(self.tags),
+        };
+        let key = self.key.clone();
+        fallback.fenced(ticket, || fallback.local.insert(key, entry));
+    }
+}
+
+impl<F: Function, S: Store<F>> Engine<F, S> {
+    /// The fallback, emptied first if the store recovered since its last use; `None` but for
+    /// a shared store.
+    pub(super) fn fallback(&'static self) -> Option<&'static Engine<F, Memory>> {
+        let fallback = self.fallback.as_ref()?;
+        let recoveries = self.store.health().map_or(0, |h| h.recoveries);
+        // A load first: every call of a shared store passes here, and a write per call would
+        // bounce the line between cores; only the first call after a recovery swaps and
+        // empties.
+        if fallback.epoch.load(Relaxed) != recoveries
+            && fallback.epoch.swap(recoveries, Relaxed) != recoveries
+        {
+            fallback.engine.clear_local();
+        }
+        Some(&fallback.engine)
+    }
+
+    /// Starts a copy of what the store's operation on `key` finds into the fallback.
+    pub(super) fn warm<'k>(&'static self, key: &'k Key<F, S>) -> Warm<'k, F> {
+        let fallback = self.fallback().map(|f| (f, f.ticket(&key.local)));
+        Warm {
+            fallback,
+            key: &key.local,
+            tags: &key.tags,
+        }
+    }
+
+    /// A call while the store is unavailable: its in-process fallback.
+    pub(super) fn fallback_load(
+        &'static self,
+        key: Key<F, S>,
+        body: impl SyncBody<F::Output>,
+    ) -> F::Output {
+        match self.fallback() {
+            Some(fallback) => match fallback.get_key_noted(&key.local) {
+                Some(hit) => hit,
+                None => fallback.load(in_process(key), body),
+            },
+            None => {
+                let mark = Mark::new(self, &key.local);
+                self.run(mark, self.watch(mark, &key.local), || body.call())
+            }
+        }
+    }
+
+    /// The async twin of `fallback_load`.
+    pub(super) async fn fallback_load_async(
+        &'static self,
+        key: Key<F, S>,
+        body: impl AsyncBody<F::Output>,
+    ) -> F::Output {
+        match self.fallback() {
+            // Boxed: the fallback's own (never taken) fallback path would make this future
+            // contain itself.
+            Some(fallback) => match fallback.get_key_noted(&key.local) {
+                Some(hit) => hit,
+                None => Box::pin(fallback.load_async(in_process(key), body)).await,
+            },
+            None => {
+                let mark = Mark::new(self, &key.local);
+                let watch = self.watch(mark, &key.local);
+                self.run_async(mark, watch, body.start()).await
+            }
+        }
+    }
+}
+
+/// The key of a call as the in-process fallback takes it.
+fn in_process<F: Function, S: Store<F>>(key: CallKey<F, S>) -> CallKey<F, Memory> {
+    CallKey {
+        local: key.local,
+        tags: key.tags,
+        store: Some(()),
+    }
+}

@@ -1,0 +1,567 @@
+//! [`RedisStore`]: entries in Redis — read, lease, publish, invalidate, clear — and the
+//! per-cache state they need (the key head, the value fingerprint, the codec).
+//!
+//! Every operation is a `'static` future over owned keys (nothing borrows the caller), run
+//! through [`Redis::run`] (the circuit breaker, the Redis runtime as the tokio context, the
+//! outage log): an async caller polls it on its own task; a sync caller hands it to the Redis
+//! runtime and blocks ([`Store::block`]).
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::conn::{Redis, StoreError};
+use super::layout::{self, ClearScan, KeyShape, KeyWriter};
+use super::lease::{Begin, Lease, Write};
+use super::pending::{self, Pending};
+use super::tiered::{self, Change};
+use super::{Keys, RedisFunction, tags};
+use crate::clock;
+use crate::codec;
+use crate::config;
+use crate::entry::{Slot, Times};
+use crate::policy::{Codec, ms};
+use crate::store::{Health, Leased, Op, Published, Read, Setup, Start, Store, Tags, Tier, done};
+use std::future::Future;
+
+/// Entries in Redis (`backend = "redis"`; with `backend = "tiered"` the engine's L1 goes in
+/// front: [`Tiered<RedisStore>`](crate::store::Tiered)). One per cache.
+pub struct RedisStore {
+    name: String,
+    /// `{prefix}{name}:`, the start of every key (made at the first call, once the settings
+    /// are in force).
+    head: OnceLock<String>,
+    /// Of the Rust type of the values: entries of another type are misses.
+    fingerprint: u64,
+    /// The shape of this cache's keys (`layout.rs`): what `clear()` deletes.
+    shape: KeyShape,
+    /// Whether another cache of this process claimed keys this one could have: then this
+    /// one never uses Redis (said once, at its first use) and runs on its fallback.
+    isolated: bool,
+    /// An L1 is in front: changes go to the invalidation log, own writes are tracked.
+    l1: bool,
+    codec: Codec,
+    /// How long after its freshness an entry is kept (`stale`, `stale_if_error`).
+    grace: Duration,
+    lock_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("name", &self.name)
+            .field("l1", &self.l1)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// The Redis connection of an operation, or why it is not tried.
+    fn target(&self) -> Result<&'static Redis, StoreError> {
+        if self.isolated {
+            return Err(StoreError::Unavailable);
+        }
+        Redis::get()
+    }
+
+    /// The log entry of a change to `key` (`*`: the whole cache), for a cache with an L1.
+    fn logged(&self, key: &str) -> Option<Change> {
+        self.l1.then(|| Change {
+            cache: self.name.clone(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// The name a tiered cache's own writes are reported under (`tracking::Echo`).
+    fn tracked(&self) -> Option<String> {
+        self.l1.then(|| self.name.clone())
+    }
+
+    /// What `clear()` of this cache scans for, under the current key prefix.
+    fn clear_scan(&self) -> ClearScan {
+        ClearScan::new(&config::current().key_prefix, self.shape.clone())
+    }
+
+    /// Decodes an entry, its times on this process's cache clock; why not if it cannot be
+    /// used.
+    fn decode<F: RedisFunction>(&self, bytes: &[u8]) -> Result<(Slot<F::Value>, Times), String> {
+        let (max, print) = (config::current().max_value_bytes, self.fingerprint);
+        let decoded = match self.codec {
+            Codec::MessagePack => codec::decode(bytes, print, max, F::decode),
+            Codec::Json if bytes.len() > max => Err(codec::DecodeError::TooLarge(bytes.len())),
+            Codec::Json => codec::json::decode(bytes, print, F::decode_json),
+        };
+        match decoded {
+            Ok((slot, stamp)) => {
+                let fresh_until_ms = clock::from_unix_ms(stamp.fresh_until);
+                let times = Times {
+                    fresh_until_ms,
+                    stale_until_ms: fresh_until_ms.saturating_add(ms(self.grace)),
+                    load_ms: stamp.load_ms,
+                    retry_at_ms: clock::from_unix_ms(stamp.retry_at),
+                    written_ms: clock::from_unix_ms(stamp.written),
+                    // The same bytes, the same version, in every process.
+                    version: codec::version_of(bytes),
+                };
+                Ok((slot, times))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// What a published slot writes: the envelope with its times and its `PX` (the end of
+    /// its stale windows), or why it cannot be written (a value that does not encode, or is
+    /// over the size cap).
+    fn payload<F: RedisFunction>(
+        &self,
+        lease: &Lease,
+        (slot, times): (Slot<&F::Value>, Times),
+    ) -> Result<(Vec<u8>, Write), StoreError> {
+        let stamp = codec::Stamp {
+            fresh_until: clock::to_unix_ms(times.fresh_until_ms),
+            retry_at: clock::to_unix_ms(times.retry_at_ms),
+            written: clock::to_unix_ms(times.written_ms),
+            load_ms: times.load_ms,
+        };
+        let print = self.fingerprint;
+        let encoded = match self.codec {
+            Codec::MessagePack => {
+                codec::encode::<_, String>(slot, stamp, &lease.versions, print, |v, out| {
+                    F::encode(v, out).map_err(|e| e.to_string())
+                })
+            }
+            Codec::Json => codec::json::encode(slot, stamp, &lease.versions, print, F::encode_json),
+        };
+        let bytes = match encoded {
+            Ok(p) if p.len() <= config::current().max_value_bytes => p,
+            Ok(p) => {
+                let why = format!("a value of {} bytes is over the size cap", p.len());
+                return Err(StoreError::Data(why));
+            }
+            Err(e) => return Err(StoreError::Data(format!("a value does not serialize: {e}"))),
+        };
+        let now = clock::now_ms();
+        let ttl = match times.stale_until_ms {
+            u64::MAX => None,
+            end => Some(Duration::from_millis(end.saturating_sub(now).max(1))),
+        };
+        // A kept value (re-armed after a failed load) only over the entry it keeps.
+        let over = (times.retry_at_ms != 0).then_some(stamp.fresh_until);
+        let write = Write {
+            ttl,
+            keep_lease: false,
+            over,
+        };
+        Ok((bytes, write))
+    }
+
+    /// Runs an invalidation or clear; one that failed is kept to replay.
+    fn invalidation(
+        &'static self,
+        op: impl Future<Output = Result<(), StoreError>> + Send + 'static,
+        redis: &'static Redis,
+        pending: Pending,
+    ) -> Op<()> {
+        Box::pin(async move {
+            let done = redis.run(op).await;
+            if done.is_err() {
+                pending::keep(pending);
+            }
+            done
+        })
+    }
+}
+
+impl<F: RedisFunction> Store<F> for RedisStore {
+    const NAME: &'static str = "redis";
+    const TIER: Tier = Tier::Shared;
+    type Key = Keys;
+    type Lease = HeldLease;
+
+    fn open(setup: Setup<'_>) -> Self {
+        let shape = KeyShape::new(setup.name, F::LAYOUT);
+        let isolated = match layout::claim(&shape) {
+            Ok(()) => false,
+            Err(why) => {
+                tracing::error!(cache = %setup.name, "cache-runtime: {why}");
+                true
+            }
+        };
+        RedisStore {
+            name: setup.name.to_owned(),
+            head: OnceLock::new(),
+            fingerprint: codec::fingerprint(std::any::type_name::<F::Value>()),
+            shape,
+            isolated,
+            l1: setup.l1,
+            codec: setup.policy.codec,
+            grace: setup.policy.grace(),
+            lock_timeout: setup.policy.lock_timeout,
+        }
+    }
+
+    fn key(&self, lookup: &F::Lookup<'_>, tags: &Tags) -> Result<Keys, StoreError> {
+        let head = self
+            .head
+            .get_or_init(|| format!("{}{}:", config::current().key_prefix, self.name));
+        let mut buffer = String::with_capacity(head.len() + 24);
+        buffer.push_str(head);
+        let mut writer = KeyWriter::after(buffer, F::SEPARATORS);
+        match F::render_key(lookup, &mut writer) {
+            Ok(()) => Ok(Keys::new(
+                writer.into_key(),
+                tags.names().map(self::tags::key).collect(),
+            )),
+            Err(e) => Err(StoreError::Data(format!(
+                "a key part does not serialize: {e}"
+            ))),
+        }
+    }
+
+    fn read(&'static self, keys: &Keys) -> Op<Read<F::Value>> {
+        let redis = match self.target() {
+            Ok(redis) => redis,
+            Err(e) => return done(Err(e)),
+        };
+        let keys = keys.clone();
+        Box::pin(redis.run(async move {
+            Ok(match ops::read(redis, keys).await? {
+                Some(bytes) => match self.decode::<F>(&bytes) {
+                    Ok((slot, times)) => Read::Hit(slot, times),
+                    Err(why) => Read::Unusable(why),
+                },
+                None => Read::Miss,
+            })
+        }))
+    }
+
+    fn lease(&'static self, keys: &Keys, start: Start) -> Op<Leased<HeldLease, F::Value>> {
+        let redis = match self.target() {
+            Ok(redis) => redis,
+            Err(e) => return done(Err(e)),
+        };
+        let keys = keys.clone();
+        let wait = self.lock_timeout;
+        Box::pin(redis.run(async move {
+            Ok(match ops::begin(redis, keys.clone(), wait, start).await? {
+                Begin::Found(bytes) => match self.decode::<F>(&bytes) {
+                    Ok((slot, times)) => Leased::Found(slot, times),
+                    Err(why) => return Err(StoreError::Data(format!("unusable entry: {why}"))),
+                },
+                Begin::Busy => Leased::Busy,
+                Begin::Lease(lease) => Leased::Lease(HeldLease::new(redis, keys, lease, wait)),
+            })
+        }))
+    }
+
+    fn publish(
+        &'static self,
+        keys: &Keys,
+        mut lease: HeldLease,
+        stored: Option<(Slot<&F::Value>, Times)>,
+    ) -> Op<Published> {
+        lease.done.store(true, Relaxed);
+        let Some(held) = lease.lease.take() else {
+            return done(Ok(Published::VALID));
+        };
+        let (redis, keys) = (lease.redis, keys.clone());
+        let tracked = self.tracked();
+        match stored.map(|stored| self.payload::<F>(&held, stored)) {
+            None => Box::pin(redis.run(async move {
+                ops::publish(redis, keys, held, None, tracked).await?;
+                Ok(Published::VALID)
+            })),
+            Some(Err(refused)) => Box::pin(redis.run(async move {
+                // Not written: the lease is released, and the value counted as unusable.
+                ops::publish(redis, keys, held, None, tracked).await?;
+                Err(refused)
+            })),
+            Some(Ok((bytes, write))) => {
+                // The version every reader computes from these bytes, for this process's
+                // copies too.
+                let version = Some(codec::version_of(&bytes));
+                Box::pin(redis.run(async move {
+                    let valid = ops::publish(redis, keys, held, Some((bytes, write)), tracked);
+                    Ok(Published {
+                        valid: valid.await?,
+                        version,
+                    })
+                }))
+            }
+        }
+    }
+
+    fn keep(
+        &'static self,
+        _: &Keys,
+        lease: &HeldLease,
+        stored: (Slot<&F::Value>, Times),
+    ) -> Op<bool> {
+        let Some(held) = lease.lease.clone() else {
+            return done(Ok(true));
+        };
+        let (bytes, write) = match self.payload::<F>(&held, stored) {
+            Ok(payload) => payload,
+            Err(e) => return done(Err(e)),
+        };
+        let write = Write {
+            keep_lease: true,
+            ..write
+        };
+        let (redis, keys, tracked) = (lease.redis, lease.keys.clone(), self.tracked());
+        Box::pin(redis.run(ops::publish(
+            redis,
+            keys,
+            held,
+            Some((bytes, write)),
+            tracked,
+        )))
+    }
+
+    /// Deletes the value and its lock; kept to replay if Redis cannot be reached now.
+    fn invalidate(&'static self, keys: &Keys) -> Op<()> {
+        if self.isolated {
+            return done(Ok(()));
+        }
+        let redis = match Redis::get() {
+            Ok(redis) => redis,
+            Err(e) => return done(Err(e)),
+        };
+        let log = self.logged(keys.value());
+        let op = ops::invalidate(redis, keys.clone(), log.clone());
+        self.invalidation(op, redis, Pending::Key(keys.clone(), log))
+    }
+
+    /// Deletes every key of this function (and their locks) with `SCAN` and `UNLINK`: the
+    /// keys under its name that have its shape, not those of a function named `{name}:…`.
+    fn clear(&'static self) -> Op<()> {
+        if self.isolated {
+            return done(Ok(()));
+        }
+        let redis = match Redis::get() {
+            Ok(redis) => redis,
+            Err(e) => return done(Err(e)),
+        };
+        let scan = self.clear_scan();
+        let log = self.logged("*");
+        let op = ops::clear(redis, scan.clone(), log.clone());
+        self.invalidation(op, redis, Pending::Clear(scan, log))
+    }
+
+    /// After `f_refresh` of a tiered cache: the change goes to the log (kept to replay if
+    /// Redis cannot be reached).
+    fn announce(&'static self, keys: &Keys) -> Op<()> {
+        let Some(change) = self.logged(keys.value()) else {
+            return done(Ok(()));
+        };
+        if self.isolated {
+            return done(Ok(()));
+        }
+        let redis = match Redis::get() {
+            Ok(redis) => redis,
+            Err(e) => return done(Err(e)),
+        };
+        let op = ops::changed(redis, change.clone());
+        self.invalidation(op, redis, Pending::Logged(change))
+    }
+
+    fn feed_key(keys: &Keys) -> Option<&str> {
+        Some(keys.value())
+    }
+
+    fn follow(&'static self) {
+        tiered::start(&self.name);
+    }
+
+    #[inline]
+    fn serves_local_at(coarse: u64) -> bool {
+        tiered::serves_local_at(coarse)
+    }
+
+    fn health(&self) -> Option<Health> {
+        Some(Health {
+            open: Redis::is_skipped(),
+            recoveries: Redis::get().map_or(0, |r| r.breaker.recoveries()),
+            outage: Redis::in_outage(),
+        })
+    }
+
+    fn fallback_ttl(&self) -> Duration {
+        config::current().fallback_ttl
+    }
+
+    fn block<T: Send + 'static>(&'static self, op: Op<T>) -> Result<T, StoreError> {
+        match Redis::get() {
+            Ok(redis) => redis.wait(op),
+            Err(_) => crate::store::drive::block_on(op),
+        }
+    }
+}
+
+/// A lease held while the body runs.
+///
+/// - Renewed while the body runs: a task on the Redis runtime extends the lock by its
+///   lifetime (`lock_timeout`) every third of it, so a load slower than `lock_timeout` still
+///   publishes, while a dead process's lock expires within `lock_timeout`. The task stops when
+///   the lease is taken or dropped, or when the lock no longer holds the token.
+/// - Dropped before the publish takes it (the body panicked, or the async call was dropped),
+///   it releases the lock at once with a compare-and-delete, so the next caller in any process
+///   loads without waiting for the lock to expire.
+pub struct HeldLease {
+    redis: &'static Redis,
+    keys: Keys,
+    lease: Option<Lease>,
+    /// Set when the load ends: the renewal task stops at its next wake.
+    done: Arc<AtomicBool>,
+}
+
+impl HeldLease {
+    fn new(redis: &'static Redis, keys: Keys, lease: Lease, lifetime: Duration) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        redis.spawn(ops::renew(
+            redis,
+            keys.clone(),
+            lease.clone(),
+            lifetime,
+            Arc::clone(&done),
+        ));
+        HeldLease {
+            redis,
+            keys,
+            lease: Some(lease),
+            done,
+        }
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        self.done.store(true, Relaxed);
+        if let Some(lease) = self.lease.take() {
+            self.redis
+                .spawn(ops::release(self.redis, self.keys.clone(), lease));
+        }
+    }
+}
+
+/// The Redis operations, as `'static` futures that run on the Redis runtime.
+mod ops {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::time::Duration;
+
+    use super::super::Keys;
+    use super::super::conn::{Redis, StoreError};
+    use super::super::layout::ClearScan;
+    use super::super::lease::{self, Begin, Lease};
+    use super::super::pending;
+    use super::super::tiered::{self, Change};
+    use super::super::tracking::Echo;
+    use crate::store::Start;
+
+    pub(super) async fn read(
+        redis: &'static Redis,
+        keys: Keys,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        pending::replayed(redis).await?;
+        lease::read(redis, &keys).await
+    }
+
+    pub(super) async fn begin(
+        redis: &'static Redis,
+        keys: Keys,
+        wait: Duration,
+        start: Start,
+    ) -> Result<Begin, StoreError> {
+        pending::replayed(redis).await?;
+        match start {
+            Start::Wait => lease::begin(redis, &keys, wait).await,
+            Start::ReadOrTake => lease::read_or_take(redis, &keys, wait).await,
+            Start::Take => lease::force(redis, &keys, wait).await,
+            Start::Refresh(seen) => {
+                let seen = crate::clock::to_unix_ms(seen);
+                let begun = lease::try_refresh(redis, &keys, wait, seen);
+                begun.await
+            }
+        }
+    }
+
+    /// Publishes under `lease`; with `tracked` (a tiered cache's name) the write's own report
+    /// from the tracking connection is verified rather than acted on (`tracking::Echo`).
+    pub(super) async fn publish(
+        redis: &'static Redis,
+        keys: Keys,
+        lease: Lease,
+        write: Option<(Vec<u8>, lease::Write)>,
+        tracked: Option<String>,
+    ) -> Result<bool, StoreError> {
+        match write {
+            Some((payload, write)) => {
+                let _echo = tracked.and_then(|cache| Echo::value(&cache, keys.value()));
+                lease::publish(redis, &keys, &lease, &payload, write).await
+            }
+            None => lease::release(redis, keys.value(), keys.lock(), &lease)
+                .await
+                .map(|()| true),
+        }
+    }
+
+    /// Renews `lease` every third of `lifetime` until `done`, or until the lock no longer
+    /// holds its token, or Redis fails.
+    pub(super) async fn renew(
+        redis: &'static Redis,
+        keys: Keys,
+        lease: Lease,
+        lifetime: Duration,
+        done: Arc<AtomicBool>,
+    ) -> Result<(), StoreError> {
+        let every = (lifetime / 3).max(Duration::from_millis(1));
+        loop {
+            tokio::time::sleep(every).await;
+            if done.load(Relaxed) || !lease::renew(redis, keys.lock(), &lease, lifetime).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) async fn release(
+        redis: &'static Redis,
+        keys: Keys,
+        lease: Lease,
+    ) -> Result<(), StoreError> {
+        lease::release(redis, keys.value(), keys.lock(), &lease).await
+    }
+
+    /// Deletes the value and its lock; with `log` (a tiered cache), appends the change to the
+    /// invalidation log in the same script.
+    pub(super) async fn invalidate(
+        redis: &'static Redis,
+        keys: Keys,
+        log: Option<Change>,
+    ) -> Result<(), StoreError> {
+        pending::replayed(redis).await?;
+        match log {
+            Some(change) => tiered::invalidate(redis, keys.value(), keys.lock(), &change).await,
+            None => lease::invalidate(redis, keys.value(), keys.lock()).await,
+        }
+    }
+
+    pub(super) async fn clear(
+        redis: &'static Redis,
+        scan: ClearScan,
+        log: Option<Change>,
+    ) -> Result<(), StoreError> {
+        pending::replayed(redis).await?;
+        lease::delete_matching(redis, &scan).await?;
+        match log {
+            Some(change) => tiered::append(redis, &change).await,
+            None => Ok(()),
+        }
+    }
+
+    /// After `f_refresh` of a tiered cache wrote: the change appended to the log.
+    pub(super) async fn changed(redis: &'static Redis, change: Change) -> Result<(), StoreError> {
+        pending::replayed(redis).await?;
+        tiered::append(redis, &change).await
+    }
+}
