@@ -2,8 +2,8 @@
 //!
 //! This file reads one function (`expand_fn`) and generates the wrapper `f` and the steps it
 //! shares with `f_entry` and `f_warm`; the companions are in `companions.rs` and `warm.rs`,
-//! the cache itself in `store.rs` and `signature.rs`, and `#[cached]` on an `impl` block in
-//! `impl_block.rs`.
+//! the cache itself in `store.rs` and `signature.rs`, `#[cached]` on an `impl` block in
+//! `impl_block.rs`, and a method of a trait impl without it in `trait_impl.rs`.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
@@ -20,6 +20,7 @@ mod companions;
 mod impl_block;
 mod signature;
 mod store;
+mod trait_impl;
 mod warm;
 
 use store::REDIS_BUILD;
@@ -90,7 +91,10 @@ pub(crate) fn expand_fn(
     let mut errors = Errors::default();
     let args = Args::parse(attr, &mut errors);
     let sig = Sig::read(&func.sig, &mut errors);
-    impl_block::refuse_async_trait(&func.sig, place, &mut errors);
+    let async_trait = impl_block::refuse_async_trait(&func.sig, place, &mut errors);
+    if place == Place::Alone && !async_trait {
+        trait_impl::refuse_bare_trait_method(func, &mut errors);
+    }
     let key = Key::read(args.key.as_ref(), &sig, &mut errors);
     let tags = Tags::read(args.tags.as_deref(), &sig, &mut errors);
     args.validate(&mut errors);
