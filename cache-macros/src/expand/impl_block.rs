@@ -109,14 +109,14 @@ pub(super) fn cached_impl(attr: TokenStream, mut block: ItemImpl) -> TokenStream
 
 /// A method `#[async_trait]` already rewrote (`fn f<'life0, 'async_trait>(..) ->
 /// Pin<Box<dyn Future + 'async_trait>>`) cannot be cached: its result is a future. Says where
-/// `#[cached]` goes instead.
-pub(super) fn refuse_async_trait(sig: &Signature, place: Place, errors: &mut Errors) {
+/// `#[cached]` goes instead, and returns whether it did.
+pub(super) fn refuse_async_trait(sig: &Signature, place: Place, errors: &mut Errors) -> bool {
     let rewritten = sig
         .generics
         .lifetimes()
         .any(|l| l.lifetime.ident == "async_trait");
     if !rewritten {
-        return;
+        return false;
     }
     let message = match place {
         Place::Alone => {
@@ -130,4 +130,5 @@ pub(super) fn refuse_async_trait(sig: &Signature, place: Place, errors: &mut Err
         }
     };
     errors.at(sig.ident.span(), message);
+    true
 }

@@ -1,19 +1,27 @@
 //! Code generation: the cached wrapper and its companions, one small function per item.
+//!
+//! This file reads one function (`expand_fn`) and generates the wrapper `f` and the steps it
+//! shares with `f_entry` and `f_warm`; the companions are in `companions.rs` and `warm.rs`,
+//! the cache itself in `store.rs` and `signature.rs`, `#[cached]` on an `impl` block in
+//! `impl_block.rs`, and a method of a trait impl without it in `trait_impl.rs`.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
 use syn::{Attribute, ItemFn, Visibility};
 
-use crate::args::{Args, Backend, LockKind};
+use crate::args::{Args, Backend};
 use crate::attrs;
 use crate::errors::Errors;
 use crate::key::Key;
 use crate::sig::{Param, Sig};
 use crate::tags::Tags;
 
+mod companions;
 mod impl_block;
 mod signature;
 mod store;
+mod trait_impl;
+mod warm;
 
 use store::REDIS_BUILD;
 
@@ -83,30 +91,13 @@ pub(crate) fn expand_fn(
     let mut errors = Errors::default();
     let args = Args::parse(attr, &mut errors);
     let sig = Sig::read(&func.sig, &mut errors);
-    impl_block::refuse_async_trait(&func.sig, place, &mut errors);
+    let async_trait = impl_block::refuse_async_trait(&func.sig, place, &mut errors);
+    if place == Place::Alone && !async_trait {
+        trait_impl::refuse_bare_trait_method(func, &mut errors);
+    }
     let key = Key::read(args.key.as_ref(), &sig, &mut errors);
     let tags = Tags::read(args.tags.as_deref(), &sig, &mut errors);
-    args.check_phases(&mut errors);
-    args.check_tiers(&mut errors);
-    if let (Some(b), Some(l)) = (args.backend, args.lock)
-        && b.value == Backend::Memory
-        && l.value == LockKind::Distributed
-    {
-        errors.at(
-            l.span,
-            "`lock = \"distributed\"` coordinates processes through Redis, but this function \
-             uses `backend = \"memory\"`: write `lock = \"local\"`, or `backend = \"redis\"`",
-        );
-    }
-    if let (Some(b), Some(c)) = (args.backend, args.codec)
-        && b.value == Backend::Memory
-    {
-        errors.at(
-            c.span,
-            "`codec` chooses how values are written to Redis, but this function uses \
-             `backend = \"memory\"`, which keeps values as they are: remove `codec`",
-        );
-    }
+    args.validate(&mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -345,191 +336,6 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// `f`'s twin that tells how it answered:
-    ///
-    /// ```text
-    /// fn f_entry(a: A, b: &B) -> Cached<R> {
-    ///     let cache = __cached_f();
-    ///     let key = { ..; if let Some(hit) = cache.get_entry(&lookup) { return hit; } .. };
-    ///     cache.load_entry(key, move || f_uncached(a, b))
-    /// }
-    /// ```
-    fn entry(&self) -> TokenStream {
-        let krate = &self.krate;
-        let output = &self.sig.output;
-        let ident = self.ident("_entry");
-        let returns = quote!(#krate::Cached<#output>);
-        let sig = self.signature(
-            &ident,
-            self.sig.receiver.as_ref(),
-            &self.all_params(),
-            Output::Own(returns),
-        );
-        let store = self.path_to(&self.store_ident());
-        let [cache] = mixed(["__cache"]);
-        let cache_aside = self.cache_aside(&cache, "get_entry", |hit| quote!(#hit), "load_entry");
-        let (vis, cfgs) = (self.vis(), &self.cfgs);
-        let f = &self.func.sig.ident;
-        let doc = format!(
-            " Calls `{f}` through its cache and tells how it was answered: the result with its \
-             status (hit, miss, stale, null hit), age, freshness left and version, for HTTP \
-             `Cache-Control`, `Age` and `ETag` headers."
-        );
-        quote! {
-            #(#cfgs)*
-            #[doc = #doc]
-            #[allow(dead_code, deprecated)]
-            #vis #sig {
-                let #cache = #store();
-                #cache_aside
-            }
-        }
-    }
-
-    /// For a free function with parameters, `f_warm`: `f_entry`'s path for many argument
-    /// tuples at once (one parameter: the argument itself), on the runtime's workers.
-    ///
-    /// ```text
-    /// fn f_warm<'w, I>(items: I) -> Warmed
-    /// where I: IntoIterator<Item = (A, &'w B)>, I::IntoIter: Send, I::Item: Send {
-    ///     let cache = __cached_f();
-    ///     warm(cache.name(), items, |(a, b)| {
-    ///         let key = { ..; if cache.get_entry(&lookup).is_some() { return Warm::Skipped; } .. };
-    ///         cache.warm_load(key, move || f_uncached(a, b))
-    ///     })
-    /// }
-    /// ```
-    ///
-    /// The `Send` bounds name `I`, so a function whose arguments are not `Send` still compiles
-    /// (its `f_warm` cannot be called). Elided lifetimes in the item type become `'w`.
-    fn warm(&self) -> TokenStream {
-        let unsafe_fn = matches!(self.func.sig.safety, syn::Safety::Unsafe(_));
-        if self.has_self() || self.sig.params.is_empty() || unsafe_fn || !self.warmable() {
-            return TokenStream::new();
-        }
-        let krate = &self.krate;
-        let ident = self.ident("_warm");
-        let lifetime = syn::Lifetime::new("'__cached_warm", Span::mixed_site());
-        let idents: Vec<_> = self.sig.params.iter().map(|p| &p.ident).collect();
-        let types: Vec<_> = self
-            .sig
-            .params
-            .iter()
-            .map(|p| named_lifetimes(p.ty.to_token_stream(), &lifetime))
-            .collect();
-        let (item, pattern) = match (&types[..], &idents[..]) {
-            ([ty], [ident]) => (quote!(#ty), quote!(#ident)),
-            _ => (quote!((#(#types,)*)), quote!((#(#idents,)*))),
-        };
-        let store = self.path_to(&self.store_ident());
-        let [cache, items, iter] = mixed(["__cache", "__items", "__I"]);
-        let skipped = quote!(#krate::__private::Warm::Skipped);
-        let cache_aside = self.cache_aside(
-            &cache,
-            "get_entry",
-            |hit| quote!({ let _ = #hit; #skipped }),
-            "warm_load",
-        );
-        // Each argument as the type written, so that a mistake in the key is reported once, in
-        // `f`'s terms, not again with the item's named lifetimes.
-        let written = self.sig.params.iter().map(|p| {
-            let (ident, ty) = (&p.ident, &p.ty);
-            quote!(#[allow(clippy::redundant_locals)] let #ident: #ty = #ident;)
-        });
-        let one = quote! {
-            #(#written)*
-            #cache_aside
-        };
-        let (asyncness, run, bounds) = match self.func.sig.asyncness {
-            Some(_) => (
-                quote!(async),
-                quote! {
-                    #krate::__private::warm_async(#cache.handle().name(), #items, move |#pattern| {
-                        async move { #one }
-                    }).await
-                },
-                quote!(),
-            ),
-            None => (
-                quote!(),
-                quote! {
-                    #krate::__private::warm(#cache.handle().name(), #items, |#pattern| { #one })
-                },
-                quote! {
-                    <#iter as ::core::iter::IntoIterator>::IntoIter: ::core::marker::Send,
-                    <#iter as ::core::iter::IntoIterator>::Item: ::core::marker::Send,
-                },
-            ),
-        };
-        // `f`'s own lifetime parameters and bounds (a generic `f` is refused before this).
-        let generics = &self.func.sig.generics;
-        let own = generics.params.iter();
-        let own_bounds = generics.where_clause.as_ref().map(|w| {
-            let predicates = w.predicates.iter();
-            quote!(#(#predicates,)*)
-        });
-        let (vis, cfgs) = (self.vis(), &self.cfgs);
-        let f = &self.func.sig.ident;
-        let doc = format!(
-            " Fills the cache of `{f}` for every item (the arguments of one call: a tuple for \
-             several parameters), a few at once (`cache_runtime::set_warm_concurrency`, default \
-             8). Keys already fresh, here or in Redis, are skipped; the others load; returns how \
-             many loaded, were skipped and failed."
-        );
-        quote! {
-            #(#cfgs)*
-            #[doc = #doc]
-            #[allow(dead_code, deprecated)]
-            #vis #asyncness fn #ident<#(#own,)* #lifetime, #iter>(#items: #iter) -> #krate::Warmed
-            where
-                #iter: ::core::iter::IntoIterator<Item = #item>,
-                #bounds
-                #own_bounds
-            {
-                let #cache = #store();
-                #run
-            }
-        }
-    }
-
-    /// Whether every parameter type can be named in `f_warm`'s where clause once its elided
-    /// reference lifetimes are named: not with a function type, a trait object or a type
-    /// known to hide a lifetime (`Cow<str>`, `Ref<T>`, written without one); `f_warm` is left
-    /// out for those.
-    fn warmable(&self) -> bool {
-        const HIDING: [&str; 5] = ["Cow", "Ref", "RefMut", "Arguments", "Formatter"];
-        fn ok(tokens: TokenStream) -> bool {
-            let mut tokens = tokens.into_iter().peekable();
-            while let Some(tt) = tokens.next() {
-                match tt {
-                    TokenTree::Group(g) if !ok(g.stream()) => return false,
-                    TokenTree::Ident(i) => {
-                        let name = i.to_string();
-                        if ["fn", "Fn", "FnMut", "FnOnce", "dyn", "for", "impl"]
-                            .contains(&name.as_str())
-                        {
-                            return false;
-                        }
-                        if HIDING.contains(&name.as_str()) {
-                            // `Cow<'a, str>` names its lifetime: `<` then `'`.
-                            let named = matches!(tokens.peek(), Some(TokenTree::Punct(p)) if p.as_char() == '<')
-                                && {
-                                    tokens.next();
-                                    matches!(tokens.peek(), Some(TokenTree::Punct(p)) if p.as_char() == '\'')
-                                };
-                            if !named {
-                                return false;
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            true
-        }
-        self.sig.params.iter().all(|p| ok(p.ty.to_token_stream()))
-    }
-
     /// With freshness phases, or async (a load goes on when its caller is cancelled), and
     /// parameters that are all owned: the body wrapped so that the engine may run it in the
     /// background if the type checker finds it `Send` (see `cache_runtime`'s `body.rs`).
@@ -567,125 +373,6 @@ impl<'a> Gen<'a> {
             (&&#probe).kind().wrap(#b)
         }}
     }
-
-    /// The body as written, under `f_uncached`, with the function's attributes but its docs.
-    fn uncached(&self) -> TokenStream {
-        let mut func = self.func.clone();
-        func.sig.ident = self.ident("_uncached");
-        func.attrs.retain(attrs::on_body);
-        let f = &self.func.sig.ident;
-        let doc = format!(" Runs the body of `{f}` without the cache: no lookup, no store.");
-        quote! {
-            #[doc = #doc]
-            #func
-        }
-    }
-
-    /// ```text
-    /// fn f_invalidate(a: A) -> Invalidation { __cached_f().invalidate(&Lookup((&a,))) }
-    /// ```
-    fn invalidate(&self) -> TokenStream {
-        let ident = self.ident("_invalidate");
-        let receiver = if self.key.uses_self {
-            self.shared_receiver()
-        } else {
-            None
-        };
-        let params = self.key.params(self.sig);
-        let krate = &self.krate;
-        let returns = quote!(#krate::Invalidation);
-        let sig = self.signature(&ident, receiver.as_ref(), &params, Output::Own(returns));
-        let store = self.path_to(&self.store_ident());
-        let code = self.key.code(&self.krate);
-        let (prelude, lookup) = (&code.prelude, &code.lookup);
-        let invalidate = match self.func.sig.asyncness {
-            Some(_) => quote!(#store().invalidate_async(&#lookup).await),
-            None => quote!(#store().invalidate(&#lookup)),
-        };
-        let (vis, cfgs) = (self.vis(), &self.cfgs);
-        let f = &self.func.sig.ident;
-        let doc = format!(
-            " Removes the cached result of `{f}` for these key arguments. A load of the same \
-             key in flight keeps its result out of the cache. On Redis, `Pending` says Redis \
-             could not be reached: removed in this process, and replayed when Redis answers."
-        );
-        quote! {
-            #(#cfgs)*
-            #[doc = #doc]
-            #[allow(dead_code)]
-            #vis #sig {
-                #prelude
-                #invalidate
-            }
-        }
-    }
-
-    /// `&self` for a method whose key names `self`, whatever `f` takes.
-    fn shared_receiver(&self) -> Option<syn::Receiver> {
-        let self_token = &self.sig.receiver.as_ref()?.self_token;
-        Some(syn::parse_quote!(&#self_token))
-    }
-
-    /// ```text
-    /// fn f_refresh(a: A, b: &B) -> R {
-    ///     let key = __cached_f().key(&Lookup((&a, &*b)));
-    ///     __cached_f().refresh(key, move || f_uncached(a, b))
-    /// }
-    /// ```
-    fn refresh(&self) -> TokenStream {
-        let ident = self.ident("_refresh");
-        let sig = self.signature(
-            &ident,
-            self.sig.receiver.as_ref(),
-            &self.all_params(),
-            Output::Body(&self.sig.output),
-        );
-        let store = self.path_to(&self.store_ident());
-        let code = self.key.code(&self.krate);
-        let (prelude, lookup) = (&code.prelude, &code.lookup);
-        let call = self.call_uncached();
-        let tags = self.tags.code(&self.krate);
-        let [key] = mixed(["__key"]);
-        let refresh = match self.func.sig.asyncness {
-            Some(_) => quote!(#store().refresh_async(#key, #call).await),
-            None => quote!(#store().refresh(#key, move || #call)),
-        };
-        let (vis, cfgs) = (self.vis(), &self.cfgs);
-        let f = &self.func.sig.ident;
-        let doc = format!(" Runs the body of `{f}` now, stores its result and returns it.");
-        quote! {
-            #(#cfgs)*
-            #[doc = #doc]
-            #[allow(dead_code, deprecated)]
-            #vis #sig {
-                let #key = {
-                    #prelude
-                    #store().key(&#lookup, #tags)
-                };
-                #refresh
-            }
-        }
-    }
-
-    /// ```text
-    /// fn f_cache() -> &'static CacheHandle { __cached_f().handle() }
-    /// ```
-    fn cache_handle(&self) -> TokenStream {
-        let krate = &self.krate;
-        let ident = self.ident("_cache");
-        let store = self.path_to(&self.store_ident());
-        let (vis, cfgs) = (self.vis(), &self.cfgs);
-        let f = &self.func.sig.ident;
-        let doc = format!(" The cache of `{f}`: its name, stats, and `clear()`.");
-        quote! {
-            #(#cfgs)*
-            #[doc = #doc]
-            #[allow(dead_code)]
-            #vis fn #ident() -> &'static #krate::__private::CacheHandle {
-                #store().handle()
-            }
-        }
-    }
 }
 
 /// The output of a generated function's signature.
@@ -699,41 +386,6 @@ enum Output<'a> {
 /// Local names the generated code introduces, invisible to the user's code.
 fn mixed<const N: usize>(names: [&str; N]) -> [syn::Ident; N] {
     names.map(|n| syn::Ident::new(n, Span::mixed_site()))
-}
-
-/// `tokens` (a type) with every elided reference lifetime (`&T`, `'_`) named `lifetime`.
-fn named_lifetimes(tokens: TokenStream, lifetime: &syn::Lifetime) -> TokenStream {
-    let mut out = TokenStream::new();
-    let mut tokens = tokens.into_iter().peekable();
-    while let Some(tt) = tokens.next() {
-        match tt {
-            TokenTree::Group(g) => {
-                let mut inner =
-                    proc_macro2::Group::new(g.delimiter(), named_lifetimes(g.stream(), lifetime));
-                inner.set_span(g.span());
-                out.extend([TokenTree::Group(inner)]);
-            }
-            TokenTree::Punct(p) if p.as_char() == '&' => {
-                let named =
-                    matches!(tokens.peek(), Some(TokenTree::Punct(q)) if q.as_char() == '\'');
-                out.extend([TokenTree::Punct(p)]);
-                if !named {
-                    out.extend(quote!(#lifetime));
-                }
-            }
-            TokenTree::Punct(p) if p.as_char() == '\'' => {
-                let anonymous = matches!(tokens.peek(), Some(TokenTree::Ident(i)) if i == "_");
-                if anonymous {
-                    tokens.next();
-                    out.extend(quote!(#lifetime));
-                } else {
-                    out.extend([TokenTree::Punct(p)]);
-                }
-            }
-            other => out.extend([other]),
-        }
-    }
-    out
 }
 
 /// Whether `block` names `ident` or one of its companions (`{ident}_entry`, `_refresh`, …)
