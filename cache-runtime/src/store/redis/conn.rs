@@ -82,7 +82,6 @@ pub(crate) struct Redis {
     /// moves to the next node when its node fails.
     pub(crate) clients: Vec<redis::Client>,
     outage: Outage,
-    pub(crate) notices: super::notify::Notices,
     /// `{prefix}cache-runtime:published`.
     pub(crate) channel: String,
     pub(crate) config: &'static Config,
@@ -278,8 +277,7 @@ impl Redis {
             connection,
             clients,
             outage: Outage::default(),
-            notices: super::notify::Notices::default(),
-            channel: super::notify::channel(&config.key_prefix),
+            channel: format!("{}cache-runtime:published", config.key_prefix),
             config,
             breaker,
         })

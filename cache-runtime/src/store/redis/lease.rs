@@ -16,7 +16,6 @@ use super::Keys;
 use super::conn::{Redis, StoreError};
 use super::layout::ClearScan;
 use super::notify::{Notices, Watch};
-use super::tags;
 
 /// Lua: the times of an entry of either envelope (`codec.rs`, `json.rs`), `fresh_until,
 /// retry_at` in ms since the Unix epoch, or `0, 0` for bytes of another format; and whether an
@@ -286,7 +285,7 @@ async fn read_or_lock(
     lifetime: Duration,
 ) -> Result<Result<Begin, ()>, StoreError> {
     let token = new_token();
-    let init = tags::fresh();
+    let init = super::fresh();
     let given = given(redis, keys, Some(&init)).await?;
     let args: [&[u8]; 5] = [token.as_bytes(), &ms(lifetime), &now_arg(), &init, &given];
     let script_keys = script_keys(redis, keys);
@@ -357,7 +356,7 @@ pub(crate) async fn force(
     lifetime: Duration,
 ) -> Result<Begin, StoreError> {
     let token = new_token();
-    let init = tags::fresh();
+    let init = super::fresh();
     let given = given(redis, keys, Some(&init)).await?;
     let args: [&[u8]; 4] = [token.as_bytes(), &ms(lifetime), &init, &given];
     let reply: Value = redis.eval(&TAKE, &script_keys(redis, keys), &args).await?;
@@ -372,7 +371,7 @@ pub(crate) async fn read_or_take(
     lifetime: Duration,
 ) -> Result<Begin, StoreError> {
     let token = new_token();
-    let init = tags::fresh();
+    let init = super::fresh();
     let given = given(redis, keys, Some(&init)).await?;
     let args: [&[u8]; 5] = [token.as_bytes(), &ms(lifetime), &now_arg(), &init, &given];
     let script_keys = script_keys(redis, keys);
@@ -390,7 +389,7 @@ pub(crate) async fn try_refresh(
 ) -> Result<Begin, StoreError> {
     let token = new_token();
     let seen = seen.to_string();
-    let init = tags::fresh();
+    let init = super::fresh();
     let given = given(redis, keys, Some(&init)).await?;
     let args: [&[u8]; 6] = [
         token.as_bytes(),

@@ -9,13 +9,14 @@
 //! fail.
 
 mod conn;
+mod gate;
 pub(crate) mod layout;
 mod lease;
+mod log;
 mod notify;
 mod pending;
 mod store;
 pub(crate) mod tags;
-mod tiered;
 mod tracking;
 
 use crate::bounds::{CachedValue, RedisValue};
@@ -95,6 +96,19 @@ where
 }
 
 pub use store::RedisStore;
+
+/// The key of the tag `name`, under the current key prefix.
+pub(crate) fn tag_key(name: &str) -> String {
+    format!(
+        "{}cache-runtime:tag:{name}",
+        crate::config::current().key_prefix
+    )
+}
+
+/// A fresh version: 16 random hex digits (a missing tag key is made with it).
+pub(crate) fn fresh() -> Vec<u8> {
+    format!("{:016x}", fastrand::u64(..)).into_bytes()
+}
 
 /// The Redis keys of a call; cheap to clone. The lock key is made on first use (a miss).
 #[derive(Clone)]

@@ -22,10 +22,8 @@ use tokio::sync::Notify;
 
 use super::conn::Redis;
 
-/// The channel of a key prefix.
-pub(crate) fn channel(prefix: &str) -> String {
-    format!("{prefix}cache-runtime:published")
-}
+/// This process's waiters (one Redis per process).
+static NOTICES: std::sync::LazyLock<Notices> = std::sync::LazyLock::new(Notices::default);
 
 /// The keys callers of this process wait on, and the subscriber that wakes them.
 #[derive(Default)]
@@ -41,7 +39,6 @@ struct Watched {
 
 /// A caller's interest in one key, from its first wait until it has its answer.
 pub(crate) struct Watch {
-    redis: &'static Redis,
     key: Vec<u8>,
     pub(crate) notify: Arc<Notify>,
 }
@@ -49,7 +46,7 @@ pub(crate) struct Watch {
 impl Notices {
     /// Starts watching `key` (and, the first time, listening on the channel).
     pub(crate) fn watch(redis: &'static Redis, key: &str) -> Watch {
-        let notices = &redis.notices;
+        let notices = &*NOTICES;
         if !notices.listening.swap(true, Relaxed) {
             redis.background(listen(redis));
         }
@@ -65,7 +62,6 @@ impl Notices {
             });
         entry.watchers += 1;
         Watch {
-            redis,
             key: key.as_bytes().to_vec(),
             notify: entry.notify.clone(),
         }
@@ -82,9 +78,7 @@ impl Notices {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        let mut watched = self
-            .redis
-            .notices
+        let mut watched = NOTICES
             .watched
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -117,7 +111,7 @@ async fn listen(redis: &'static Redis) {
         {
             let mut messages = pubsub.on_message();
             while let Some(message) = messages.next().await {
-                redis.notices.deliver(message.get_payload_bytes());
+                NOTICES.deliver(message.get_payload_bytes());
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -25,7 +25,7 @@ use super::Keys;
 use super::conn::{Redis, StoreError};
 use super::layout::ClearScan;
 use super::lease;
-use super::tiered::{self, Change};
+use super::log::{self, Change};
 
 /// One invalidation to replay.
 pub(crate) enum Pending {
@@ -150,17 +150,17 @@ async fn replay_batch(redis: &'static Redis, batch: Vec<Pending>) -> Result<(), 
         let done = match &p {
             Pending::Key(keys, None) => lease::invalidate(redis, keys.value(), keys.lock()).await,
             Pending::Key(keys, Some(change)) => {
-                tiered::invalidate(redis, keys.value(), keys.lock(), change).await
+                log::invalidate(redis, keys.value(), keys.lock(), change).await
             }
             Pending::Clear(scan, log) => match lease::delete_matching(redis, scan).await {
                 Ok(_) => match log {
-                    Some(change) => tiered::append(redis, change).await,
+                    Some(change) => log::append(redis, change).await,
                     None => Ok(()),
                 },
                 Err(e) => Err(e),
             },
-            Pending::Logged(change) => tiered::append(redis, change).await,
-            Pending::Tags(names) => super::tags::replay(redis, names).await,
+            Pending::Logged(change) => log::append(redis, change).await,
+            Pending::Tags(names) => log::invalidate_tags_now(redis, names).await,
         };
         if let Err(e) = done {
             keep(p);

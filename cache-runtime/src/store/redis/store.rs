@@ -13,9 +13,9 @@ use std::time::Duration;
 use super::conn::{Redis, StoreError};
 use super::layout::{self, ClearScan, KeyShape, KeyWriter};
 use super::lease::{Begin, Lease, Write};
+use super::log::{self, Change};
 use super::pending::{self, Pending};
-use super::tiered::{self, Change};
-use super::{Keys, RedisFunction, tags};
+use super::{Keys, RedisFunction};
 use crate::clock;
 use crate::codec;
 use crate::config;
@@ -210,7 +210,7 @@ impl<F: RedisFunction> Store<F> for RedisStore {
         match F::render_key(lookup, &mut writer) {
             Ok(()) => Ok(Keys::new(
                 writer.into_key(),
-                tags.names().map(self::tags::key).collect(),
+                tags.names().map(super::tag_key).collect(),
             )),
             Err(e) => Err(StoreError::Data(format!(
                 "a key part does not serialize: {e}"
@@ -370,12 +370,17 @@ impl<F: RedisFunction> Store<F> for RedisStore {
     }
 
     fn follow(&'static self) {
-        tiered::start(&self.name);
+        // The L1 listens through the registry; Redis reports changes by the log and by
+        // tracking the cache's keys.
+        if let Ok(redis) = Redis::get() {
+            log::start_reader(redis);
+            super::tracking::track(redis, &self.name);
+        }
     }
 
     #[inline]
     fn serves_local_at(coarse: u64) -> bool {
-        tiered::serves_local_at(coarse)
+        super::gate::serves_local_at(coarse)
     }
 
     fn health(&self) -> Option<Health> {
@@ -454,8 +459,8 @@ mod ops {
     use super::super::conn::{Redis, StoreError};
     use super::super::layout::ClearScan;
     use super::super::lease::{self, Begin, Lease};
+    use super::super::log::{self, Change};
     use super::super::pending;
-    use super::super::tiered::{self, Change};
     use super::super::tracking::Echo;
     use crate::store::Start;
 
@@ -541,7 +546,7 @@ mod ops {
     ) -> Result<(), StoreError> {
         pending::replayed(redis).await?;
         match log {
-            Some(change) => tiered::invalidate(redis, keys.value(), keys.lock(), &change).await,
+            Some(change) => log::invalidate(redis, keys.value(), keys.lock(), &change).await,
             None => lease::invalidate(redis, keys.value(), keys.lock()).await,
         }
     }
@@ -554,7 +559,7 @@ mod ops {
         pending::replayed(redis).await?;
         lease::delete_matching(redis, &scan).await?;
         match log {
-            Some(change) => tiered::append(redis, &change).await,
+            Some(change) => log::append(redis, &change).await,
             None => Ok(()),
         }
     }
@@ -562,6 +567,6 @@ mod ops {
     /// After `f_refresh` of a tiered cache wrote: the change appended to the log.
     pub(super) async fn changed(redis: &'static Redis, change: Change) -> Result<(), StoreError> {
         pending::replayed(redis).await?;
-        tiered::append(redis, &change).await
+        log::append(redis, &change).await
     }
 }

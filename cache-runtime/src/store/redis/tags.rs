@@ -30,21 +30,9 @@
 //! commands, one `SET` and one `XADD` per tag (kept and replayed whole if one fails).
 
 use super::conn::{Redis, StoreError};
+use super::log;
 use super::pending::{self, Pending};
-use super::tiered;
-use super::tracking::Echo;
-use crate::config;
 use crate::invalidation::Invalidation;
-
-/// The key of the tag `name`, under the current key prefix.
-pub(crate) fn key(name: &str) -> String {
-    format!("{}cache-runtime:tag:{name}", config::current().key_prefix)
-}
-
-/// A fresh version: 16 random hex digits (a missing tag key is made with it).
-pub(crate) fn fresh() -> Vec<u8> {
-    format!("{:016x}", fastrand::u64(..)).into_bytes()
-}
 
 /// Moves the tags `names` to a fresh version on Redis and tells every L1; `Pending`, kept to
 /// replay, when Redis cannot be reached; `Pending`, not kept, when the settings name no usable
@@ -82,24 +70,7 @@ fn done_without_redis() -> Invalidation {
 /// What an invalidation runs on Redis: first what is kept to replay, then its own script.
 async fn apply(redis: &'static Redis, names: &[String]) -> Result<(), StoreError> {
     pending::replayed(redis).await?;
-    replay(redis, names).await
-}
-
-/// The script of one invalidation of `names` (also what a kept one replays).
-pub(crate) async fn replay(redis: &Redis, names: &[String]) -> Result<(), StoreError> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    let keys: Vec<String> = names.iter().map(|n| key(n)).collect();
-    // This process's tiered caches are not told of these writes by their own reports (the
-    // tags moved on here already).
-    let version = fresh();
-    let _echoes: Vec<Echo> = names
-        .iter()
-        .zip(&keys)
-        .filter_map(|(name, key)| Echo::tag(name, key, &version))
-        .collect();
-    tiered::invalidate_tags(redis, &keys, names, &version).await
+    log::invalidate_tags_now(redis, names).await
 }
 
 fn answer(names: &[String], done: Result<(), StoreError>) -> Invalidation {

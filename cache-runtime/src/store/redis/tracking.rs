@@ -40,7 +40,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::conn::Redis;
-use super::tiered;
+use super::gate::{self, TRACKERS};
 use crate::clock;
 use crate::config;
 
@@ -64,9 +64,6 @@ static PREFIXES: Mutex<Prefixes> = Mutex::new(Prefixes {
     heads: Vec::new(),
 });
 
-/// Each tracker's deadline: until when (cache clock, ms) its connection is known tracking
-/// and alive; 0 while it is not.
-static TRACKERS: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
 static STARTED: OnceLock<()> = OnceLock::new();
 /// Whether a tracking failure was logged at warn level (once per process).
 static WARNED: OnceLock<()> = OnceLock::new();
@@ -98,17 +95,10 @@ pub(crate) fn track(redis: &'static Redis, name: &str) {
             {
                 tracker.store(0, Relaxed);
             }
-            tiered::close();
+            gate::close();
         }
     }
     STARTED.get_or_init(|| start(redis));
-}
-
-/// Until when every tracker is known live: the earliest of their deadlines (0 before they
-/// started, or while one is down).
-pub(crate) fn live_until() -> u64 {
-    let trackers = TRACKERS.lock().unwrap_or_else(PoisonError::into_inner);
-    trackers.iter().map(|t| t.load(Relaxed)).min().unwrap_or(0)
 }
 
 /// The prefixes to ask for, none covering another (Redis refuses overlapping prefixes).
@@ -242,7 +232,7 @@ async fn follow(
             }
             let _ = failed.send(());
             deadline.store(0, Relaxed);
-            tiered::close();
+            gate::close();
             // Where tracking is refused (an old server, a proxy, a user without the rights),
             // try again less and less often (at most every 5 s).
             tokio::time::sleep(backoff).await;
@@ -250,7 +240,7 @@ async fn follow(
             continue;
         }
         deadline.store(0, Relaxed);
-        tiered::close();
+        gate::close();
         backoff = Duration::from_millis(100);
     }
 }
@@ -291,7 +281,7 @@ async fn tracked(
     let (mut generation, mut prefixes) = wanted();
     let _: Value = tracking_on(&prefixes).query_async(&mut con).await?;
     // Writes made while no connection tracked them were not reported.
-    tiered::drop_everything();
+    gate::drop_everything();
     let (tag_head, mut heads) = (tag_head(), tiered_heads());
     let every = Duration::from_millis(PING_MS);
     // When the previous PING was sent (the deadline counts from it).
@@ -314,7 +304,7 @@ async fn tracked(
                 .collect();
             let _: Value = tracking_on(&added).query_async(&mut con).await?;
             // A new cache's copies made before its prefix was tracked may have missed writes.
-            tiered::drop_everything();
+            gate::drop_everything();
             (generation, prefixes, heads) = (now, wanted, tiered_heads());
         }
         // Reports as they come, for a while; then a PING, with a read of each key this
@@ -336,7 +326,7 @@ async fn tracked(
             && let Some(from) = previous.replace(sent)
         {
             deadline.store(from.saturating_add(VALID_MS), Relaxed);
-            tiered::refresh_gate();
+            gate::refresh_gate();
         }
         drop(prefixes_now);
     }
@@ -376,7 +366,7 @@ async fn pinged(
 
 /// The tiered caches' heads, by cache name.
 fn tiered_heads() -> HashMap<String, String> {
-    tiered::names().into_iter().map(|n| (head(&n), n)).collect()
+    gate::names().into_iter().map(|n| (head(&n), n)).collect()
 }
 
 /// One report (`None`: the connection's queue closed): the copies of the keys it names
@@ -408,7 +398,7 @@ fn apply(
         // Nil: a flush. Anything else: not a report this reader understands, so everything
         // goes rather than miss one.
         _ => {
-            tiered::drop_everything();
+            gate::drop_everything();
             return Ok(());
         }
     };
@@ -426,7 +416,7 @@ fn apply(
         }
         for (head, name) in heads {
             if key.starts_with(head.as_str()) {
-                tiered::drop_key(name, key);
+                gate::drop_key(name, key);
             }
         }
     }
@@ -496,7 +486,7 @@ impl Act {
     /// Applies a report of `key` once Redis was read: `stored` is what the key holds now.
     fn verified(&self, key: &str, stored: Option<&[u8]>) {
         match self {
-            Act::Value(cache) => tiered::verify_key(cache, key, stored),
+            Act::Value(cache) => gate::verify_key(cache, key, stored),
             Act::Tag(tag, version) => {
                 if stored != Some(version.as_slice()) {
                     crate::tags::invalidate_local(tag);

@@ -26,16 +26,16 @@
 //! was acknowledged to its caller, beyond the reader's lag.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use redis::Value;
 
 use super::conn::{Conn, Redis, StoreError};
+use super::gate;
+use super::tracking::Echo;
 use crate::clock;
 use crate::config;
-use crate::registry::{self, Change as Feed};
 
 /// How long one `XREAD` blocks.
 const BLOCK_MS: u64 = 100;
@@ -54,59 +54,6 @@ const MAX_LEN: &str = "10000";
 pub(crate) struct Change {
     pub(crate) cache: String,
     pub(crate) key: String,
-}
-
-/// Until when (cache clock, ms) the L1 may answer; 0 while the reader is not caught up, or a
-/// tracking connection (`tracking.rs`) is down. A plain static: the L1 hit path reads it.
-static VALID_UNTIL: AtomicU64 = AtomicU64::new(0);
-
-/// Until when (cache clock, ms) the log reader is known caught up.
-static LOG_UNTIL: AtomicU64 = AtomicU64::new(0);
-
-/// Orders the writes of `VALID_UNTIL` (never taken on the hit path, which only reads it): a
-/// gate computed from deadlines read before a `close` is never stored after it.
-static GATE: Mutex<()> = Mutex::new(());
-
-/// Opens the L1 until both the log reader and every tracking connection may have missed
-/// nothing: the earlier of their deadlines. Called by each after it heard from Redis.
-pub(crate) fn refresh_gate() {
-    let _gate = GATE.lock().unwrap_or_else(PoisonError::into_inner);
-    let until = LOG_UNTIL.load(Relaxed).min(super::tracking::live_until());
-    VALID_UNTIL.store(until, Relaxed);
-}
-
-/// Closes the L1 until the next `refresh_gate` finds everything live (a tracking connection
-/// failed; its deadline is 0 before this is called).
-pub(crate) fn close() {
-    let _gate = GATE.lock().unwrap_or_else(PoisonError::into_inner);
-    VALID_UNTIL.store(0, Relaxed);
-}
-
-/// Drops every copy of every tiered cache (writes were made that nobody reported).
-pub(crate) fn drop_everything() {
-    registry::changed(None, Feed::All);
-}
-
-/// Drops the copy of the Redis key `key` in the tiered cache(s) named `name`.
-pub(crate) fn drop_key(name: &str, key: &str) {
-    registry::changed(Some(name), Feed::Key(key));
-}
-
-/// Keeps the copy of `key` in the tiered cache(s) named `name` only if it is the entry Redis
-/// holds now (`stored`, read after the report), else drops it.
-pub(crate) fn verify_key(name: &str, key: &str, stored: Option<&[u8]>) {
-    match stored {
-        Some(bytes) => {
-            let version = crate::codec::version_of(bytes);
-            registry::changed(Some(name), Feed::Written(key, version));
-        }
-        None => drop_key(name, key),
-    }
-}
-
-/// The names of the tiered caches of this process.
-pub(crate) fn names() -> Vec<String> {
-    registry::listening()
 }
 
 /// This process's id in the log, and its reader's state.
@@ -130,40 +77,9 @@ pub(crate) fn stream_key() -> String {
     )
 }
 
-/// Whether the L1 may answer now: while the reader is caught up, or while Redis is
-/// unavailable to this process (its circuit breaker open: no other process's invalidation can
-/// have been acknowledged through a Redis this process cannot reach, unless the network is
-/// split; the copies then live at most `l1_ttl`).
-#[inline]
-pub(crate) fn serves_local_at(coarse: u64) -> bool {
-    // The common case in one compare: the reader's deadline is well ahead on the coarse
-    // clock; anything else (near the deadline, past it, Redis down) is decided out of line.
-    coarse.saturating_add(clock::SLACK_MS) < VALID_UNTIL.load(Relaxed) || serves_local_slow(coarse)
-}
-
-#[cold]
-#[inline(never)]
-fn serves_local_slow(coarse: u64) -> bool {
-    clock::before_at(coarse, VALID_UNTIL.load(Relaxed)) || redis_down()
-}
-
-#[cold]
-fn redis_down() -> bool {
-    // No usable Redis settings count as down: the L1 answers, each copy for at most `l1_ttl`.
-    Redis::get().map_or(true, |redis| redis.breaker.is_open())
-}
-
-/// A tiered cache named `name` was made (its L1 listens through the registry): start the log
-/// reader (once) and track the cache's keys.
-pub(crate) fn start(name: &str) {
-    LOG.reader.get_or_init(|| {
-        if let Ok(redis) = Redis::get() {
-            redis.background(read(redis));
-        }
-    });
-    if let Ok(redis) = Redis::get() {
-        super::tracking::track(redis, name);
-    }
+/// Starts the log reader, once per process (at the first tiered cache).
+pub(crate) fn start_reader(redis: &'static Redis) {
+    LOG.reader.get_or_init(|| redis.background(read(redis)));
 }
 
 /// The fields of an appended entry: `o` (origin), `c` (cache), `k` (key).
@@ -261,6 +177,23 @@ pub(crate) async fn invalidate_tags(
         .map(drop)
 }
 
+/// The script of one invalidation of `names` (also what a kept one replays).
+pub(crate) async fn invalidate_tags_now(redis: &Redis, names: &[String]) -> Result<(), StoreError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = names.iter().map(|n| super::tag_key(n)).collect();
+    // This process's tiered caches are not told of these writes by their own reports (the
+    // tags moved on here already).
+    let version = super::fresh();
+    let _echoes: Vec<Echo> = names
+        .iter()
+        .zip(&keys)
+        .filter_map(|(name, key)| Echo::tag(name, key, &version))
+        .collect();
+    invalidate_tags(redis, &keys, names, &version).await
+}
+
 /// Appends a change (after `f_refresh` wrote, or `clear()` deleted).
 pub(crate) async fn append(redis: &Redis, change: &Change) -> Result<(), StoreError> {
     let mut cmd = redis::cmd("XADD");
@@ -331,8 +264,7 @@ async fn read(redis: &'static Redis) {
                 follow(&mut con, &mut last).await;
             }
         }
-        LOG_UNTIL.store(0, Relaxed);
-        close();
+        gate::log_lost();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -388,7 +320,7 @@ async fn resume(
         known();
         // The first connection: copies made before it may have missed changes (the L1 did not
         // answer meanwhile, but copies were kept): drop them, and read from the end.
-        drop_everything();
+        gate::drop_everything();
         return Ok(end);
     };
     let oldest: Value = redis::cmd("XRANGE")
@@ -412,7 +344,7 @@ async fn resume(
             "cache-runtime: the invalidation log lost entries while this process was not \
              reading it; every tiered cache's L1 is dropped"
         );
-        drop_everything();
+        gate::drop_everything();
         known();
         return Ok(end);
     }
@@ -463,8 +395,7 @@ async fn follow(con: &mut Conn, last: &mut Option<String>) {
         }
         // Caught up only when a reply did not fill its `COUNT`.
         if read < READ_COUNT {
-            LOG_UNTIL.store(clock::now_ms().saturating_add(VALID_MS), Relaxed);
-            refresh_gate();
+            gate::log_until(clock::now_ms().saturating_add(VALID_MS));
         }
     }
 }
@@ -483,7 +414,7 @@ fn apply(fields: &HashMap<String, String>) {
         return;
     }
     match key.as_str() {
-        "*" => registry::changed(Some(cache), Feed::All),
-        key => drop_key(cache, key),
+        "*" => gate::drop_all(cache),
+        key => gate::drop_key(cache, key),
     }
 }
