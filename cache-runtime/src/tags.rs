@@ -90,16 +90,17 @@ impl Tags {
         })))
     }
 
-    /// Whether no tag was invalidated since the versions were taken.
+    /// Whether no tag was invalidated in this process since the versions were taken (a store
+    /// that keeps the call's tags with its entry answers a miss once they are not).
     #[inline]
-    pub(crate) fn current(&self) -> bool {
+    pub fn current(&self) -> bool {
         self.0
             .as_ref()
             .is_none_or(|s| s.current_at(EPOCH.load(Ordering::SeqCst)))
     }
 
     /// The names, in the order of the attribute.
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+    pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0
             .iter()
             .flat_map(|s| s.seen.iter().map(|(t, _)| t.name()))

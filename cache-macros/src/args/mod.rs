@@ -72,11 +72,15 @@ pub(crate) struct Args {
     /// Loads' spans record the key (`Debug`).
     pub(crate) record_keys: Option<At<bool>>,
     pub(crate) krate: Option<syn::Path>,
+    /// A store of the user's (`store = path::ToStore`): a type implementing
+    /// `cache_runtime::store::Store`.
+    pub(crate) store: Option<syn::Path>,
 }
 
 const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
                      `lock`, `lock_timeout`, `codec`, `stale`, `stale_if_error`, \
-                     `load_timeout`, `early_refresh`, `l1_ttl`, `tags`, `record_keys`, `crate`";
+                     `load_timeout`, `early_refresh`, `l1_ttl`, `tags`, `record_keys`, `store`, \
+                     `crate`";
 
 /// Stores `value` in `slot` unless the argument was given before.
 fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
@@ -124,6 +128,16 @@ impl Args {
             "key" | "name" | "crate" => self.set_string(name, value, errors),
             "jitter" | "early_refresh" | "max_entries" => self.set_number(name, value, errors),
             "backend" | "lock" | "codec" => self.set_choice(name, value, errors),
+            "store" => match value {
+                Expr::Path(path) if path.qself.is_none() => {
+                    set(&mut self.store, path.path.clone(), name, errors);
+                }
+                _ => errors.at(
+                    value.span(),
+                    "`store` takes the path of a type that implements \
+                     `cache_runtime::store::Store`: `store = crate::MyStore`",
+                ),
+            },
             "tags" => {
                 if let Some(tags) = values::tags(value, errors) {
                     set(&mut self.tags, tags, name, errors);

@@ -10,6 +10,28 @@ impl Args {
         self.check_phases(errors);
         self.check_tiers(errors);
         self.check_memory(errors);
+        self.check_store(errors);
+    }
+
+    /// `store` names the shared store: `backend` may only say to put an L1 in front of it.
+    fn check_store(&self, errors: &mut Errors) {
+        let (Some(store), Some(b)) = (&self.store, self.backend) else {
+            return;
+        };
+        let _ = store;
+        let named = match b.value {
+            Backend::Tiered => return,
+            Backend::Memory => "memory",
+            Backend::Redis => "redis",
+        };
+        errors.at(
+            b.span,
+            format!(
+                "`store` names where entries live, and `backend = \"{named}\"` names another: \
+                 keep `store`, with `backend = \"tiered\"` to put an in-process L1 in front of \
+                 it, or remove `store`"
+            ),
+        );
     }
 
     /// `lock = "distributed"` and `codec` concern Redis, not `backend = "memory"`.

@@ -119,7 +119,7 @@ struct Gen<'a> {
     krate: TokenStream,
     /// `#[cfg]` and `#[cfg_attr]`: forwarded to every item.
     cfgs: Vec<&'a Attribute>,
-    /// The function's entries live in Redis.
+    /// The function's entries live in Redis (not in a store of the user's).
     redis: bool,
     /// In front of Redis, an in-process L1 (`backend = "tiered"`).
     tiered: bool,
@@ -141,10 +141,12 @@ impl<'a> Gen<'a> {
         };
         let cfgs = func.attrs.iter().filter(|a| attrs::is_cfg(a)).collect();
         let redis = match args.backend.map(|b| b.value) {
+            _ if args.store.is_some() => false,
             Some(Backend::Memory) => false,
             Some(Backend::Redis | Backend::Tiered) | None => REDIS_BUILD,
         };
-        let tiered = REDIS_BUILD && args.backend.map(|b| b.value) == Some(Backend::Tiered);
+        let tiered = (REDIS_BUILD || args.store.is_some())
+            && args.backend.map(|b| b.value) == Some(Backend::Tiered);
         Gen {
             args,
             func,

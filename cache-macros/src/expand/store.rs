@@ -20,7 +20,8 @@ impl Gen<'_> {
     /// `backend = "redis"` and `lock = "distributed"` need the runtime's `redis` feature.
     pub(super) fn backend_checks(&self) -> TokenStream {
         let mut out = TokenStream::new();
-        if REDIS_BUILD {
+        if REDIS_BUILD || self.args.store.is_some() {
+            // A store of the user's needs no Redis, whatever its lock or tier.
             return out;
         }
         if let Some(b) = self.args.backend {
@@ -68,7 +69,9 @@ impl Gen<'_> {
         let lock = match args.lock.map(|l| l.value) {
             Some(LockKind::None) => quote!(None),
             Some(LockKind::Local) => quote!(Local),
-            Some(LockKind::Distributed) | None if self.redis => quote!(Distributed),
+            Some(LockKind::Distributed) | None if self.redis || args.store.is_some() => {
+                quote!(Distributed)
+            }
             Some(LockKind::Distributed) | None => quote!(Local),
         };
         let codec = match args.codec.map(|c| c.value) {
@@ -169,10 +172,27 @@ impl Gen<'_> {
         let (signature_items, signature) = self.signature_impl();
         let [cell] = mixed(["CELL"]);
         let shape = syn::Ident::new("__shape", out);
-        let (backend, trait_name, make) = match (self.redis, self.tiered) {
-            (true, true) => (quote!(TieredBackend), quote!(RedisFunction), "redis_cache"),
-            (true, false) => (quote!(RedisBackend), quote!(RedisFunction), "redis_cache"),
-            (false, _) => (quote!(Memory), quote!(Function), "memory_cache"),
+        // The store, named by the backend's name or the user's path, and what its cache needs
+        // of the function.
+        let private = quote!(#krate::__private);
+        let (store, trait_name, make) = match (&self.args.store, self.redis, self.tiered) {
+            (Some(path), _, true) => (
+                quote!(#private::Tiered<#path>),
+                quote!(Function),
+                "store_cache",
+            ),
+            (Some(path), _, false) => (quote!(#path), quote!(Function), "store_cache"),
+            (None, true, true) => (
+                quote!(#private::TieredBackend),
+                quote!(RedisFunction),
+                "redis_cache",
+            ),
+            (None, true, false) => (
+                quote!(#private::RedisBackend),
+                quote!(RedisFunction),
+                "redis_cache",
+            ),
+            (None, false, _) => (quote!(#private::Memory), quote!(Function), "memory_cache"),
         };
         // At the parameter most likely to fail a key bound, else at the return type: the
         // opaque type's check of a bound is reported once with the same check elsewhere only
@@ -186,9 +206,9 @@ impl Gen<'_> {
             >
         };
         let krate_ret = respan(krate, opaque_at);
-        let backend = respan(&backend, opaque_at);
+        let store = respan(&store, opaque_at);
         let returns = quote_spanned! {opaque_at=>
-            &'static #krate_ret::__private::Engine<#opaque, #krate_ret::__private::#backend>
+            &'static #krate_ret::__private::Engine<#opaque, #store>
         };
         let owner = match self.has_self() {
             true => quote!(#krate::__private::type_id_of::<Self>()),
@@ -199,9 +219,8 @@ impl Gen<'_> {
         // there; a key part that is not a key type errs at its field of `signature`, spanned at
         // its parameter.
         let krate_out = respan(krate, out);
-        let make = syn::Ident::new(make, out);
         let shape_at = syn::Ident::new("__shape", out);
-        let make = syn::Ident::new(make.to_string().as_str(), proc_macro2::Span::call_site());
+        let make = syn::Ident::new(make, proc_macro2::Span::call_site());
         let make = quote! {
             #krate::__private::#make(&#cell, #owner, #signature, #shape_at, || (#name, #policy))
         };

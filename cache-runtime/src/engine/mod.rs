@@ -442,6 +442,27 @@ where
     in_cell(cell, owner, init)
 }
 
+/// The cache of the cached function `S` for `owner` on the store `B` (a store of the user's,
+/// `store = path`, or `Tiered` in front of it), kept in `cell`: the twin of [`memory_cache`]
+/// for any store.
+#[inline]
+pub fn store_cache<S, M, B>(
+    cell: &'static Cell,
+    owner: TypeId,
+    signature: S,
+    shape: Picked<M>,
+    init: impl FnOnce() -> (String, Policy),
+) -> &'static Engine<Shaped<S, M>, B>
+where
+    S: KeyFn,
+    M: Shape<S::Output> + 'static,
+    M::Value: CachedValue,
+    B: Store<Shaped<S, M>>,
+{
+    let _ = (signature, shape);
+    in_cell(cell, owner, init)
+}
+
 /// The engine of `owner` in `cell`, made from `init`'s name and policy and registered at first
 /// use: what every store's constructor does once its bounds are checked. An L1 starts
 /// listening to its store's change feed.

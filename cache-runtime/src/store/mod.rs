@@ -186,6 +186,12 @@ impl Published {
 ///   a key of the cache (an invalidation, a write, a clear) is reported through [`changed`]
 ///   before it is acknowledged to its caller, or [`Store::serves_local_at`] says the L1 may
 ///   not answer until it is.
+/// - **Tags.** [`Store::key`] is given the call's tags, with their versions in this process
+///   when its load started. An entry written under tags that were invalidated since must read
+///   as a miss: a store in this process may keep the call's [`Tags`] with the entry and ask
+///   [`Tags::current`]; a store shared by processes keeps versions of its own (Redis: one key
+///   per tag, compared by the scripts that read) and moves them on when `invalidate_tag` is
+///   called.
 /// - **Errors** are values: the engine counts them ([`Stats`](crate::Stats)), logs them
 ///   (at most one line per cache every 5 s) and answers without the store.
 pub trait Store<F: Function>: Send + Sync + Sized + 'static {
