@@ -8,7 +8,8 @@
 use std::fmt::{Debug, Display};
 use std::hash::Hash;
 
-/// A value the cache keeps: a hit returns a clone of it, from any thread.
+/// A value the cache keeps: a hit returns a clone of it, from any thread. Every
+/// `Clone + Send + Sync + 'static` type is one.
 #[diagnostic::on_unimplemented(
     message = "`#[cached]` keeps a copy of `{Self}`, so it must be `Clone + Send + Sync + 'static`",
     label = "the cached value",
@@ -19,7 +20,8 @@ pub trait CachedValue: Clone + Send + Sync + 'static {}
 #[diagnostic::do_not_recommend]
 impl<T: Clone + Send + Sync + 'static> CachedValue for T {}
 
-/// A value stored in Redis.
+/// A value stored in Redis (`backend = "redis"` or `"tiered"`): one that serde writes and reads
+/// back. Every `Serialize + DeserializeOwned` type is one.
 #[cfg(feature = "redis")]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is stored in Redis, so it must implement `serde::Serialize` and \

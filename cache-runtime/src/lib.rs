@@ -41,6 +41,10 @@ mod tags;
 mod warm;
 
 pub use answer::{CacheStatus, Cached};
+pub use bounds::CachedValue;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use bounds::RedisValue;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use config::{Config, ConfigBuilder, ConfigError};

@@ -28,6 +28,17 @@ pub(super) struct Failed<'a> {
     pub(super) counted: bool,
 }
 
+impl Failed<'static> {
+    /// The failure of a load's `result` (an error, or a panic).
+    pub(super) fn of<R>(result: &Result<R, Panic>, counted: bool) -> Self {
+        let why = match result {
+            Ok(_) => "returned an error",
+            Err(_) => "panicked",
+        };
+        Failed { why, counted }
+    }
+}
+
 impl<F: Function, S: Store<F>> Engine<F, S> {
     /// Whether `held` may still answer for a failed load.
     pub(super) fn can_keep(&self, held: &Entry<F::Value>) -> bool {

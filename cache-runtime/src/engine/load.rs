@@ -7,12 +7,9 @@
 //! `tests/invalidate.rs`); a local write without one (`lock = "none"`, a waiter that gave up,
 //! `f_refresh`) is fenced by a ticket (`fence.rs`); a backend's write is fenced by its lease.
 
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::time::Duration;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::body::{
-    AsyncBody, CatchUnwind, LateAsync, LateSync, LoadJob, Panic, SendFuture, SyncBody, Waited,
-};
+use crate::body::{AsyncBody, CatchUnwind, SyncBody};
 use crate::clock;
 use crate::entry::{Entry, Slot, Times};
 use crate::fence::Ticket;
@@ -24,11 +21,11 @@ use crate::stats::Counter;
 use crate::store::{Start, Store};
 use crate::tags::EntryTags;
 
-use super::fail_safe::Failed;
-use super::flight::{Flight, Guard, Lead, LoadClock};
+use super::flight::{Flight, Guard, Lead};
+use super::lead::{Owner, stored};
 use super::phase::Next;
-use super::settle::{LoadWatch, Settled};
-use super::shared::{Fetched, Granted};
+use super::settle::Settled;
+use super::shared::Fetched;
 use super::{Engine, Key};
 use crate::answer::{self, CacheStatus, Cached};
 use crate::warm::Warm;
@@ -331,7 +328,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             return self.lead_async(&key, lead, body).await;
         }
         let limit = self.policy.detached_limit();
-        match body.own((key, lead), Leader(self), limit) {
+        match body.own((key, lead), Owner(self), limit) {
             Ok(owned) => owned.await,
             Err((body, (key, lead))) => self.lead_async(&key, lead, body).await,
         }
@@ -404,205 +401,6 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         result
     }
 
-    /// One load: the lease (or another process's result), the body, the publish, the local
-    /// write or hand-over; if it fails, panics or outruns `load_timeout` while an entry is
-    /// held, the held entry answers (fail-safe).
-    pub(super) fn lead(
-        &'static self,
-        key: &Key<F, S>,
-        lead: Lead<'_, F>,
-        body: impl SyncBody<F::Output>,
-    ) -> F::Output {
-        let Lead {
-            guard,
-            mark,
-            start,
-            held,
-            ticket,
-            counted,
-        } = lead;
-        let ticket = ticket.or_else(|| self.lead_ticket(key, guard.is_some(), held.is_some()));
-        let lease = match self.lease(key, start) {
-            Granted::Lease(lease) => lease,
-            Granted::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
-                Ok(result) => return result,
-                Err(guard) => {
-                    let result = self.run(mark, self.watch(mark, &key.local), || body.call());
-                    let settled = self.settle(&result, 0);
-                    note_load(Some(&settled));
-                    self.write_local(key, guard, ticket, &settled, true);
-                    return result;
-                }
-            },
-            // Another process refreshes: the held entry answers (a refresh always holds one).
-            Granted::Busy => match self.held_answer(held.as_ref()) {
-                Some(result) => return result,
-                None => None,
-            },
-        };
-        if let Start::Refresh(_) = start {
-            self.stats.add(Counter::Refresh);
-        }
-        let started = LoadClock::start(&self.policy);
-        let result = match self.timed(held.as_ref()) {
-            Some((answer, limit)) => {
-                let watch = self.watch(mark, &key.local);
-                match body.call_within(limit) {
-                    Ok(Waited::Done(done)) => {
-                        watch.finish::<F>(&done);
-                        done
-                    }
-                    Ok(Waited::Late(late)) => {
-                        let key = key.clone();
-                        if let Some(held) = &held {
-                            self.keep(&key, guard, ticket, lease.as_ref(), held, counted);
-                        }
-                        let load = move |result| {
-                            watch.finish::<F>(&result);
-                            self.late_entry(result, started)
-                        };
-                        late.finish(load, move |entry| {
-                            self.finish_late(&key, lease, ticket, entry);
-                        });
-                        return answer;
-                    }
-                    Err(body) => self.run_caught(mark, watch, body),
-                }
-            }
-            None if held.is_some() => self.run_caught(mark, self.watch(mark, &key.local), body),
-            None => Ok(self.run(mark, self.watch(mark, &key.local), || body.call())),
-        };
-        let outcome = match &result {
-            Ok(result) => Some(self.settle(result, started.elapsed_ms())),
-            Err(_) => None,
-        };
-        note_load(outcome.as_ref());
-        if let Some(held) = self.kept_for(&outcome, held.as_ref()) {
-            let why = failure(&result);
-            let failed = Failed { why, counted };
-            if let Some(answer) = self.fail_safe(key, guard, ticket, lease, held, failed) {
-                return answer;
-            }
-            return answer_or_unwind(result);
-        }
-        let Some(mut settled) = outcome else {
-            return answer_or_unwind(result);
-        };
-        let valid = match lease {
-            Some(lease) => settled.published(self.publish(key, lease, settled.stored())),
-            None => true,
-        };
-        note_load(Some(&settled));
-        self.write_local(key, guard, ticket, &settled, valid);
-        answer_or_unwind(result)
-    }
-
-    /// The async twin of `lead`.
-    pub(super) async fn lead_async(
-        &'static self,
-        key: &Key<F, S>,
-        lead: Lead<'_, F>,
-        body: impl AsyncBody<F::Output>,
-    ) -> F::Output {
-        let Lead {
-            guard,
-            mark,
-            start,
-            held,
-            ticket,
-            counted,
-        } = lead;
-        let ticket = ticket.or_else(|| self.lead_ticket(key, guard.is_some(), held.is_some()));
-        let lease = match self.lease_async(key, start).await {
-            Granted::Lease(lease) => lease,
-            Granted::Found(entry) => match self.shared(key, guard, ticket, entry, start) {
-                Ok(result) => return result,
-                Err(guard) => {
-                    let watch = self.watch(mark, &key.local);
-                    let result = self.run_async(mark, watch, body.start()).await;
-                    let settled = self.settle(&result, 0);
-                    note_load(Some(&settled));
-                    self.write_local(key, guard, ticket, &settled, true);
-                    return result;
-                }
-            },
-            // Another process refreshes: the held entry answers (a refresh always holds one).
-            Granted::Busy => match self.held_answer(held.as_ref()) {
-                Some(result) => return result,
-                None => None,
-            },
-        };
-        if let Start::Refresh(_) = start {
-            self.stats.add(Counter::Refresh);
-        }
-        let started = LoadClock::start(&self.policy);
-        let result = match self.timed(held.as_ref()) {
-            Some((answer, limit)) => {
-                let watch = self.watch(mark, &key.local);
-                match body.call_within(limit).await {
-                    Ok(Waited::Done(done)) => {
-                        watch.finish::<F>(&done);
-                        done
-                    }
-                    Ok(Waited::Late(late)) => {
-                        let key = key.clone();
-                        if let Some(held) = &held {
-                            let lease = lease.as_ref();
-                            self.keep_async(&key, guard, ticket, lease, held, counted)
-                                .await;
-                        }
-                        let load = move |result| {
-                            watch.finish::<F>(&result);
-                            self.late_entry(result, started)
-                        };
-                        late.finish(load, move |entry| async move {
-                            self.finish_late_async(&key, lease, ticket, entry).await;
-                        });
-                        return answer;
-                    }
-                    Err(body) => self.run_caught_async(mark, watch, body.start()).await,
-                }
-            }
-            None if held.is_some() => {
-                let watch = self.watch(mark, &key.local);
-                self.run_caught_async(mark, watch, body.start()).await
-            }
-            None => {
-                let watch = self.watch(mark, &key.local);
-                Ok(self.run_async(mark, watch, body.start()).await)
-            }
-        };
-        let outcome = match &result {
-            Ok(result) => Some(self.settle(result, started.elapsed_ms())),
-            Err(_) => None,
-        };
-        note_load(outcome.as_ref());
-        if let Some(held) = self.kept_for(&outcome, held.as_ref()) {
-            let why = failure(&result);
-            let failed = Failed { why, counted };
-            if let Some(answer) = self
-                .fail_safe_async(key, guard, ticket, lease, held, failed)
-                .await
-            {
-                return answer;
-            }
-            return answer_or_unwind(result);
-        }
-        let Some(mut settled) = outcome else {
-            return answer_or_unwind(result);
-        };
-        let valid = match lease {
-            Some(lease) => {
-                let published = self.publish_async(key, lease, settled.stored()).await;
-                settled.published(published)
-            }
-            None => true,
-        };
-        note_load(Some(&settled));
-        self.write_local(key, guard, ticket, &settled, valid);
-        answer_or_unwind(result)
-    }
-
     /// In process, with freshness phases or an L1: the fence ticket taken before the call
     /// reads its entry, so that neither a kept copy of it nor an L1 copy is ever written back
     /// over an invalidation.
@@ -660,12 +458,6 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         }
     }
 
-    /// The fence ticket of a load that writes the local store without its placeholder: one
-    /// without a guard, or one that may outlive its caller (`load_timeout`).
-    fn lead_ticket(&self, key: &Key<F, S>, guarded: bool, held: bool) -> Option<Ticket> {
-        (Self::LOCAL && (!guarded || held)).then(|| self.ticket(&key.local))
-    }
-
     /// A copy of an entry of the local store, kept while a load runs (to answer if it fails):
     /// checkable against invalidations of its tags for as long as it is kept (see
     /// [`EntryTags::held`]).
@@ -674,76 +466,6 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             tags: entry.tags.held(&key.tags),
             ..entry
         }
-    }
-
-    /// The answer a held entry gives, if its shape can.
-    fn held_answer(&self, held: Option<&Entry<F::Value>>) -> Option<F::Output> {
-        let held = held.filter(|h| h.is_current())?;
-        answer::note_held(held);
-        F::Shape::from_slot(held.slot.clone())
-    }
-
-    /// With `load_timeout` and a held entry that can answer: that answer, and how long to
-    /// wait for the load before giving it.
-    fn timed(&self, held: Option<&Entry<F::Value>>) -> Option<(F::Output, Duration)> {
-        let limit = self.policy.load_timeout?;
-        Some((self.held_answer(held)?, limit))
-    }
-
-    /// The held entry that answers in place of a load that gave no value (an error or a
-    /// panic), if it may.
-    fn kept_for(
-        &self,
-        outcome: &Option<Settled<'_, F::Value>>,
-        held: Option<&Entry<F::Value>>,
-    ) -> Option<Entry<F::Value>> {
-        let failed = matches!(outcome, None | Some(Settled { share: None, .. }));
-        held.filter(|h| failed && self.can_keep(h)).cloned()
-    }
-
-    /// Runs the body in place, its panic caught (a held entry may answer instead).
-    fn run_caught(
-        &self,
-        mark: Mark,
-        watch: LoadWatch<'_>,
-        body: impl SyncBody<F::Output>,
-    ) -> Result<F::Output, Panic> {
-        catch_unwind(AssertUnwindSafe(|| self.run(mark, watch, || body.call())))
-    }
-
-    /// Another process's result, met when asking for the lease: counted as a wait (unless
-    /// this was a refresh) and handed to this process's waiters; or, a null for a shape
-    /// without nulls, the guard back to load.
-    fn shared<'a>(
-        &self,
-        key: &Key<F, S>,
-        guard: Option<Guard<'a, F>>,
-        ticket: Option<Ticket>,
-        entry: Entry<F::Value>,
-        start: Start,
-    ) -> Result<F::Output, Option<Guard<'a, F>>> {
-        let Some(result) = F::Shape::from_slot(entry.slot.clone()) else {
-            return Err(guard);
-        };
-        answer::note(CacheStatus::Miss, stored(&entry.times));
-        // A refresh's caller was counted when it found the entry it refreshes.
-        if !matches!(start, Start::Refresh(_)) {
-            self.stats.add(Counter::Wait);
-            if clock::now_ms() < entry.times.retry_at_ms {
-                // Another process kept this value after its load failed.
-                self.stats.add(Counter::StaleIfErrorHit);
-            }
-        }
-        // With an L1, the value found is kept there too (fenced like every copy), and that is
-        // how this process's waiters get it.
-        let l1 = Self::L1;
-        let share = Settled {
-            store: l1.then(|| entry.slot.as_ref()),
-            share: Some(entry.slot.as_ref()),
-            times: entry.times,
-        };
-        self.write_local(key, guard, ticket.filter(|_| l1), &share, true);
-        Ok(result)
     }
 
     /// What a load leaves in the local store. In process: the entry, through the guard
@@ -812,56 +534,5 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                 self.local.remove(&key.local);
             }
         }
-    }
-}
-
-/// The load an async leader runs, made into a task-able future once its body can leave the
-/// caller ([`AsyncBody::own`]).
-struct Leader<F: Function, S: Store<F>>(&'static Engine<F, S>);
-
-impl<F: Function, S: Store<F>> LoadJob<F::Output, (Key<F, S>, Lead<'static, F>)> for Leader<F, S> {
-    fn start(
-        self,
-        body: SendFuture<F::Output>,
-        (key, lead): (Key<F, S>, Lead<'static, F>),
-    ) -> SendFuture<F::Output>
-    where
-        F::Output: Send + 'static,
-    {
-        let engine = self.0;
-        Box::pin(async move { engine.lead_async(&key, lead, body).await })
-    }
-}
-
-/// Why a load gave no value, for the log.
-fn failure<R>(result: &Result<R, Panic>) -> &'static str {
-    match result {
-        Ok(_) => "returned an error",
-        Err(_) => "panicked",
-    }
-}
-
-/// The load's result, or its panic resumed.
-fn answer_or_unwind<R>(result: Result<R, Panic>) -> R {
-    match result {
-        Ok(result) => result,
-        Err(panic) => resume_unwind(panic),
-    }
-}
-
-/// The times of an entry that is stored (`None` for a hand-over that is not: version 0).
-fn stored(times: &Times) -> Option<&Times> {
-    (times.version != 0).then_some(times)
-}
-
-/// Notes the answer of this call's own load: a miss, with the times of what it stored; or
-/// its failure (a kept value may answer next).
-fn note_load<V>(outcome: Option<&Settled<'_, V>>) {
-    match outcome {
-        Some(settled) if settled.share.is_some() => {
-            let times = settled.store.as_ref().map(|_| &settled.times);
-            answer::note(CacheStatus::Miss, times);
-        }
-        _ => answer::note_load_failed(),
     }
 }

@@ -23,6 +23,7 @@ mod fail_safe;
 mod fallback;
 mod flight;
 mod l1;
+mod lead;
 mod load;
 mod phase;
 mod refresh;

@@ -194,6 +194,11 @@ impl Published {
 ///   called.
 /// - **Errors** are values: the engine counts them ([`Stats`](crate::Stats)), logs them
 ///   (at most one line per cache every 5 s) and answers without the store.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a store of cached entries",
+    label = "named by `store = ...`",
+    note = "implement `cache_runtime::store::Store` for it (see that trait's documentation)"
+)]
 pub trait Store<F: Function>: Send + Sync + Sized + 'static {
     /// For handles, metrics and spans (`"memory"`, `"redis"`, `"tiered"`).
     const NAME: &'static str;
