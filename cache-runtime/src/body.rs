@@ -27,13 +27,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// What a panicking body left: its payload.
-pub type Panic = Box<dyn Any + Send + 'static>;
+pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 
 /// A body that can run on another thread or task: everything it holds is owned and `Send`.
 pub struct Owned<C>(C);
 
 /// A boxed async body that can leave the caller.
-pub type SendFuture<R> = Pin<Box<dyn Future<Output = R> + Send>>;
+pub(crate) type SendFuture<R> = Pin<Box<dyn Future<Output = R> + Send>>;
 
 /// The body of a sync cached function.
 pub trait SyncBody<R>: Sized {

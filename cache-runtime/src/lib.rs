@@ -72,22 +72,17 @@ pub use cache_macros::cached;
 /// release.
 #[doc(hidden)]
 pub mod __private {
-    pub use std::sync::OnceLock;
     pub use std::time::Duration;
 
     pub use core::any::TypeId;
     pub use typeid::of as type_id_of;
 
-    pub use crate::body::{
-        AsyncBody, Detach, DetachFn, DetachFuture, Detachable, Detached, Handoff, InPlace,
-        LateAsync, LateSync, LoadJob, Never, Owned, Panic, PickInPlace, PickOwned, SendFuture,
-        Spawned, SyncBody, Waited,
-    };
+    pub use crate::body::{Detach, DetachFn, PickInPlace, PickOwned};
     #[cfg(feature = "redis")]
     pub use crate::bounds::KeyJson;
     pub use crate::bounds::{KeyDebug, KeyDisplay, KeyParam, KeyPlaceholder};
     pub use crate::cell::{Cell, method_name};
-    pub use crate::engine::{CallKey, Engine, memory_cache, store_cache};
+    pub use crate::engine::{Engine, memory_cache, store_cache};
     pub use crate::function::{Function, KeyFn, Part, Signature};
     pub use crate::handle::CacheHandle;
     pub use crate::key::{Lookup, display_part};
