@@ -95,3 +95,14 @@ impl<V> Entry<V> {
         self.tags.current()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every hit clones an entry, and quick_cache keeps the key and entry side by side: their
+    /// size decides how many cache lines a hit touches (`BENCHMARKS.md`, issue 23).
+    #[test]
+    fn an_entry_of_a_word_sized_value_stays_within_80_bytes() {
+        assert_eq!(std::mem::size_of::<crate::tags::EntryTags>(), 16);
+        assert!(std::mem::size_of::<super::Entry<u64>>() <= 80);
+    }
+}
