@@ -19,6 +19,7 @@ use crate::tags::EntryTags;
 
 use super::flight::{Guard, LoadClock};
 use super::settle::Settled;
+use super::shared::Wait;
 use super::{Engine, Key};
 
 /// Why a load gave no value, and whether its caller's answer was counted already.
@@ -72,7 +73,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// The held entry answers a failed load: kept (re-armed) locally and on the backend,
     /// handed to this process's waiters, the lease released. `None` if this shape cannot
     /// answer with it (then the failure stands).
-    pub(super) fn fail_safe(
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of a load, and how it waits"
+    )]
+    pub(super) async fn fail_safe(
         &'static self,
         key: &Key<F, S>,
         guard: Option<Guard<'_, F>>,
@@ -80,31 +85,13 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         lease: Option<S::Lease>,
         held: Entry<F::Value>,
         failed: Failed<'_>,
-    ) -> Option<F::Output> {
-        let mut settled = self.rearm(key, &held, failed.why);
-        let valid = match lease {
-            Some(lease) => settled.published(self.publish(key, lease, settled.stored())),
-            None => true,
-        };
-        self.write_local(key, guard, ticket, &settled, valid);
-        self.kept_answer(held, failed.counted)
-    }
-
-    /// The async twin of `fail_safe`.
-    pub(super) async fn fail_safe_async(
-        &'static self,
-        key: &Key<F, S>,
-        guard: Option<Guard<'_, F>>,
-        ticket: Option<Ticket>,
-        lease: Option<S::Lease>,
-        held: Entry<F::Value>,
-        failed: Failed<'_>,
+        wait: impl Wait,
     ) -> Option<F::Output> {
         let mut settled = self.rearm(key, &held, failed.why);
         let valid = match lease {
             Some(lease) => {
-                let published = self.publish_async(key, lease, settled.stored()).await;
-                settled.published(published)
+                let published = self.publish_with(key, lease, settled.stored(), wait);
+                settled.published(published.await)
             }
             None => true,
         };
@@ -124,7 +111,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// A load outran `load_timeout`: the held entry is kept (re-armed) locally and on the
     /// backend without releasing the lease, which the load still holds, and handed to this
     /// process's waiters. The caller answers with it (counted here).
-    pub(super) fn keep(
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of a load, and how it waits"
+    )]
+    pub(super) async fn keep(
         &'static self,
         key: &Key<F, S>,
         guard: Option<Guard<'_, F>>,
@@ -132,33 +123,12 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         lease: Option<&S::Lease>,
         held: &Entry<F::Value>,
         counted: bool,
+        wait: impl Wait,
     ) {
         let why = "outran `load_timeout` and goes on in the background";
         let settled = self.rearm(key, held, why);
         let valid = match (lease, settled.stored()) {
-            (Some(lease), Some(stored)) => self.keep_shared(key, lease, stored),
-            _ => true,
-        };
-        self.write_local(key, guard, ticket, &settled, valid);
-        if !counted {
-            self.stats.add(Counter::StaleIfErrorHit);
-        }
-    }
-
-    /// The async twin of `keep`.
-    pub(super) async fn keep_async(
-        &'static self,
-        key: &Key<F, S>,
-        guard: Option<Guard<'_, F>>,
-        ticket: Option<Ticket>,
-        lease: Option<&S::Lease>,
-        held: &Entry<F::Value>,
-        counted: bool,
-    ) {
-        let why = "outran `load_timeout` and goes on in the background";
-        let settled = self.rearm(key, held, why);
-        let valid = match (lease, settled.stored()) {
-            (Some(lease), Some(stored)) => self.keep_shared_async(key, lease, stored).await,
+            (Some(lease), Some(stored)) => self.keep_shared_with(key, lease, stored, wait).await,
             _ => true,
         };
         self.write_local(key, guard, ticket, &settled, valid);
@@ -211,12 +181,13 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
 
     /// Stores what a load that no caller waits for left, under its lease and fence ticket;
     /// nothing (the lease released) if it left nothing.
-    pub(super) fn finish_late(
+    pub(super) async fn finish_late(
         &'static self,
         key: &Key<F, S>,
         lease: Option<S::Lease>,
         ticket: Option<Ticket>,
         entry: Option<Entry<F::Value>>,
+        wait: impl Wait,
     ) {
         let Some(mut entry) = entry else {
             return;
@@ -224,30 +195,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         let valid = match lease {
             Some(lease) => {
                 let stored = Some((entry.slot.as_ref(), entry.times));
-                let published = self.publish(key, lease, stored);
-                entry.times.version = published.version.unwrap_or(entry.times.version);
-                published.valid
-            }
-            None => true,
-        };
-        self.store_late(key, ticket, entry, valid);
-    }
-
-    /// The async twin of `finish_late`.
-    pub(super) async fn finish_late_async(
-        &'static self,
-        key: &Key<F, S>,
-        lease: Option<S::Lease>,
-        ticket: Option<Ticket>,
-        entry: Option<Entry<F::Value>>,
-    ) {
-        let Some(mut entry) = entry else {
-            return;
-        };
-        let valid = match lease {
-            Some(lease) => {
-                let stored = Some((entry.slot.as_ref(), entry.times));
-                let published = self.publish_async(key, lease, stored).await;
+                let published = self.publish_with(key, lease, stored, wait).await;
                 entry.times.version = published.version.unwrap_or(entry.times.version);
                 published.valid
             }

@@ -22,7 +22,7 @@ use crate::store::{Start, Store};
 use super::fail_safe::Failed;
 use super::flight::{Guard, Lead, LoadClock};
 use super::settle::{LoadWatch, Settled};
-use super::shared::Granted;
+use super::shared::{Awaiting, Blocking, Granted, now};
 use super::{Engine, Key};
 
 /// What a leader does after asking for its lease.
@@ -91,7 +91,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                         let key = key.clone();
                         if let Some(held) = &load.held {
                             let lease = lease.as_ref();
-                            self.keep(&key, load.guard, load.ticket, lease, held, load.counted);
+                            let (guard, ticket) = (load.guard, load.ticket);
+                            let keep =
+                                self.keep(&key, guard, ticket, lease, held, load.counted, Blocking);
+                            now(keep);
                         }
                         let ticket = load.ticket;
                         let load = move |result| {
@@ -99,7 +102,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                             self.late_entry(result, started)
                         };
                         late.finish(load, move |entry| {
-                            self.finish_late(&key, lease, ticket, entry);
+                            now(self.finish_late(&key, lease, ticket, entry, Blocking));
                         });
                         return answer;
                     }
@@ -122,7 +125,8 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             Ending::FailSafe(held) => {
                 let failed = Failed::of(&result, load.counted);
                 let (guard, ticket) = (load.guard, load.ticket);
-                if let Some(answer) = self.fail_safe(key, guard, ticket, lease, held, failed) {
+                let kept = self.fail_safe(key, guard, ticket, lease, held, failed, Blocking);
+                if let Some(answer) = now(kept) {
                     return answer;
                 }
             }
@@ -166,7 +170,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                     if let Some(held) = &load.held {
                         let lease = lease.as_ref();
                         let (guard, ticket) = (load.guard, load.ticket);
-                        self.keep_async(&key, guard, ticket, lease, held, load.counted)
+                        self.keep(&key, guard, ticket, lease, held, load.counted, Awaiting)
                             .await;
                     }
                     let ticket = load.ticket;
@@ -175,7 +179,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                         self.late_entry(result, started)
                     };
                     late.finish(load, move |entry| async move {
-                        self.finish_late_async(&key, lease, ticket, entry).await;
+                        self.finish_late(&key, lease, ticket, entry, Awaiting).await;
                     });
                     return answer;
                 }
@@ -200,7 +204,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             Ending::FailSafe(held) => {
                 let failed = Failed::of(&result, load.counted);
                 let (guard, ticket) = (load.guard, load.ticket);
-                let kept = self.fail_safe_async(key, guard, ticket, lease, held, failed);
+                let kept = self.fail_safe(key, guard, ticket, lease, held, failed, Awaiting);
                 if let Some(answer) = kept.await {
                     return answer;
                 }

@@ -18,7 +18,7 @@ use crate::store::{Start, Store};
 
 use super::flight::{Lead, LoadClock};
 use super::phase::RefreshMark;
-use super::shared::Granted;
+use super::shared::{Awaiting, Blocking, Granted, now};
 use super::{Engine, Key};
 
 impl<F: Function, S: Store<F>> Engine<F, S> {
@@ -154,7 +154,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         let entry = self
             .late_entry(result, started)
             .or_else(|| self.rearmed_entry(key, &held));
-        self.finish_late(key, lease, ticket, entry);
+        now(self.finish_late(key, lease, ticket, entry, Blocking));
     }
 
     /// The async twin of `refresh_in_background`, as a task of the caller's runtime. The
@@ -183,6 +183,6 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         };
         let entry = finish(CatchUnwind::new(body).await);
         let entry = entry.or_else(|| self.rearmed_entry(&key, &held));
-        self.finish_late_async(&key, lease, ticket, entry).await;
+        self.finish_late(&key, lease, ticket, entry, Awaiting).await;
     }
 }

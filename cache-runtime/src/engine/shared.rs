@@ -2,18 +2,71 @@
 //! ([`Store::block`]) or awaited by an async one, its errors counted and logged (at most one
 //! line per cache every 5 s), and what it read or wrote copied to the fallback.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, Waker};
 
 use crate::clock;
 use crate::entry::{Entry, Slot, Times};
 use crate::function::Function;
 use crate::invalidation::Invalidation;
 use crate::stats::Counter;
-use crate::store::{Leased, Published, Read, Start, Store, StoreError};
+use crate::store::{Leased, Op, Published, Read, Start, Store, StoreError};
 use crate::tags::EntryTags;
 
-use super::fallback::Warm;
 use super::{Engine, Key};
+
+/// How a call waits for its store's operations: written once, each step that asks the store
+/// is an `async fn` generic over this; a sync caller runs it with [`Blocking`] (each operation
+/// blocked on by [`Store::block`], so the step is done at its first poll: [`now`]), an async
+/// caller awaits it with [`Awaiting`].
+pub(super) trait Wait: Copy + Send + Sync + 'static {
+    /// Waits for `op` of `store`.
+    fn wait<F: Function, S: Store<F>, T: Send + 'static>(
+        self,
+        store: &'static S,
+        op: Op<T>,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send;
+}
+
+/// A sync caller: the thread blocks on each operation.
+#[derive(Clone, Copy)]
+pub(super) struct Blocking;
+
+/// An async caller: each operation is polled on its task.
+#[derive(Clone, Copy)]
+pub(super) struct Awaiting;
+
+impl Wait for Blocking {
+    fn wait<F: Function, S: Store<F>, T: Send + 'static>(
+        self,
+        store: &'static S,
+        op: Op<T>,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send {
+        std::future::ready(store.block(op))
+    }
+}
+
+impl Wait for Awaiting {
+    fn wait<F: Function, S: Store<F>, T: Send + 'static>(
+        self,
+        _: &'static S,
+        op: Op<T>,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send {
+        op
+    }
+}
+
+/// The output of a step run with [`Blocking`]: done at its first poll (every wait in it is
+/// ready). Should one not be, the thread blocks until it is.
+pub(super) fn now<T>(step: impl Future<Output = T>) -> T {
+    let mut step = std::pin::pin!(step);
+    let mut cx = Context::from_waker(Waker::noop());
+    match step.as_mut().poll(&mut cx) {
+        Poll::Ready(out) => out,
+        Poll::Pending => crate::store::drive::block_on(step),
+    }
+}
 
 /// What a read of the store found, as a load sees it.
 pub(super) enum Fetched<V> {
@@ -119,31 +172,20 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
 
     /// Reads `key` from the store (sync).
     pub(super) fn fetch(&'static self, key: &Key<F, S>) -> Fetched<F::Value> {
-        let Some(at) = &key.store else {
-            return Fetched::Failed;
-        };
-        let warm = self.warm(key);
-        let read = self.store.block(self.store.read(at));
-        self.fetched(key, warm, read)
+        now(self.fetch_with(key, Blocking))
     }
 
     /// Reads `key` from the store (async).
     pub(super) async fn fetch_async(&'static self, key: &Key<F, S>) -> Fetched<F::Value> {
+        self.fetch_with(key, Awaiting).await
+    }
+
+    async fn fetch_with(&'static self, key: &Key<F, S>, wait: impl Wait) -> Fetched<F::Value> {
         let Some(at) = &key.store else {
             return Fetched::Failed;
         };
         let warm = self.warm(key);
-        let read = self.store.read(at).await;
-        self.fetched(key, warm, read)
-    }
-
-    fn fetched(
-        &self,
-        key: &Key<F, S>,
-        warm: Warm<'_, F>,
-        read: Result<Read<F::Value>, StoreError>,
-    ) -> Fetched<F::Value> {
-        match read {
+        match wait.wait(&self.store, self.store.read(at)).await {
             Ok(Read::Hit(slot, times)) => {
                 let entry = Self::entry_of(key, slot, times);
                 warm.read(&entry);
@@ -168,10 +210,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         key: &Key<F, S>,
         start: Start,
     ) -> Granted<S::Lease, F::Value> {
-        match (&key.store, Self::SHARED) {
-            (Some(at), true) => self.granted(key, self.store.block(self.store.lease(at, start))),
-            _ => Granted::Lease(None),
+        if !Self::SHARED {
+            return Granted::Lease(None);
         }
+        now(self.lease_with(key, start, Blocking))
     }
 
     /// Takes the lease of a load of `key` (async).
@@ -180,21 +222,22 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         key: &Key<F, S>,
         start: Start,
     ) -> Granted<S::Lease, F::Value> {
-        match (&key.store, Self::SHARED) {
-            (Some(at), true) => self.granted(key, self.store.lease(at, start).await),
-            _ => Granted::Lease(None),
-        }
+        self.lease_with(key, start, Awaiting).await
     }
 
     /// A lease's answer: ours, or another process's value (counted as a wait by the load: a
     /// caller that waited for the lease and then took it runs the body, and is not a wait);
     /// after a failure (counted), no lease.
-    fn granted(
-        &self,
+    async fn lease_with(
+        &'static self,
         key: &Key<F, S>,
-        leased: Result<Leased<S::Lease, F::Value>, StoreError>,
+        start: Start,
+        wait: impl Wait,
     ) -> Granted<S::Lease, F::Value> {
-        match leased {
+        let (Some(at), true) = (&key.store, Self::SHARED) else {
+            return Granted::Lease(None);
+        };
+        match wait.wait(&self.store, self.store.lease(at, start)).await {
             Ok(Leased::Lease(lease)) => Granted::Lease(Some(lease)),
             Ok(Leased::Found(slot, times)) => Granted::Found(Self::entry_of(key, slot, times)),
             Ok(Leased::Busy) => Granted::Busy,
@@ -213,14 +256,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         lease: S::Lease,
         stored: Option<(Slot<&F::Value>, Times)>,
     ) -> Published {
-        let Some(at) = &key.store else {
-            return Published::VALID;
-        };
-        let warm = self.warm(key);
-        let published = self
-            .store
-            .block(self.store.publish(at, lease, stored.clone()));
-        self.published(warm, published, stored)
+        now(self.publish_with(key, lease, stored, Blocking))
     }
 
     /// The async twin of `publish`.
@@ -230,21 +266,22 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         lease: S::Lease,
         stored: Option<(Slot<&F::Value>, Times)>,
     ) -> Published {
+        self.publish_with(key, lease, stored, Awaiting).await
+    }
+
+    pub(super) async fn publish_with(
+        &'static self,
+        key: &Key<F, S>,
+        lease: S::Lease,
+        stored: Option<(Slot<&F::Value>, Times)>,
+        wait: impl Wait,
+    ) -> Published {
         let Some(at) = &key.store else {
             return Published::VALID;
         };
         let warm = self.warm(key);
-        let published = self.store.publish(at, lease, stored.clone()).await;
-        self.published(warm, published, stored)
-    }
-
-    fn published(
-        &self,
-        warm: Warm<'_, F>,
-        published: Result<Published, StoreError>,
-        stored: Option<(Slot<&F::Value>, Times)>,
-    ) -> Published {
-        match published {
+        let op = self.store.publish(at, lease, stored.clone());
+        match wait.wait(&self.store, op).await {
             Ok(published) => {
                 if published.valid
                     && let Some((slot, times)) = stored
@@ -260,34 +297,19 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         }
     }
 
-    /// Writes a kept entry under a lease its load still holds (sync): whether it still held.
-    pub(super) fn keep_shared(
+    /// Writes a kept entry under a lease its load still holds: whether it still held.
+    pub(super) async fn keep_shared_with(
         &'static self,
         key: &Key<F, S>,
         lease: &S::Lease,
         stored: (Slot<&F::Value>, Times),
+        wait: impl Wait,
     ) -> bool {
-        match &key.store {
-            Some(at) => self.kept(self.store.block(self.store.keep(at, lease, stored))),
-            None => true,
-        }
-    }
-
-    /// The async twin of `keep_shared`.
-    pub(super) async fn keep_shared_async(
-        &'static self,
-        key: &Key<F, S>,
-        lease: &S::Lease,
-        stored: (Slot<&F::Value>, Times),
-    ) -> bool {
-        match &key.store {
-            Some(at) => self.kept(self.store.keep(at, lease, stored).await),
-            None => true,
-        }
-    }
-
-    fn kept(&self, kept: Result<bool, StoreError>) -> bool {
-        kept.unwrap_or_else(|e| {
+        let Some(at) = &key.store else {
+            return true;
+        };
+        let kept = wait.wait(&self.store, self.store.keep(at, lease, stored));
+        kept.await.unwrap_or_else(|e| {
             self.store_error(&e);
             true
         })
@@ -295,17 +317,17 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
 
     /// After `f_refresh` wrote `key`: with an L1, the store tells the other processes (sync).
     pub(super) fn announce(&'static self, key: &Key<F, S>) {
-        if let (true, Some(at)) = (Self::L1, &key.store)
-            && let Err(e) = self.store.block(self.store.announce(at))
-        {
-            self.store_error(&e);
-        }
+        now(self.announce_with(key, Blocking));
     }
 
     /// The async twin of `announce`.
     pub(super) async fn announce_async(&'static self, key: &Key<F, S>) {
+        self.announce_with(key, Awaiting).await;
+    }
+
+    async fn announce_with(&'static self, key: &Key<F, S>, wait: impl Wait) {
         if let (true, Some(at)) = (Self::L1, &key.store)
-            && let Err(e) = self.store.announce(at).await
+            && let Err(e) = wait.wait(&self.store, self.store.announce(at)).await
         {
             self.store_error(&e);
         }
