@@ -255,51 +255,43 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// (in process by the fence, elsewhere by the store's leases), so none of them writes
     /// its result back.
     pub fn invalidate(&'static self, lookup: &F::Lookup<'_>) -> Invalidation {
-        let Some(key) = self.invalidate_first(lookup) else {
+        if !Self::SHARED {
+            self.invalidate_local(lookup);
             return Invalidation::Done;
-        };
-        let done = key
-            .store
-            .as_ref()
-            .map(|k| self.store.block(self.store.invalidate(k)));
-        let done = self.invalidated(done);
-        self.invalidate_after(lookup);
-        done
+        }
+        shared::now(self.invalidate_with(lookup, shared::Blocking))
     }
 
     /// The async twin of [`Engine::invalidate`].
     pub async fn invalidate_async(&'static self, lookup: &F::Lookup<'_>) -> Invalidation {
-        let Some(key) = self.invalidate_first(lookup) else {
-            return Invalidation::Done;
-        };
-        let done = match &key.store {
-            Some(k) => Some(self.store.invalidate(k).await),
-            None => None,
-        };
-        let done = self.invalidated(done);
-        self.invalidate_after(lookup);
-        done
+        self.invalidate_with(lookup, shared::Awaiting).await
     }
 
-    /// The first step of an invalidation: the local copy and the fallback's dropped; the key
-    /// to invalidate in the shared store, if there is one.
-    fn invalidate_first(&'static self, lookup: &F::Lookup<'_>) -> Option<CallKey<F, S>> {
+    /// An invalidation: the local copy and the fallback's dropped, then the store's entry;
+    /// then, with an L1, the local copy again (one read from the store before its deletion may
+    /// have landed since).
+    async fn invalidate_with(
+        &'static self,
+        lookup: &F::Lookup<'_>,
+        wait: impl shared::Wait,
+    ) -> Invalidation {
         self.invalidate_local(lookup);
         if !Self::SHARED {
-            return None;
+            return Invalidation::Done;
         }
         if let Some(fallback) = self.fallback() {
             let _ = fallback.invalidate(lookup);
         }
-        Some(self.key(lookup, Tags::NONE))
-    }
-
-    /// The last step: an L1 copy read from the store before its deletion may have landed
-    /// since.
-    fn invalidate_after(&self, lookup: &F::Lookup<'_>) {
+        let key = self.key(lookup, Tags::NONE);
+        let done = match &key.store {
+            Some(at) => Some(wait.wait(&self.store, self.store.invalidate(at)).await),
+            None => None,
+        };
+        let done = self.invalidated(done);
         if Self::L1 {
             self.invalidate_local(lookup);
         }
+        done
     }
 
     /// Fences every load and copy in flight, dropping nothing: another process changed a key,
@@ -340,6 +332,24 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     }
 }
 
+impl<F: Function, S: Store<F>> Engine<F, S> {
+    /// A clear: the in-process stores emptied, then the store's entries; then, with an L1,
+    /// the local store again (copies read from the store during the clear may have landed
+    /// since).
+    async fn clear_with(&'static self, wait: impl shared::Wait) -> Invalidation {
+        self.clear_local();
+        if !Self::SHARED {
+            return Invalidation::Done;
+        }
+        let done = wait.wait(&self.store, self.store.clear()).await;
+        let done = self.invalidated(Some(done));
+        if Self::L1 {
+            self.clear_local();
+        }
+        done
+    }
+}
+
 impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     fn name(&self) -> &str {
         &self.name
@@ -376,30 +386,12 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     }
 
     fn clear(&'static self) -> Invalidation {
-        self.clear_local();
-        if !Self::SHARED {
-            return Invalidation::Done;
-        }
-        let done = self.invalidated(Some(self.store.block(self.store.clear())));
-        if Self::L1 {
-            // Copies read from the store during the clear may have landed since.
-            self.clear_local();
-        }
-        done
+        shared::now(self.clear_with(shared::Blocking))
     }
 
     fn clear_async(&'static self) -> Pin<Box<dyn Future<Output = Invalidation> + Send>> {
         self.clear_local();
-        Box::pin(async move {
-            if !Self::SHARED {
-                return Invalidation::Done;
-            }
-            let done = self.invalidated(Some(self.store.clear().await));
-            if Self::L1 {
-                self.clear_local();
-            }
-            done
-        })
+        Box::pin(self.clear_with(shared::Awaiting))
     }
 
     fn breaker(&self) -> Option<crate::handle::BreakerState> {
