@@ -82,13 +82,14 @@ pub mod __private {
     pub use crate::bounds::KeyJson;
     pub use crate::bounds::{KeyDebug, KeyDisplay, KeyParam, KeyPlaceholder};
     pub use crate::cell::{Cell, method_name};
-    pub use crate::engine::{Engine, memory_cache, store_cache};
+    pub use crate::engine::Engine;
     pub use crate::function::{Function, KeyFn, Part, Signature};
     pub use crate::handle::CacheHandle;
     pub use crate::key::{Lookup, display_part};
     pub use crate::policy::{Codec, Lock, Policy};
     pub use crate::shape::{Probe, pick};
     pub use crate::store::{Memory, Tiered};
+    pub use crate::stores::{memory_cache, store_cache};
     pub use crate::tags::Tags;
     pub use crate::warm::{Warm, warm, warm_async};
 

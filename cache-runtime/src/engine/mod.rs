@@ -44,19 +44,18 @@ use std::sync::{Arc, OnceLock};
 use quick_cache::Equivalent;
 
 use crate::answer::{self, CacheStatus, Cached};
-use crate::bounds::CachedValue;
 use crate::cell::Cell;
 use crate::clock;
 use crate::entry::{Entry, Slot, Times};
 use crate::fence::{Fence, Ticket};
-use crate::function::{Function, KeyFn, Shaped, Types};
+use crate::function::{Function, Types};
 use crate::handle::{CacheHandle, Erased};
 use crate::invalidation::Invalidation;
 use crate::policy::Policy;
-use crate::shape::{Picked, Shape};
+use crate::shape::Shape;
 use crate::stats::{Counter, Counters, Stats};
 use crate::store::local::{Local, new_local};
-use crate::store::{Memory, Setup, Store, Tier};
+use crate::store::{Setup, Store, Tier};
 use crate::tags::Tags;
 
 /// The cache behind one `#[cached]` function `F` on the store `S`: generated code keeps one
@@ -413,47 +412,6 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
             fallback
         }
     }
-}
-
-/// The in-process cache of the cached function `S` for `owner` (`Self` of a method), kept in
-/// `cell`; `shape` is the shape the type checker picked for its return type. Registered at
-/// first use.
-#[inline]
-pub fn memory_cache<S, M>(
-    cell: &'static Cell,
-    owner: TypeId,
-    signature: S,
-    shape: Picked<M>,
-    init: impl FnOnce() -> (String, Policy),
-) -> &'static Engine<Shaped<S, M>, Memory>
-where
-    S: KeyFn,
-    M: Shape<S::Output> + 'static,
-    M::Value: CachedValue,
-{
-    let _ = (signature, shape);
-    in_cell(cell, owner, init)
-}
-
-/// The cache of the cached function `S` for `owner` on the store `B` (a store of the user's,
-/// `store = path`, or `Tiered` in front of it), kept in `cell`: the twin of [`memory_cache`]
-/// for any store.
-#[inline]
-pub fn store_cache<S, M, B>(
-    cell: &'static Cell,
-    owner: TypeId,
-    signature: S,
-    shape: Picked<M>,
-    init: impl FnOnce() -> (String, Policy),
-) -> &'static Engine<Shaped<S, M>, B>
-where
-    S: KeyFn,
-    M: Shape<S::Output> + 'static,
-    M::Value: CachedValue,
-    B: Store<Shaped<S, M>>,
-{
-    let _ = (signature, shape);
-    in_cell(cell, owner, init)
 }
 
 /// The engine of `owner` in `cell`, made from `init`'s name and policy and registered at first
