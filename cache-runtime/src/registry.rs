@@ -31,41 +31,46 @@ pub(crate) trait Listener: Send + Sync {
     fn change(&self, change: Change<'_>);
 }
 
-/// The L1s of this process, by cache name.
-static LISTENERS: Mutex<Option<HashMap<String, Vec<&'static dyn Listener>>>> = Mutex::new(None);
+/// The L1s of this process: by the feed they listen to (a store's `FEED`), then by cache name.
+type Listeners = HashMap<&'static str, HashMap<String, Vec<&'static dyn Listener>>>;
 
-/// Listens to the changes of the cache named `name`.
-pub(crate) fn listen(name: &str, listener: &'static dyn Listener) {
+static LISTENERS: Mutex<Option<Listeners>> = Mutex::new(None);
+
+/// Listens to the changes the feed `feed` reports of the cache named `name`.
+pub(crate) fn listen(feed: &'static str, name: &str, listener: &'static dyn Listener) {
     let mut all = LISTENERS.lock().unwrap_or_else(PoisonError::into_inner);
-    let all = all.get_or_insert_with(HashMap::new);
-    all.entry(name.to_owned()).or_default().push(listener);
+    let feeds = all.get_or_insert_with(HashMap::new);
+    let caches = feeds.entry(feed).or_default();
+    caches.entry(name.to_owned()).or_default().push(listener);
 }
 
-/// Hands `change` to the listeners of the cache named `cache` (`None`: of every cache).
-pub(crate) fn changed(cache: Option<&str>, change: Change<'_>) {
+/// Hands `change`, reported by the feed `feed`, to the listeners of the cache named `cache`
+/// (`None`: of every cache on that feed).
+pub(crate) fn changed(feed: &str, cache: Option<&str>, change: Change<'_>) {
     let all = LISTENERS.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(all) = all.as_ref() else {
+    let Some(caches) = all.as_ref().and_then(|feeds| feeds.get(feed)) else {
         return;
     };
     match cache {
-        Some(name) => all
+        Some(name) => caches
             .get(name)
             .into_iter()
             .flatten()
             .for_each(|l| l.change(change)),
-        None => all.values().flatten().for_each(|l| l.change(change)),
+        None => caches.values().flatten().for_each(|l| l.change(change)),
     }
 }
 
-/// The names of the caches that listen to a change feed.
+/// The names of the caches that listen to the feed `feed`.
 #[cfg_attr(
     not(feature = "redis"),
     allow(dead_code, reason = "only Redis tracks the keys of caches by name")
 )]
-pub(crate) fn listening() -> Vec<String> {
+pub(crate) fn listening(feed: &str) -> Vec<String> {
     let all = LISTENERS.lock().unwrap_or_else(PoisonError::into_inner);
     all.as_ref()
-        .map(|all| all.keys().cloned().collect())
+        .and_then(|feeds| feeds.get(feed))
+        .map(|caches| caches.keys().cloned().collect())
         .unwrap_or_default()
 }
 

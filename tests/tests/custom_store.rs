@@ -122,7 +122,7 @@ impl MapStore {
             })
             .unwrap_or_default();
         for other in others {
-            changed(Some(&other), change);
+            changed("map", Some(&other), change);
         }
     }
 
@@ -213,16 +213,20 @@ impl<F: Function> Store<F> for MapStore {
     }
 
     fn lease(&'static self, key: &MapKey, start: Start) -> Op<Leased<MapLease, F::Value>> {
-        let key = &key.name;
-        let until = Instant::now() + self.lock_timeout;
-        loop {
-            let waited_out = Instant::now() >= until;
-            match self.with(|space| self.try_lease::<F::Value>(space, key, start, waited_out)) {
-                Ok(Some(leased)) => return done(Ok(leased)),
-                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
-                Err(e) => return done(Err(e)),
+        // The wait for another process's lease is in the operation, not in building it (a
+        // test store: it waits by sleeping on the thread that polls it).
+        let (key, until) = (key.name.clone(), Instant::now() + self.lock_timeout);
+        Box::pin(async move {
+            loop {
+                let waited_out = Instant::now() >= until;
+                match self.with(|space| self.try_lease::<F::Value>(space, &key, start, waited_out))
+                {
+                    Ok(Some(leased)) => return Ok(leased),
+                    Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+                    Err(e) => return Err(e),
+                }
             }
-        }
+        })
     }
 
     fn publish(
@@ -534,4 +538,104 @@ fn a_failing_store_is_answered_by_the_fallback() {
     );
     assert_eq!(guarded(2), 2);
     assert_eq!(DOWN_LOADS.load(SeqCst), 3, "and then it has");
+
+    // A copy the fallback made in one outage never answers the next one: the store's health
+    // says it recovered in between, and the fallback starts empty.
+    fail("down", true);
+    assert_eq!(guarded(3), 3);
+    assert_eq!(guarded(3), 3);
+    assert_eq!(
+        DOWN_LOADS.load(SeqCst),
+        4,
+        "the fallback keeps what it loaded in the outage"
+    );
+    fail("down", false);
+    fail("down", true);
+    assert_eq!(guarded(3), 3);
+    assert_eq!(
+        DOWN_LOADS.load(SeqCst),
+        5,
+        "the next outage does not serve the earlier copy"
+    );
+    fail("down", false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-flight across processes: the store's lease.
+
+static ACROSS_LOADS: AtomicUsize = AtomicUsize::new(0);
+static ACROSS_START: LazyLock<Barrier> = LazyLock::new(|| Barrier::new(2));
+
+#[cached(store = crate::MapStore, name = "across@a", ttl = 3600)]
+fn across_a(id: u32) -> u32 {
+    ACROSS_LOADS.fetch_add(1, SeqCst);
+    std::thread::sleep(Duration::from_millis(150));
+    id
+}
+
+#[cached(store = crate::MapStore, name = "across@b", ttl = 3600)]
+fn across_b(id: u32) -> u32 {
+    ACROSS_LOADS.fetch_add(1, SeqCst);
+    std::thread::sleep(Duration::from_millis(150));
+    id
+}
+
+#[test]
+fn two_processes_missing_one_key_load_it_once() {
+    let a = std::thread::spawn(|| {
+        ACROSS_START.wait();
+        across_a(7)
+    });
+    let b = std::thread::spawn(|| {
+        ACROSS_START.wait();
+        across_b(7)
+    });
+    assert_eq!(a.join().expect("a answers"), 7);
+    assert_eq!(b.join().expect("b answers"), 7);
+    assert_eq!(
+        ACROSS_LOADS.load(SeqCst),
+        1,
+        "the second process waited for the first one's lease and took its value"
+    );
+    let waits = across_a_cache().stats().waits + across_b_cache().stats().waits;
+    assert_eq!(waits, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Async callers: the same steps, awaited.
+
+static ASYNC_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = crate::MapStore, name = "async@a", ttl = 3600)]
+async fn fetched(id: u32) -> u32 {
+    ASYNC_LOADS.fetch_add(1, SeqCst);
+    tokio::task::yield_now().await;
+    id
+}
+
+#[test]
+fn async_calls_hit_invalidate_and_clear_through_the_store() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        assert_eq!(fetched(1).await, 1);
+        assert_eq!(fetched(1).await, 1);
+        assert_eq!(
+            ASYNC_LOADS.load(SeqCst),
+            1,
+            "the second call is the store's hit"
+        );
+        assert!(fetched_invalidate(1).await.is_done());
+        assert_eq!(fetched(1).await, 1);
+        assert_eq!(
+            ASYNC_LOADS.load(SeqCst),
+            2,
+            "the invalidation reached the store"
+        );
+        assert!(fetched_cache().clear_async().await.is_done());
+        assert_eq!(fetched(1).await, 1);
+        assert_eq!(ASYNC_LOADS.load(SeqCst), 3, "so did the clear");
+    });
 }

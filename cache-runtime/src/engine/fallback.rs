@@ -95,6 +95,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// The fallback, emptied first if the store recovered since its last use; `None` but for
     /// a shared store.
     pub(super) fn fallback(&'static self) -> Option<&'static Engine<F, Memory>> {
+        self.current_fallback()
+    }
+
+    /// [`Engine::fallback`] for a caller that only reads it (stats, `len`).
+    pub(super) fn current_fallback(&self) -> Option<&Engine<F, Memory>> {
         let fallback = self.fallback.as_ref()?;
         let recoveries = self.store.health().map_or(0, |h| h.recoveries);
         // A load first: every call of a shared store passes here, and a write per call would

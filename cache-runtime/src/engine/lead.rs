@@ -246,19 +246,22 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         granted: Granted<S::Lease, F::Value>,
     ) -> Leading<'g, F, S::Lease> {
         let guard = load.guard.take();
-        match granted {
-            Granted::Lease(lease) => {
-                if let Start::Refresh(_) = load.start {
-                    self.stats.add(Counter::Refresh);
-                }
-                Leading::Load(lease, guard)
+        let lease = match granted {
+            Granted::Lease(lease) => lease,
+            Granted::Found(entry) => {
+                return self.shared(key, guard, load.ticket, entry, load.start);
             }
-            Granted::Found(entry) => self.shared(key, guard, load.ticket, entry, load.start),
             Granted::Busy => match self.held_answer(load.held.as_ref()) {
-                Some(result) => Leading::Answer(result),
-                None => Leading::Load(None, guard),
+                Some(result) => return Leading::Answer(result),
+                // The held entry cannot answer (its tag was invalidated, or a null of a shape
+                // without nulls): load without a lease.
+                None => None,
             },
+        };
+        if let Start::Refresh(_) = load.start {
+            self.stats.add(Counter::Refresh);
         }
+        Leading::Load(lease, guard)
     }
 
     /// A load without a lease after another process's result could not answer: its result is

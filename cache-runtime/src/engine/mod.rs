@@ -332,11 +332,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
 }
 
 impl<F: Function, S: Store<F>> Engine<F, S> {
-    /// A clear: the in-process stores emptied, then the store's entries; then, with an L1,
-    /// the local store again (copies read from the store during the clear may have landed
+    /// A clear, after the in-process stores were emptied: the store's entries; then, with an
+    /// L1, the local store again (copies read from the store during the clear may have landed
     /// since).
     async fn clear_with(&'static self, wait: impl shared::Wait) -> Invalidation {
-        self.clear_local();
         if !Self::SHARED {
             return Invalidation::Done;
         }
@@ -373,9 +372,8 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
             true => (own.hits + own.null_hits).saturating_sub(own.l1_hits),
             false => 0,
         };
-        match &self.fallback {
+        match self.current_fallback() {
             Some(fallback) => {
-                let fallback = fallback.engine();
                 let mut fallback_stats = fallback.stats.snapshot();
                 fallback_stats.evictions = fallback.evictions.load(Relaxed);
                 own + fallback_stats
@@ -385,9 +383,12 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     }
 
     fn clear(&'static self) -> Invalidation {
+        self.clear_local();
         shared::now(self.clear_with(shared::Blocking))
     }
 
+    /// The in-process stores are emptied at the call, the store's entries when the future
+    /// runs.
     fn clear_async(&'static self) -> Pin<Box<dyn Future<Output = Invalidation> + Send>> {
         self.clear_local();
         Box::pin(self.clear_with(shared::Awaiting))
@@ -405,7 +406,7 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     /// Entries held in process: the local store's, plus the fallback's (for a shared store,
     /// only the fallback holds entries, while the store is unavailable).
     fn len(&self) -> usize {
-        let fallback = self.fallback.as_ref().map_or(0, |f| f.engine().local.len());
+        let fallback = self.current_fallback().map_or(0, |f| f.local.len());
         if Self::LOCAL {
             self.local.len() + fallback
         } else {

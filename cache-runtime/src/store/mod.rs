@@ -4,7 +4,8 @@
 //! store (quick_cache), single-flight, running the body, freshness phases, fail-safe,
 //! fencing of local writes, counting, the L1 in front of a shared store and the in-process
 //! fallback while a shared store fails. A store answers only for its own storage, through
-//! operations that take `&self` and the call's key and never see the engine:
+//! operations that take `&'static self` (its per-cache state) and the call's key and never see
+//! the engine:
 //!
 //! | operation | [`Memory`] (`Tier::Local`) | a shared store (Redis, or your own) |
 //! |---|---|---|
@@ -188,10 +189,14 @@ impl Published {
 ///   not answer until it is.
 /// - **Tags.** [`Store::key`] is given the call's tags, with their versions in this process
 ///   when its load started. An entry written under tags that were invalidated since must read
-///   as a miss: a store in this process may keep the call's [`Tags`] with the entry and ask
-///   [`Tags::current`]; a store shared by processes keeps versions of its own (Redis: one key
-///   per tag, compared by the scripts that read) and moves them on when `invalidate_tag` is
-///   called.
+///   as a miss: a store may keep the call's [`Tags`] with the entry and ask
+///   [`Tags::current`], which sees every `invalidate_tag` of this process. Tag invalidations
+///   across processes need versions kept in the store itself and moved on by `invalidate_tag`
+///   (Redis: one key per tag, compared by the scripts that read); that hook is not public yet,
+///   so a store of yours carries tags within one process, and [`tag_changed`] applies a tag
+///   change its feed reports.
+/// - **Building an operation does not block.** The call that returns an [`Op`] runs on the
+///   caller's thread (an async caller's executor); the waiting belongs in the future.
 /// - **Errors** are values: the engine counts them ([`Stats`](crate::Stats)), logs them
 ///   (at most one line per cache every 5 s) and answers without the store.
 #[diagnostic::on_unimplemented(
@@ -202,6 +207,9 @@ impl Published {
 pub trait Store<F: Function>: Send + Sync + Sized + 'static {
     /// For handles, metrics and spans (`"memory"`, `"redis"`, `"tiered"`).
     const NAME: &'static str;
+    /// The name its change feed reports under ([`changed`]): the L1s in front of this store
+    /// listen to it alone.
+    const FEED: &'static str = Self::NAME;
     /// Where the entries live.
     const TIER: Tier;
     /// The store's part of a call's key (the engine keeps the in-process key and the tags).
@@ -254,7 +262,8 @@ pub trait Store<F: Function>: Send + Sync + Sized + 'static {
         done(Ok(()))
     }
 
-    /// The name under which the change feed reports `key` ([`changed`]).
+    /// The name under which the change feed reports `key` ([`changed`]). Needed with an L1
+    /// ([`Tiered`]): a key without one is never kept in the L1 (nothing could drop it).
     fn feed_key(key: &Self::Key) -> Option<&str> {
         let _ = key;
         None
@@ -271,7 +280,9 @@ pub trait Store<F: Function>: Send + Sync + Sized + 'static {
         true
     }
 
-    /// The state of the store's connection; `None` for a store without I/O.
+    /// The state of the store's connection; `None` for a store without I/O. A shared store
+    /// should report it: without it the fallback is never emptied after a recovery (copies of
+    /// an earlier outage could answer the next one), and handles report no breaker.
     fn health(&self) -> Option<Health> {
         None
     }
@@ -282,7 +293,8 @@ pub trait Store<F: Function>: Send + Sync + Sized + 'static {
     }
 
     /// Runs `op` for a sync caller: blocks the calling thread until it is done. The default
-    /// polls it on the calling thread.
+    /// polls it on the calling thread, parking between polls: a store whose operations need a
+    /// runtime (tokio's I/O, timers) runs them on one of its own here, as Redis does.
     fn block<T: Send + 'static>(&'static self, op: Op<T>) -> Result<T, StoreError> {
         drive::block_on(op)
     }
@@ -296,6 +308,7 @@ pub struct Tiered<S>(S);
 
 impl<F: Function, S: Store<F>> Store<F> for Tiered<S> {
     const NAME: &'static str = "tiered";
+    const FEED: &'static str = S::FEED;
     const TIER: Tier = Tier::Tiered;
     type Key = S::Key;
     type Lease = S::Lease;
@@ -380,9 +393,10 @@ impl<F: Function, S: Store<F>> Store<F> for Tiered<S> {
 }
 
 /// Reports a change another process made to the cache(s) named `cache` (`None`: every cache
-/// with an L1) to their L1s: what a store's change feed calls.
-pub fn changed(cache: Option<&str>, change: Change<'_>) {
-    crate::registry::changed(cache, change);
+/// with an L1 on this feed) to their L1s: what a store's change feed calls, with its
+/// [`Store::FEED`] (an L1 in front of one store never hears another store's changes).
+pub fn changed(feed: &str, cache: Option<&str>, change: Change<'_>) {
+    crate::registry::changed(feed, cache, change);
 }
 
 /// Reports that another process invalidated the tag `tag`: every entry of this process that

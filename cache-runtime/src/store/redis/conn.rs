@@ -209,6 +209,15 @@ impl Redis {
             .map_err(|_| StoreError::Unavailable)
     }
 
+    /// How many times the breaker closed after being open; 0 before the first use (never
+    /// starts the connection).
+    pub(crate) fn recoveries() -> u64 {
+        match REDIS.get() {
+            Some(Ok(redis)) => redis.breaker.recoveries(),
+            _ => 0,
+        }
+    }
+
     /// Whether calls skip Redis now: the circuit breaker is open, or the settings name no
     /// usable Redis. `false` before the first use.
     pub(crate) fn is_skipped() -> bool {

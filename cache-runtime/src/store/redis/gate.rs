@@ -10,6 +10,9 @@ use super::conn::Redis;
 use crate::clock;
 use crate::registry::{self, Change as Feed};
 
+/// The feed Redis reports under (`Store::FEED` of the Redis store).
+pub(crate) const FEED: &str = "redis";
+
 /// Until when (cache clock, ms) the L1 may answer; 0 while the reader is not caught up, or a
 /// tracking connection (`tracking.rs`) is down. A plain static: the L1 hit path reads it.
 static VALID_UNTIL: AtomicU64 = AtomicU64::new(0);
@@ -61,12 +64,12 @@ pub(crate) fn close() {
 
 /// Drops every copy of every tiered cache (writes were made that nobody reported).
 pub(crate) fn drop_everything() {
-    registry::changed(None, Feed::All);
+    registry::changed(FEED, None, Feed::All);
 }
 
 /// Drops the copy of the Redis key `key` in the tiered cache(s) named `name`.
 pub(crate) fn drop_key(name: &str, key: &str) {
-    registry::changed(Some(name), Feed::Key(key));
+    registry::changed(FEED, Some(name), Feed::Key(key));
 }
 
 /// Keeps the copy of `key` in the tiered cache(s) named `name` only if it is the entry Redis
@@ -75,7 +78,7 @@ pub(crate) fn verify_key(name: &str, key: &str, stored: Option<&[u8]>) {
     match stored {
         Some(bytes) => {
             let version = crate::codec::version_of(bytes);
-            registry::changed(Some(name), Feed::Written(key, version));
+            registry::changed(FEED, Some(name), Feed::Written(key, version));
         }
         None => drop_key(name, key),
     }
@@ -83,12 +86,12 @@ pub(crate) fn verify_key(name: &str, key: &str, stored: Option<&[u8]>) {
 
 /// Drops every copy of the tiered cache(s) named `name` (a `clear()` elsewhere).
 pub(crate) fn drop_all(name: &str) {
-    registry::changed(Some(name), Feed::All);
+    registry::changed(FEED, Some(name), Feed::All);
 }
 
 /// The names of the tiered caches of this process.
 pub(crate) fn names() -> Vec<String> {
-    registry::listening()
+    registry::listening(FEED)
 }
 
 /// Whether the L1 may answer now: while the reader is caught up, or while Redis is

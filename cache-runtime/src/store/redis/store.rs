@@ -174,6 +174,7 @@ impl RedisStore {
 
 impl<F: RedisFunction> Store<F> for RedisStore {
     const NAME: &'static str = "redis";
+    const FEED: &'static str = super::gate::FEED;
     const TIER: Tier = Tier::Shared;
     type Key = Keys;
     type Lease = HeldLease;
@@ -260,35 +261,28 @@ impl<F: RedisFunction> Store<F> for RedisStore {
         mut lease: HeldLease,
         stored: Option<(Slot<&F::Value>, Times)>,
     ) -> Op<Published> {
+        let write = match (&lease.lease, stored) {
+            (None, _) => return done(Ok(Published::VALID)),
+            (Some(held), Some(stored)) => match self.payload::<F>(held, stored) {
+                Ok(write) => Some(write),
+                // Not written, and counted as this value's failure: the lease is released as
+                // it is dropped (in the background).
+                Err(refused) => return done(Err(refused)),
+            },
+            (Some(_), None) => None,
+        };
         lease.done.store(true, Relaxed);
         let Some(held) = lease.lease.take() else {
             return done(Ok(Published::VALID));
         };
         let (redis, keys) = (lease.redis, keys.clone());
         let tracked = self.tracked();
-        match stored.map(|stored| self.payload::<F>(&held, stored)) {
-            None => Box::pin(redis.run(async move {
-                ops::publish(redis, keys, held, None, tracked).await?;
-                Ok(Published::VALID)
-            })),
-            Some(Err(refused)) => Box::pin(redis.run(async move {
-                // Not written: the lease is released, and the value counted as unusable.
-                ops::publish(redis, keys, held, None, tracked).await?;
-                Err(refused)
-            })),
-            Some(Ok((bytes, write))) => {
-                // The version every reader computes from these bytes, for this process's
-                // copies too.
-                let version = Some(codec::version_of(&bytes));
-                Box::pin(redis.run(async move {
-                    let valid = ops::publish(redis, keys, held, Some((bytes, write)), tracked);
-                    Ok(Published {
-                        valid: valid.await?,
-                        version,
-                    })
-                }))
-            }
-        }
+        // The version every reader computes from these bytes, for this process's copies too.
+        let version = write.as_ref().map(|(bytes, _)| codec::version_of(bytes));
+        Box::pin(redis.run(async move {
+            let valid = ops::publish(redis, keys, held, write, tracked).await?;
+            Ok(Published { valid, version })
+        }))
     }
 
     fn keep(
@@ -383,10 +377,11 @@ impl<F: RedisFunction> Store<F> for RedisStore {
         super::gate::serves_local_at(coarse)
     }
 
+    /// Never starts the connection (reading a handle's breaker state must not).
     fn health(&self) -> Option<Health> {
         Some(Health {
             open: Redis::is_skipped(),
-            recoveries: Redis::get().map_or(0, |r| r.breaker.recoveries()),
+            recoveries: Redis::recoveries(),
             outage: Redis::in_outage(),
         })
     }
@@ -395,7 +390,16 @@ impl<F: RedisFunction> Store<F> for RedisStore {
         config::current().fallback_ttl
     }
 
+    /// Polls `op` once on the calling thread (it enters the Redis runtime's context itself):
+    /// an operation that is done at once (not tried: the breaker is open, the cache is
+    /// isolated) answers without a hop; one that waits for Redis goes on as a task of the
+    /// Redis runtime, which the caller waits for.
     fn block<T: Send + 'static>(&'static self, op: Op<T>) -> Result<T, StoreError> {
+        let mut op = op;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(out) = op.as_mut().poll(&mut cx) {
+            return out;
+        }
         match Redis::get() {
             Ok(redis) => redis.wait(op),
             Err(_) => crate::store::drive::block_on(op),
