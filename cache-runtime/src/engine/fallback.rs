@@ -65,30 +65,53 @@ impl<F: Function> Warm<'_, F> {
     /// After a read: keeps a hit on a fresh entry.
     pub(super) fn read(self, entry: &Entry<F::Value>) {
         if entry.is_fresh() {
-            self.keep(entry.slot.as_ref());
+            self.keep(entry.slot.as_ref(), entry.times.version);
         }
     }
 
-    /// After a publish that held its lease: keeps what it wrote, unless a kept (re-armed) value.
-    pub(super) fn published(self, slot: Slot<&F::Value>, times: Times) {
+    /// After a publish that held its lease: keeps what it wrote (of `version`, the store's name
+    /// of the entry, if it gave one), unless a kept (re-armed) value.
+    pub(super) fn published(self, slot: Slot<&F::Value>, times: Times, version: Option<u64>) {
         if times.retry_at_ms == 0 {
-            self.keep(slot);
+            self.keep(slot, version.unwrap_or(0));
         }
     }
 
-    fn keep(self, slot: Slot<&F::Value>) {
+    /// Copies `slot`, the entry the store names `version` (0: unnamed), for the fallback's own
+    /// life. A copy of the same entry with more than half its life ahead is left as it is: a
+    /// hit would otherwise pay an insert (and a lock) only to push its end a little further.
+    fn keep(self, slot: Slot<&F::Value>, version: u64) {
         let Some((fallback, ticket)) = self.fallback else {
             return;
         };
+        if version != 0
+            && let Some(copy) = fallback.local.peek(self.key)
+            && copy.times.version == version
+            && copy.is_current()
+            && young(&copy.times)
+        {
+            return;
+        }
         let null = matches!(slot, Slot::Null);
+        let mut times = fallback.policy.times_from_now(null, 0);
+        if version != 0 {
+            // The store's name of the entry: what `f_entry` reports during an outage too.
+            times.version = version;
+        }
         let entry = Entry {
-            times: fallback.policy.times_from_now(null, 0),
+            times,
             slot: slot.cloned(),
             tags: EntryTags::of(self.tags),
         };
         let key = self.key.clone();
         fallback.fenced(ticket, || fallback.local.insert(key, entry));
     }
+}
+
+/// Whether a copy has more than half of its life ahead.
+fn young(times: &Times) -> bool {
+    let life = times.fresh_until_ms.saturating_sub(times.written_ms);
+    crate::clock::before(times.written_ms.saturating_add(life / 2))
 }
 
 impl<F: Function, S: Store<F>> Engine<F, S> {

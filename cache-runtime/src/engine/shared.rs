@@ -286,7 +286,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                 if published.valid
                     && let Some((slot, times)) = stored
                 {
-                    warm.published(slot, times);
+                    warm.published(slot, times, published.version);
                 }
                 published
             }
