@@ -2,7 +2,7 @@
 //! the first call of its function, or of one of its companions), and [`caches`] lists them.
 //! It is the seam for whatever acts on all caches at once (metrics export, `clear_all`), and for
 //! what stores tell caches: the L1s listen for their shared store's change feed here
-//! ([`changed`]), and `invalidate_tag` reaches every store through the tag sinks (`stores.rs`).
+//! ([`changed`]), and `invalidate_tag` reaches every store through the tag sinks (installed by `lib.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -75,7 +75,7 @@ pub(crate) fn listening(feed: &str) -> Vec<String> {
 }
 
 /// A store that keeps tag versions of its own, told of every `invalidate_tag` (installed in
-/// `stores.rs`, whether or not a cache on it was made in this process).
+/// `lib.rs`, whether or not a cache on it was made in this process).
 pub(crate) trait TagSink: Sync {
     /// Moves the tags `names` on in the store; `Pending` if it keeps them to replay.
     fn invalidate(&self, names: &[String]) -> Invalidation;

@@ -92,7 +92,7 @@ fn answer(names: &[String], done: Result<(), StoreError>) -> Invalidation {
 }
 
 /// `invalidate_tag` reaching Redis from every process of the feature, whether or not it made
-/// a Redis cache (installed in `stores.rs`).
+/// a Redis cache (installed by `lib.rs`).
 pub(crate) struct RedisTags;
 
 impl crate::registry::TagSink for RedisTags {
