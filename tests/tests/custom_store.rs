@@ -597,8 +597,10 @@ fn two_processes_missing_one_key_load_it_once() {
         1,
         "the second process waited for the first one's lease and took its value"
     );
-    let waits = across_a_cache().stats().waits + across_b_cache().stats().waits;
-    assert_eq!(waits, 1);
+    // The other process waited for the lease and took the value (a wait), or, had it come
+    // after the first one's load ended, found it in the store (a hit).
+    let (a, b) = (across_a_cache().stats(), across_b_cache().stats());
+    assert_eq!(a.waits + b.waits + a.hits + b.hits, 1, "{a:?} {b:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
