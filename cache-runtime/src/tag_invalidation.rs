@@ -14,18 +14,11 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let names = bump_all(tags);
-    if names.is_empty() || sinks.is_empty() {
+    let Some(names) = to_tell(tags, sinks) else {
         return Invalidation::Done;
-    }
-    let mut done = Invalidation::Done;
-    for sink in sinks {
-        if sink.invalidate(&names).is_pending() {
-            done = Invalidation::Pending;
-        }
-    }
-    bump_all(&names);
-    done
+    };
+    let told = sinks.iter().map(|sink| sink.invalidate(&names));
+    told_all(&names, told.collect())
 }
 
 /// The async twin of [`invalidate`].
@@ -34,16 +27,32 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let names = bump_all(tags);
-    if names.is_empty() || sinks.is_empty() {
+    let Some(names) = to_tell(tags, sinks) else {
         return Invalidation::Done;
-    }
-    let mut done = Invalidation::Done;
+    };
+    let mut told = Vec::with_capacity(sinks.len());
     for sink in sinks {
-        if sink.invalidate_async(&names).await.is_pending() {
-            done = Invalidation::Pending;
-        }
+        told.push(sink.invalidate_async(&names).await);
     }
-    bump_all(&names);
-    done
+    told_all(&names, told)
+}
+
+/// The tags moved on in process; their names, if there is a sink to tell.
+fn to_tell<I, S>(tags: I, sinks: &[&dyn TagSink]) -> Option<Vec<String>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let names = bump_all(tags);
+    (!names.is_empty() && !sinks.is_empty()).then_some(names)
+}
+
+/// After the sinks were told: the tags moved on in process again (a copy read from a store
+/// before its tag keys changed may have landed since), and the answer of them all.
+fn told_all(names: &[String], told: Vec<Invalidation>) -> Invalidation {
+    bump_all(names);
+    match told.iter().any(|t| t.is_pending()) {
+        true => Invalidation::Pending,
+        false => Invalidation::Done,
+    }
 }

@@ -284,13 +284,7 @@ async fn read_or_lock(
     keys: &Keys,
     lifetime: Duration,
 ) -> Result<Result<Begin, ()>, StoreError> {
-    let token = new_token();
-    let init = super::fresh();
-    let given = given(redis, keys, Some(&init)).await?;
-    let args: [&[u8]; 5] = [token.as_bytes(), &ms(lifetime), &now_arg(), &init, &given];
-    let script_keys = script_keys(redis, keys);
-    let reply: Value = redis.eval(&READ_OR_LOCK, &script_keys, &args).await?;
-    match begun(reply, token, "lock")? {
+    match take(redis, keys, lifetime, &READ_OR_LOCK, &[&now_arg()], "lock").await? {
         Begin::Busy => Ok(Err(())),
         begin => Ok(Ok(begin)),
     }
@@ -355,12 +349,7 @@ pub(crate) async fn force(
     keys: &Keys,
     lifetime: Duration,
 ) -> Result<Begin, StoreError> {
-    let token = new_token();
-    let init = super::fresh();
-    let given = given(redis, keys, Some(&init)).await?;
-    let args: [&[u8]; 4] = [token.as_bytes(), &ms(lifetime), &init, &given];
-    let reply: Value = redis.eval(&TAKE, &script_keys(redis, keys), &args).await?;
-    begun(reply, token, "take")
+    take(redis, keys, lifetime, &TAKE, &[], "take").await
 }
 
 /// Takes the lease unless the value is there already (a leader of this process that came
@@ -370,13 +359,15 @@ pub(crate) async fn read_or_take(
     keys: &Keys,
     lifetime: Duration,
 ) -> Result<Begin, StoreError> {
-    let token = new_token();
-    let init = super::fresh();
-    let given = given(redis, keys, Some(&init)).await?;
-    let args: [&[u8]; 5] = [token.as_bytes(), &ms(lifetime), &now_arg(), &init, &given];
-    let script_keys = script_keys(redis, keys);
-    let reply: Value = redis.eval(&READ_OR_TAKE, &script_keys, &args).await?;
-    begun(reply, token, "read-or-take")
+    take(
+        redis,
+        keys,
+        lifetime,
+        &READ_OR_TAKE,
+        &[&now_arg()],
+        "read-or-take",
+    )
+    .await
 }
 
 /// Takes the lease of a refresh of the value seen fresh until `seen` (ms since the Unix
@@ -387,21 +378,33 @@ pub(crate) async fn try_refresh(
     lifetime: Duration,
     seen: u64,
 ) -> Result<Begin, StoreError> {
-    let token = new_token();
     let seen = seen.to_string();
+    let middle: [&[u8]; 2] = [seen.as_bytes(), &now_arg()];
+    take(redis, keys, lifetime, &TRY_REFRESH, &middle, "refresh").await
+}
+
+/// Runs one of the lease-taking scripts with a new token: its arguments are the token and the
+/// lock's lifetime, then `middle` (the script's own), then a fresh version for tag keys that
+/// are missing and the tag versions read first on a cluster (`given`).
+async fn take(
+    redis: &Redis,
+    keys: &Keys,
+    lifetime: Duration,
+    script: &'static redis::Script,
+    middle: &[&[u8]],
+    what: &str,
+) -> Result<Begin, StoreError> {
+    let token = new_token();
     let init = super::fresh();
     let given = given(redis, keys, Some(&init)).await?;
-    let args: [&[u8]; 6] = [
-        token.as_bytes(),
-        &ms(lifetime),
-        seen.as_bytes(),
-        &now_arg(),
-        &init,
-        &given,
-    ];
-    let script_keys = script_keys(redis, keys);
-    let reply: Value = redis.eval(&TRY_REFRESH, &script_keys, &args).await?;
-    begun(reply, token, "refresh")
+    let lifetime = ms(lifetime);
+    let mut args: Vec<&[u8]> = Vec::with_capacity(4 + middle.len());
+    args.extend([token.as_bytes(), lifetime.as_slice()]);
+    args.extend_from_slice(middle);
+    args.extend([init.as_slice(), given.as_slice()]);
+    let reply: Value = redis.eval(script, &script_keys(redis, keys), &args).await?;
+    drop(args);
+    begun(reply, token, what)
 }
 
 /// How a publish writes.
