@@ -119,6 +119,21 @@ impl<R> Cached<R> {
         self.value
     }
 
+    /// The same answer with its value mapped by `f` (a [`Cache`](crate::Cache)'s own value
+    /// out of the engine's).
+    pub(crate) fn map<U>(self, f: impl FnOnce(R) -> U) -> Cached<U> {
+        Cached {
+            value: f(self.value),
+            status: self.status,
+            age: self.age,
+            fresh_for: self.fresh_for,
+            lifetime: self.lifetime,
+            stale_while_revalidate: self.stale_while_revalidate,
+            version: self.version,
+            load_failed: self.load_failed,
+        }
+    }
+
     /// An answer of `value` by `noted`, with the function's `stale` window.
     pub(crate) fn new(value: R, noted: Option<Noted>, stale: Duration) -> Self {
         let noted = noted.unwrap_or(Noted {

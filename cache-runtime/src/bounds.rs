@@ -100,3 +100,58 @@ pub trait KeyJson: serde::Serialize {}
 #[cfg(feature = "redis")]
 #[diagnostic::do_not_recommend]
 impl<T: ?Sized + serde::Serialize> KeyJson for T {}
+
+/// A key of a [`Cache`](crate::Cache): a key part, and with the `redis` feature one that
+/// serde writes (its Redis key is the key as JSON). Every such type is one.
+#[cfg(feature = "redis")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the key of a `Cache`: it must be `Hash + Eq + Clone + Send + \
+               Sync + 'static` and, with the `redis` feature, `serde::Serialize`",
+    note = "derive the missing traits"
+)]
+pub trait CacheKey: KeyParam + serde::Serialize {}
+
+#[cfg(feature = "redis")]
+#[diagnostic::do_not_recommend]
+impl<T: KeyParam + serde::Serialize> CacheKey for T {}
+
+/// A key of a [`Cache`](crate::Cache): every `Hash + Eq + Clone + Send + Sync + 'static` type.
+#[cfg(not(feature = "redis"))]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the key of a `Cache`: it must be `Hash + Eq + Clone + Send + \
+               Sync + 'static`",
+    note = "derive the missing traits"
+)]
+pub trait CacheKey: KeyParam {}
+
+#[cfg(not(feature = "redis"))]
+#[diagnostic::do_not_recommend]
+impl<T: KeyParam> CacheKey for T {}
+
+/// A value of a [`Cache`](crate::Cache): one the cache can copy and, with the `redis`
+/// feature, one serde writes and reads back (the backend is chosen at run time, so the
+/// build decides). Every such type is one.
+#[cfg(feature = "redis")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the value of a `Cache`: it must be `Clone + Send + Sync + \
+               'static` and, with the `redis` feature, `serde::Serialize + Deserialize`",
+    note = "derive the missing traits, or cache it with `#[cached(backend = \"memory\")]`"
+)]
+pub trait CacheValue: CachedValue + RedisValue {}
+
+#[cfg(feature = "redis")]
+#[diagnostic::do_not_recommend]
+impl<T: CachedValue + RedisValue> CacheValue for T {}
+
+/// A value of a [`Cache`](crate::Cache): every `Clone + Send + Sync + 'static` type.
+#[cfg(not(feature = "redis"))]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the value of a `Cache`: it must be `Clone + Send + Sync + \
+               'static`",
+    note = "a hit returns a clone: derive `Clone`, or keep an `Arc<{Self}>`"
+)]
+pub trait CacheValue: CachedValue {}
+
+#[cfg(not(feature = "redis"))]
+#[diagnostic::do_not_recommend]
+impl<T: CachedValue> CacheValue for T {}

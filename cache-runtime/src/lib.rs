@@ -10,6 +10,7 @@ mod body;
 mod bounds;
 #[cfg(feature = "redis")]
 mod breaker;
+mod cache;
 mod cell;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -40,15 +41,17 @@ mod tags;
 mod warm;
 
 pub use answer::{CacheStatus, Cached};
-pub use bounds::CachedValue;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use bounds::RedisValue;
+pub use bounds::{CacheKey, CacheValue, CachedValue};
+pub use cache::{Backend, BuildError, Cache, CacheBuilder};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use handle::{BreakerState, CacheHandle};
 pub use invalidation::Invalidation;
+pub use policy::{Codec, Lock};
 
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
@@ -277,15 +280,40 @@ where
     tag_invalidation::invalidate_async(tags, TAG_SINKS).await
 }
 
+impl<K: CacheKey, V: CacheValue> Cache<K, V> {
+    /// The settings of a cache named `name` (its name in the registry, in metrics and, on
+    /// Redis, in its keys), with the attribute's defaults; end with
+    /// [`CacheBuilder::build`].
+    ///
+    /// With the `redis` feature, the key and value must be serde types whatever the backend
+    /// ([`CacheKey`], [`CacheValue`]): the backend is chosen at run time.
+    pub fn builder(name: impl Into<String>) -> CacheBuilder<K, V> {
+        CacheBuilder::new(name.into(), stores::open::<K, V, cache::NoNulls>)
+    }
+}
+
+impl<K: CacheKey, T> CacheBuilder<K, Option<T>>
+where
+    Option<T>: CacheValue,
+{
+    /// Caches `None` as a null, for `null_ttl` (zero: never), as `#[cached]` does for a
+    /// function that returns `Option`: a null hit is counted apart, and on Redis it is written
+    /// in the null envelope. Without this, `None` is a value like `Some`, stored for `ttl`.
+    pub fn null_ttl(mut self, null_ttl: std::time::Duration) -> Self {
+        self.null_ttl = Some(null_ttl);
+        self.open = stores::open::<K, Option<T>, cache::NoneIsNull>;
+        self
+    }
+}
+
 /// The constructors the generated code calls, by store.
 mod stores {
     use std::any::TypeId;
 
     use crate::bounds::CachedValue;
     use crate::cell::Cell;
-    use crate::engine::{Engine, in_cell};
+    use crate::engine::{Engine, Init, in_cell};
     use crate::function::{KeyFn, Shaped};
-    use crate::policy::Policy;
     use crate::shape::{Picked, Shape};
     use crate::store::{Memory, Store};
 
@@ -298,7 +326,7 @@ mod stores {
         owner: TypeId,
         signature: S,
         shape: Picked<M>,
-        init: impl FnOnce() -> (String, Policy),
+        init: impl FnOnce() -> Init<M::Value>,
     ) -> &'static Engine<Shaped<S, M>, Memory>
     where
         S: KeyFn,
@@ -318,7 +346,7 @@ mod stores {
         owner: TypeId,
         signature: S,
         shape: Picked<M>,
-        init: impl FnOnce() -> (String, Policy),
+        init: impl FnOnce() -> Init<M::Value>,
     ) -> &'static Engine<Shaped<S, M>, B>
     where
         S: KeyFn,
@@ -328,6 +356,32 @@ mod stores {
     {
         let _ = (signature, shape);
         in_cell(cell, owner, init)
+    }
+
+    /// The engine of a [`Cache`](crate::Cache) on `backend`, with the nulls `N`.
+    pub(crate) fn open<K, V, N>(
+        backend: crate::Backend,
+        init: Init<V>,
+    ) -> crate::cache::Opened<K, V>
+    where
+        K: crate::CacheKey,
+        V: crate::CacheValue,
+        N: crate::cache::Nulls<V>,
+    {
+        use crate::Backend;
+        use crate::cache::Keyed;
+        use crate::engine::leaked;
+        let ops: &'static dyn crate::cache::Ops<K, V> = match backend {
+            Backend::Memory => leaked::<Keyed<K, V, N>, Memory>(init),
+            #[cfg(feature = "redis")]
+            Backend::Redis => leaked::<Keyed<K, V, N>, redis::RedisBackend>(init),
+            #[cfg(feature = "redis")]
+            Backend::Tiered => leaked::<Keyed<K, V, N>, redis::TieredBackend>(init),
+        };
+        crate::cache::Opened {
+            ops,
+            is_null: N::is_null,
+        }
     }
 
     #[cfg(feature = "redis")]
@@ -340,9 +394,8 @@ mod stores {
 
         use crate::bounds::{CachedValue, RedisValue};
         use crate::cell::Cell;
-        use crate::engine::{Engine, in_cell};
+        use crate::engine::{Engine, Init, in_cell};
         use crate::function::Shaped;
-        use crate::policy::Policy;
         use crate::shape::{Picked, Shape};
         use crate::store::redis::{RedisSignature, RedisStore};
         use crate::store::{Store, Tiered};
@@ -362,7 +415,7 @@ mod stores {
             owner: TypeId,
             signature: S,
             shape: Picked<M>,
-            init: impl FnOnce() -> (String, Policy),
+            init: impl FnOnce() -> Init<M::Value>,
         ) -> &'static Engine<Shaped<S, M>, B>
         where
             S: RedisSignature,

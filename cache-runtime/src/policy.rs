@@ -80,9 +80,14 @@ const MAX_THROTTLE: Duration = Duration::from_secs(5);
 const DETACHED_LOAD_LIMIT: Duration = Duration::from_secs(60);
 
 impl Policy {
-    /// The deadline, on the cache clock, of an entry written now; `u64::MAX` means never.
-    pub(crate) fn deadline(&self, null: bool, now_ms: u64) -> u64 {
-        let ttl = if null { Some(self.null_ttl) } else { self.ttl };
+    /// The deadline, on the cache clock, of an entry written now (with the lifetime
+    /// `chosen` by `ttl_fn`, if any); `u64::MAX` means never.
+    pub(crate) fn deadline(&self, null: bool, chosen: Option<Duration>, now_ms: u64) -> u64 {
+        let ttl = match (null, chosen) {
+            (_, Some(chosen)) => Some(chosen),
+            (true, None) => Some(self.null_ttl),
+            (false, None) => self.ttl,
+        };
         match ttl {
             None => u64::MAX,
             Some(ttl) => {
@@ -94,9 +99,16 @@ impl Policy {
         }
     }
 
-    /// The times of an entry written at `now_ms` by a load that took `load_ms`.
-    pub(crate) fn times(&self, null: bool, now_ms: u64, load_ms: u32) -> Times {
-        let fresh_until_ms = self.deadline(null, now_ms);
+    /// The times of an entry written at `now_ms` by a load that took `load_ms`, for the
+    /// lifetime `chosen` by `ttl_fn` (`None`: `ttl` or `null_ttl`).
+    pub(crate) fn times(
+        &self,
+        null: bool,
+        chosen: Option<Duration>,
+        now_ms: u64,
+        load_ms: u32,
+    ) -> Times {
+        let fresh_until_ms = self.deadline(null, chosen, now_ms);
         Times {
             fresh_until_ms,
             stale_until_ms: fresh_until_ms.saturating_add(ms(self.grace())),
@@ -144,8 +156,13 @@ impl Policy {
     ///
     /// Read on the coarse clock, like the hit path: an entry may end up to a tick (1 ms) early,
     /// and a miss does not pay for reading the real clock.
-    pub(crate) fn times_from_now(&self, null: bool, load_ms: u32) -> Times {
-        self.times(null, clock::coarse_ms(), load_ms)
+    pub(crate) fn times_from_now(
+        &self,
+        null: bool,
+        chosen: Option<Duration>,
+        load_ms: u32,
+    ) -> Times {
+        self.times(null, chosen, clock::coarse_ms(), load_ms)
     }
 }
 
@@ -173,7 +190,7 @@ mod tests {
     #[test]
     fn deadlines_spread_over_the_jitter_window() {
         let p = policy(100, 0.5);
-        let deadlines: Vec<u64> = (0..2000).map(|_| p.deadline(false, 1_000)).collect();
+        let deadlines: Vec<u64> = (0..2000).map(|_| p.deadline(false, None, 1_000)).collect();
         assert!(deadlines.iter().all(|&d| (51_000..=101_000).contains(&d)));
         let early = deadlines.iter().filter(|&&d| d < 76_000).count();
         assert!(
@@ -185,8 +202,8 @@ mod tests {
     #[test]
     fn no_jitter_means_exact_ttl_and_nulls_use_their_own_ttl() {
         let p = policy(100, 0.0);
-        assert_eq!(p.deadline(false, 5), 100_005);
-        assert_eq!(p.deadline(true, 5), 7_005);
+        assert_eq!(p.deadline(false, None, 5), 100_005);
+        assert_eq!(p.deadline(true, None, 5), 7_005);
     }
 
     #[test]
@@ -195,6 +212,6 @@ mod tests {
             ttl: None,
             ..policy(1, 0.1)
         };
-        assert_eq!(p.deadline(false, 5), u64::MAX);
+        assert_eq!(p.deadline(false, None, 5), u64::MAX);
     }
 }

@@ -68,14 +68,20 @@ impl Tags {
 
     /// The tags named `names` (rendered by the generated code), each with its version now.
     pub fn new<const N: usize>(names: [String; N]) -> Tags {
-        if N == 0 {
+        Tags::from_names(names)
+    }
+
+    /// The tags named `names` (a [`Cache`](crate::Cache)'s, rendered from its key), each with
+    /// its version now.
+    pub(crate) fn from_names(names: impl IntoIterator<Item = String>) -> Tags {
+        let mut names = names.into_iter().peekable();
+        if names.peek().is_none() {
             return Tags::NONE;
         }
         // Read first: the versions read next are current at least as of this epoch.
         let epoch = EPOCH.load(Ordering::SeqCst);
         let mut hash = REGISTRY.hasher.build_hasher();
         let seen: Box<[Seen]> = names
-            .into_iter()
             .map(|name| {
                 std::hash::Hash::hash(&name, &mut hash);
                 let tag = REGISTRY.tag(name);

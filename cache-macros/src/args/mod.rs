@@ -75,12 +75,14 @@ pub(crate) struct Args {
     /// A store of the user's (`store = path::ToStore`): a type implementing
     /// `cache_runtime::store::Store`.
     pub(crate) store: Option<syn::Path>,
+    /// A function choosing each stored value's lifetime (`ttl_fn = path::to_fn`).
+    pub(crate) ttl_fn: Option<syn::Path>,
 }
 
 const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
                      `lock`, `lock_timeout`, `codec`, `stale`, `stale_if_error`, \
                      `load_timeout`, `early_refresh`, `l1_ttl`, `tags`, `record_keys`, `store`, \
-                     `crate`";
+                     `ttl_fn`, `crate`";
 
 /// Stores `value` in `slot` unless the argument was given before.
 fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
@@ -136,6 +138,16 @@ impl Args {
                     value.span(),
                     "`store` takes the path of a type that implements \
                      `cache_runtime::store::Store`: `store = crate::MyStore`",
+                ),
+            },
+            "ttl_fn" => match value {
+                Expr::Path(path) if path.qself.is_none() => {
+                    set(&mut self.ttl_fn, path.path.clone(), name, errors);
+                }
+                _ => errors.at(
+                    value.span(),
+                    "`ttl_fn` takes the path of a function from the stored value to its \
+                     lifetime: `ttl_fn = token_ttl` with `fn token_ttl(t: &Token) -> Duration`",
                 ),
             },
             "tags" => {

@@ -70,7 +70,8 @@ impl Args {
         }
     }
 
-    /// The freshness arguments need `ttl`, and `load_timeout` needs a value to answer with.
+    /// The freshness arguments need `ttl` (or `ttl_fn`), and `load_timeout` needs a value to
+    /// answer with.
     fn check_phases(&self, errors: &mut Errors) {
         let phases = [
             ("stale", self.stale.map(|a| a.span)),
@@ -78,7 +79,7 @@ impl Args {
             ("load_timeout", self.load_timeout.map(|a| a.span)),
             ("early_refresh", self.early_refresh.map(|a| a.span)),
         ];
-        if self.ttl.is_none() {
+        if self.ttl.is_none() && self.ttl_fn.is_none() {
             for (arg, span) in phases {
                 if let Some(span) = span {
                     errors.at(

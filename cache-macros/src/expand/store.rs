@@ -3,6 +3,7 @@
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::{Gen, mixed};
 use crate::args::{Backend, CodecKind, LockKind};
@@ -221,8 +222,16 @@ impl Gen<'_> {
         let krate_out = respan(krate, out);
         let shape_at = syn::Ident::new("__shape", out);
         let make = syn::Ident::new(make, proc_macro2::Span::call_site());
+        let ttl_fn = match &self.args.ttl_fn {
+            Some(path) => quote_spanned! {path.span()=>
+                ::core::option::Option::Some(#path as fn(&_) -> #krate::__private::Duration)
+            },
+            None => quote!(::core::option::Option::None),
+        };
         let make = quote! {
-            #krate::__private::#make(&#cell, #owner, #signature, #shape_at, || (#name, #policy))
+            #krate::__private::#make(
+                &#cell, #owner, #signature, #shape_at, || (#name, #policy, #ttl_fn)
+            )
         };
         quote! {
             #(#cfgs)*

@@ -44,7 +44,7 @@ impl<F: Function> Fallback<F> {
             ..*policy
         };
         Fallback {
-            engine: Box::new(Engine::new(name.to_owned(), policy)),
+            engine: Box::new(Engine::new((name.to_owned(), policy, None))),
             epoch: AtomicU64::new(0),
         }
     }
@@ -93,7 +93,7 @@ impl<F: Function> Warm<'_, F> {
             return;
         }
         let null = matches!(slot, Slot::Null);
-        let mut times = fallback.policy.times_from_now(null, 0);
+        let mut times = fallback.policy.times_from_now(null, None, 0);
         if version != 0 {
             // The store's name of the entry: what `f_entry` reports during an outage too.
             times.version = version;

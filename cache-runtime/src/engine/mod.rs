@@ -25,6 +25,7 @@ mod flight;
 mod l1;
 mod lead;
 mod load;
+mod peek;
 mod phase;
 mod refresh;
 mod settle;
@@ -40,6 +41,7 @@ use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use quick_cache::Equivalent;
 
@@ -84,7 +86,16 @@ pub struct Engine<F: Types, S> {
     /// Store errors logged at most once every few seconds.
     warnings: shared::RateLimit,
     handle: OnceLock<CacheHandle>,
+    /// `ttl_fn`: the lifetime of each stored value, chosen from the value (replaces `ttl`).
+    ttl_fn: Option<TtlFn<F::Value>>,
 }
+
+/// A lifetime chosen from the value to be stored (`ttl_fn`): inside `Ok`, inside `Some`.
+/// `Duration::ZERO` means do not store.
+pub(crate) type TtlFn<V> = fn(&V) -> Duration;
+
+/// What makes an engine: its name, its settings and its `ttl_fn`, if any.
+pub(crate) type Init<V> = (String, Policy, Option<TtlFn<V>>);
 
 /// The key of one call on a miss: the in-process key (single-flight, the local store), the
 /// call's tags with their versions when its load started, and the store's part (`None`: the
@@ -117,7 +128,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     const L1: bool = matches!(S::TIER, Tier::Tiered);
 
     /// An engine named `name` with the settings of `policy`.
-    pub(crate) fn new(name: String, policy: Policy) -> Self {
+    pub(crate) fn new((name, policy, ttl_fn): Init<F::Value>) -> Self {
         clock::start();
         let capacity = if Self::LOCAL {
             policy.max_entries
@@ -149,6 +160,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             l1: l1::Index::new(),
             warnings: shared::RateLimit::new(),
             handle: OnceLock::new(),
+            ttl_fn,
         }
     }
 
@@ -422,16 +434,25 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
 pub(crate) fn in_cell<F: Function, S: Store<F>>(
     cell: &'static Cell,
     owner: TypeId,
-    init: impl FnOnce() -> (String, Policy),
+    init: impl FnOnce() -> Init<F::Value>,
 ) -> &'static Engine<F, S> {
-    let make = || {
-        let (name, policy) = init();
-        Engine::new(name, policy)
-    };
-    cell.get_or_init(owner, make, |engine: &'static Engine<F, S>| {
+    cell.get_or_init(owner, || Engine::new(init()), Engine::opened)
+}
+
+/// An engine made at run time (a [`Cache`](crate::Cache)): it lives as long as the process,
+/// like the engine of a cached function, and is registered at once.
+pub(crate) fn leaked<F: Function, S: Store<F>>(init: Init<F::Value>) -> &'static Engine<F, S> {
+    let engine: &'static Engine<F, S> = Box::leak(Box::new(Engine::new(init)));
+    engine.opened();
+    engine
+}
+
+impl<F: Function, S: Store<F>> Engine<F, S> {
+    /// A new engine is registered; an L1 starts listening to its store's change feed.
+    fn opened(&'static self) {
         #[cfg(feature = "metrics")]
         crate::metrics::start();
-        crate::registry::register(*engine.handle());
-        engine.created();
-    })
+        crate::registry::register(*self.handle());
+        self.created();
+    }
 }

@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn phases_follow_the_timeline() {
         let p = policy(5, 20, 0.0);
-        let t = p.times(false, 1_000, 50);
+        let t = p.times(false, None, 1_000, 50);
         assert_eq!((t.fresh_until_ms, t.stale_until_ms), (11_000, 31_000));
         assert_eq!(p.phase(&t, 10_999, Xfetch::Roll), Phase::Fresh);
         assert_eq!(
@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn without_windows_an_expired_entry_is_gone() {
         let p = policy(0, 0, 0.0);
-        let t = p.times(false, 0, 5);
+        let t = p.times(false, None, 0, 5);
         assert_eq!(t.stale_until_ms, t.fresh_until_ms);
         assert_eq!(p.phase(&t, t.fresh_until_ms, Xfetch::Roll), Phase::Gone);
     }
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn xfetch_fires_more_often_near_expiry_and_never_far_from_it() {
         let p = policy(0, 0, 1.0);
-        let t = p.times(false, 0, 100); // δ = 100 ms, expiry at 10 000
+        let t = p.times(false, None, 0, 100); // δ = 100 ms, expiry at 10 000
         let fires = |now: u64| (0..10_000).filter(|_| p.early(&t, now)).count();
         // P(fire) = exp(-gap / (δβ)): gap 10 ms → 0.905, 100 ms → 0.368, 500 ms → 0.0067.
         let near = fires(9_990);

@@ -243,12 +243,18 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                 times: Times::FOREVER,
             };
         };
-        let null = matches!(slot, Slot::Null);
-        let stored = !null || self.policy.caches_nulls();
+        let (null, ttl) = match (&slot, self.ttl_fn) {
+            (Slot::Value(value), Some(ttl_fn)) => (false, Some(ttl_fn(value))),
+            (slot, _) => (matches!(slot, Slot::Null), None),
+        };
+        let stored = match ttl {
+            Some(ttl) => !ttl.is_zero(),
+            None => !null || self.policy.caches_nulls(),
+        };
         Settled {
             store: stored.then(|| slot.clone()),
             share: Some(slot),
-            times: self.policy.times_from_now(null, load_ms),
+            times: self.policy.times_from_now(null, ttl, load_ms),
         }
     }
 }

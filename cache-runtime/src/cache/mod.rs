@@ -1,0 +1,309 @@
+//! [`Cache`]: the cache as a value, on the engine of `#[cached]`.
+//!
+//! | piece | where |
+//! |---|---|
+//! | the cache and its calls | this file |
+//! | its settings | `builder.rs` |
+//! | its types as the engine sees them (key, outcome, nulls, Redis layout) | `keyed.rs` |
+//! | the engine's calls behind `dyn` (the backend is chosen at run time) | `ops.rs` |
+//! | loading many keys at once | `batch.rs` |
+
+mod builder;
+mod keyed;
+mod ops;
+
+use std::fmt;
+use std::future::Future;
+
+pub use builder::{Backend, BuildError, CacheBuilder};
+pub(crate) use keyed::{Keyed, NoNulls, NoneIsNull, Nulls};
+pub(crate) use ops::Ops;
+
+use crate::answer::Cached;
+use crate::bounds::{CachedValue, KeyParam};
+use crate::handle::CacheHandle;
+use crate::invalidation::Invalidation;
+use crate::stats::Stats;
+use crate::tags::Tags;
+use keyed::Outcome;
+
+/// A cache you hold: the engine of `#[cached]` (single-flight, fencing, freshness phases,
+/// tags, the outage fallback, metrics, the registry) behind a value, for keys that are not a
+/// function's arguments (an HTTP request, a message, a key built at run time) and for code
+/// that caches on its users' behalf. The `get_or_load` of FusionCache (`GetOrSet`), Caffeine
+/// (`get(key, loader)`) and moka.
+///
+/// Build one with [`Cache::builder`] (every attribute argument is a builder method), keep it
+/// in a `static` (`LazyLock`) or in your state, and share it by reference across threads and
+/// tasks; it is `Copy`. On Redis its keys follow the documented layout,
+/// `{prefix}{name}:[<key as JSON>]`, the key a `#[cached]` function of one parameter of type
+/// `K` writes.
+///
+/// A `Cache<K, Option<T>>` caches `None` as a null (for `null_ttl`, in the null envelope on
+/// Redis) once [`CacheBuilder::null_ttl`] is set; without it, `None` is a value like any other.
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use std::time::Duration;
+/// use cache_runtime::{Backend, Cache};
+///
+/// static USERS: LazyLock<Cache<u64, String>> = LazyLock::new(|| {
+///     Cache::builder("users")
+///         .ttl(Duration::from_secs(60))
+///         .backend(Backend::Memory)
+///         .build()
+///         .expect("valid settings")
+/// });
+///
+/// let name = USERS.get_or_load(7, || "user 7".to_owned()); // loaded
+/// let again = USERS.get_or_load(7, || unreachable!("a hit"));
+/// assert_eq!(name, again);
+/// assert_eq!(USERS.stats().loads, 1);
+/// ```
+pub struct Cache<K: 'static, V: 'static> {
+    ops: &'static dyn Ops<K, V>,
+    is_null: fn(&V) -> bool,
+    tags: Option<fn(&K) -> Vec<String>>,
+}
+
+/// A cache's engine, as its backend opened it, with the rule for its nulls.
+pub(crate) struct Opened<K: 'static, V: 'static> {
+    pub(crate) ops: &'static dyn Ops<K, V>,
+    pub(crate) is_null: fn(&V) -> bool,
+}
+
+impl<K: 'static, V: 'static> Clone for Cache<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K: 'static, V: 'static> Copy for Cache<K, V> {}
+
+impl<K: 'static, V: 'static> Cache<K, V> {
+    fn new(opened: Opened<K, V>, tags: Option<fn(&K) -> Vec<String>>) -> Self {
+        Cache {
+            ops: opened.ops,
+            is_null: opened.is_null,
+            tags,
+        }
+    }
+}
+
+impl<K: KeyParam, V: CachedValue> Cache<K, V> {
+    /// `key`'s value: a hit, or the result of `load` (run once per key at a time: other
+    /// callers of the key wait for it, in this process and, with `Lock::Distributed`, in every
+    /// process sharing Redis), stored for the next callers. A panic in `load` reaches its
+    /// caller and stores nothing.
+    #[inline]
+    pub fn get_or_load(&self, key: K, load: impl FnOnce() -> V) -> V {
+        if let Some(hit) = self.ops.hit(&key) {
+            return value(hit);
+        }
+        let tags = self.tags_of(&key);
+        value(self.ops.load(&key, tags, Box::new(|| self.outcome(load()))))
+    }
+
+    /// [`Cache::get_or_load`] with a fallible load: `Ok` is stored, an `Err` is returned to
+    /// this caller and never stored (a caller that waited for this load loads itself). With
+    /// `stale_if_error`, an expired value answers `Ok` in place of an error.
+    pub fn try_get_or_load<E: Send + 'static>(
+        &self,
+        key: K,
+        load: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        if let Some(hit) = self.ops.hit(&key) {
+            return Ok(value(hit));
+        }
+        let tags = self.tags_of(&key);
+        let outcome = self
+            .ops
+            .load(&key, tags, Box::new(|| self.try_outcome(load())));
+        result(outcome)
+    }
+
+    /// The async twin of [`Cache::get_or_load`]: `load` makes the future that loads. A caller
+    /// cancelled while it loads drops its load (another caller of the key then loads).
+    pub async fn get_or_load_async<Fut>(&self, key: K, load: impl FnOnce() -> Fut) -> V
+    where
+        Fut: Future<Output = V> + Send,
+    {
+        if let Some(hit) = self.ops.hit(&key) {
+            return value(hit);
+        }
+        let tags = self.tags_of(&key);
+        let is_null = self.is_null;
+        let fut = load();
+        let load = Box::pin(async move { wrap(is_null, fut.await) });
+        value(self.ops.load_async(&key, tags, load).await)
+    }
+
+    /// The async twin of [`Cache::try_get_or_load`].
+    pub async fn try_get_or_load_async<E, Fut>(
+        &self,
+        key: K,
+        load: impl FnOnce() -> Fut,
+    ) -> Result<V, E>
+    where
+        E: Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send,
+    {
+        if let Some(hit) = self.ops.hit(&key) {
+            return Ok(value(hit));
+        }
+        let tags = self.tags_of(&key);
+        let is_null = self.is_null;
+        let fut = load();
+        let load = Box::pin(async move { try_wrap(is_null, fut.await) });
+        result(self.ops.load_async(&key, tags, load).await)
+    }
+
+    /// [`Cache::get_or_load`] with how the call was answered and how long the answer may be
+    /// kept (`Cache-Control`, `Age`, `ETag`): `f_entry` of a cached function.
+    pub fn entry_or_load(&self, key: K, load: impl FnOnce() -> V) -> Cached<V> {
+        let answer = match self.ops.hit_entry(&key) {
+            Some(hit) => hit,
+            None => {
+                let tags = self.tags_of(&key);
+                let load = Box::new(|| self.outcome(load()));
+                self.ops.load_entry(&key, tags, load)
+            }
+        };
+        answer.map(value)
+    }
+
+    /// The async twin of [`Cache::entry_or_load`].
+    pub async fn entry_or_load_async<Fut>(&self, key: K, load: impl FnOnce() -> Fut) -> Cached<V>
+    where
+        Fut: Future<Output = V> + Send,
+    {
+        let answer = match self.ops.hit_entry(&key) {
+            Some(hit) => hit,
+            None => {
+                let tags = self.tags_of(&key);
+                let is_null = self.is_null;
+                let fut = load();
+                let load = Box::pin(async move { wrap(is_null, fut.await) });
+                self.ops.load_entry_async(&key, tags, load).await
+            }
+        };
+        answer.map(value)
+    }
+
+    /// `key`'s fresh value, without loading: in process, else in Redis (else, while Redis
+    /// fails, in the outage fallback). `None` for an absent, expired or invalidated entry,
+    /// and for a key being loaded (it does not wait). A hit is counted; an absence is not.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let tags = self.tags_of(key);
+        self.ops.peek(key, tags).map(value)
+    }
+
+    /// The async twin of [`Cache::get`].
+    pub async fn get_async(&self, key: &K) -> Option<V> {
+        let tags = self.tags_of(key);
+        self.ops.peek_async(key, tags).await.map(value)
+    }
+
+    /// Stores `value` for `key` now (write-through), fenced like a load: an invalidation of
+    /// `key` that comes while it is written wins. Other processes drop their L1 copies.
+    pub fn insert(&self, key: K, value: V) {
+        let tags = self.tags_of(&key);
+        let _ = self
+            .ops
+            .refresh(&key, tags, Box::new(|| self.outcome(value)));
+    }
+
+    /// The async twin of [`Cache::insert`].
+    pub async fn insert_async(&self, key: K, value: V) {
+        let tags = self.tags_of(&key);
+        let outcome = self.outcome(value);
+        let _ = self
+            .ops
+            .refresh_async(&key, tags, Box::pin(async move { outcome }))
+            .await;
+    }
+
+    /// Removes `key`'s entry everywhere it lives (this process, Redis, other processes' L1
+    /// copies) and fences the loads of it in flight, so none writes its result back.
+    /// `Pending` when Redis could not be reached: the invalidation is kept and replayed before
+    /// this process reads Redis again (as `f_invalidate`).
+    pub fn invalidate(&self, key: &K) -> Invalidation {
+        self.ops.invalidate(key)
+    }
+
+    /// The async twin of [`Cache::invalidate`].
+    pub async fn invalidate_async(&self, key: &K) -> Invalidation {
+        self.ops.invalidate_async(key).await
+    }
+
+    /// Hits, misses, loads, waits, errors and size (this cache's, plus its fallback's).
+    pub fn stats(&self) -> Stats {
+        self.handle().stats()
+    }
+
+    /// The cache's handle: name, backend, stats, `clear`; the one [`caches`](crate::caches)
+    /// lists.
+    pub fn handle(&self) -> &'static CacheHandle {
+        self.ops.handle()
+    }
+
+    /// The tags of `key`'s entry, their versions taken now (before its load starts).
+    fn tags_of(&self, key: &K) -> Tags {
+        match self.tags {
+            Some(tags) => Tags::from_names(tags(key)),
+            None => Tags::NONE,
+        }
+    }
+
+    fn outcome(&self, v: V) -> Outcome<V> {
+        wrap(self.is_null, v)
+    }
+
+    fn try_outcome<E: Send + 'static>(&self, result: Result<V, E>) -> Outcome<V> {
+        try_wrap(self.is_null, result)
+    }
+}
+
+impl<K: 'static, V: 'static> fmt::Debug for Cache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}
+
+/// A loaded value, as the engine keeps it.
+fn wrap<V>(is_null: fn(&V) -> bool, v: V) -> Outcome<V> {
+    match is_null(&v) {
+        true => Outcome::Null(v),
+        false => Outcome::Value(v),
+    }
+}
+
+/// A fallible load's result, as the engine keeps it: an error for its caller alone.
+fn try_wrap<V, E: Send + 'static>(is_null: fn(&V) -> bool, result: Result<V, E>) -> Outcome<V> {
+    match result {
+        Ok(v) => wrap(is_null, v),
+        Err(e) => Outcome::Failed(Box::new(e)),
+    }
+}
+
+/// The value of an answer of an infallible load.
+fn value<V>(outcome: Outcome<V>) -> V {
+    match outcome {
+        Outcome::Value(v) | Outcome::Null(v) => v,
+        // Only a load of `try_get_or_load` fails, and its error goes to its own caller
+        // (the engine never shares or stores an error).
+        Outcome::Failed(_) => unreachable!("an infallible load gave an error"),
+    }
+}
+
+/// The answer of a fallible load of error type `E`.
+fn result<V, E: 'static>(outcome: Outcome<V>) -> Result<V, E> {
+    match outcome {
+        Outcome::Value(v) | Outcome::Null(v) => Ok(v),
+        Outcome::Failed(e) => match e.downcast::<E>() {
+            Ok(e) => Err(*e),
+            // The error of a call goes to that call alone: its own type.
+            Err(_) => unreachable!("a load's error reached another call"),
+        },
+    }
+}
