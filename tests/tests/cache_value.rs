@@ -400,3 +400,42 @@ fn a_cache_lives_in_a_static_and_is_shared_by_threads() {
     assert_eq!(seen, HashSet::from([8]));
     let _ = Invalidation::Done;
 }
+
+/// On Redis a `Cache`'s key is the one a `#[cached]` function of one parameter of the key's
+/// type writes, and the key's `PX` follows `ttl_fn`.
+#[cfg(feature = "redis")]
+mod on_redis {
+    use super::*;
+    use redis::Commands;
+
+    #[cache_runtime::cached(name = "cv-layout-attr", ttl = 60)]
+    fn by_attribute(id: u64) -> u64 {
+        id
+    }
+
+    #[test]
+    fn the_key_is_the_attributes_and_px_follows_ttl_fn() {
+        if !common::backend_ready() {
+            return;
+        }
+        let prefix = format!("t{}:", std::process::id());
+        let url = tests::redis_server::url().expect("ready");
+        let mut raw = tests::redis_server::raw(url);
+        let tokens: Cache<u64, (String, u64)> = Cache::builder("cv-layout")
+            .ttl(Duration::from_secs(3600))
+            .jitter(0.0)
+            .ttl_fn(|token: &(String, u64)| Duration::from_secs(token.1))
+            .backend(Backend::Redis)
+            .build()
+            .unwrap();
+        tokens.get_or_load(7, || ("seven".into(), 30));
+        by_attribute(7);
+        let ours: i64 = raw.pttl(format!("{prefix}cv-layout:[7]")).unwrap();
+        assert!((29_000..=30_000).contains(&ours), "PTTL {ours}");
+        let theirs: i64 = raw.pttl(format!("{prefix}cv-layout-attr:[7]")).unwrap();
+        assert!((50_000..=60_000).contains(&theirs), "PTTL {theirs}");
+        tokens.get_or_load(8, || ("eight".into(), 0));
+        let stored: bool = raw.exists(format!("{prefix}cv-layout:[8]")).unwrap();
+        assert!(!stored, "a zero lifetime was written to Redis");
+    }
+}

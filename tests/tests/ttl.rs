@@ -175,7 +175,8 @@ static BOUND_STALE_LOADS: AtomicU32 = AtomicU32::new(0);
 
 #[cached(ttl = 10, stale = 5, jitter = 1.0, max_entries = 1000)]
 fn bound_stale(key: u32) -> u32 {
-    BOUND_STALE_LOADS.fetch_add(1, SeqCst) + key * 0
+    let _ = key;
+    BOUND_STALE_LOADS.fetch_add(1, SeqCst)
 }
 
 #[test]
@@ -224,4 +225,77 @@ fn issue_22_no_fail_safe_answer_past_ttl_plus_stale_if_error() {
         );
     }
     assert_eq!(bound_fail_safe_cache().stats().stale_if_error_hits, 0);
+}
+
+// ---------------------------------------------------------------- ttl_fn (issue 24)
+
+#[derive(Clone, Debug, PartialEq)]
+struct Token {
+    user: u32,
+    expires_in_s: u64,
+}
+
+static TOKEN_LOADS: AtomicU32 = AtomicU32::new(0);
+
+/// The lifetime of a token: what the issuer said.
+fn token_life(token: &Token) -> Duration {
+    Duration::from_secs(token.expires_in_s)
+}
+
+/// `ttl_fn` receives the value inside `Ok`; the error is never passed to it (nor cached).
+#[cached(ttl = "1h", jitter = 0, ttl_fn = token_life)]
+fn token(user: u32) -> Result<Token, String> {
+    TOKEN_LOADS.fetch_add(1, SeqCst);
+    match user {
+        0 => Err("issuer down".into()),
+        _ => Ok(Token {
+            user,
+            expires_in_s: u64::from(user),
+        }),
+    }
+}
+
+#[test]
+fn ttl_fn_gives_each_entry_the_lifetime_its_value_says() {
+    let _serial = serial();
+    let loads = || TOKEN_LOADS.load(SeqCst);
+    token(10).unwrap();
+    token(100).unwrap();
+    assert!(token(0).is_err());
+    assert_eq!(loads(), 3);
+    clock::advance(Duration::from_millis(9_900));
+    token(10).unwrap();
+    token(100).unwrap();
+    assert_eq!(loads(), 3, "a token expired before its own lifetime");
+    clock::advance(Duration::from_millis(200));
+    token(10).unwrap();
+    assert_eq!(loads(), 4, "the 10 s token outlived its lifetime");
+    token(100).unwrap();
+    assert_eq!(loads(), 4, "the 100 s token took another's lifetime");
+    assert_eq!(token_entry(100).lifetime(), Duration::from_secs(100));
+    clock::advance(Duration::from_secs(100));
+    token(100).unwrap();
+    assert_eq!(loads(), 5);
+}
+
+static ZERO_LOADS: AtomicU32 = AtomicU32::new(0);
+
+fn never(_: &u32) -> Duration {
+    Duration::ZERO
+}
+
+/// `Duration::ZERO` means do not store: every call loads.
+#[cached(ttl = "1h", ttl_fn = never)]
+fn uncacheable(key: u32) -> u32 {
+    ZERO_LOADS.fetch_add(1, SeqCst);
+    key
+}
+
+#[test]
+fn a_zero_lifetime_is_not_stored() {
+    let _serial = serial();
+    assert_eq!(uncacheable(1), 1);
+    assert_eq!(uncacheable(1), 1);
+    assert_eq!(ZERO_LOADS.load(SeqCst), 2);
+    assert_eq!(uncacheable_cache().len(), 0);
 }
