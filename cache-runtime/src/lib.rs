@@ -381,6 +381,7 @@ mod stores {
         crate::cache::Opened {
             ops,
             is_null: N::is_null,
+            null: N::null,
         }
     }
 

@@ -8,6 +8,7 @@
 //! | the engine's calls behind `dyn` (the backend is chosen at run time) | `ops.rs` |
 //! | loading many keys at once | `batch.rs` |
 
+mod batch;
 mod builder;
 mod keyed;
 mod ops;
@@ -63,6 +64,8 @@ use keyed::Outcome;
 pub struct Cache<K: 'static, V: 'static> {
     ops: &'static dyn Ops<K, V>,
     is_null: fn(&V) -> bool,
+    /// The value of a null, where this cache has nulls.
+    null: fn() -> Option<V>,
     tags: Option<fn(&K) -> Vec<String>>,
 }
 
@@ -70,6 +73,7 @@ pub struct Cache<K: 'static, V: 'static> {
 pub(crate) struct Opened<K: 'static, V: 'static> {
     pub(crate) ops: &'static dyn Ops<K, V>,
     pub(crate) is_null: fn(&V) -> bool,
+    pub(crate) null: fn() -> Option<V>,
 }
 
 impl<K: 'static, V: 'static> Clone for Cache<K, V> {
@@ -85,6 +89,7 @@ impl<K: 'static, V: 'static> Cache<K, V> {
         Cache {
             ops: opened.ops,
             is_null: opened.is_null,
+            null: opened.null,
             tags,
         }
     }

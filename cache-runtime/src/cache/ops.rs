@@ -8,7 +8,7 @@ use crate::answer::Cached;
 use crate::engine::Engine;
 use crate::handle::CacheHandle;
 use crate::invalidation::Invalidation;
-use crate::store::Store;
+use crate::store::{Store, Tier};
 use crate::tags::Tags;
 
 use super::keyed::{ByRef, Keyed, Nulls, Outcome};
@@ -29,10 +29,10 @@ pub(crate) trait Ops<K, V>: Send + Sync {
     fn hit_entry(&self, key: &K) -> Option<Cached<Outcome<V>>>;
     /// The miss path: load once per key, or wait for the load running.
     fn load(&'static self, key: &K, tags: Tags, load: Load<'_, V>) -> Outcome<V>;
-    /// The async miss path.
+    /// The async miss path (the key is copied at the call: the future does not borrow it).
     fn load_async<'a>(
         &'static self,
-        key: &'a K,
+        key: &K,
         tags: Tags,
         load: Boxed<'a, Outcome<V>>,
     ) -> Boxed<'a, Outcome<V>>;
@@ -64,6 +64,9 @@ pub(crate) trait Ops<K, V>: Send + Sync {
     fn invalidate_async<'a>(&'static self, key: &'a K) -> Boxed<'a, Invalidation>;
     /// The cache's handle (name, backend, stats, clear).
     fn handle(&'static self) -> &'static CacheHandle;
+    /// Whether entries live (also) outside this process: a miss of [`Ops::hit`] may be found
+    /// there.
+    fn shared(&self) -> bool;
 }
 
 impl<K, V, N, S> Ops<K, V> for Engine<Keyed<K, V, N>, S>
@@ -89,7 +92,7 @@ where
 
     fn load_async<'a>(
         &'static self,
-        key: &'a K,
+        key: &K,
         tags: Tags,
         load: Boxed<'a, Outcome<V>>,
     ) -> Boxed<'a, Outcome<V>> {
@@ -145,5 +148,9 @@ where
 
     fn handle(&'static self) -> &'static CacheHandle {
         Engine::handle(self)
+    }
+
+    fn shared(&self) -> bool {
+        !matches!(S::TIER, Tier::Local)
     }
 }
