@@ -288,7 +288,7 @@ impl<K: CacheKey, V: CacheValue> Cache<K, V> {
     /// With the `redis` feature, the key and value must be serde types whatever the backend
     /// ([`CacheKey`], [`CacheValue`]): the backend is chosen at run time.
     pub fn builder(name: impl Into<String>) -> CacheBuilder<K, V> {
-        CacheBuilder::new(name.into(), stores::open::<K, V, cache::NoNulls>)
+        CacheBuilder::new(name.into(), stores::open_plain::<K, V>)
     }
 }
 
@@ -379,9 +379,36 @@ mod stores {
             Backend::Tiered => leaked::<Keyed<K, V, N>, redis::TieredBackend>(init),
         };
         crate::cache::Opened {
+            memory: None,
             ops,
             is_null: N::is_null,
             null: N::null,
+        }
+    }
+
+    /// [`open`] of a cache without nulls, whose in-process engine answers hits without a
+    /// `dyn` call.
+    pub(crate) fn open_plain<K, V>(
+        backend: crate::Backend,
+        init: Init<V>,
+    ) -> crate::cache::Opened<K, V>
+    where
+        K: crate::CacheKey,
+        V: crate::CacheValue,
+    {
+        use crate::cache::{Keyed, NoNulls, Nulls};
+        match backend {
+            crate::Backend::Memory => {
+                let engine = crate::engine::leaked::<Keyed<K, V, NoNulls>, Memory>(init);
+                crate::cache::Opened {
+                    memory: Some(engine),
+                    ops: engine,
+                    is_null: <NoNulls as Nulls<V>>::is_null,
+                    null: <NoNulls as Nulls<V>>::null,
+                }
+            }
+            #[cfg(feature = "redis")]
+            _ => open::<K, V, NoNulls>(backend, init),
         }
     }
 

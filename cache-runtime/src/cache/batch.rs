@@ -1,26 +1,24 @@
-//! Loading many keys at once: one read of every key, one call of the loader with exactly the
-//! keys that missed and that no other caller is loading, and a write per loaded key, each
-//! fenced as a single load's.
+//! Loading many keys at once: every missing key's call at once, one call of the loader with
+//! exactly the keys that missed and that no other caller is loading, and a write per loaded
+//! key, each fenced as a single load's.
 //!
 //! Each missing key goes through the engine's own miss path (single-flight, leases, fencing,
-//! phases, fail-safe, the fallback), whose body is a *meeting*: the body of a key that this
-//! call leads waits there for the batch's result instead of loading. The keys are taken in
-//! a fixed order (a hash of each key that every process computes alike), one after the
-//! other: a key another caller is loading is waited for before the next key is taken, so two
-//! batches that share keys never wait for each other in a circle (lock ordering). Once every
-//! key is led or answered, the loader runs once with the led keys, and every led key
-//! publishes its value.
+//! phases, fail-safe, the fallback), whose body is a *meeting*: the body of a key this batch
+//! leads waits there for the batch's result instead of loading. The calls run together (on
+//! Redis their reads, leases and writes are pipelined on one connection); the loader runs
+//! once every call is answered, leads its key, or waits for another caller's load of its key
+//! (`store::wait_for_another` says so): a batch never waits for anyone while it holds its own
+//! keys, so two batches over the same keys never wait for each other in a circle.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::pin::Pin;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use crate::bounds::{CachedValue, KeyParam};
-use crate::store::drive;
+use crate::store::{drive, watching};
 
 use super::keyed::Outcome;
 use super::ops::Boxed;
@@ -35,10 +33,10 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     /// `null_ttl`, and nulls are absent from the answer too), else not cached. A value `load`
     /// gives for a key it was not asked for is ignored.
     ///
-    /// On Redis, the keys are read concurrently (pipelined on one connection), and the keys
-    /// that missed are leased one after another before `load` runs (the order that keeps
-    /// batches from waiting for each other). FusionCache#16, Caffeine's `getAll`, aiocache's
-    /// `multi_cached`.
+    /// On Redis, the calls of the keys run together: their reads, leases and writes are
+    /// pipelined on one connection. A key whose other loader failed while this batch waited
+    /// for it is absent (not loaded: the loader has run). FusionCache#16, Caffeine's
+    /// `getAll`, aiocache's `multi_cached`.
     ///
     /// ```
     /// use std::collections::HashMap;
@@ -111,8 +109,10 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
         self.many(keys, load).await
     }
 
-    /// The batch, for every form: hits, the shared store's read, the keys taken in order,
-    /// the load, the writes.
+    /// The batch, for every form: hits in process; then every missing key's call at once,
+    /// through the engine's miss path, until each is answered, leads its key (its body came
+    /// to the meeting) or waits for another caller's load; then the load, once, and the
+    /// writes.
     async fn many<I, L, Fut, E>(&self, keys: I, load: L) -> Result<HashMap<K, V>, E>
     where
         I: IntoIterator<Item = K>,
@@ -126,77 +126,121 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
             if !seen.insert(key.clone()) {
                 continue;
             }
-            match self.ops.hit(&key) {
+            match self.hit(&key) {
                 Some(hit) => answer(&mut found, key, hit),
                 None => missing.push(key),
             }
         }
-        if self.ops.shared() && !missing.is_empty() {
-            missing = self.read_shared(missing, &mut found).await;
-        }
         if missing.is_empty() {
             return Ok(found);
         }
-        missing.sort_by_cached_key(order);
         let meeting = Meeting::new(missing.len(), self.is_null, self.null);
-        let mut led = Vec::new();
-        for (i, key) in missing.iter().enumerate() {
-            let mut flight = self.ops.load_async(key, self.tags_of(key), meeting.body(i));
-            match until_led(&mut flight, &meeting, i).await {
-                Some(outcome) => answer(&mut found, key.clone(), outcome),
-                None => led.push((i, flight)),
-            }
-        }
-        if led.is_empty() {
-            return Ok(found);
-        }
-        let keys: Vec<K> = led.iter().map(|(i, _)| missing[*i].clone()).collect();
-        let failed = match load(keys).await {
-            Ok(loaded) => {
-                meeting.resolve(&missing, loaded);
-                None
-            }
-            Err(e) => {
-                meeting.fail();
-                Some(e)
+        let flights = missing
+            .iter()
+            .enumerate()
+            .map(|(i, key)| self.ops.load_async(key, self.tags_of(key), meeting.body(i)))
+            .collect();
+        let mut flights = Flights::new(flights);
+        flights.until_loadable(&meeting).await;
+        let led = meeting.led();
+        let failed = match led.is_empty() {
+            true => None,
+            false => {
+                let keys = led.iter().map(|&i| missing[i].clone()).collect();
+                match load(keys).await {
+                    Ok(loaded) => {
+                        meeting.resolve(&missing, loaded);
+                        None
+                    }
+                    Err(e) => {
+                        meeting.fail();
+                        Some(e)
+                    }
+                }
             }
         };
-        let (indices, flights): (Vec<usize>, Vec<_>) = led.into_iter().unzip();
-        let outcomes = join_all(flights).await;
+        meeting.close();
+        let outcomes = flights.finish().await;
         if let Some(e) = failed {
             return Err(e);
         }
-        for (i, outcome) in indices.into_iter().zip(outcomes) {
-            answer(&mut found, missing[i].clone(), outcome);
+        for (key, outcome) in missing.into_iter().zip(outcomes) {
+            answer(&mut found, key, outcome);
         }
         Ok(found)
     }
-
-    /// Reads every key of `missing` from the shared store at once; answers the fresh ones
-    /// and returns the others.
-    async fn read_shared(&self, missing: Vec<K>, found: &mut HashMap<K, V>) -> Vec<K> {
-        let reads = missing
-            .iter()
-            .map(|key| self.ops.peek_async(key, self.tags_of(key)))
-            .collect();
-        let reads = join_all(reads).await;
-        let mut still = Vec::new();
-        for (key, read) in missing.into_iter().zip(reads) {
-            match read {
-                Some(outcome) => answer(found, key, outcome),
-                None => still.push(key),
-            }
-        }
-        still
-    }
 }
 
-/// The order in which a batch takes its keys: the same in every batch and every process of
-/// one build (`DefaultHasher::new` has fixed keys).
-fn order<K: Hash>(key: &K) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    key.hash(&mut hasher);
-    hasher.finish()
+/// The calls of a batch's missing keys, driven together.
+struct Flights<'a, V> {
+    calls: Vec<Option<Boxed<'a, Outcome<V>>>>,
+    outcomes: Vec<Option<Outcome<V>>>,
+    /// Whether each call, at its last poll, was left waiting for another caller's load.
+    waiting: Vec<bool>,
+}
+
+impl<'a, V: Send + 'static> Flights<'a, V> {
+    fn new(calls: Vec<Boxed<'a, Outcome<V>>>) -> Self {
+        let n = calls.len();
+        Flights {
+            calls: calls.into_iter().map(Some).collect(),
+            outcomes: (0..n).map(|_| None).collect(),
+            waiting: vec![false; n],
+        }
+    }
+
+    /// Polls every call not answered yet; whether all are.
+    fn poll_all(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut all = true;
+        for i in 0..self.calls.len() {
+            let Some(call) = &mut self.calls[i] else {
+                continue;
+            };
+            let (poll, waiting) = watching(|| call.as_mut().poll(cx));
+            match poll {
+                Poll::Ready(outcome) => {
+                    self.outcomes[i] = Some(outcome);
+                    self.calls[i] = None;
+                }
+                Poll::Pending => {
+                    self.waiting[i] = waiting;
+                    all = false;
+                }
+            }
+        }
+        all
+    }
+
+    /// Drives the calls until every one is answered, leads its key, or waits for another's
+    /// load: then the batch may load (it waits for nobody while it holds its keys).
+    async fn until_loadable(&mut self, meeting: &Meeting<V>) {
+        poll_fn(|cx| {
+            if self.poll_all(cx) {
+                return Poll::Ready(());
+            }
+            let settled = (0..self.calls.len())
+                .all(|i| self.calls[i].is_none() || self.waiting[i] || meeting.arrived(i));
+            match settled {
+                true => Poll::Ready(()),
+                false => Poll::Pending,
+            }
+        })
+        .await;
+    }
+
+    /// Drives every call to its answer; the answers in order (an error for a call that has
+    /// none).
+    async fn finish(mut self) -> Vec<Outcome<V>> {
+        poll_fn(|cx| match self.poll_all(cx) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        })
+        .await;
+        self.outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Failed))
+            .collect()
+    }
 }
 
 /// Puts a value in the answer; a null or an error is absent.
@@ -204,47 +248,6 @@ fn answer<K: Hash + Eq, V>(found: &mut HashMap<K, V>, key: K, outcome: Outcome<V
     if let Outcome::Value(v) = outcome {
         found.insert(key, v);
     }
-}
-
-/// Drives `flight` until it is answered (`Some`) or its body joined the meeting (`None`: this
-/// batch leads the key, and the flight waits for the batch's result).
-async fn until_led<V: Send + 'static>(
-    flight: &mut Boxed<'_, Outcome<V>>,
-    meeting: &Meeting<V>,
-    i: usize,
-) -> Option<Outcome<V>> {
-    poll_fn(|cx| match flight.as_mut().poll(cx) {
-        Poll::Ready(outcome) => Poll::Ready(Some(outcome)),
-        Poll::Pending if meeting.arrived(i) => Poll::Ready(None),
-        Poll::Pending => Poll::Pending,
-    })
-    .await
-}
-
-/// Runs `futures` concurrently; their outputs in order.
-async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
-    let mut futures: Vec<_> = futures.into_iter().map(Some).collect();
-    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(fut) = slot {
-                match fut.as_mut().poll(cx) {
-                    Poll::Ready(out) => {
-                        *output = Some(out);
-                        *slot = None;
-                    }
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        match pending {
-            true => Poll::Pending,
-            false => Poll::Ready(()),
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 /// Where the bodies of the keys a batch leads wait for its result.
@@ -294,7 +297,7 @@ impl<V: Send + 'static> Meeting<V> {
                 let mut seats = inner.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(result) = &mut seats.result {
                     let outcome = result[i].take();
-                    return Poll::Ready(outcome.unwrap_or(Outcome::Failed(Box::new(LeftOut))));
+                    return Poll::Ready(outcome.unwrap_or(Outcome::Failed));
                 }
                 seats.arrived[i] = true;
                 seats.wakers.push(cx.waker().clone());
@@ -324,6 +327,25 @@ impl<V: Send + 'static> Meeting<V> {
         seats.wakers.drain(..).for_each(Waker::wake);
     }
 
+    /// The keys whose body came: the keys this batch leads, by index.
+    fn led(&self) -> Vec<usize> {
+        let seats = self.seats();
+        (0..seats.arrived.len())
+            .filter(|&i| seats.arrived[i])
+            .collect()
+    }
+
+    /// After the load (or without one): a body that comes now answers with an error (its key
+    /// waited for another caller's load that failed; it is not loaded, and not cached).
+    fn close(&self) {
+        let mut seats = self.seats();
+        if seats.result.is_none() {
+            let keys = seats.arrived.len();
+            seats.result = Some((0..keys).map(|_| None).collect());
+            seats.wakers.drain(..).for_each(Waker::wake);
+        }
+    }
+
     /// The loader failed: every led key answers with an error (nothing is stored).
     fn fail(&self) {
         let mut seats = self.seats();
@@ -332,6 +354,3 @@ impl<V: Send + 'static> Meeting<V> {
         seats.wakers.drain(..).for_each(Waker::wake);
     }
 }
-
-/// A key the batch's loader gave no value for.
-struct LeftOut;

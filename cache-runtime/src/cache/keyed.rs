@@ -1,7 +1,6 @@
 //! The types of a [`Cache`](super::Cache) as the engine sees them: a function whose key is
 //! the cache's key and whose output says whether the load gave a value, a null or an error.
 
-use std::any::Any;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 
@@ -25,8 +24,9 @@ pub(crate) enum Outcome<V> {
     /// A null (`None` of a `Cache<K, Option<T>>` with nulls), as its value: cached for
     /// `null_ttl`.
     Null(V),
-    /// An error of `try_get_or_load`, for its caller alone: never cached, never shared.
-    Failed(Box<dyn Any + Send>),
+    /// An error of `try_get_or_load` (kept by its caller), or no value for a key of a batch:
+    /// never cached, never shared.
+    Failed,
 }
 
 /// The shape of [`Outcome`] in a cache whose nulls `N` says: a value or a null is cached, an
@@ -41,7 +41,7 @@ impl<V, N: Nulls<V>> Shape<Outcome<V>> for OutcomeShape<N> {
         match result {
             Outcome::Value(v) => Some(Slot::Value(v)),
             Outcome::Null(_) => Some(Slot::Null),
-            Outcome::Failed(_) => None,
+            Outcome::Failed => None,
         }
     }
 

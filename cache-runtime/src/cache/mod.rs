@@ -15,6 +15,7 @@ mod ops;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 
 pub use builder::{Backend, BuildError, CacheBuilder};
 pub(crate) use keyed::{Keyed, NoNulls, NoneIsNull, Nulls};
@@ -22,9 +23,11 @@ pub(crate) use ops::Ops;
 
 use crate::answer::Cached;
 use crate::bounds::{CachedValue, KeyParam};
+use crate::engine::Engine;
 use crate::handle::CacheHandle;
 use crate::invalidation::Invalidation;
 use crate::stats::Stats;
+use crate::store::Memory;
 use crate::tags::Tags;
 use keyed::Outcome;
 
@@ -62,6 +65,8 @@ use keyed::Outcome;
 /// assert_eq!(USERS.stats().loads, 1);
 /// ```
 pub struct Cache<K: 'static, V: 'static> {
+    /// The engine of an in-process cache without nulls, for a hit path without a `dyn` call.
+    memory: Option<&'static Engine<Keyed<K, V, NoNulls>, Memory>>,
     ops: &'static dyn Ops<K, V>,
     is_null: fn(&V) -> bool,
     /// The value of a null, where this cache has nulls.
@@ -71,6 +76,7 @@ pub struct Cache<K: 'static, V: 'static> {
 
 /// A cache's engine, as its backend opened it, with the rule for its nulls.
 pub(crate) struct Opened<K: 'static, V: 'static> {
+    pub(crate) memory: Option<&'static Engine<Keyed<K, V, NoNulls>, Memory>>,
     pub(crate) ops: &'static dyn Ops<K, V>,
     pub(crate) is_null: fn(&V) -> bool,
     pub(crate) null: fn() -> Option<V>,
@@ -87,6 +93,7 @@ impl<K: 'static, V: 'static> Copy for Cache<K, V> {}
 impl<K: 'static, V: 'static> Cache<K, V> {
     fn new(opened: Opened<K, V>, tags: Option<fn(&K) -> Vec<String>>) -> Self {
         Cache {
+            memory: opened.memory,
             ops: opened.ops,
             is_null: opened.is_null,
             null: opened.null,
@@ -102,7 +109,7 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     /// caller and stores nothing.
     #[inline]
     pub fn get_or_load(&self, key: K, load: impl FnOnce() -> V) -> V {
-        if let Some(hit) = self.ops.hit(&key) {
+        if let Some(hit) = self.hit(&key) {
             return value(hit);
         }
         let tags = self.tags_of(&key);
@@ -112,19 +119,15 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     /// [`Cache::get_or_load`] with a fallible load: `Ok` is stored, an `Err` is returned to
     /// this caller and never stored (a caller that waited for this load loads itself). With
     /// `stale_if_error`, an expired value answers `Ok` in place of an error.
-    pub fn try_get_or_load<E: Send + 'static>(
-        &self,
-        key: K,
-        load: impl FnOnce() -> Result<V, E>,
-    ) -> Result<V, E> {
-        if let Some(hit) = self.ops.hit(&key) {
+    pub fn try_get_or_load<E>(&self, key: K, load: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        if let Some(hit) = self.hit(&key) {
             return Ok(value(hit));
         }
         let tags = self.tags_of(&key);
-        let outcome = self
-            .ops
-            .load(&key, tags, Box::new(|| self.try_outcome(load())));
-        result(outcome)
+        let mut error = None;
+        let body = Box::new(|| wrap_or_keep(self.is_null, load(), &mut error));
+        let outcome = self.ops.load(&key, tags, body);
+        result(outcome, error)
     }
 
     /// The async twin of [`Cache::get_or_load`]: `load` makes the future that loads. A caller
@@ -133,7 +136,7 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     where
         Fut: Future<Output = V> + Send,
     {
-        if let Some(hit) = self.ops.hit(&key) {
+        if let Some(hit) = self.hit(&key) {
             return value(hit);
         }
         let tags = self.tags_of(&key);
@@ -150,17 +153,27 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
         load: impl FnOnce() -> Fut,
     ) -> Result<V, E>
     where
-        E: Send + 'static,
+        E: Send,
         Fut: Future<Output = Result<V, E>> + Send,
     {
-        if let Some(hit) = self.ops.hit(&key) {
+        if let Some(hit) = self.hit(&key) {
             return Ok(value(hit));
         }
         let tags = self.tags_of(&key);
         let is_null = self.is_null;
+        let error = Mutex::new(None);
         let fut = load();
-        let load = Box::pin(async move { try_wrap(is_null, fut.await) });
-        result(self.ops.load_async(&key, tags, load).await)
+        let body = Box::pin(async {
+            let mut kept = None;
+            let outcome = wrap_or_keep(is_null, fut.await, &mut kept);
+            *error.lock().unwrap_or_else(PoisonError::into_inner) = kept;
+            outcome
+        });
+        let outcome = self.ops.load_async(&key, tags, body).await;
+        result(
+            outcome,
+            error.into_inner().unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// [`Cache::get_or_load`] with how the call was answered and how long the answer may be
@@ -252,6 +265,15 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
         self.ops.handle()
     }
 
+    /// The in-process hit path.
+    #[inline]
+    fn hit(&self, key: &K) -> Option<Outcome<V>> {
+        match self.memory {
+            Some(engine) => engine.get(&keyed::ByRef(key)),
+            None => self.ops.hit(key),
+        }
+    }
+
     /// The tags of `key`'s entry, their versions taken now (before its load starts).
     fn tags_of(&self, key: &K) -> Tags {
         match self.tags {
@@ -262,10 +284,6 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
 
     fn outcome(&self, v: V) -> Outcome<V> {
         wrap(self.is_null, v)
-    }
-
-    fn try_outcome<E: Send + 'static>(&self, result: Result<V, E>) -> Outcome<V> {
-        try_wrap(self.is_null, result)
     }
 }
 
@@ -283,11 +301,19 @@ fn wrap<V>(is_null: fn(&V) -> bool, v: V) -> Outcome<V> {
     }
 }
 
-/// A fallible load's result, as the engine keeps it: an error for its caller alone.
-fn try_wrap<V, E: Send + 'static>(is_null: fn(&V) -> bool, result: Result<V, E>) -> Outcome<V> {
+/// A fallible load's result, as the engine keeps it: an error is kept in `error`, for its
+/// caller alone.
+fn wrap_or_keep<V, E>(
+    is_null: fn(&V) -> bool,
+    result: Result<V, E>,
+    error: &mut Option<E>,
+) -> Outcome<V> {
     match result {
         Ok(v) => wrap(is_null, v),
-        Err(e) => Outcome::Failed(Box::new(e)),
+        Err(e) => {
+            *error = Some(e);
+            Outcome::Failed
+        }
     }
 }
 
@@ -297,18 +323,17 @@ fn value<V>(outcome: Outcome<V>) -> V {
         Outcome::Value(v) | Outcome::Null(v) => v,
         // Only a load of `try_get_or_load` fails, and its error goes to its own caller
         // (the engine never shares or stores an error).
-        Outcome::Failed(_) => unreachable!("an infallible load gave an error"),
+        Outcome::Failed => unreachable!("an infallible load gave an error"),
     }
 }
 
-/// The answer of a fallible load of error type `E`.
-fn result<V, E: 'static>(outcome: Outcome<V>) -> Result<V, E> {
-    match outcome {
-        Outcome::Value(v) | Outcome::Null(v) => Ok(v),
-        Outcome::Failed(e) => match e.downcast::<E>() {
-            Ok(e) => Err(*e),
-            // The error of a call goes to that call alone: its own type.
-            Err(_) => unreachable!("a load's error reached another call"),
-        },
+/// The answer of a fallible load whose error, if it failed, is `error`. A value answers even
+/// after the load failed (`stale_if_error`: a kept value answers in its place).
+fn result<V, E>(outcome: Outcome<V>, error: Option<E>) -> Result<V, E> {
+    match (outcome, error) {
+        (Outcome::Value(v) | Outcome::Null(v), _) => Ok(v),
+        (Outcome::Failed, Some(e)) => Err(e),
+        // An error is answered only to the call whose load failed, which kept it.
+        (Outcome::Failed, None) => unreachable!("a load's error reached another call"),
     }
 }

@@ -8,7 +8,7 @@ use crate::answer::Cached;
 use crate::engine::Engine;
 use crate::handle::CacheHandle;
 use crate::invalidation::Invalidation;
-use crate::store::{Store, Tier};
+use crate::store::Store;
 use crate::tags::Tags;
 
 use super::keyed::{ByRef, Keyed, Nulls, Outcome};
@@ -64,9 +64,6 @@ pub(crate) trait Ops<K, V>: Send + Sync {
     fn invalidate_async<'a>(&'static self, key: &'a K) -> Boxed<'a, Invalidation>;
     /// The cache's handle (name, backend, stats, clear).
     fn handle(&'static self) -> &'static CacheHandle;
-    /// Whether entries live (also) outside this process: a miss of [`Ops::hit`] may be found
-    /// there.
-    fn shared(&self) -> bool;
 }
 
 impl<K, V, N, S> Ops<K, V> for Engine<Keyed<K, V, N>, S>
@@ -148,9 +145,5 @@ where
 
     fn handle(&'static self) -> &'static CacheHandle {
         Engine::handle(self)
-    }
-
-    fn shared(&self) -> bool {
-        !matches!(S::TIER, Tier::Local)
     }
 }

@@ -17,7 +17,7 @@ use crate::entry::Entry;
 use crate::fence::Ticket;
 use crate::function::Function;
 use crate::reentry::Mark;
-use crate::store::{Start, Store};
+use crate::store::{Start, Store, wait_for_another};
 
 use super::Engine;
 
@@ -124,13 +124,14 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             let found = self
                 .local
                 .entry_async(key, |_, e| fresh_or_guard(e, trusted));
-            match within(limit, found).await {
+            match within(limit, wait_for_another(found)).await {
                 Some(EntryResult::Vacant(g) | EntryResult::Replaced(g, _)) => Flight::Lead(g),
                 Some(EntryResult::Retained(entry)) => Flight::Joined(entry),
                 None | Some(EntryResult::Timeout | EntryResult::Removed(..)) => Flight::TimedOut,
             }
         } else {
-            match within(limit, self.local.get_value_or_guard_async(key)).await {
+            let found = wait_for_another(self.local.get_value_or_guard_async(key));
+            match within(limit, found).await {
                 Some(Err(g)) => Flight::Lead(g),
                 Some(Ok(entry)) => Flight::Joined(entry),
                 None => Flight::TimedOut,

@@ -231,7 +231,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     }
 
     /// The result of a hit on `slot`, counted; `None` for a null of a shape without nulls.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn hit(&self, slot: Slot<F::Value>) -> Option<F::Output> {
         let counter = match slot {
             Slot::Value(_) => Counter::Hit,

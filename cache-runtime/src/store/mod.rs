@@ -24,6 +24,7 @@ pub(crate) mod local;
 mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+mod waiting;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +36,8 @@ pub use crate::policy::Policy;
 pub use crate::registry::Change;
 pub use crate::tags::Tags;
 pub use memory::Memory;
+pub use waiting::wait_for_another;
+pub(crate) use waiting::watching;
 
 /// An operation of a store: a `'static` future the engine blocks on (sync callers, through
 /// [`Store::block`]) or awaits (async callers, on their own task).

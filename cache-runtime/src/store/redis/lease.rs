@@ -328,15 +328,18 @@ pub(crate) async fn begin(
         let sleep = backoff
             .mul_f64(0.5 + fastrand::f64() * 0.5)
             .min(give_up - now);
-        match notified {
-            Some(notified) => {
-                tokio::select! {
-                    () = notified => {}
-                    () = tokio::time::sleep(sleep) => {}
+        let waited = async {
+            match notified {
+                Some(notified) => {
+                    tokio::select! {
+                        () = notified => {}
+                        () = tokio::time::sleep(sleep) => {}
+                    }
                 }
+                None => tokio::time::sleep(sleep).await,
             }
-            None => tokio::time::sleep(sleep).await,
-        }
+        };
+        crate::store::wait_for_another(waited).await;
         backoff = (backoff * 2).min(Duration::from_millis(200));
     }
 }
