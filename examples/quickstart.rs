@@ -5,7 +5,8 @@
 //! `#[cached]`. The program shows a miss against a hit, 100 concurrent callers causing one
 //! query, a missing user cached as a null, an update followed by `_invalidate`, a price change
 //! that drops a product, its category's listing and the best sellers with one
-//! `invalidate_tags` call, and the stats of the caches.
+//! `invalidate_tags` call, the same slow query through a cache held as a value (`Cache`), a
+//! batch of product names loaded with one query, and the stats of the caches.
 //!
 //! Run it with `cargo run --example quickstart`.
 
@@ -13,10 +14,11 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::sync::{Arc, Barrier, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Barrier, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
-use cache_runtime::{CacheHandle, cached, invalidate_tags};
+use cache_runtime::{Cache, CacheHandle, cached, invalidate_tags};
 use rusqlite::{Connection, OptionalExtension, params};
 
 const PRODUCTS: i64 = 200;
@@ -103,6 +105,38 @@ fn category_listing(category: &str) -> rusqlite::Result<Vec<(String, i64)>> {
 /// (`orders.user_id` has no index, so the query scans every order: tens of milliseconds.)
 #[cached(ttl = "10m", null_ttl = "1m", key = "{id}", name = "user:profile")]
 fn user_profile(id: i64) -> rusqlite::Result<Option<Profile>> {
+    query_profile(id)
+}
+
+/// The same query, cached through a value instead of an attribute: the key need not be a
+/// function's arguments (an HTTP request, a message).
+static PROFILES: LazyLock<Cache<i64, Option<Profile>>> = LazyLock::new(|| {
+    Cache::builder("user:profile:held")
+        .ttl(Duration::from_secs(600))
+        .null_ttl(Duration::from_secs(60))
+        .build()
+        .expect("valid settings")
+});
+
+/// Product names, loaded many at once.
+static NAMES: LazyLock<Cache<i64, String>> = LazyLock::new(|| {
+    Cache::builder("product:name")
+        .ttl(Duration::from_secs(600))
+        .build()
+        .expect("valid settings")
+});
+
+/// The names of the products `ids`, in one query.
+fn query_names(ids: &[i64]) -> rusqlite::Result<HashMap<i64, String>> {
+    let db = connect()?;
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let mut stmt = db.prepare(&format!("SELECT id, name FROM products WHERE id IN ({list})"))?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// A user's profile with their order history, from the database.
+fn query_profile(id: i64) -> rusqlite::Result<Option<Profile>> {
     let db = connect()?;
     db.query_row(
         "WITH s AS MATERIALIZED (SELECT COUNT(*) AS orders, COALESCE(SUM(quantity), 0) AS units
@@ -195,7 +229,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 fn print_stats(cache: &CacheHandle) {
     let s = cache.stats();
     println!(
-        "  {:<14} hits {:>3}  null hits {:>2}  misses {:>2}  loads {:>2}  waits {:>3}  errors {}",
+        "  {:<18} hits {:>3}  null hits {:>2}  misses {:>2}  loads {:>2}  waits {:>3}  errors {}",
         cache.name(),
         s.hits,
         s.null_hits,
@@ -343,11 +377,42 @@ fn main() -> rusqlite::Result<()> {
         QUERIES.load(Relaxed) - before
     );
 
-    println!("\n6. Stats");
+    println!("\n6. A cache you hold: the same query through `Cache`, and a batch of names");
+    let before = QUERIES.load(Relaxed);
+    let (first, miss) = timed(|| PROFILES.try_get_or_load(42, || query_profile(42)));
+    let (_, hit) = timed(|| PROFILES.try_get_or_load(42, || query_profile(42)));
+    println!(
+        "  PROFILES.try_get_or_load(42) -> {:?}  miss {}, hit {}",
+        first?.map(|p| p.name),
+        ms(miss).trim(),
+        ms(hit).trim()
+    );
+    NAMES.get_or_load(3, || "cached before".to_owned());
+    let ids = [1, 2, 3, 4, 5];
+    let queried = QUERIES.load(Relaxed);
+    let (names, took) = timed(|| NAMES.try_get_many_or_load(ids, query_names));
+    let names = names?;
+    println!(
+        "  NAMES.try_get_many_or_load({ids:?}): {} names, {} query for the 4 missing, in {}",
+        names.len(),
+        QUERIES.load(Relaxed) - queried,
+        ms(took).trim()
+    );
+    let queried = QUERIES.load(Relaxed);
+    NAMES.try_get_many_or_load(ids, query_names)?;
+    println!(
+        "  again: {} queries; all queries of this step: {}",
+        QUERIES.load(Relaxed) - queried,
+        QUERIES.load(Relaxed) - before
+    );
+
+    println!("\n7. Stats");
     print_stats(top_products_cache());
     print_stats(user_profile_cache());
     print_stats(product_page_cache());
     print_stats(category_listing_cache());
+    print_stats(PROFILES.handle());
+    print_stats(NAMES.handle());
     println!("  queries that reached SQLite: {}", QUERIES.load(Relaxed));
 
     let _ = std::fs::remove_file(&path);

@@ -39,7 +39,6 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     /// `getAll`, aiocache's `multi_cached`.
     ///
     /// ```
-    /// use std::collections::HashMap;
     /// use cache_runtime::{Backend, Cache};
     ///
     /// let users: Cache<u64, String> = Cache::builder("users-batch-doc")
