@@ -12,9 +12,9 @@
 
 #![allow(clippy::print_stdout, reason = "an example program prints its results")]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::collections::HashMap;
 use std::sync::{Arc, Barrier, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -130,7 +130,9 @@ static NAMES: LazyLock<Cache<i64, String>> = LazyLock::new(|| {
 fn query_names(ids: &[i64]) -> rusqlite::Result<HashMap<i64, String>> {
     let db = connect()?;
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let mut stmt = db.prepare(&format!("SELECT id, name FROM products WHERE id IN ({list})"))?;
+    let mut stmt = db.prepare(&format!(
+        "SELECT id, name FROM products WHERE id IN ({list})"
+    ))?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }

@@ -516,3 +516,29 @@ impl Own {
         })
     }
 }
+
+/// Calls per command, from `INFO commandstats` (the commands scripts run are counted too).
+pub fn commands(con: &mut Raw) -> std::collections::BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|f| f.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// What ran between two readings of [`commands`], without the readings' own `INFO`.
+pub fn command_delta(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            (d > 0 && k != "info").then(|| (k.clone(), d))
+        })
+        .collect()
+}

@@ -18,27 +18,7 @@ fn tagged_trips(id: u32) -> u32 {
     id
 }
 
-/// Calls per command, from `INFO commandstats`.
-fn commands(con: &mut tests::redis_server::Raw) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.split(',').find_map(|f| f.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
-        })
-        .collect()
-}
-
-fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .filter_map(|(k, v)| {
-            let d = v - before.get(k).copied().unwrap_or(0);
-            (d > 0 && k != "info").then(|| (k.clone(), d))
-        })
-        .collect()
-}
+use tests::redis_server::{command_delta as delta, commands};
 
 #[test]
 fn a_hit_is_one_get_and_a_miss_three_round_trips() {

@@ -33,8 +33,9 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     /// `null_ttl`, and nulls are absent from the answer too), else not cached. A value `load`
     /// gives for a key it was not asked for is ignored.
     ///
-    /// On Redis, the calls of the keys run together: their reads, leases and writes are
-    /// pipelined on one connection. A key whose other loader failed while this batch waited
+    /// On Redis, the keys are read at once (one `MGET` on a server; on a cluster, or with
+    /// tags, one read per key, pipelined), and the leases and writes of the missing keys run
+    /// together, pipelined on one connection. A key whose other loader failed while this batch waited
     /// for it is absent (not loaded: the loader has run). FusionCache#16, Caffeine's
     /// `getAll`, aiocache's `multi_cached`.
     ///
@@ -134,11 +135,9 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
             return Ok(found);
         }
         let meeting = Meeting::new(missing.len(), self.is_null, self.null);
-        let flights = missing
-            .iter()
-            .enumerate()
-            .map(|(i, key)| self.ops.load_async(key, self.tags_of(key), meeting.body(i)))
-            .collect();
+        let tags = missing.iter().map(|key| self.tags_of(key)).collect();
+        let bodies = (0..missing.len()).map(|i| meeting.body(i)).collect();
+        let flights = self.ops.load_many_async(&missing, tags, bodies).await;
         let mut flights = Flights::new(flights);
         flights.until_loadable(&meeting).await;
         let led = meeting.led();

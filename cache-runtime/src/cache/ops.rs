@@ -36,6 +36,14 @@ pub(crate) trait Ops<K, V>: Send + Sync {
         tags: Tags,
         load: Boxed<'a, Outcome<V>>,
     ) -> Boxed<'a, Outcome<V>>;
+    /// The calls of a batch's missing keys: one read of all of them from the store, then
+    /// each key's miss path from its read, with its body.
+    fn load_many_async<'a>(
+        &'static self,
+        keys: &[K],
+        tags: Vec<Tags>,
+        loads: Vec<Boxed<'a, Outcome<V>>>,
+    ) -> Boxed<'a, Vec<Boxed<'a, Outcome<V>>>>;
     /// `entry_or_load`'s miss path.
     fn load_entry(&'static self, key: &K, tags: Tags, load: Load<'_, V>) -> Cached<Outcome<V>>;
     /// `entry_or_load_async`'s miss path.
@@ -95,6 +103,28 @@ where
     ) -> Boxed<'a, Outcome<V>> {
         let key = self.key(&ByRef(key), tags);
         Box::pin(Engine::load_async(self, key, load))
+    }
+
+    fn load_many_async<'a>(
+        &'static self,
+        keys: &[K],
+        tags: Vec<Tags>,
+        loads: Vec<Boxed<'a, Outcome<V>>>,
+    ) -> Boxed<'a, Vec<Boxed<'a, Outcome<V>>>> {
+        let keys: Vec<_> = keys
+            .iter()
+            .zip(tags)
+            .map(|(key, tags)| self.key(&ByRef(key), tags))
+            .collect();
+        Box::pin(async move {
+            let reads = self.read_many_async(&keys).await;
+            let calls = keys.into_iter().zip(reads).zip(loads);
+            calls
+                .map(|((key, (ticket, read)), load)| {
+                    Box::pin(self.load_read_async(key, ticket, read, load)) as Boxed<'a, _>
+                })
+                .collect()
+        })
     }
 
     fn load_entry(&'static self, key: &K, tags: Tags, load: Load<'_, V>) -> Cached<Outcome<V>> {

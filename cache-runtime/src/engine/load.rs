@@ -257,6 +257,36 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             false => None,
             true => Some(self.fetch_async(&key).await),
         };
+        self.load_read_async(key, ticket, read, body).await
+    }
+
+    /// The calls of a batch: their fence tickets, then one read of every key from the store
+    /// (`Store::read_many`): what [`Engine::load_read_async`] goes on from, per key.
+    pub(crate) async fn read_many_async(
+        &'static self,
+        keys: &[Key<F, S>],
+    ) -> Vec<(Option<Ticket>, Option<Fetched<F::Value>>)> {
+        let tickets: Vec<_> = keys.iter().map(|key| self.phase_ticket(key)).collect();
+        let reads: Vec<Option<Fetched<F::Value>>> = match Self::SHARED {
+            false => keys.iter().map(|_| None).collect(),
+            true => self
+                .fetch_many_async(keys)
+                .await
+                .into_iter()
+                .map(Some)
+                .collect(),
+        };
+        tickets.into_iter().zip(reads).collect()
+    }
+
+    /// [`Engine::load_async`] after its read (`read`, taken after `ticket`).
+    pub(crate) async fn load_read_async(
+        &'static self,
+        key: Key<F, S>,
+        ticket: Option<Ticket>,
+        read: Option<Fetched<F::Value>>,
+        body: impl AsyncBody<F::Output>,
+    ) -> F::Output {
         let unusable = Self::unusable(&read);
         let held = match self.found(&key, read, ticket) {
             Step::Answer(result) => return result,

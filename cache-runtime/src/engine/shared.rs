@@ -69,7 +69,7 @@ pub(super) fn now<T>(step: impl Future<Output = T>) -> T {
 }
 
 /// What a read of the store found, as a load sees it.
-pub(super) enum Fetched<V> {
+pub(crate) enum Fetched<V> {
     /// An entry, in whatever phase.
     Hit(Entry<V>),
     Miss,
@@ -184,8 +184,49 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         let Some(at) = &key.store else {
             return Fetched::Failed;
         };
+        // The fallback's ticket, before the read: an invalidation since keeps its copy out.
         let warm = self.warm(key);
-        match wait.wait(&self.store, self.store.read(at)).await {
+        let read = wait.wait(&self.store, self.store.read(at)).await;
+        self.fetched(key, warm, read)
+    }
+
+    /// Reads every key of a batch from the store at once (`Store::read_many`).
+    pub(super) async fn fetch_many_async(
+        &'static self,
+        keys: &[Key<F, S>],
+    ) -> Vec<Fetched<F::Value>> {
+        let at: Vec<S::Key> = keys.iter().filter_map(|k| k.store.clone()).collect();
+        let warms: Vec<_> = keys.iter().map(|key| self.warm(key)).collect();
+        let mut reads = match self.store.read_many(&at).await {
+            Ok(reads) if reads.len() == at.len() => reads.into_iter(),
+            Ok(_) => {
+                let e = StoreError::Failed("read_many answered another number of keys".into());
+                self.store_error(&e);
+                Vec::new().into_iter()
+            }
+            Err(e) => {
+                self.store_error(&e);
+                Vec::new().into_iter()
+            }
+        };
+        keys.iter()
+            .zip(warms)
+            .map(|(key, warm)| match (&key.store, reads.next()) {
+                (Some(_), Some(read)) => self.fetched(key, warm, read),
+                _ => Fetched::Failed,
+            })
+            .collect()
+    }
+
+    /// What a read of `key` from the store found: its errors counted, an entry made local and
+    /// copied into the fallback (`warm`, its ticket taken before the read).
+    fn fetched(
+        &self,
+        key: &Key<F, S>,
+        warm: super::fallback::Warm<'_, F>,
+        read: Result<Read<F::Value>, StoreError>,
+    ) -> Fetched<F::Value> {
+        match read {
             Ok(Read::Hit(slot, times)) => {
                 let entry = Self::entry_of(key, slot, times);
                 warm.read(&entry);

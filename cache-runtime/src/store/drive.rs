@@ -32,3 +32,29 @@ pub(crate) fn block_on<F: Future>(op: F) -> F::Output {
         }
     }
 }
+
+/// Runs `ops` concurrently; their outputs in order. (`Store::read_many`'s default.)
+pub(crate) async fn join_all<Fut: Future + Unpin>(ops: Vec<Fut>) -> Vec<Fut::Output> {
+    let mut ops: Vec<Option<Fut>> = ops.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<Fut::Output>> = ops.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, output) in ops.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(op) = slot {
+                match std::pin::Pin::new(op).poll(cx) {
+                    Poll::Ready(out) => {
+                        *output = Some(out);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        match pending {
+            true => Poll::Pending,
+            false => Poll::Ready(()),
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}

@@ -230,6 +230,15 @@ pub trait Store<F: Function>: Send + Sync + Sized + 'static {
     /// Reads the entry of `key`.
     fn read(&'static self, key: &Self::Key) -> Op<Read<F::Value>>;
 
+    /// Reads many keys at once (a batch load, `Cache::get_many_or_load`): one answer per key,
+    /// in the order of `keys`, each with the guarantees of [`Store::read`]. The default runs
+    /// one `read` per key, concurrently; a store that reads many keys in one request (Redis:
+    /// one `MGET`) overrides it.
+    fn read_many(&'static self, keys: &[Self::Key]) -> Op<Vec<Result<Read<F::Value>, StoreError>>> {
+        let reads: Vec<_> = keys.iter().map(|key| self.read(key)).collect();
+        Box::pin(async move { Ok(drive::join_all(reads).await) })
+    }
+
     /// Takes the lease of a load of `key`.
     fn lease(&'static self, key: &Self::Key, start: Start) -> Op<Leased<Self::Lease, F::Value>>;
 
@@ -333,6 +342,10 @@ impl<F: Function, S: Store<F>> Store<F> for Tiered<S> {
 
     fn read(&'static self, key: &S::Key) -> Op<Read<F::Value>> {
         self.0.read(key)
+    }
+
+    fn read_many(&'static self, keys: &[S::Key]) -> Op<Vec<Result<Read<F::Value>, StoreError>>> {
+        self.0.read_many(keys)
     }
 
     fn lease(&'static self, key: &S::Key, start: Start) -> Op<Leased<S::Lease, F::Value>> {

@@ -236,6 +236,35 @@ impl<F: RedisFunction> Store<F> for RedisStore {
         }))
     }
 
+    /// One `MGET` for untagged keys on one server; else one read per key, concurrently (on a
+    /// cluster the keys live on many nodes; a tagged read compares its tag keys too).
+    fn read_many(&'static self, keys: &[Keys]) -> Op<Vec<Result<Read<F::Value>, StoreError>>> {
+        let redis = match self.target() {
+            Ok(redis) => redis,
+            Err(e) => return done(Err(e)),
+        };
+        if keys.is_empty() || redis.is_cluster() || keys.iter().any(|k| !k.tags().is_empty()) {
+            let reads: Vec<_> = keys.iter().map(|k| Store::<F>::read(self, k)).collect();
+            return Box::pin(async move { Ok(crate::store::drive::join_all(reads).await) });
+        }
+        let keys: Vec<String> = keys.iter().map(|k| k.value().to_owned()).collect();
+        Box::pin(redis.run(async move {
+            let found = ops::read_many(redis, keys).await?;
+            Ok(found
+                .into_iter()
+                .map(|bytes| {
+                    Ok(match bytes {
+                        Some(bytes) => match self.decode::<F>(&bytes) {
+                            Ok((slot, times)) => Read::Hit(slot, times),
+                            Err(why) => Read::Unusable(why),
+                        },
+                        None => Read::Miss,
+                    })
+                })
+                .collect())
+        }))
+    }
+
     fn lease(&'static self, keys: &Keys, start: Start) -> Op<Leased<HeldLease, F::Value>> {
         let redis = match self.target() {
             Ok(redis) => redis,
@@ -474,6 +503,17 @@ mod ops {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         pending::replayed(redis).await?;
         lease::read(redis, &keys).await
+    }
+
+    /// The values of untagged `keys` on one server, in one `MGET`.
+    pub(super) async fn read_many(
+        redis: &'static Redis,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        pending::replayed(redis).await?;
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(keys);
+        redis.query::<Vec<Option<Vec<u8>>>>(cmd).await
     }
 
     pub(super) async fn begin(
