@@ -517,13 +517,26 @@ impl InPlace {
 
 /// Polls `fut` for at most `limit`; `None` if the time ran out first. The timer is armed only
 /// if `fut` does not finish on its first poll, so an uncontended miss starts no timer.
-pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+pub(crate) fn within<F: Future>(
+    limit: Duration,
+    fut: F,
+) -> impl Future<Output = Option<F::Output>> {
+    within_noting(limit, fut, || {})
+}
+
+/// [`within`], calling `pending` at each poll that leaves `fut` pending.
+pub(crate) async fn within_noting<F: Future>(
+    limit: Duration,
+    fut: F,
+    pending: impl Fn(),
+) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     let mut timer: Option<futures_timer::Delay> = None;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(out) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(out));
         }
+        pending();
         let timer = timer.get_or_insert_with(|| futures_timer::Delay::new(limit));
         match Pin::new(timer).poll(cx) {
             Poll::Ready(()) => Poll::Ready(None),

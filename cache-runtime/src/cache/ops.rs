@@ -120,8 +120,8 @@ where
             let reads = self.read_many_async(&keys).await;
             let calls = keys.into_iter().zip(reads).zip(loads);
             calls
-                .map(|((key, (ticket, read)), load)| {
-                    Box::pin(self.load_read_async(key, ticket, read, load)) as Boxed<'a, _>
+                .map(|((key, read), load)| {
+                    Box::pin(self.load_read_async(key, Some(read), load)) as Boxed<'a, _>
                 })
                 .collect()
         })

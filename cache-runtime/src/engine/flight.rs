@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use quick_cache::sync::{EntryAction, EntryResult, GuardResult};
 
-use crate::body::within;
+use crate::body::within_noting;
 use crate::clock;
 use crate::entry::Entry;
 use crate::fence::Ticket;
 use crate::function::Function;
 use crate::reentry::Mark;
-use crate::store::{Start, Store, wait_for_another};
+use crate::store::{Start, Store, note_waiting};
 
 use super::Engine;
 
@@ -124,14 +124,14 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             let found = self
                 .local
                 .entry_async(key, |_, e| fresh_or_guard(e, trusted));
-            match within(limit, wait_for_another(found)).await {
+            match within_noting(limit, found, note_waiting).await {
                 Some(EntryResult::Vacant(g) | EntryResult::Replaced(g, _)) => Flight::Lead(g),
                 Some(EntryResult::Retained(entry)) => Flight::Joined(entry),
                 None | Some(EntryResult::Timeout | EntryResult::Removed(..)) => Flight::TimedOut,
             }
         } else {
-            let found = wait_for_another(self.local.get_value_or_guard_async(key));
-            match within(limit, found).await {
+            let found = self.local.get_value_or_guard_async(key);
+            match within_noting(limit, found, note_waiting).await {
                 Some(Err(g)) => Flight::Lead(g),
                 Some(Ok(entry)) => Flight::Joined(entry),
                 None => Flight::TimedOut,

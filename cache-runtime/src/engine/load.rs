@@ -30,6 +30,9 @@ use super::{Engine, Key};
 use crate::answer::{self, CacheStatus, Cached};
 use crate::warm::Warm;
 
+/// A call's fence ticket and what the store held for its key (`None`: in process only).
+pub(crate) type Read<V> = (Option<Ticket>, Option<Fetched<V>>);
+
 /// What a call does after looking at what the cache holds for its key.
 enum Step<F: Function> {
     /// Answer with this (counted).
@@ -246,26 +249,20 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         }
     }
 
-    /// The miss path of an async cached function; the twin of [`Engine::load`].
-    pub async fn load_async(
+    /// The miss path of an async cached function; the twin of [`Engine::load`]. (A plain
+    /// `fn`: an `async fn` around [`Engine::load_read_async`] would nest a second state
+    /// machine in every async miss.)
+    pub fn load_async(
         &'static self,
         key: Key<F, S>,
         body: impl AsyncBody<F::Output>,
-    ) -> F::Output {
-        let ticket = self.phase_ticket(&key);
-        let read = match Self::SHARED {
-            false => None,
-            true => Some(self.fetch_async(&key).await),
-        };
-        self.load_read_async(key, ticket, read, body).await
+    ) -> impl Future<Output = F::Output> {
+        self.load_read_async(key, None, body)
     }
 
     /// The calls of a batch: their fence tickets, then one read of every key from the store
     /// (`Store::read_many`): what [`Engine::load_read_async`] goes on from, per key.
-    pub(crate) async fn read_many_async(
-        &'static self,
-        keys: &[Key<F, S>],
-    ) -> Vec<(Option<Ticket>, Option<Fetched<F::Value>>)> {
+    pub(crate) async fn read_many_async(&'static self, keys: &[Key<F, S>]) -> Vec<Read<F::Value>> {
         let tickets: Vec<_> = keys.iter().map(|key| self.phase_ticket(key)).collect();
         let reads: Vec<Option<Fetched<F::Value>>> = match Self::SHARED {
             false => keys.iter().map(|_| None).collect(),
@@ -279,14 +276,25 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         tickets.into_iter().zip(reads).collect()
     }
 
-    /// [`Engine::load_async`] after its read (`read`, taken after `ticket`).
+    /// [`Engine::load_async`] from `read`, the call's fence ticket and what the store held
+    /// (taken in that order; `None`: take them now).
     pub(crate) async fn load_read_async(
         &'static self,
         key: Key<F, S>,
-        ticket: Option<Ticket>,
-        read: Option<Fetched<F::Value>>,
+        read: Option<Read<F::Value>>,
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
+        let (ticket, read) = match read {
+            Some(given) => given,
+            None => {
+                let ticket = self.phase_ticket(&key);
+                let read = match Self::SHARED {
+                    false => None,
+                    true => Some(self.fetch_async(&key).await),
+                };
+                (ticket, read)
+            }
+        };
         let unusable = Self::unusable(&read);
         let held = match self.found(&key, read, ticket) {
             Step::Answer(result) => return result,

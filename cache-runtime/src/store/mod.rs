@@ -37,7 +37,7 @@ pub use crate::registry::Change;
 pub use crate::tags::Tags;
 pub use memory::Memory;
 pub use waiting::wait_for_another;
-pub(crate) use waiting::watching;
+pub(crate) use waiting::{note_waiting, watching};
 
 /// An operation of a store: a `'static` future the engine blocks on (sync callers, through
 /// [`Store::block`]) or awaits (async callers, on their own task).

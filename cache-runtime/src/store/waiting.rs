@@ -25,11 +25,16 @@ pub async fn wait_for_another<T>(wait: impl Future<Output = T>) -> T {
     poll_fn(|cx| match wait.as_mut().poll(cx) {
         Poll::Ready(out) => Poll::Ready(out),
         Poll::Pending => {
-            WAITING.with(|w| w.set(true));
+            note_waiting();
             Poll::Pending
         }
     })
     .await
+}
+
+/// Says that the call being polled waits for another caller's load (it is left pending).
+pub(crate) fn note_waiting() {
+    WAITING.with(|w| w.set(true));
 }
 
 /// Runs `poll` (one poll of a call) and says whether the call is left waiting for another
