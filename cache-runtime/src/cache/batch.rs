@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use crate::bounds::{CachedValue, KeyParam};
-use crate::store::{drive, watching};
+use crate::store::drive::{self, Set};
+use crate::store::watching;
 
 use super::keyed::Outcome;
 use super::ops::Boxed;
@@ -169,9 +170,9 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     }
 }
 
-/// The calls of a batch's missing keys, driven together.
+/// The calls of a batch's missing keys, driven together (a wake-up polls only its call).
 struct Flights<'a, V> {
-    calls: Vec<Option<Boxed<'a, Outcome<V>>>>,
+    calls: Set<Boxed<'a, Outcome<V>>>,
     outcomes: Vec<Option<Outcome<V>>>,
     /// Whether each call, at its last poll, was left waiting for another caller's load.
     waiting: Vec<bool>,
@@ -181,43 +182,33 @@ impl<'a, V: Send + 'static> Flights<'a, V> {
     fn new(calls: Vec<Boxed<'a, Outcome<V>>>) -> Self {
         let n = calls.len();
         Flights {
-            calls: calls.into_iter().map(Some).collect(),
+            calls: Set::new(calls),
             outcomes: (0..n).map(|_| None).collect(),
             waiting: vec![false; n],
         }
     }
 
-    /// Polls every call not answered yet; whether all are.
-    fn poll_all(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut all = true;
-        for i in 0..self.calls.len() {
-            let Some(call) = &mut self.calls[i] else {
-                continue;
-            };
-            let (poll, waiting) = watching(|| call.as_mut().poll(cx));
-            match poll {
-                Poll::Ready(outcome) => {
-                    self.outcomes[i] = Some(outcome);
-                    self.calls[i] = None;
-                }
-                Poll::Pending => {
-                    self.waiting[i] = waiting;
-                    all = false;
-                }
+    /// Polls the calls woken since their last poll; whether all are answered.
+    fn poll_woken(&mut self, cx: &mut Context<'_>) -> bool {
+        for i in self.calls.woken(cx) {
+            let (answer, waiting) = watching(|| self.calls.poll_at(i));
+            match answer {
+                Some(outcome) => self.outcomes[i] = Some(outcome),
+                None => self.waiting[i] = waiting,
             }
         }
-        all
+        self.calls.left() == 0
     }
 
     /// Drives the calls until every one is answered, leads its key, or waits for another's
     /// load: then the batch may load (it waits for nobody while it holds its keys).
     async fn until_loadable(&mut self, meeting: &Meeting<V>) {
         poll_fn(|cx| {
-            if self.poll_all(cx) {
+            if self.poll_woken(cx) {
                 return Poll::Ready(());
             }
-            let settled = (0..self.calls.len())
-                .all(|i| self.calls[i].is_none() || self.waiting[i] || meeting.arrived(i));
+            let settled = (0..self.outcomes.len())
+                .all(|i| self.outcomes[i].is_some() || self.waiting[i] || meeting.arrived(i));
             match settled {
                 true => Poll::Ready(()),
                 false => Poll::Pending,
@@ -229,7 +220,7 @@ impl<'a, V: Send + 'static> Flights<'a, V> {
     /// Drives every call to its answer; the answers in order (an error for a call that has
     /// none).
     async fn finish(mut self) -> Vec<Outcome<V>> {
-        poll_fn(|cx| match self.poll_all(cx) {
+        poll_fn(|cx| match self.poll_woken(cx) {
             true => Poll::Ready(()),
             false => Poll::Pending,
         })

@@ -2,7 +2,8 @@
 //! [`Store::block`](super::Store::block).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
@@ -33,26 +34,120 @@ pub(crate) fn block_on<F: Future>(op: F) -> F::Output {
     }
 }
 
-/// Runs `ops` concurrently; their outputs in order. (`Store::read_many`'s default.)
-pub(crate) async fn join_all<Fut: Future + Unpin>(ops: Vec<Fut>) -> Vec<Fut::Output> {
-    let mut ops: Vec<Option<Fut>> = ops.into_iter().map(Some).collect();
-    let mut outputs: Vec<Option<Fut::Output>> = ops.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, output) in ops.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(op) = slot {
-                match std::pin::Pin::new(op).poll(cx) {
-                    Poll::Ready(out) => {
-                        *output = Some(out);
-                        *slot = None;
-                    }
-                    Poll::Pending => pending = true,
-                }
+/// Futures run together on one task, each with a waker of its own, so that a wake-up polls
+/// only the future it concerns (a batch of 1,000 calls would otherwise poll all 1,000 at every
+/// reply).
+pub(crate) struct Set<Fut> {
+    futures: Vec<Option<Fut>>,
+    woken: Arc<Woken>,
+    wakers: Vec<Waker>,
+    left: usize,
+}
+
+/// Which futures of a [`Set`] were woken, and the task that polls the set.
+struct Woken {
+    flags: Vec<AtomicBool>,
+    task: Mutex<Option<Waker>>,
+}
+
+/// The waker of the future `i` of a [`Set`].
+struct One {
+    woken: Arc<Woken>,
+    i: usize,
+}
+
+impl Wake for One {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.flags[self.i].store(true, Ordering::Release);
+        let task = self
+            .woken
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+impl<Fut: Future + Unpin> Set<Fut> {
+    pub(crate) fn new(futures: Vec<Fut>) -> Self {
+        let n = futures.len();
+        let woken = Arc::new(Woken {
+            flags: (0..n).map(|_| AtomicBool::new(true)).collect(),
+            task: Mutex::new(None),
+        });
+        let wakers = (0..n)
+            .map(|i| {
+                let woken = Arc::clone(&woken);
+                Waker::from(Arc::new(One { woken, i }))
+            })
+            .collect();
+        Set {
+            futures: futures.into_iter().map(Some).collect(),
+            woken,
+            wakers,
+            left: n,
+        }
+    }
+
+    /// How many futures have not finished.
+    pub(crate) fn left(&self) -> usize {
+        self.left
+    }
+
+    /// The futures to poll now (woken since their last poll, and not finished); `cx`'s task is
+    /// the one to wake next.
+    pub(crate) fn woken(&mut self, cx: &Context<'_>) -> Vec<usize> {
+        {
+            let mut task = self
+                .woken
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
             }
         }
-        match pending {
-            true => Poll::Pending,
-            false => Poll::Ready(()),
+        (0..self.futures.len())
+            .filter(|&i| {
+                self.futures[i].is_some() && self.woken.flags[i].swap(false, Ordering::AcqRel)
+            })
+            .collect()
+    }
+
+    /// Polls the future `i` with its own waker; its output once it finishes.
+    pub(crate) fn poll_at(&mut self, i: usize) -> Option<Fut::Output> {
+        let fut = self.futures[i].as_mut()?;
+        let mut cx = Context::from_waker(&self.wakers[i]);
+        match std::pin::Pin::new(fut).poll(&mut cx) {
+            Poll::Ready(out) => {
+                self.futures[i] = None;
+                self.left -= 1;
+                Some(out)
+            }
+            Poll::Pending => None,
+        }
+    }
+}
+
+/// Runs `ops` concurrently; their outputs in order. (`Store::read_many`'s default.)
+pub(crate) async fn join_all<Fut: Future + Unpin>(ops: Vec<Fut>) -> Vec<Fut::Output> {
+    let mut outputs: Vec<Option<Fut::Output>> = ops.iter().map(|_| None).collect();
+    let mut set = Set::new(ops);
+    std::future::poll_fn(|cx| {
+        for i in set.woken(cx) {
+            if let Some(out) = set.poll_at(i) {
+                outputs[i] = Some(out);
+            }
+        }
+        match set.left() {
+            0 => Poll::Ready(()),
+            _ => Poll::Pending,
         }
     })
     .await;
