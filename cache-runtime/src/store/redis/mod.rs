@@ -14,6 +14,7 @@ pub(crate) mod layout;
 mod lease;
 mod log;
 mod notify;
+mod ops;
 mod pending;
 mod store;
 pub(crate) mod tags;
