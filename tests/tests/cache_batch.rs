@@ -243,3 +243,55 @@ fn async_batches_from_many_tasks_load_each_key_once() {
         assert_eq!(loaded, 100, "{backend:?}: every key loaded exactly once");
     }
 }
+
+/// A key whose Redis key cannot be written (its serde fails) has no read of its own: the
+/// keys after it in the batch still get their own reads (a key never answers with another's).
+#[cfg(feature = "redis")]
+#[test]
+fn a_key_that_does_not_render_takes_no_other_keys_read() {
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    struct Id(u64);
+    impl serde::Serialize for Id {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                13 => Err(serde::ser::Error::custom("13 has no key")),
+                n => s.serialize_u64(n),
+            }
+        }
+    }
+    if !common::backend_ready() {
+        return;
+    }
+    for backend in [Backend::Redis, Backend::Tiered] {
+        let name = format!("cb-unrendered-{backend:?}");
+        let cache: Cache<Id, u64> = Cache::builder(name.as_str())
+            .ttl(Duration::from_secs(300))
+            .backend(backend)
+            .build()
+            .unwrap();
+        cache.insert(Id(12), 120);
+        cache.insert(Id(14), 140);
+        // Redis holds 140 for 14 while this process's own copies (fallback, L1) say 999: a key
+        // that lost its read would answer from them, or load (`k * 10 + 1`).
+        let key = format!("t{}:{name}:[14]", std::process::id());
+        let url = tests::redis_server::url().expect("ready");
+        let mut raw = tests::redis_server::raw(url);
+        let bytes: Vec<u8> = redis::Commands::get(&mut raw, &key).unwrap();
+        cache.insert(Id(14), 999);
+        let () = redis::Commands::set(&mut raw, &key, bytes).unwrap();
+        let found = cache.get_many_or_load([Id(12), Id(13), Id(14)], |keys| {
+            keys.iter().map(|k| (k.clone(), k.0 * 10 + 1)).collect()
+        });
+        assert_eq!(found.get(&Id(12)), Some(&120), "{backend:?}");
+        assert_eq!(
+            found.get(&Id(14)),
+            Some(&140),
+            "{backend:?}: 14 lost its read"
+        );
+        assert_eq!(
+            found.get(&Id(13)),
+            Some(&131),
+            "{backend:?}: 13 took another key's value"
+        );
+    }
+}

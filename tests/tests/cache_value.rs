@@ -346,6 +346,29 @@ fn ttl_fn_chooses_each_entrys_lifetime() {
 }
 
 #[test]
+fn an_insert_that_is_not_stored_drops_the_old_value() {
+    for backend in backends() {
+        let tokens: Cache<u64, (String, u64)> = Cache::builder(format!("cv-unstored-{backend:?}"))
+            .ttl(Duration::from_secs(3600))
+            .ttl_fn(|token: &(String, u64)| Duration::from_secs(token.1))
+            .backend(backend)
+            .build()
+            .unwrap();
+        tokens.insert(1, ("old".into(), 600));
+        assert_eq!(tokens.get(&1).map(|t| t.0), Some("old".to_owned()));
+        // A lifetime of zero: not stored, and the old value must not outlive it.
+        tokens.insert(1, ("new".into(), 0));
+        assert_eq!(
+            tokens.get(&1),
+            None,
+            "{backend:?}: the replaced value is still served"
+        );
+        let loaded = tokens.get_or_load(1, || ("loaded".into(), 600));
+        assert_eq!(loaded.0, "loaded", "{backend:?}");
+    }
+}
+
+#[test]
 fn the_builder_refuses_what_the_attribute_refuses() {
     let err = |b: cache_runtime::CacheBuilder<u64, u64>| b.build().unwrap_err();
     let base = || Cache::<u64, u64>::builder("cv-refused").backend(Backend::Memory);

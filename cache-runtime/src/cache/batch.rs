@@ -34,6 +34,12 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     /// `null_ttl`, and nulls are absent from the answer too), else not cached. A value `load`
     /// gives for a key it was not asked for is ignored.
     ///
+    /// A key is absent from the answer when `load` left it out (with `stale_if_error`, a
+    /// kept value answers for it instead, as for a failed load), and when its call could lead
+    /// only after this batch's load ran (another caller's load of it failed, or outran
+    /// `lock_timeout`): it is not loaded twice by one batch. `load` must not call this cache
+    /// for the keys it loads (such a call waits for this batch, up to `lock_timeout`).
+    ///
     /// On Redis, the keys are read at once (one `MGET` on a server; on a cluster, or with
     /// tags, one read per key, pipelined), and the leases and writes of the missing keys run
     /// together, pipelined on one connection. A key whose other loader failed while this batch waited

@@ -43,6 +43,11 @@ use keyed::Outcome;
 /// `{prefix}{name}:[<key as JSON>]`, the key a `#[cached]` function of one parameter of type
 /// `K` writes.
 ///
+/// A load passed to a `Cache` borrows from its caller, so it never outlives its call: with
+/// `stale`, the call that finds an entry expired revalidates it in place (other callers are
+/// answered with the stale value at once), and `load_timeout` waits for the load (as for a
+/// `#[cached]` function whose parameters are borrowed).
+///
 /// A `Cache<K, Option<T>>` caches `None` as a null (for `null_ttl`, in the null envelope on
 /// Redis) once [`CacheBuilder::null_ttl`] is set; without it, `None` is a value like any other.
 ///

@@ -33,7 +33,13 @@ pub(super) struct Fallback<F: crate::function::Types> {
 impl<F: Function> Fallback<F> {
     /// The fallback of the cache `name`: `ttl` bounds a copy's whole life (no stale phase
     /// after it, and jitter only shortens it).
-    pub(super) fn new(name: &str, policy: &Policy, ttl: Duration) -> Self {
+    /// A `ttl_fn` of the cache chooses copies' lives too, within `ttl`.
+    pub(super) fn new(
+        name: &str,
+        policy: &Policy,
+        ttl_fn: Option<super::TtlFn<F::Value>>,
+        ttl: Duration,
+    ) -> Self {
         let policy = Policy {
             ttl: Some(policy.ttl.map_or(ttl, |own| own.min(ttl))),
             null_ttl: policy.null_ttl.min(ttl),
@@ -43,8 +49,10 @@ impl<F: Function> Fallback<F> {
             load_timeout: None,
             ..*policy
         };
+        let mut engine = Engine::new((name.to_owned(), policy, ttl_fn));
+        engine.ttl_cap = Some(ttl);
         Fallback {
-            engine: Box::new(Engine::new((name.to_owned(), policy, None))),
+            engine: Box::new(engine),
             epoch: AtomicU64::new(0),
         }
     }
@@ -92,8 +100,11 @@ impl<F: Function> Warm<'_, F> {
         {
             return;
         }
-        let null = matches!(slot, Slot::Null);
-        let mut times = fallback.policy.times_from_now(null, None, 0);
+        let (null, chosen, stored) = fallback.lifetime(&slot);
+        if !stored {
+            return;
+        }
+        let mut times = fallback.policy.times_from_now(null, chosen, 0);
         if version != 0 {
             // The store's name of the entry: what `f_entry` reports during an outage too.
             times.version = version;

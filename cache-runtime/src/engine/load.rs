@@ -408,6 +408,13 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             counted: false,
         };
         let result = self.lead(&key, lead, body);
+        if self.unstored(&result) {
+            // Nothing written (a zero `ttl_fn`, a null without null caching): the entry from
+            // before must not outlive the write that replaced it.
+            self.invalidate_local(&key.local);
+            let _ = super::shared::now(self.invalidate_shared(&key, super::shared::Blocking));
+            return result;
+        }
         self.announce(&key);
         if Self::L1 {
             // A copy read from Redis before the refresh's write may have landed after it.
@@ -432,6 +439,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             counted: false,
         };
         let result = self.lead_async(&key, lead, body).await;
+        if self.unstored(&result) {
+            self.invalidate_local(&key.local);
+            let _ = self.invalidate_shared(&key, super::shared::Awaiting).await;
+            return result;
+        }
         self.announce_async(&key).await;
         if Self::L1 {
             self.invalidate_local(&key.local);

@@ -88,6 +88,8 @@ pub struct Engine<F: Types, S> {
     handle: OnceLock<CacheHandle>,
     /// `ttl_fn`: the lifetime of each stored value, chosen from the value (replaces `ttl`).
     ttl_fn: Option<TtlFn<F::Value>>,
+    /// The longest life `ttl_fn` may give (a fallback's `fallback_ttl`); `None` for none.
+    ttl_cap: Option<Duration>,
 }
 
 /// A lifetime chosen from the value to be stored (`ttl_fn`): inside `Ok`, inside `Some`.
@@ -144,7 +146,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             l1: Self::L1,
         });
         let fallback = matches!(S::TIER, Tier::Shared)
-            .then(|| fallback::Fallback::new(&name, &policy, store.fallback_ttl()));
+            .then(|| fallback::Fallback::new(&name, &policy, ttl_fn, store.fallback_ttl()));
         Engine {
             store,
             name,
@@ -161,6 +163,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             warnings: shared::RateLimit::new(),
             handle: OnceLock::new(),
             ttl_fn,
+            ttl_cap: None,
         }
     }
 
@@ -290,17 +293,27 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         if !Self::SHARED {
             return Invalidation::Done;
         }
-        if let Some(fallback) = self.fallback() {
-            let _ = fallback.invalidate(lookup);
-        }
         let key = self.key(lookup, Tags::NONE);
+        self.invalidate_shared(&key, wait).await
+    }
+
+    /// The shared half of an invalidation of `key`, whose local copy is dropped already: the
+    /// fallback's copy, the store's entry, then, with an L1, the local copy again.
+    async fn invalidate_shared(
+        &'static self,
+        key: &CallKey<F, S>,
+        wait: impl shared::Wait,
+    ) -> Invalidation {
+        if let Some(fallback) = self.fallback() {
+            fallback.invalidate_local(&key.local);
+        }
         let done = match &key.store {
             Some(at) => Some(wait.wait(&self.store, self.store.invalidate(at)).await),
             None => None,
         };
         let done = self.invalidated(done);
         if Self::L1 {
-            self.invalidate_local(lookup);
+            self.invalidate_local(&key.local);
         }
         done
     }

@@ -2,7 +2,7 @@
 //! marks, and the shape's mapping of a result to what is stored and what waiters get.
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::body::{CatchUnwind, Panic};
 use crate::entry::{Slot, Times};
@@ -243,18 +243,36 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                 times: Times::FOREVER,
             };
         };
-        let (null, ttl) = match (&slot, self.ttl_fn) {
-            (Slot::Value(value), Some(ttl_fn)) => (false, Some(ttl_fn(value))),
+        let (null, ttl, stored) = self.lifetime(&slot);
+        Settled {
+            store: stored.then(|| slot.clone()),
+            share: Some(slot),
+            times: self.policy.times_from_now(null, ttl, load_ms),
+        }
+    }
+
+    /// Whether `slot` is a null, the lifetime `ttl_fn` chose for it (capped by a fallback's
+    /// own), and whether it is stored at all.
+    pub(crate) fn lifetime(&self, slot: &Slot<&F::Value>) -> (bool, Option<Duration>, bool) {
+        let (null, ttl) = match (slot, self.ttl_fn) {
+            (Slot::Value(value), Some(ttl_fn)) => {
+                let chosen = ttl_fn(value);
+                (
+                    false,
+                    Some(self.ttl_cap.map_or(chosen, |cap| chosen.min(cap))),
+                )
+            }
             (slot, _) => (matches!(slot, Slot::Null), None),
         };
         let stored = match ttl {
             Some(ttl) => !ttl.is_zero(),
             None => !null || self.policy.caches_nulls(),
         };
-        Settled {
-            store: stored.then(|| slot.clone()),
-            share: Some(slot),
-            times: self.policy.times_from_now(null, ttl, load_ms),
-        }
+        (null, ttl, stored)
+    }
+
+    /// Whether `result` is a value or a null that is not stored (an error is neither).
+    pub(crate) fn unstored(&self, result: &F::Output) -> bool {
+        F::Shape::to_slot(result).is_some_and(|slot| !self.lifetime(&slot).2)
     }
 }

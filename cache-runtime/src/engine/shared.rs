@@ -211,10 +211,13 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         };
         keys.iter()
             .zip(warms)
-            .map(|(key, warm)| match (&key.store, reads.next()) {
-                (Some(_), Some(read)) => self.fetched(key, warm, read),
-                _ => Fetched::Failed,
-            })
+            // Only a key with a store key has a read (`at` has no others).
+            .map(
+                |(key, warm)| match key.store.as_ref().and_then(|_| reads.next()) {
+                    Some(read) => self.fetched(key, warm, read),
+                    None => Fetched::Failed,
+                },
+            )
             .collect()
     }
 
