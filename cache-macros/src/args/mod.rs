@@ -77,12 +77,14 @@ pub(crate) struct Args {
     pub(crate) store: Option<syn::Path>,
     /// A function choosing each stored value's lifetime (`ttl_fn = path::to_fn`).
     pub(crate) ttl_fn: Option<syn::Path>,
+    /// `batch`: the function loads many keys at once (`expand/batch.rs`).
+    pub(crate) batch: Option<Span>,
 }
 
 const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
                      `lock`, `lock_timeout`, `codec`, `stale`, `stale_if_error`, \
                      `load_timeout`, `early_refresh`, `l1_ttl`, `tags`, `record_keys`, `store`, \
-                     `ttl_fn`, `crate`";
+                     `ttl_fn`, `batch`, `crate`";
 
 /// Stores `value` in `slot` unless the argument was given before.
 fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
@@ -105,6 +107,10 @@ impl Args {
                 errors.at(meta.path.span(), format!("expected one of {NAMES}"));
                 return values::skip_value(&meta);
             };
+            if name == "batch" && !meta.input.peek(syn::Token![=]) {
+                set(&mut args.batch, name.span(), &name, errors);
+                return Ok(());
+            }
             if !meta.input.peek(syn::Token![=]) {
                 errors.at(
                     name.span(),

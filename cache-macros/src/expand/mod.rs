@@ -16,6 +16,7 @@ use crate::key::Key;
 use crate::sig::{Param, Sig};
 use crate::tags::Tags;
 
+mod batch;
 mod companions;
 mod impl_block;
 mod signature;
@@ -98,6 +99,15 @@ pub(crate) fn expand_fn(
     let key = Key::read(args.key.as_ref(), &sig, &mut errors);
     let tags = Tags::read(args.tags.as_deref(), &sig, &mut errors);
     args.validate(&mut errors);
+    if args.batch.is_some() {
+        return match batch::expand(&args, func, &sig, place, &mut errors) {
+            Some(function) if errors.is_empty() => Ok(Expansion {
+                function,
+                companions: TokenStream::new(),
+            }),
+            _ => Err(errors),
+        };
+    }
     if !errors.is_empty() {
         return Err(errors);
     }

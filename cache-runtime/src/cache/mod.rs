@@ -228,7 +228,9 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     }
 
     /// Stores `value` for `key` now (write-through), fenced like a load: an invalidation of
-    /// `key` that comes while it is written wins. Other processes drop their L1 copies.
+    /// `key` that comes while it is written wins. Other processes drop their L1 copies. A
+    /// value that is not stored (`ttl_fn` gave zero, a `None` without null caching) removes
+    /// the entry it replaces.
     pub fn insert(&self, key: K, value: V) {
         let tags = self.tags_of(&key);
         let _ = self
