@@ -135,7 +135,10 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
             }
             match self.hit(&key) {
                 Some(hit) => answer(&mut found, key, hit),
-                None => missing.push(key),
+                None => {
+                    crate::engine::forget_fired();
+                    missing.push(key);
+                }
             }
         }
         if missing.is_empty() {

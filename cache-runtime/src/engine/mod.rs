@@ -440,6 +440,13 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     }
 }
 
+/// Forgets an XFetch draw of the hit path that fired on this thread: a batch reads many keys
+/// before it loads any, and the mark would reach another key's load (its keys are not
+/// refreshed early).
+pub(crate) fn forget_fired() {
+    let _ = phase::take_fired();
+}
+
 /// The engine of `owner` in `cell`, made from `init`'s name and policy and registered at first
 /// use: what every store's constructor does once its bounds are checked. An L1 starts
 /// listening to its store's change feed.
