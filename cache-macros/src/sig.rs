@@ -49,7 +49,7 @@ const BORROWING: &[&str] = &[
 /// `impl`, `dyn`, or standard type that borrows anywhere in it. (A type of the user's own with
 /// an elided lifetime, `Row` for `Row<'a>`, cannot be told apart here: the docs ask for
 /// `Row<'_>`.)
-fn owned_static(tokens: TokenStream) -> bool {
+pub(crate) fn owned_static(tokens: TokenStream) -> bool {
     tokens.into_iter().all(|tt| match tt {
         TokenTree::Punct(p) => p.as_char() != '&' && p.as_char() != '\'',
         TokenTree::Ident(i) => {

@@ -79,3 +79,26 @@ fn an_async_fallible_batch_stores_only_its_values() {
         assert!(prices_invalidate(&1).await.is_done());
     });
 }
+
+static FOUND_LOADS: AtomicU32 = AtomicU32::new(0);
+
+/// `Option` values: a `None` is a null (cached for `null_ttl`, default `min(ttl, 300 s)`),
+/// absent from the answer, and not loaded again.
+#[cached(batch, ttl = 60, name = "batch-attr-found")]
+fn found(ids: &[u64]) -> HashMap<u64, Option<u64>> {
+    FOUND_LOADS.fetch_add(1, SeqCst);
+    ids.iter().map(|&id| (id, (id > 0).then_some(id))).collect()
+}
+
+#[test]
+fn a_batch_of_option_values_caches_none_as_a_null() {
+    if !common::backend_ready() {
+        return;
+    }
+    let first = found(&[0, 1]);
+    assert_eq!(first.get(&1), Some(&Some(1)));
+    assert_eq!(first.get(&0), None, "a null is absent from the answer");
+    found(&[0, 1]);
+    assert_eq!(FOUND_LOADS.load(SeqCst), 1, "the null was not cached");
+    assert_eq!(found_cache().stats().null_hits, 1);
+}

@@ -107,7 +107,14 @@ impl Args {
                 errors.at(meta.path.span(), format!("expected one of {NAMES}"));
                 return values::skip_value(&meta);
             };
-            if name == "batch" && !meta.input.peek(syn::Token![=]) {
+            if name == "batch" {
+                if meta.input.peek(syn::Token![=]) {
+                    errors.at(
+                        name.span(),
+                        "`batch` takes no value: write `#[cached(batch, ttl = 60)]`",
+                    );
+                    return values::skip_value(&meta);
+                }
                 set(&mut args.batch, name.span(), &name, errors);
                 return Ok(());
             }

@@ -4,17 +4,21 @@
 //! missed and that no other caller is loading (`Cache::get_many_or_load`).
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{GenericArgument, ItemFn, PathArguments, Type};
 
 use super::store::REDIS_BUILD;
 use super::{Place, mixed};
-use crate::args::{Args, Backend, CodecKind, LockKind};
+use crate::args::{Args, At, Backend, CodecKind, LockKind};
 use crate::attrs;
 use crate::errors::Errors;
 use crate::key::respan;
-use crate::sig::Sig;
+use crate::owned::peel;
+use crate::sig::{Sig, owned_static};
+
+/// The attribute's default `null_ttl` (the macro's `store.rs`).
+const DEFAULT_NULL_TTL_MS: u64 = 300_000;
 
 const EXAMPLE: &str = "`#[cached(batch)] fn users(ids: &[u64]) -> HashMap<u64, User>`";
 
@@ -42,8 +46,27 @@ pub(super) fn expand(
             format!("`batch` goes on a free function, {EXAMPLE}: not on a method"),
         );
     }
+    if let syn::Safety::Unsafe(unsafety) = &func.sig.safety {
+        errors.at(
+            unsafety.span(),
+            "`batch` cannot cache an `unsafe fn`: cache a safe wrapper that calls it",
+        );
+    }
+    if let Some(abi) = &func.sig.abi {
+        errors.at(
+            abi.span(),
+            "`batch` cannot cache a function of another ABI: cache a Rust wrapper",
+        );
+    }
     refuse(args, errors);
     let types = read(sig, errors)?;
+    if let (Some(n), false) = (args.null_ttl, is_option(types.value)) {
+        errors.at(
+            n.span,
+            "`null_ttl` applies to a batch of `Option` values (`HashMap<K, Option<V>>`): \
+             remove it",
+        );
+    }
     if !errors.is_empty() {
         return None;
     }
@@ -83,9 +106,9 @@ fn refuse(args: &Args, errors: &mut Errors) {
 /// The key type from `&[K]`, the value type from `HashMap<K, V>` (inside `Result`).
 fn read<'a>(sig: &'a Sig, errors: &mut Errors) -> Option<Types<'a>> {
     let slice = match sig.params.as_slice() {
-        [p] => match &p.ty {
-            Type::Reference(r) => match &*r.elem {
-                Type::Slice(s) => Some((&p.ident, &*s.elem)),
+        [p] => match peel(&p.ty) {
+            Type::Reference(r) if r.mutability.is_none() => match peel(&r.elem) {
+                Type::Slice(s) => Some((&p.ident, peel(&s.elem))),
                 _ => None,
             },
             _ => None,
@@ -100,16 +123,25 @@ fn read<'a>(sig: &'a Sig, errors: &mut Errors) -> Option<Types<'a>> {
         );
         return None;
     };
-    let (map, fallible) = match generic_args(&sig.output, "Result") {
+    if !owned_static(key.to_token_stream()) {
+        errors.at(
+            key.span(),
+            "a batch function's keys are kept in its cache, so they must be owned: \
+             `&[String]`, not `&[&str]`",
+        );
+        return None;
+    }
+    let (map, fallible) = match generic_args(peel(&sig.output), "Result") {
         Some([ok, _]) => (ok, true),
         _ => (&sig.output, false),
     };
-    let Some([_, value]) = generic_args(map, "HashMap") else {
+    let Some([_, value]) = generic_args(peel(map), "HashMap") else {
         errors.at(
             sig.output_span,
             format!(
-                "a batch function returns the value of each key it found, `HashMap<K, V>` \
-                 (or `Result<HashMap<K, V>, E>`), {EXAMPLE}"
+                "a batch function returns the value of each key it found, \
+                 `std::collections::HashMap<K, V>` with the default hasher (or \
+                 `Result<HashMap<K, V>, E>`), {EXAMPLE}"
             ),
         );
         return None;
@@ -120,6 +152,15 @@ fn read<'a>(sig: &'a Sig, errors: &mut Errors) -> Option<Types<'a>> {
         value,
         fallible,
     })
+}
+
+/// Whether `ty` is written `Option<..>`: its `None` is then a null, as for a function that
+/// returns `Option`.
+fn is_option(ty: &Type) -> bool {
+    match peel(ty) {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Option"),
+        _ => false,
+    }
 }
 
 /// The two type arguments of `ty` when its last path segment is `name`.
@@ -162,14 +203,14 @@ fn generate(args: &Args, func: &ItemFn, types: &Types<'_>) -> TokenStream {
     let uncached = format_ident!("{}_uncached", f);
     let invalidate = format_ident!("{}_invalidate", f);
     let handle = format_ident!("{}_cache", f);
-    let [keys] = mixed(["__keys"]);
-    let builder = builder(args, &krate, f);
+    let [keys, cache, e, key_arg] = mixed(["__keys", "__cache", "__e", "key"]);
+    let builder = builder(args, &krate, f, is_option(types.value));
     let output = &func.sig.output;
     let asyncness = &func.sig.asyncness;
     let call = load_call(func, types.fallible, &cache_fn, &uncached);
     let invalidate_call = match func.sig.asyncness {
-        Some(_) => quote!(#cache_fn().invalidate_async(key).await),
-        None => quote!(#cache_fn().invalidate(key)),
+        Some(_) => quote!(#cache_fn().invalidate_async(#key_arg).await),
+        None => quote!(#cache_fn().invalidate(#key_arg)),
     };
     let mut body = func.clone();
     body.sig.ident = uncached.clone();
@@ -198,10 +239,10 @@ fn generate(args: &Args, func: &ItemFn, types: &Types<'_>) -> TokenStream {
             static CACHE: ::std::sync::LazyLock<#krate::Cache<#key, #value>> =
                 ::std::sync::LazyLock::new(|| {
                     match #builder.build() {
-                        ::core::result::Result::Ok(cache) => cache,
+                        ::core::result::Result::Ok(#cache) => #cache,
                         // The attribute was checked at compile time, with the builder's rules.
-                        ::core::result::Result::Err(e) => {
-                            ::core::panic!("`#[cached(batch)]` on `{}`: {}", #name, e)
+                        ::core::result::Result::Err(#e) => {
+                            ::core::panic!("`#[cached(batch)]` on `{}`: {}", #name, #e)
                         }
                     }
                 });
@@ -211,7 +252,7 @@ fn generate(args: &Args, func: &ItemFn, types: &Types<'_>) -> TokenStream {
         #(#cfgs)*
         #[doc = #doc_invalidate]
         #[allow(dead_code)]
-        #vis #asyncness fn #invalidate(key: &#key) -> #krate::Invalidation {
+        #vis #asyncness fn #invalidate(#key_arg: &#key) -> #krate::Invalidation {
             #invalidate_call
         }
 
@@ -253,7 +294,7 @@ fn load_call(
 }
 
 /// `Cache::builder(name)` with a method per argument given.
-fn builder(args: &Args, krate: &TokenStream, f: &syn::Ident) -> TokenStream {
+fn builder(args: &Args, krate: &TokenStream, f: &syn::Ident, option: bool) -> TokenStream {
     let ms = |v: u64| quote!(::core::time::Duration::from_millis(#v));
     let name = match &args.name {
         Some(name) => quote!(#name),
@@ -263,9 +304,20 @@ fn builder(args: &Args, krate: &TokenStream, f: &syn::Ident) -> TokenStream {
         }
     };
     let mut out = quote!(#krate::Cache::builder(#name));
+    // `None` is a null with the attribute's default `null_ttl`: `min(ttl, 300 s)`.
+    let null_ttl = match (args.null_ttl, option) {
+        (Some(n), _) => Some(n),
+        (None, true) => Some(At {
+            value: args
+                .ttl
+                .map_or(DEFAULT_NULL_TTL_MS, |t| t.value.min(DEFAULT_NULL_TTL_MS)),
+            span: proc_macro2::Span::call_site(),
+        }),
+        (None, false) => None,
+    };
     let durations = [
         ("ttl", args.ttl),
-        ("null_ttl", args.null_ttl),
+        ("null_ttl", null_ttl),
         ("lock_timeout", args.lock_timeout),
         ("stale", args.stale),
         ("stale_if_error", args.stale_if_error),
@@ -287,9 +339,21 @@ fn builder(args: &Args, krate: &TokenStream, f: &syn::Ident) -> TokenStream {
         out.extend(quote!(.early_refresh(#v)));
     }
     if let Some(m) = args.max_entries {
-        let v = Literal::u64_unsuffixed(m.value);
-        out.extend(quote!(.max_entries(#v)));
+        let v = Literal::u64_suffixed(m.value);
+        out.extend(quote! {
+            .max_entries(::core::convert::TryFrom::try_from(#v).unwrap_or(usize::MAX))
+        });
     }
+    out.extend(where_it_lives(args, krate));
+    if let Some(path) = &args.ttl_fn {
+        out.extend(quote_spanned!(path.span()=> .ttl_fn(#path)));
+    }
+    out
+}
+
+/// The builder's `backend`, `lock` and `codec`, as the attribute's.
+fn where_it_lives(args: &Args, krate: &TokenStream) -> TokenStream {
+    let mut out = TokenStream::new();
     if let Some(b) = args.backend {
         let variant = match b.value {
             Backend::Memory => Some(quote!(Memory)),
@@ -309,23 +373,30 @@ fn builder(args: &Args, krate: &TokenStream, f: &syn::Ident) -> TokenStream {
             }
         }
     }
+    // Without a backend argument the backend is the build's: in process without `redis`.
+    let memory = args
+        .backend
+        .map_or(!REDIS_BUILD, |b| b.value == Backend::Memory);
     if let Some(l) = args.lock {
         let v = match l.value {
             LockKind::None => quote!(None),
             LockKind::Local => quote!(Local),
             LockKind::Distributed => quote!(Distributed),
         };
-        out.extend(quote!(.lock(#krate::Lock::#v)));
+        let guard = (l.value == LockKind::Distributed && !REDIS_BUILD).then(|| {
+            let k = respan(krate, l.span);
+            let what = "lock = \"distributed\"";
+            quote_spanned!(l.span=> #k::__private::require_redis!(#what);)
+        });
+        out.extend(quote!(.lock({ #guard #krate::Lock::#v })));
     }
-    if let Some(c) = args.codec {
+    // A codec concerns Redis; in process it is left out (as for a function).
+    if let Some(c) = args.codec.filter(|_| !memory) {
         let v = match c.value {
             CodecKind::Json => quote!(Json),
             CodecKind::MessagePack => quote!(MessagePack),
         };
         out.extend(quote!(.codec(#krate::Codec::#v)));
-    }
-    if let Some(path) = &args.ttl_fn {
-        out.extend(quote_spanned!(path.span()=> .ttl_fn(#path)));
     }
     out
 }

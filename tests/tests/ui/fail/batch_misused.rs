@@ -26,3 +26,33 @@ impl Repo {
 }
 
 fn main() {}
+
+#[cached(batch)]
+unsafe fn not_safe(ids: &[u64]) -> HashMap<u64, String> {
+    ids.iter().map(|&id| (id, String::new())).collect()
+}
+
+#[cached(batch)]
+fn mutable(ids: &mut [u64]) -> HashMap<u64, String> {
+    ids.iter().map(|&id| (id, String::new())).collect()
+}
+
+#[cached(batch)]
+fn borrowed_keys(ids: &[&'static str]) -> HashMap<&'static str, u64> {
+    ids.iter().map(|&id| (id, 1)).collect()
+}
+
+#[cached(batch, null_ttl = 0)]
+fn null_ttl_on_plain(ids: &[u64]) -> HashMap<u64, String> {
+    ids.iter().map(|&id| (id, String::new())).collect()
+}
+
+#[cached(batch = true)]
+fn with_a_value(ids: &[u64]) -> HashMap<u64, String> {
+    ids.iter().map(|&id| (id, String::new())).collect()
+}
+
+#[cached(batch, lock = "distributed")]
+fn distributed_without_redis(ids: &[u64]) -> HashMap<u64, String> {
+    ids.iter().map(|&id| (id, String::new())).collect()
+}
