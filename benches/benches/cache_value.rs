@@ -37,24 +37,11 @@ fn held(x: u64) -> u64 {
     HELD.get_or_load(x, || body(x))
 }
 
-/// The keys in one fixed shuffled order (as `memory.rs`).
-fn key_order() -> Vec<u64> {
-    let mut keys: Vec<u64> = (0..KEYS).collect();
-    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-    for i in (1..keys.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        keys.swap(i, (seed % (i as u64 + 1)) as usize);
-    }
-    keys
-}
-
 /// A candidate: the name the report uses, and its cached function.
 type Candidate = (&'static str, fn(u64) -> u64);
 
 fn hits(c: &mut Criterion) {
-    let order = key_order();
+    let order = benches::key_order(KEYS);
     let candidates: [Candidate; 2] = [("#[cached] fn", attribute), ("Cache::get_or_load", held)];
     for (_, f) in candidates {
         for &k in &order {

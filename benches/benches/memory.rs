@@ -105,21 +105,8 @@ const CANDIDATES: [Candidate; 5] = [
     ("RwLock<HashMap> floor", floor),
 ];
 
-/// The 10,000 keys in one fixed shuffled order.
-fn key_order() -> Vec<u64> {
-    let mut keys: Vec<u64> = (0..KEYS).collect();
-    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-    for i in (1..keys.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        keys.swap(i, (seed % (i as u64 + 1)) as usize);
-    }
-    keys
-}
-
 fn hits(c: &mut Criterion) {
-    let order = Arc::new(key_order());
+    let order = Arc::new(benches::key_order(KEYS));
     for (_, f) in CANDIDATES {
         for &k in order.iter() {
             f(k);

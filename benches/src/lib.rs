@@ -12,3 +12,17 @@ pub async fn raw_get(con: &mut redis::aio::ConnectionManager, key: &str) -> Opti
         .await
         .unwrap_or_default()
 }
+
+/// The keys `0..n` in one fixed shuffled order (xorshift), the same in every benchmark: a
+/// warm set read without a pattern the CPU could learn.
+pub fn key_order(n: u64) -> Vec<u64> {
+    let mut keys: Vec<u64> = (0..n).collect();
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    for i in (1..keys.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        keys.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+    keys
+}

@@ -13,16 +13,6 @@ use std::time::Duration;
 use cache_runtime::{Backend, Cache};
 use common::{Gate, wait_until, within};
 
-fn backends() -> Vec<Backend> {
-    #[allow(unused_mut)]
-    let mut all = vec![Backend::Memory];
-    #[cfg(feature = "redis")]
-    if common::backend_ready() {
-        all.extend([Backend::Redis, Backend::Tiered]);
-    }
-    all
-}
-
 fn cache<V: cache_runtime::CacheValue>(test: &str, backend: Backend) -> &'static Cache<u64, V> {
     let cache = Cache::builder(format!("cb-{test}-{backend:?}"))
         .ttl(Duration::from_secs(300))
@@ -52,7 +42,7 @@ impl Calls {
 
 #[test]
 fn a_thousand_keys_thirty_percent_missing_load_once_with_the_missing() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache = cache::<u64>("thousand", backend);
         for k in 0..1000 {
             if k % 10 >= 3 {
@@ -82,7 +72,7 @@ fn a_thousand_keys_thirty_percent_missing_load_once_with_the_missing() {
 
 #[test]
 fn keys_left_out_are_absent_and_nulls_where_the_cache_has_them() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let plain = cache::<u64>("left-out", backend);
         let loads = AtomicU32::new(0);
         let evens = |keys: &[u64]| {
@@ -133,7 +123,7 @@ fn keys_left_out_are_absent_and_nulls_where_the_cache_has_them() {
 
 #[test]
 fn a_key_a_single_caller_is_loading_is_waited_for_not_loaded_again() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache = cache::<u64>("single-racer", backend);
         let gate: &'static Gate = Box::leak(Box::new(Gate::new()));
         let single = std::thread::spawn(move || {
@@ -162,7 +152,7 @@ fn a_key_a_single_caller_is_loading_is_waited_for_not_loaded_again() {
 
 #[test]
 fn racing_batches_over_the_same_keys_load_each_key_once() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache = cache::<u64>("racing", backend);
         let calls: &'static Calls = Box::leak(Box::default());
         let found = within(move || {
@@ -195,7 +185,7 @@ fn racing_batches_over_the_same_keys_load_each_key_once() {
 
 #[test]
 fn a_failed_batch_load_stores_nothing() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache = cache::<u64>("failed", backend);
         cache.insert(1, 10);
         let failed = cache.try_get_many_or_load([1, 2, 3], |_| Err::<HashMap<u64, u64>, _>("down"));
@@ -215,7 +205,7 @@ fn async_batches_from_many_tasks_load_each_key_once() {
         .enable_all()
         .build()
         .unwrap();
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache = cache::<u64>("async", backend);
         let calls: &'static Calls = Box::leak(Box::default());
         let answers = rt.block_on(async move {

@@ -14,18 +14,6 @@ use std::time::Duration;
 use cache_runtime::{Backend, BuildError, Cache, CacheStatus, Invalidation, invalidate_tag};
 use common::{Gate, wait_until, within};
 
-/// The backends this build can test: memory, and with the `redis` feature (and a server)
-/// Redis and tiered.
-fn backends() -> Vec<Backend> {
-    #[allow(unused_mut)]
-    let mut all = vec![Backend::Memory];
-    #[cfg(feature = "redis")]
-    if common::backend_ready() {
-        all.extend([Backend::Redis, Backend::Tiered]);
-    }
-    all
-}
-
 /// A cache of this test and backend alone.
 fn cache<V: cache_runtime::CacheValue>(test: &str, backend: Backend, ttl_s: u64) -> Cache<u64, V> {
     Cache::builder(format!("cv-{test}-{backend:?}"))
@@ -37,7 +25,7 @@ fn cache<V: cache_runtime::CacheValue>(test: &str, backend: Backend, ttl_s: u64)
 
 #[test]
 fn a_value_is_loaded_once_then_hit() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let users: Cache<u64, String> = cache("once", backend, 60);
         let loads = AtomicU32::new(0);
         let load = |id: u64| {
@@ -73,7 +61,7 @@ fn expected_name(backend: Backend) -> &'static str {
 
 #[test]
 fn sixty_four_threads_on_a_cold_key_cause_one_load() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache: &'static Cache<u64, u64> = Box::leak(Box::new(cache("threads", backend, 60)));
         let loads: &'static AtomicU32 = Box::leak(Box::new(AtomicU32::new(0)));
         let barrier = Arc::new(Barrier::new(64));
@@ -116,7 +104,7 @@ fn sixty_four_tasks_on_a_cold_key_cause_one_load() {
         .enable_all()
         .build()
         .unwrap();
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache: &'static Cache<u64, u64> = Box::leak(Box::new(cache("tasks", backend, 60)));
         let loads: &'static AtomicU32 = Box::leak(Box::new(AtomicU32::new(0)));
         let results = rt.block_on(async move {
@@ -150,7 +138,7 @@ fn sixty_four_tasks_on_a_cold_key_cause_one_load() {
 
 #[test]
 fn an_invalidation_during_a_load_fences_it() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache: &'static Cache<u64, u32> = Box::leak(Box::new(cache("fence", backend, 60)));
         let gate: &'static Gate = Box::leak(Box::new(Gate::new()));
         let version: &'static AtomicU32 = Box::leak(Box::new(AtomicU32::new(1)));
@@ -177,7 +165,7 @@ fn an_invalidation_during_a_load_fences_it() {
 
 #[test]
 fn errors_are_returned_and_never_cached() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache: Cache<u64, u32> = cache("errors", backend, 60);
         let loads = AtomicU32::new(0);
         let failing = || {
@@ -203,7 +191,7 @@ fn async_errors_are_returned_and_never_cached() {
         .enable_all()
         .build()
         .unwrap();
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache: Cache<u64, u32> = cache("async-errors", backend, 60);
         rt.block_on(async {
             let failed = cache
@@ -221,7 +209,7 @@ fn async_errors_are_returned_and_never_cached() {
 
 #[test]
 fn none_is_a_null_with_null_ttl_and_a_value_without() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let nulls: Cache<u64, Option<u32>> = Cache::builder(format!("cv-nulls-{backend:?}"))
             .ttl(Duration::from_secs(60))
             .null_ttl(Duration::from_secs(30))
@@ -263,7 +251,7 @@ fn none_is_a_null_with_null_ttl_and_a_value_without() {
 
 #[test]
 fn insert_writes_through_and_get_never_loads() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache: Cache<u64, String> = cache("insert", backend, 60);
         assert_eq!(cache.get(&1), None);
         cache.insert(1, "one".into());
@@ -279,7 +267,7 @@ fn insert_writes_through_and_get_never_loads() {
 
 #[test]
 fn entry_or_load_says_how_it_answered() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let cache: Cache<u64, u32> = cache("entry", backend, 60);
         let first = cache.entry_or_load(2, || 20);
         assert_eq!((first.status(), *first.value()), (CacheStatus::Miss, 20));
@@ -292,7 +280,7 @@ fn entry_or_load_says_how_it_answered() {
 
 #[test]
 fn tags_rendered_from_the_key_drop_entries() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let tag = format!("cv-tag-{backend:?}");
         let products: Cache<u64, u64> = Cache::builder(format!("cv-tags-{backend:?}"))
             .ttl(Duration::from_secs(60))
@@ -322,7 +310,7 @@ fn tags_rendered_from_the_key_drop_entries() {
 
 #[test]
 fn ttl_fn_chooses_each_entrys_lifetime() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let tokens: Cache<u64, (String, u64)> = Cache::builder(format!("cv-ttl-fn-{backend:?}"))
             .ttl(Duration::from_secs(3600))
             .jitter(0.0)
@@ -347,7 +335,7 @@ fn ttl_fn_chooses_each_entrys_lifetime() {
 
 #[test]
 fn an_insert_that_is_not_stored_drops_the_old_value() {
-    for backend in backends() {
+    for backend in common::cache_backends() {
         let tokens: Cache<u64, (String, u64)> = Cache::builder(format!("cv-unstored-{backend:?}"))
             .ttl(Duration::from_secs(3600))
             .ttl_fn(|token: &(String, u64)| Duration::from_secs(token.1))

@@ -8,7 +8,7 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{GenericArgument, ItemFn, PathArguments, Type};
 
-use super::store::REDIS_BUILD;
+use super::store::{DEFAULT_NULL_TTL_MS, REDIS_BUILD};
 use super::{Place, mixed};
 use crate::args::{Args, At, Backend, CodecKind, LockKind};
 use crate::attrs;
@@ -16,9 +16,6 @@ use crate::errors::Errors;
 use crate::key::respan;
 use crate::owned::peel;
 use crate::sig::{Sig, owned_static};
-
-/// The attribute's default `null_ttl` (the macro's `store.rs`).
-const DEFAULT_NULL_TTL_MS: u64 = 300_000;
 
 const EXAMPLE: &str = "`#[cached(batch)] fn users(ids: &[u64]) -> HashMap<u64, User>`";
 

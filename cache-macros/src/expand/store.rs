@@ -12,7 +12,8 @@ use crate::key::respan;
 /// The build has the runtime's `redis` feature: Redis is the default backend.
 pub(super) const REDIS_BUILD: bool = cfg!(feature = "redis");
 
-const DEFAULT_NULL_TTL_MS: u64 = 300_000;
+/// The default `null_ttl`'s cap (`min(ttl, 300 s)`); a batch function's too.
+pub(super) const DEFAULT_NULL_TTL_MS: u64 = 300_000;
 const DEFAULT_JITTER: f64 = 0.1;
 const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 5_000;

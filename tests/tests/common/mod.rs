@@ -19,6 +19,21 @@ pub(crate) fn backend_ready() -> bool {
     }
 }
 
+/// The backends a `Cache` test runs on in this build: memory, and with the `redis` feature
+/// (and a server) Redis and tiered.
+pub(crate) fn cache_backends() -> Vec<cache_runtime::Backend> {
+    #[allow(unused_mut)]
+    let mut all = vec![cache_runtime::Backend::Memory];
+    #[cfg(feature = "redis")]
+    if backend_ready() {
+        all.extend([
+            cache_runtime::Backend::Redis,
+            cache_runtime::Backend::Tiered,
+        ]);
+    }
+    all
+}
+
 /// How long any wait in these tests may take before the test fails instead of hanging.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
