@@ -356,6 +356,29 @@ fn an_insert_that_is_not_stored_drops_the_old_value() {
     }
 }
 
+/// The other member of the kind: a null while null caching is off is not stored either, and
+/// the value it replaces must go.
+#[test]
+fn an_insert_of_an_uncached_null_drops_the_old_value() {
+    for backend in common::cache_backends() {
+        let found: Cache<u64, Option<u32>> =
+            Cache::builder(format!("cv-uncached-null-{backend:?}"))
+                .ttl(Duration::from_secs(3600))
+                .null_ttl(Duration::ZERO)
+                .backend(backend)
+                .build()
+                .unwrap();
+        found.insert(1, Some(5));
+        assert_eq!(found.get(&1), Some(Some(5)));
+        found.insert(1, None);
+        assert_eq!(
+            found.get(&1),
+            None,
+            "{backend:?}: the replaced value is still served"
+        );
+    }
+}
+
 #[test]
 fn the_builder_refuses_what_the_attribute_refuses() {
     let err = |b: cache_runtime::CacheBuilder<u64, u64>| b.build().unwrap_err();
