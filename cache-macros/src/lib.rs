@@ -19,6 +19,7 @@ mod owned;
 mod sig;
 mod tags;
 mod template;
+mod weigh;
 
 use proc_macro::TokenStream;
 
@@ -27,4 +28,12 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(attr.into(), item.into()).into()
+}
+
+/// Derives `cache_runtime::Weigh` (the heap bytes of a value, for `max_bytes`): the sum of
+/// the fields' heap bytes, for an enum the held variant's. Documented on
+/// `cache_runtime::Weigh`.
+#[proc_macro_derive(Weigh, attributes(weigh))]
+pub fn derive_weigh(item: TokenStream) -> TokenStream {
+    weigh::derive(item.into()).into()
 }

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use crate::invalidation::Invalidation;
 
 use crate::stats::Stats;
+use crate::store::{SharedMemory, StoreError};
 
 /// What [`CacheHandle`] needs of a cache, without its key and value types.
 pub(crate) trait Erased: Send + Sync {
@@ -18,6 +19,11 @@ pub(crate) trait Erased: Send + Sync {
     fn clear_async(&'static self) -> Pin<Box<dyn Future<Output = Invalidation> + Send>>;
     fn len(&self) -> usize;
     fn breaker(&self) -> Option<BreakerState>;
+    fn shared_memory(&'static self, sample: usize) -> Option<Result<SharedMemory, StoreError>>;
+    fn shared_memory_async(
+        &'static self,
+        sample: usize,
+    ) -> Pin<Box<dyn Future<Output = Option<Result<SharedMemory, StoreError>>> + Send>>;
 }
 
 /// The state of the circuit breaker in front of a cache's Redis, from
@@ -118,6 +124,40 @@ impl CacheHandle {
     ///   keyspace); it is `0` before the first call.
     pub fn len(&self) -> usize {
         self.cache.len()
+    }
+
+    /// An estimate of what the cache's entries take in its shared store, made now: on Redis,
+    /// its value keys counted with `SCAN` (never `KEYS`; a walk of the whole keyspace, 500
+    /// keys a step) and `MEMORY USAGE` of the first `sample` of them (see [`SharedMemory`]).
+    /// Blocks the calling thread for the walk. `None` for a cache without a shared store
+    /// (`"memory"`); an error if the store could not be reached. Counting what this process
+    /// wrote costs nothing: [`Stats::bytes_written`].
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis")] {
+    /// use cache_runtime::cached;
+    ///
+    /// #[cached(ttl = 60, backend = "redis")]
+    /// fn page(id: u64) -> String {
+    ///     format!("page {id}")
+    /// }
+    ///
+    /// page(1);
+    /// if let Some(Ok(used)) = page_cache().shared_memory(100) {
+    ///     println!("{} keys, about {} bytes in Redis", used.keys, used.estimated_bytes);
+    /// }
+    /// # }
+    /// ```
+    pub fn shared_memory(&self, sample: usize) -> Option<Result<SharedMemory, StoreError>> {
+        self.cache.shared_memory(sample)
+    }
+
+    /// The async twin of [`shared_memory`](CacheHandle::shared_memory).
+    pub fn shared_memory_async(
+        &self,
+        sample: usize,
+    ) -> impl Future<Output = Option<Result<SharedMemory, StoreError>>> + Send + 'static {
+        self.cache.shared_memory_async(sample)
     }
 
     /// Whether the cache holds no entry.

@@ -39,6 +39,7 @@ pub mod store;
 mod tag_invalidation;
 mod tags;
 mod warm;
+mod weigh;
 
 pub use answer::{CacheStatus, Cached};
 #[cfg(feature = "redis")]
@@ -51,8 +52,10 @@ pub use cache::{Backend, BuildError, Cache, CacheBuilder};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use handle::{BreakerState, CacheHandle};
 pub use invalidation::Invalidation;
-pub use policy::{Codec, Lock};
+pub use policy::{Codec, Compression, Lock};
 
+/// Derives [`Weigh`](trait@Weigh): see the trait.
+pub use cache_macros::Weigh;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics::{export_metrics, set_metrics_interval};
@@ -62,6 +65,7 @@ pub use stats::Stats;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::RedisStore;
 pub use warm::{Warmed, set_warm_concurrency};
+pub use weigh::Weigh;
 
 #[doc = include_str!("cached.md")]
 #[doc(inline)]
@@ -86,11 +90,12 @@ pub mod __private {
     pub use crate::function::{Function, KeyFn, Part, Signature};
     pub use crate::handle::CacheHandle;
     pub use crate::key::{Lookup, display_part};
-    pub use crate::policy::{Codec, Lock, Policy};
+    pub use crate::policy::{Codec, Compression, Lock, Policy};
     pub use crate::shape::{Probe, pick};
     pub use crate::store::{Memory, Tiered};
     pub use crate::tags::Tags;
     pub use crate::warm::{Warm, warm, warm_async};
+    pub use crate::weigh::Weigher;
 
     #[cfg(feature = "redis")]
     pub use super::stores::{RedisBackend, TieredBackend, redis_cache};
@@ -326,7 +331,7 @@ mod stores {
         owner: TypeId,
         signature: S,
         shape: Picked<M>,
-        init: impl FnOnce() -> Init<M::Value>,
+        init: impl FnOnce() -> Init<S::Key, M::Value>,
     ) -> &'static Engine<Shaped<S, M>, Memory>
     where
         S: KeyFn,
@@ -346,7 +351,7 @@ mod stores {
         owner: TypeId,
         signature: S,
         shape: Picked<M>,
-        init: impl FnOnce() -> Init<M::Value>,
+        init: impl FnOnce() -> Init<S::Key, M::Value>,
     ) -> &'static Engine<Shaped<S, M>, B>
     where
         S: KeyFn,
@@ -361,7 +366,7 @@ mod stores {
     /// The engine of a [`Cache`](crate::Cache) on `backend`, with the nulls `N`.
     pub(crate) fn open<K, V, N>(
         backend: crate::Backend,
-        init: Init<V>,
+        init: Init<K, V>,
     ) -> crate::cache::Opened<K, V>
     where
         K: crate::CacheKey,
@@ -390,7 +395,7 @@ mod stores {
     /// `dyn` call.
     pub(crate) fn open_plain<K, V>(
         backend: crate::Backend,
-        init: Init<V>,
+        init: Init<K, V>,
     ) -> crate::cache::Opened<K, V>
     where
         K: crate::CacheKey,
@@ -443,7 +448,7 @@ mod stores {
             owner: TypeId,
             signature: S,
             shape: Picked<M>,
-            init: impl FnOnce() -> Init<M::Value>,
+            init: impl FnOnce() -> Init<S::Key, M::Value>,
         ) -> &'static Engine<Shaped<S, M>, B>
         where
             S: RedisSignature,

@@ -34,6 +34,23 @@ pub enum Codec {
     Json,
 }
 
+/// How values are compressed in Redis (the `compress` argument of `#[cached]`): values whose
+/// encoding is at least `compress_min` bytes, when that makes them smaller; see the README's
+/// "Layout, for other services" for the envelope's flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Values are written as encoded (readers still read compressed entries).
+    #[default]
+    None,
+    /// Zstandard (RFC 8878), level 3: the best ratio of the two.
+    Zstd,
+    /// LZ4 block format, with the uncompressed length in front: the fastest.
+    Lz4,
+}
+
+/// The default `compress_min`: values shorter than this are written as they are.
+pub(crate) const DEFAULT_COMPRESS_MIN: u64 = 1024;
+
 /// The settings of one cached function, built by the generated code from its attribute.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
@@ -44,8 +61,15 @@ pub struct Policy {
     /// Each entry lives `ttl × (1 − u)`, `u` uniform in `[0, jitter)`: jitter spreads
     /// expiries within `ttl` (and `null_ttl`), never past it.
     pub jitter: f64,
-    /// Capacity of the in-process store, in entries.
+    /// Capacity of the in-process store, in entries (`u64::MAX`: bounded by `max_bytes` only).
     pub max_entries: u64,
+    /// Capacity of the in-process store in bytes, as [`Weigh`](crate::Weigh) counts them;
+    /// `None` for a count only.
+    pub max_bytes: Option<u64>,
+    /// How values are compressed in Redis.
+    pub compress: Compression,
+    /// The least encoded size, in bytes, that is compressed.
+    pub compress_min: u64,
     /// Stampede protection.
     pub lock: Lock,
     /// How long a caller waits for another caller's load before loading itself.
@@ -176,6 +200,9 @@ mod tests {
             null_ttl: Duration::from_secs(7),
             jitter,
             max_entries: 10,
+            max_bytes: None,
+            compress: Compression::None,
+            compress_min: DEFAULT_COMPRESS_MIN,
             lock: Lock::Local,
             lock_timeout: Duration::from_secs(5),
             codec: Codec::MessagePack,

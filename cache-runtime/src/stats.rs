@@ -70,6 +70,24 @@ pub struct Stats {
     /// ([`CacheHandle::len`](crate::CacheHandle::len)). A gauge, not a counter: it goes down
     /// on invalidations, clears and evictions.
     pub size: u64,
+    /// The bytes this process's in-process stores hold for the cache (a gauge): with
+    /// `max_bytes`, the entries' weights as the budget counts them ([`Weigh`](crate::Weigh):
+    /// the key's and value's heap, the entry's slot; at least `max_bytes / max_entries` an
+    /// entry when both are set); without it, the entries' slots only (what values own on
+    /// the heap is not known). The cache's for `"memory"`, the L1's for `"tiered"`, plus the
+    /// outage fallback's.
+    pub memory_bytes: u64,
+    /// The byte budget of those stores (`max_bytes`, rounded down to a multiple of their
+    /// shard count; the sum of the L1's and the fallback's when both are in use); 0 for none.
+    pub max_bytes: u64,
+    /// Values not stored because they weigh more than a shard of `max_bytes` holds (the
+    /// budget split in up to 8 shards of at least 1 MiB; 97% of a shard). The caller still
+    /// got the value. Logged once per cache.
+    pub oversized: u64,
+    /// The bytes of the entries this process wrote to the shared store (Redis: the
+    /// envelopes, after compression), a counter; 0 for `"memory"`. What a cache holds in
+    /// Redis: [`CacheHandle::shared_memory`](crate::CacheHandle::shared_memory).
+    pub bytes_written: u64,
 }
 
 impl Stats {
@@ -121,6 +139,10 @@ impl std::ops::Add for Stats {
             invalidations_received: self.invalidations_received + o.invalidations_received,
             evictions: self.evictions + o.evictions,
             size: self.size + o.size,
+            memory_bytes: self.memory_bytes + o.memory_bytes,
+            max_bytes: self.max_bytes + o.max_bytes,
+            oversized: self.oversized + o.oversized,
+            bytes_written: self.bytes_written + o.bytes_written,
         }
     }
 }

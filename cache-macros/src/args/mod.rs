@@ -36,6 +36,13 @@ pub(crate) enum CodecKind {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CompressKind {
+    None,
+    Zstd,
+    Lz4,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LockKind {
     None,
     Local,
@@ -53,6 +60,11 @@ pub(crate) struct Args {
     pub(crate) null_ttl: Option<At<u64>>,
     pub(crate) jitter: Option<At<f64>>,
     pub(crate) max_entries: Option<At<u64>>,
+    /// Bytes.
+    pub(crate) max_bytes: Option<At<u64>>,
+    pub(crate) compress: Option<At<CompressKind>>,
+    /// Bytes.
+    pub(crate) compress_min: Option<At<u64>>,
     pub(crate) backend: Option<At<Backend>>,
     pub(crate) lock: Option<At<LockKind>>,
     /// Milliseconds.
@@ -81,8 +93,8 @@ pub(crate) struct Args {
     pub(crate) batch: Option<Span>,
 }
 
-const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `backend`, \
-                     `lock`, `lock_timeout`, `codec`, `stale`, `stale_if_error`, \
+const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `max_bytes`, \
+                     `backend`, `lock`, `lock_timeout`, `codec`, `compress`, `compress_min`, `stale`, `stale_if_error`, \
                      `load_timeout`, `early_refresh`, `l1_ttl`, `tags`, `record_keys`, `store`, \
                      `ttl_fn`, `batch`, `crate`";
 
@@ -142,7 +154,8 @@ impl Args {
             | "l1_ttl" => self.set_duration(name, value, errors),
             "key" | "name" | "crate" => self.set_string(name, value, errors),
             "jitter" | "early_refresh" | "max_entries" => self.set_number(name, value, errors),
-            "backend" | "lock" | "codec" => self.set_choice(name, value, errors),
+            "backend" | "lock" | "codec" | "compress" => self.set_choice(name, value, errors),
+            "max_bytes" | "compress_min" => self.set_size(name, value, errors),
             "store" => match value {
                 Expr::Path(path) if path.qself.is_none() => {
                     set(&mut self.store, path.path.clone(), name, errors);
@@ -312,7 +325,35 @@ impl Args {
                     set(&mut self.codec, At { value: c, span }, name, errors);
                 }
             }
+            "compress" => {
+                let choices = [
+                    ("zstd", CompressKind::Zstd),
+                    ("lz4", CompressKind::Lz4),
+                    ("none", CompressKind::None),
+                ];
+                if let Some(c) = values::choice(value, "compress", &choices, errors) {
+                    set(&mut self.compress, At { value: c, span }, name, errors);
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// The sizes in bytes: `max_bytes` (at least 1) and `compress_min`.
+    fn set_size(&mut self, name: &syn::Ident, value: &Expr, errors: &mut Errors) {
+        let arg = name.to_string();
+        let span = value.span();
+        let slot = match arg.as_str() {
+            "max_bytes" => &mut self.max_bytes,
+            _ => &mut self.compress_min,
+        };
+        match values::bytes(value, &arg, errors) {
+            Some(0) if arg == "max_bytes" => errors.at(
+                span,
+                "`max_bytes` must be more than zero: write `max_bytes = \"256MiB\"`",
+            ),
+            Some(b) => set(slot, At { value: b, span }, name, errors),
+            None => {}
         }
     }
 }

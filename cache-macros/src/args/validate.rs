@@ -55,6 +55,21 @@ impl Args {
                  `backend = \"memory\"`, which keeps values as they are: remove `codec`",
             );
         }
+        for (arg, at) in [
+            ("compress", self.compress.map(|c| c.span)),
+            ("compress_min", self.compress_min.map(|c| c.span)),
+        ] {
+            if let Some(span) = at {
+                errors.at(
+                    span,
+                    format!(
+                        "`{arg}` concerns values written to Redis, but this function uses \
+                         `backend = \"memory\"`, which keeps values as they are: remove `{arg}` \
+                         (bound memory with `max_bytes`)"
+                    ),
+                );
+            }
+        }
     }
 
     /// `l1_ttl` is the life of a tiered cache's in-process copies.

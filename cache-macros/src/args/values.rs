@@ -200,3 +200,61 @@ pub(super) fn choice<T: Copy>(
     }
     found.map(|(_, t)| *t)
 }
+
+/// A size in bytes: a whole number (`max_bytes = 1_000_000`) or a string with a unit,
+/// `"256MiB"`, `"64 MB"`, `"512KiB"`, `"1GiB"`, `"100B"` (KB, MB, GB are powers of 1000;
+/// KiB, MiB, GiB of 1024).
+pub(super) fn bytes(value: &Expr, name: &str, errors: &mut Errors) -> Option<u64> {
+    let example = format!("`{name} = \"256MiB\"` or `{name} = 1_048_576` (bytes)");
+    let parsed = match literal(value) {
+        Some(Lit::Int(i)) => i.base10_parse::<u64>().ok(),
+        Some(Lit::Str(s)) => size(&s.value()),
+        _ => None,
+    };
+    if parsed.is_none() {
+        errors.at(
+            value.span(),
+            format!(
+                "`{name}` takes a size: {example}; units B, KB, MB, GB (powers of 1000), KiB, \
+                 MiB, GiB (powers of 1024)"
+            ),
+        );
+    }
+    parsed
+}
+
+/// `"256MiB"` in bytes; `None` for anything else (or more than `u64::MAX`).
+fn size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.replace('_', "").parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn sizes_read_with_their_units() {
+        assert_eq!(super::size("256MiB"), Some(256 << 20));
+        assert_eq!(super::size("64 MB"), Some(64_000_000));
+        assert_eq!(super::size("1_024"), Some(1024));
+        assert_eq!(super::size("2KiB"), Some(2048));
+        assert_eq!(super::size("1.5MiB"), None);
+        assert_eq!(super::size("MiB"), None);
+        assert_eq!(super::size("5 parsecs"), None);
+        assert_eq!(super::size("99999999999GiB"), None);
+    }
+}

@@ -10,7 +10,7 @@ use syn::{GenericArgument, ItemFn, PathArguments, Type};
 
 use super::store::{DEFAULT_NULL_TTL_MS, REDIS_BUILD};
 use super::{Place, mixed};
-use crate::args::{Args, At, Backend, CodecKind, LockKind};
+use crate::args::{Args, At, Backend, CodecKind, CompressKind, LockKind};
 use crate::attrs;
 use crate::errors::Errors;
 use crate::key::respan;
@@ -341,6 +341,10 @@ fn builder(args: &Args, krate: &TokenStream, f: &syn::Ident, option: bool) -> To
             .max_entries(::core::convert::TryFrom::try_from(#v).unwrap_or(usize::MAX))
         });
     }
+    if let Some(b) = args.max_bytes {
+        let v = Literal::u64_suffixed(b.value);
+        out.extend(quote_spanned!(b.span=> .max_bytes(#v)));
+    }
     out.extend(where_it_lives(args, krate));
     if let Some(path) = &args.ttl_fn {
         out.extend(quote_spanned!(path.span()=> .ttl_fn(#path)));
@@ -394,6 +398,18 @@ fn where_it_lives(args: &Args, krate: &TokenStream) -> TokenStream {
             CodecKind::MessagePack => quote!(MessagePack),
         };
         out.extend(quote!(.codec(#krate::Codec::#v)));
+    }
+    if let Some(c) = args.compress.filter(|_| !memory) {
+        let v = match c.value {
+            CompressKind::Zstd => quote!(Zstd),
+            CompressKind::Lz4 => quote!(Lz4),
+            CompressKind::None => quote!(None),
+        };
+        out.extend(quote!(.compress(#krate::Compression::#v)));
+    }
+    if let Some(m) = args.compress_min.filter(|_| !memory) {
+        let v = Literal::u64_suffixed(m.value);
+        out.extend(quote!(.compress_min(#v)));
     }
     out
 }

@@ -6,7 +6,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::{Gen, mixed};
-use crate::args::{Backend, CodecKind, LockKind};
+use crate::args::{Backend, CodecKind, CompressKind, LockKind};
 use crate::key::respan;
 
 /// The build has the runtime's `redis` feature: Redis is the default backend.
@@ -16,6 +16,8 @@ pub(super) const REDIS_BUILD: bool = cfg!(feature = "redis");
 pub(super) const DEFAULT_NULL_TTL_MS: u64 = 300_000;
 const DEFAULT_JITTER: f64 = 0.1;
 const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+/// The runtime's `DEFAULT_COMPRESS_MIN`: values of 1 KiB and more are compressed.
+const DEFAULT_COMPRESS_MIN: u64 = 1024;
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 5_000;
 
 impl Gen<'_> {
@@ -67,7 +69,6 @@ impl Gen<'_> {
         };
         let null_ttl = ms(null_ms);
         let jitter = Literal::f64_suffixed(args.jitter.map_or(DEFAULT_JITTER, |j| j.value));
-        let max_entries = args.max_entries.map_or(DEFAULT_MAX_ENTRIES, |m| m.value);
         let lock = match args.lock.map(|l| l.value) {
             Some(LockKind::None) => quote!(None),
             Some(LockKind::Local) => quote!(Local),
@@ -100,12 +101,13 @@ impl Gen<'_> {
             }
             None => quote!(::core::option::Option::None),
         };
+        let bounds = self.memory_bounds();
         quote! {
             #krate::__private::Policy {
                 ttl: #ttl,
                 null_ttl: #null_ttl,
                 jitter: #jitter,
-                max_entries: #max_entries,
+                #bounds
                 lock: #krate::__private::Lock::#lock,
                 lock_timeout: #lock_timeout,
                 codec: #krate::__private::Codec::#codec,
@@ -115,6 +117,51 @@ impl Gen<'_> {
                 early_refresh: #early_refresh,
                 l1_ttl: #l1_ttl,
             }
+        }
+    }
+
+    /// The fields of the policy that bound memory: `max_entries` (10,000 by default, none
+    /// when `max_bytes` alone is given), `max_bytes`, `compress` and `compress_min`.
+    fn memory_bounds(&self) -> TokenStream {
+        let krate = &self.krate;
+        let args = self.args;
+        let max_entries = match (args.max_entries, args.max_bytes) {
+            (Some(m), _) => m.value,
+            (None, Some(_)) => u64::MAX,
+            (None, None) => DEFAULT_MAX_ENTRIES,
+        };
+        let max_bytes = match args.max_bytes {
+            Some(b) => {
+                let b = b.value;
+                quote!(::core::option::Option::Some(#b))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let compress = match args.compress.map(|c| c.value) {
+            Some(CompressKind::Zstd) => quote!(Zstd),
+            Some(CompressKind::Lz4) => quote!(Lz4),
+            Some(CompressKind::None) | None => quote!(None),
+        };
+        let compress_min = args.compress_min.map_or(DEFAULT_COMPRESS_MIN, |c| c.value);
+        quote! {
+            max_entries: #max_entries,
+            max_bytes: #max_bytes,
+            compress: #krate::__private::Compression::#compress,
+            compress_min: #compress_min,
+        }
+    }
+
+    /// The weigher of a cache bounded by `max_bytes` (the keys' and values' `Weigh`, checked
+    /// at the argument), else none.
+    pub(super) fn weigher(&self) -> TokenStream {
+        match self.args.max_bytes {
+            Some(at) => {
+                let krate = respan(&self.krate, at.span);
+                quote_spanned! {at.span=>
+                    ::core::option::Option::Some(#krate::__private::Weigher::of())
+                }
+            }
+            None => quote!(::core::option::Option::None),
         }
     }
 
@@ -229,9 +276,10 @@ impl Gen<'_> {
             },
             None => quote!(::core::option::Option::None),
         };
+        let weigher = self.weigher();
         let make = quote! {
             #krate::__private::#make(
-                &#cell, #owner, #signature, #shape_at, || (#name, #policy, #ttl_fn)
+                &#cell, #owner, #signature, #shape_at, || (#name, #policy, #ttl_fn, #weigher)
             )
         };
         quote! {

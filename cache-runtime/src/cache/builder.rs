@@ -4,7 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::engine::{Init, TtlFn};
-use crate::policy::{Codec, Lock, Policy};
+use crate::policy::{Codec, Compression, DEFAULT_COMPRESS_MIN, Lock, Policy};
+use crate::weigh::{Weigh, Weigher};
 
 use super::{Cache, Opened};
 
@@ -52,6 +53,8 @@ pub enum BuildError {
     EarlyRefresh,
     /// `max_entries` is zero.
     MaxEntries,
+    /// `max_bytes` is zero.
+    MaxBytes,
     /// `stale`, `stale_if_error`, `load_timeout` or `early_refresh` without an expiry (`ttl`
     /// or `ttl_fn`): they act around an entry's expiry.
     PhaseWithoutTtl(&'static str),
@@ -60,7 +63,7 @@ pub enum BuildError {
     LoadTimeoutWithoutKept,
     /// `l1_ttl` without `Backend::Tiered`.
     L1TtlWithoutTiered,
-    /// `Lock::Distributed` or a `codec` on `Backend::Memory`: they concern Redis.
+    /// `Lock::Distributed`, a `codec` or `compress` on `Backend::Memory`: they concern Redis.
     RedisSettingOnMemory(&'static str),
 }
 
@@ -72,6 +75,7 @@ impl fmt::Display for BuildError {
                 f.write_str("`early_refresh` must be a finite number at or above zero")
             }
             BuildError::MaxEntries => f.write_str("`max_entries` must be at least 1"),
+            BuildError::MaxBytes => f.write_str("`max_bytes` must be at least 1"),
             BuildError::PhaseWithoutTtl(what) => write!(
                 f,
                 "`{what}` acts around an entry's expiry, and this cache's entries never \
@@ -96,7 +100,7 @@ impl fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 /// Opens the engine of a cache on a backend (chosen by the builder's types: `lib.rs`).
-pub(crate) type Open<K, V> = fn(Backend, Init<V>) -> Opened<K, V>;
+pub(crate) type Open<K, V> = fn(Backend, Init<K, V>) -> Opened<K, V>;
 
 /// The settings of a [`Cache`]: start with [`Cache::builder`], end with
 /// [`CacheBuilder::build`]. Each method is the attribute argument of the same name, with the
@@ -107,7 +111,11 @@ pub struct CacheBuilder<K: 'static, V: 'static> {
     ttl: Option<Duration>,
     pub(crate) null_ttl: Option<Duration>,
     jitter: f64,
-    max_entries: u64,
+    /// `None`: the default (10,000 without `max_bytes`, no count bound with it).
+    max_entries: Option<u64>,
+    max_bytes: Option<(u64, Weigher<K, V>)>,
+    compress: Option<Compression>,
+    compress_min: u64,
     backend: Backend,
     lock: Option<Lock>,
     lock_timeout: Duration,
@@ -136,7 +144,10 @@ impl<K: 'static, V: 'static> CacheBuilder<K, V> {
             ttl: None,
             null_ttl: None,
             jitter: DEFAULT_JITTER,
-            max_entries: DEFAULT_MAX_ENTRIES,
+            max_entries: None,
+            max_bytes: None,
+            compress: None,
+            compress_min: DEFAULT_COMPRESS_MIN,
             backend: Backend::default_for_build(),
             lock: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
@@ -167,9 +178,47 @@ impl<K: 'static, V: 'static> CacheBuilder<K, V> {
     }
 
     /// The capacity of the in-process store (the entries of `Backend::Memory`, the L1 of
-    /// `Backend::Tiered`, the outage fallback of `Backend::Redis`). Default 10,000.
+    /// `Backend::Tiered`, the outage fallback of `Backend::Redis`). Default 10,000, or no
+    /// count bound when [`max_bytes`](Self::max_bytes) is set.
     pub fn max_entries(mut self, max_entries: usize) -> Self {
-        self.max_entries = u64::try_from(max_entries).unwrap_or(u64::MAX);
+        self.max_entries = Some(u64::try_from(max_entries).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// The capacity of the in-process store in bytes: the keys' and values' heap, as
+    /// [`Weigh`] counts them, and each entry's slot. With `max_entries` too, both bound it.
+    /// A value heavier than a shard of the budget (split in up to 8 shards of at least
+    /// 1 MiB) is not stored (`Stats::oversized`). See the README's "Memory".
+    ///
+    /// ```
+    /// use cache_runtime::{Backend, Cache};
+    ///
+    /// let pages: Cache<u64, String> = Cache::builder("pages")
+    ///     .backend(Backend::Memory)
+    ///     .max_bytes(64 << 20)
+    ///     .build()?;
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self
+    where
+        K: Weigh,
+        V: Weigh,
+    {
+        self.max_bytes = Some((bytes, Weigher::of()));
+        self
+    }
+
+    /// Compresses values written to Redis whose encoding is at least
+    /// [`compress_min`](Self::compress_min) bytes (default 1 KiB), when that makes them
+    /// smaller. Default [`Compression::None`]; readers of either setting read both.
+    pub fn compress(mut self, compress: Compression) -> Self {
+        self.compress = Some(compress);
+        self
+    }
+
+    /// The least encoded size, in bytes, that `compress` compresses. Default 1,024.
+    pub fn compress_min(mut self, bytes: u64) -> Self {
+        self.compress_min = bytes;
         self
     }
 
@@ -263,7 +312,8 @@ impl<K: 'static, V: 'static> CacheBuilder<K, V> {
     /// one per request. Two caches of one name on Redis share their entries.
     pub fn build(self) -> Result<Cache<K, V>, BuildError> {
         let policy = self.policy()?;
-        let opened = (self.open)(self.backend, (self.name, policy, self.ttl_fn));
+        let weigher = self.max_bytes.map(|(_, w)| w);
+        let opened = (self.open)(self.backend, (self.name, policy, self.ttl_fn, weigher));
         Ok(Cache::new(opened, self.tags))
     }
 
@@ -275,8 +325,11 @@ impl<K: 'static, V: 'static> CacheBuilder<K, V> {
         if !self.early_refresh.is_finite() || self.early_refresh < 0.0 {
             return Err(BuildError::EarlyRefresh);
         }
-        if self.max_entries == 0 {
+        if self.max_entries == Some(0) {
             return Err(BuildError::MaxEntries);
+        }
+        if self.max_bytes.is_some_and(|(b, _)| b == 0) {
+            return Err(BuildError::MaxBytes);
         }
         if self.ttl.is_none() && self.ttl_fn.is_none() {
             let phases = [
@@ -307,6 +360,9 @@ impl<K: 'static, V: 'static> CacheBuilder<K, V> {
         if memory && self.codec.is_some() {
             return Err(BuildError::RedisSettingOnMemory("codec"));
         }
+        if memory && self.compress.is_some() {
+            return Err(BuildError::RedisSettingOnMemory("compress"));
+        }
         let null_ttl = match (self.null_ttl, self.ttl) {
             (Some(n), _) => n,
             (None, Some(t)) => t.min(DEFAULT_NULL_TTL),
@@ -316,7 +372,14 @@ impl<K: 'static, V: 'static> CacheBuilder<K, V> {
             ttl: self.ttl,
             null_ttl,
             jitter: self.jitter,
-            max_entries: self.max_entries,
+            max_entries: match (self.max_entries, self.max_bytes) {
+                (Some(n), _) => n,
+                (None, Some(_)) => u64::MAX,
+                (None, None) => DEFAULT_MAX_ENTRIES,
+            },
+            max_bytes: self.max_bytes.map(|(b, _)| b),
+            compress: self.compress.unwrap_or_default(),
+            compress_min: self.compress_min,
             lock: self.lock.unwrap_or(match memory {
                 true => Lock::Local,
                 false => Lock::Distributed,

@@ -9,7 +9,10 @@
 //! hex digits), `f` the end of freshness and `r` the end of a fail-safe throttle (0 for none),
 //! `g` the tag versions (the bytes of the binary envelope's, in hex; empty for an untagged
 //! function), `w` the write time (all ms since the Unix epoch), `l` the load time in ms, `d`
-//! the value as JSON, `n` the null marker. The fields come in this order (the scripts read
+//! the value as JSON, `n` the null marker. With `compress`, a value whose JSON is at least
+//! `compress_min` bytes and shrinks is written as `"z":"zstd"` (or `"lz4"`, the formats of the
+//! binary envelope's kinds 2 and 3) followed by `"d"`: the compressed JSON as a base64 string
+//! (RFC 4648, with padding). The fields come in this order (the scripts read
 //! `f`, `r` and `g` by position). Entries of versions 1 (before the times) and 2 (before the
 //! tag versions) are misses. JSON cannot hold NaN or ±infinity (serde_json would write `null`, and a
 //! `vec![Some(f64::NAN)]` would come back as `[None]`): a value holding one is refused at
@@ -21,8 +24,10 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::compress::{Packing, unpack};
 use super::msgpack::{DecodeError, Stamp};
 use crate::entry::Slot;
+use crate::policy::Compression;
 
 const VERSION: u32 = 3;
 /// How an envelope of this version opens, as the writer writes it (read on every decode and
@@ -46,6 +51,8 @@ struct Envelope<'a> {
     #[serde(default)]
     n: bool,
     #[serde(borrow, default)]
+    z: Option<&'a str>,
+    #[serde(borrow, default)]
     d: Option<&'a RawValue>,
 }
 
@@ -53,7 +60,7 @@ struct Envelope<'a> {
 pub(crate) fn encode<V>(
     slot: Slot<&V>,
     stamp: Stamp,
-    versions: &[u8],
+    (versions, packing): (&[u8], Packing),
     fingerprint: u64,
     write: impl FnOnce(&V, &mut Vec<u8>) -> Result<(), String>,
 ) -> Result<Vec<u8>, String> {
@@ -76,18 +83,46 @@ pub(crate) fn encode<V>(
     match slot {
         Slot::Null => out.extend_from_slice(b"\"n\":true}"),
         Slot::Value(v) => {
-            out.extend_from_slice(b"\"d\":");
-            write(v, &mut out)?;
-            out.push(b'}');
+            let mut json = Vec::new();
+            write(v, &mut json)?;
+            match packing.pack(&json) {
+                Some((with, packed)) => {
+                    use base64::Engine as _;
+                    let name = match with {
+                        Compression::Lz4 => "lz4",
+                        _ => "zstd",
+                    };
+                    let text = base64::engine::general_purpose::STANDARD.encode(packed);
+                    let _ = write!(head_of(&mut out), "\"z\":\"{name}\",\"d\":\"{text}\"}}");
+                }
+                None => {
+                    out.extend_from_slice(b"\"d\":");
+                    out.extend_from_slice(&json);
+                    out.push(b'}');
+                }
+            }
         }
     }
     Ok(out)
 }
 
-/// Reads a JSON envelope; `read` reads the value.
+/// `out` as a `fmt::Write` (it holds only what this module wrote: UTF-8).
+fn head_of(out: &mut Vec<u8>) -> impl std::fmt::Write + '_ {
+    struct Bytes<'a>(&'a mut Vec<u8>);
+    impl std::fmt::Write for Bytes<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.extend_from_slice(s.as_bytes());
+            Ok(())
+        }
+    }
+    Bytes(out)
+}
+
+/// Reads a JSON envelope; `read` reads the value; a compressed value is decompressed up to
+/// `cap` bytes.
 pub(crate) fn decode<V, E>(
     bytes: &[u8],
-    fingerprint: u64,
+    (fingerprint, cap): (u64, usize),
     read: impl FnOnce(&str) -> Result<V, E>,
 ) -> Result<(Slot<V>, Stamp), DecodeError> {
     let envelope: Envelope<'_> =
@@ -117,7 +152,25 @@ pub(crate) fn decode<V, E>(
     }
     // `"d":null` is a value whose JSON is `null` (such as `()` or `None`), not a null.
     let json = envelope.d.map_or("null", RawValue::get);
-    let value = read(json).map_err(|_| DecodeError::BadValue)?;
+    let value = match envelope.z {
+        None => read(json),
+        Some(name) => {
+            use base64::Engine as _;
+            let with = match name {
+                "zstd" => Compression::Zstd,
+                "lz4" => Compression::Lz4,
+                _ => return Err(DecodeError::BadValue),
+            };
+            let text: &str = serde_json::from_str(json).map_err(|_| DecodeError::BadValue)?;
+            let packed = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|_| DecodeError::BadValue)?;
+            let plain = unpack(with, &packed, cap)?;
+            let plain = std::str::from_utf8(&plain).map_err(|_| DecodeError::BadValue)?;
+            read(plain)
+        }
+    }
+    .map_err(|_| DecodeError::BadValue)?;
     Ok((Slot::Value(value), stamp))
 }
 
@@ -198,14 +251,14 @@ mod tests {
     };
 
     fn enc<V: serde::Serialize>(slot: Slot<&V>) -> Result<Vec<u8>, String> {
-        encode(slot, STAMP, b"", 0xff, write_value)
+        encode(slot, STAMP, (b"", Packing::NONE), 0xff, write_value)
     }
 
     fn dec<V: serde::de::DeserializeOwned>(
         bytes: &[u8],
         print: u64,
     ) -> Result<Slot<V>, DecodeError> {
-        decode(bytes, print, |j| serde_json::from_str::<V>(j)).map(|(slot, _)| slot)
+        decode(bytes, (print, 1 << 20), |j| serde_json::from_str::<V>(j)).map(|(slot, _)| slot)
     }
 
     #[test]
@@ -222,7 +275,14 @@ mod tests {
         assert!(back[1] == 0.0 && back[1].is_sign_negative());
         let null = enc::<u8>(Slot::Null).unwrap();
         assert_eq!(dec::<u8>(&null, 0xff), Ok(Slot::Null));
-        let tagged = encode(Slot::Value(&1u8), STAMP, b"\x00a", 0xff, write_value).unwrap();
+        let tagged = encode(
+            Slot::Value(&1u8),
+            STAMP,
+            (b"\x00a", Packing::NONE),
+            0xff,
+            write_value,
+        )
+        .unwrap();
         assert!(
             String::from_utf8(tagged.clone())
                 .unwrap()
@@ -307,5 +367,51 @@ mod tests {
             Ok(Slot::Value(1)),
             "the writer's shape"
         );
+    }
+
+    /// Issue 25: with `compress`, a large value is a base64 string after `"z"`, read back by
+    /// every reader; the fields the scripts read by position stay in place.
+    #[test]
+    fn compressed_values_read_back() {
+        let page: Vec<String> = (0..300)
+            .map(|i| format!("product {i}: a fine thing"))
+            .collect();
+        for (with, name) in [(Compression::Zstd, "zstd"), (Compression::Lz4, "lz4")] {
+            let packing = Packing { with, min: 1024 };
+            let bytes = encode(
+                Slot::Value(&page),
+                STAMP,
+                (b"\x01", packing),
+                0xff,
+                write_value,
+            )
+            .unwrap();
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            assert!(
+                text.contains(&format!(",\"l\":3,\"z\":\"{name}\",\"d\":\"")),
+                "{text:.120}"
+            );
+            assert_eq!(recorded(&bytes), Some(vec![1]));
+            assert!(
+                bytes.len() * 2
+                    < encode(
+                        Slot::Value(&page),
+                        STAMP,
+                        (b"", Packing::NONE),
+                        0xff,
+                        write_value
+                    )
+                    .unwrap()
+                    .len()
+            );
+            let back = decode(&bytes, (0xff, 1 << 20), |j| {
+                serde_json::from_str::<Vec<String>>(j)
+            });
+            assert_eq!(back.map(|(slot, _)| slot), Ok(Slot::Value(page.clone())));
+            let capped = decode(&bytes, (0xff, 100), |j| {
+                serde_json::from_str::<Vec<String>>(j)
+            });
+            assert!(matches!(capped, Err(DecodeError::TooLarge(_))));
+        }
     }
 }

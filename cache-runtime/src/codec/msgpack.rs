@@ -5,7 +5,10 @@
 //! offset  size  field
 //!      0     2  magic: the bytes `c` `r` (0x63 0x72)
 //!      2     1  envelope version: 4
-//!      3     1  kind: 0 = a value follows, 1 = a cached null (nothing follows)
+//!      3     1  kind: 0 = a value follows, 1 = a cached null (nothing follows),
+//!               2 = a value compressed with Zstandard follows (one RFC 8878 frame, its
+//!               content size recorded), 3 = a value compressed with LZ4 follows (the
+//!               uncompressed length as 4 bytes little-endian, then one LZ4 block)
 //!      4     8  type fingerprint: FNV-1a 64 of the Rust type name of the value, big-endian
 //!     12     8  fresh until: ms since the Unix epoch, big-endian (2^64−1: no expiry)
 //!     20     8  retry at: ms since the Unix epoch, big-endian; 0, or the end of the
@@ -15,8 +18,13 @@
 //!     40     2  n: length of the tag versions, big-endian (0 for an untagged function)
 //!     42     n  tag versions: the values of the entry's tag keys when its load started,
 //!               concatenated in the order of `tags` (16 hex digits each, `tags.rs`)
-//!   42+n     …  the value in MessagePack (rmp-serde; structs as maps with field names)
+//!   42+n     …  the value in MessagePack (rmp-serde; structs as maps with field names),
+//!               compressed if the kind says so
 //! ```
+//!
+//! A writer with `compress` compresses a value whose MessagePack is at least `compress_min`
+//! bytes, and only if that makes it smaller (`compress.rs`); every reader reads every kind.
+//! Decompression stops at the size cap: a value that would be larger is a miss.
 //!
 //! Every process reads the phase of an entry from its times (DESIGN §10); the key itself
 //! lives `ttl + max(stale, stale_if_error)` (`PX`). The scripts that read an entry compare its
@@ -32,12 +40,16 @@
 //! An entry that is larger than the cap, too short, of another magic, version or fingerprint,
 //! or whose value does not decode, is a miss, and the load that follows overwrites it.
 
+use super::compress::{Packing, unpack};
 use crate::entry::Slot;
+use crate::policy::Compression;
 
 const MAGIC: [u8; 2] = *b"cr";
 const VERSION: u8 = 4;
 const VALUE: u8 = 0;
 const NULL: u8 = 1;
+const ZSTD: u8 = 2;
+const LZ4: u8 = 3;
 /// The header's length: magic, version, kind, fingerprint, four times.
 pub(crate) const HEADER: usize = 2 + 1 + 1 + 8 + 8 + 8 + 8 + 4;
 
@@ -103,12 +115,12 @@ pub(crate) fn fingerprint(type_name: &str) -> u64 {
 }
 
 /// Writes the envelope of `slot` with its tag `versions`; `encode` appends a value's
-/// MessagePack. Versions longer than 65,535 bytes are refused (the macro allows far fewer
-/// tags).
+/// MessagePack, compressed as `packing` says. Versions longer than 65,535 bytes are refused
+/// (the macro allows far fewer tags).
 pub(crate) fn encode<V, E: From<String>>(
     slot: Slot<&V>,
     stamp: Stamp,
-    versions: &[u8],
+    (versions, packing): (&[u8], Packing),
     fingerprint: u64,
     encode: impl FnOnce(&V, &mut Vec<u8>) -> Result<(), E>,
 ) -> Result<Vec<u8>, E> {
@@ -129,7 +141,16 @@ pub(crate) fn encode<V, E: From<String>>(
     out.extend_from_slice(&n.to_be_bytes());
     out.extend_from_slice(versions);
     if let Slot::Value(v) = slot {
+        let body = out.len();
         encode(v, &mut out)?;
+        if let Some((with, packed)) = packing.pack(&out[body..]) {
+            out.truncate(body);
+            out.extend_from_slice(&packed);
+            out[3] = match with {
+                Compression::Lz4 => LZ4,
+                _ => ZSTD,
+            };
+        }
     }
     Ok(out)
 }
@@ -175,6 +196,16 @@ pub(crate) fn decode<V, E>(
         VALUE => decode(body)
             .map(Slot::Value)
             .map_err(|_| DecodeError::BadValue)?,
+        kind @ (ZSTD | LZ4) => {
+            let with = match kind {
+                ZSTD => Compression::Zstd,
+                _ => Compression::Lz4,
+            };
+            let body = unpack(with, body, max_bytes)?;
+            decode(&body)
+                .map(Slot::Value)
+                .map_err(|_| DecodeError::BadValue)?
+        }
         _ => return Err(DecodeError::NotAnEnvelope),
     };
     Ok((slot, stamp))
@@ -250,7 +281,7 @@ mod tests {
     }
 
     fn enc<V: Serialize>(slot: Slot<&V>) -> Vec<u8> {
-        encode(slot, STAMP, b"", PRINT, msgpack).unwrap()
+        encode(slot, STAMP, (b"", Packing::NONE), PRINT, msgpack).unwrap()
     }
 
     fn dec<V: DeserializeOwned>(bytes: &[u8]) -> Result<Slot<V>, DecodeError> {
@@ -286,7 +317,14 @@ mod tests {
         assert_eq!(&null[..4], b"cr\x04\x01");
         assert_eq!(null.len(), HEADER + 2);
         let versions = b"0123456789abcdef";
-        let tagged = encode(Slot::Value(&7u8), STAMP, versions, PRINT, msgpack).unwrap();
+        let tagged = encode(
+            Slot::Value(&7u8),
+            STAMP,
+            (versions, Packing::NONE),
+            PRINT,
+            msgpack,
+        )
+        .unwrap();
         assert_eq!(&tagged[40..42], &[0, 16]);
         assert_eq!(&tagged[42..58], b"0123456789abcdef");
         assert_eq!(dec::<u8>(&tagged), Ok(Slot::Value(7)));
@@ -368,7 +406,14 @@ mod tests {
         let mut other = enc(Slot::Value(&1u8));
         other[2] = 3;
         assert_eq!(dec::<u8>(&other), Err(DecodeError::OtherVersion(3)));
-        let typed = encode(Slot::Value(&1u8), STAMP, b"", 0xbeef, msgpack).unwrap();
+        let typed = encode(
+            Slot::Value(&1u8),
+            STAMP,
+            (b"", Packing::NONE),
+            0xbeef,
+            msgpack,
+        )
+        .unwrap();
         assert_eq!(dec::<u8>(&typed), Err(DecodeError::OtherType));
         assert_eq!(
             dec::<u8>(&enc(Slot::Value(&"x"))),
@@ -385,6 +430,45 @@ mod tests {
             decode(&big, PRINT, 10, read_value::<u8>),
             Err(DecodeError::TooLarge(100))
         );
+    }
+
+    /// Issue 25: a compressed value reads back in every reader, whatever it writes; the kind
+    /// says which algorithm; a value that does not shrink, or is under `compress_min`, is
+    /// written as it is; a bomb is a miss.
+    #[test]
+    fn compressed_values_read_back_and_say_so() {
+        let page: Vec<String> = (0..300)
+            .map(|i| format!("product {i}: a fine thing"))
+            .collect();
+        for (with, kind) in [(Compression::Zstd, ZSTD), (Compression::Lz4, LZ4)] {
+            let packing = Packing { with, min: 1024 };
+            let bytes =
+                encode(Slot::Value(&page), STAMP, (b"ab", packing), PRINT, msgpack).unwrap();
+            assert_eq!(bytes[3], kind);
+            assert!(
+                bytes.len() * 3 < enc(Slot::Value(&page)).len(),
+                "{with:?} shrinks it"
+            );
+            assert_eq!(
+                &bytes[40..44],
+                &[0, 2, b'a', b'b'],
+                "the header and versions stay readable"
+            );
+            assert_eq!(dec::<Vec<String>>(&bytes), Ok(Slot::Value(page.clone())));
+            assert!(bytes.len() < 4096);
+            assert!(
+                matches!(
+                    decode(&bytes, PRINT, 4096, read_value::<Vec<String>>),
+                    Err(DecodeError::TooLarge(_))
+                ),
+                "decompression stops at the size cap"
+            );
+            let small = encode(Slot::Value(&7u8), STAMP, (b"", packing), PRINT, msgpack).unwrap();
+            assert_eq!(small[3], VALUE, "under compress_min");
+            let null =
+                encode::<u8, String>(Slot::Null, STAMP, (b"", packing), PRINT, msgpack).unwrap();
+            assert_eq!(dec::<u8>(&null), Ok(Slot::Null));
+        }
     }
 
     #[test]

@@ -37,7 +37,10 @@ impl<F: Function> Fallback<F> {
     pub(super) fn new(
         name: &str,
         policy: &Policy,
-        ttl_fn: Option<super::TtlFn<F::Value>>,
+        (ttl_fn, weigher): (
+            Option<super::TtlFn<F::Value>>,
+            Option<crate::weigh::Weigher<F::Key, F::Value>>,
+        ),
         ttl: Duration,
     ) -> Self {
         let policy = Policy {
@@ -49,7 +52,7 @@ impl<F: Function> Fallback<F> {
             load_timeout: None,
             ..*policy
         };
-        let mut engine = Engine::new((name.to_owned(), policy, ttl_fn));
+        let mut engine = Engine::new((name.to_owned(), policy, ttl_fn, weigher));
         engine.ttl_cap = Some(ttl);
         Fallback {
             engine: Box::new(engine),

@@ -26,11 +26,14 @@ pub(super) type Guard<'a, F> = quick_cache::sync::PlaceholderGuard<
     'a,
     <F as crate::function::Types>::Key,
     Entry<<F as crate::function::Types>::Value>,
-    quick_cache::UnitWeighter,
+    crate::store::local::Weights<
+        <F as crate::function::Types>::Key,
+        <F as crate::function::Types>::Value,
+    >,
     quick_cache::DefaultHashBuilder,
     crate::store::local::Evictions<
         <F as crate::function::Types>::Key,
-        Entry<<F as crate::function::Types>::Value>,
+        <F as crate::function::Types>::Value,
     >,
 >;
 

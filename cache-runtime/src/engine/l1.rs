@@ -54,7 +54,8 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// Keeps a copy of `key` in the local store: runs `insert`. An L1 first notes the copy in
     /// the index and inserts while the index is locked, so that the feed, which looks keys up
     /// under the same lock, always finds a copy it must drop; a key the feed has no name for is
-    /// not kept. The index holds at most twice the L1's capacity: when it is full, keys whose
+    /// not kept. The index holds at most twice the L1's capacity (with `max_bytes`, twice the
+    /// copies it holds, at least 1,024): when it is full, keys whose
     /// copies the L1 evicted are pruned, and if it is still full no copy is kept. Called with
     /// a fence stripe held: it never takes the fence.
     pub(super) fn keep_local(&self, key: &Key<F, S>, insert: impl FnOnce()) {
@@ -66,7 +67,14 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             return;
         };
         let mut keys = self.l1.lock();
-        let cap = usize::try_from(self.policy.max_entries.saturating_mul(2)).unwrap_or(usize::MAX);
+        // A byte budget holds as many copies as fit: the index follows what the L1 holds.
+        let entries = match self.policy.max_bytes {
+            None => self.policy.max_entries,
+            Some(_) => (self.local.len() as u64)
+                .max(512)
+                .min(self.policy.max_entries),
+        };
+        let cap = usize::try_from(entries.saturating_mul(2)).unwrap_or(usize::MAX);
         if keys.len() >= cap && !keys.contains_key(name) {
             keys.retain(|_, local| self.local.peek(local).is_some());
             if keys.len() >= cap {

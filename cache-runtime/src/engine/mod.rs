@@ -39,8 +39,8 @@ use std::any::TypeId;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use quick_cache::Equivalent;
@@ -56,9 +56,10 @@ use crate::invalidation::Invalidation;
 use crate::policy::Policy;
 use crate::shape::Shape;
 use crate::stats::{Counter, Counters, Stats};
-use crate::store::local::{Local, new_local};
+use crate::store::local::{Budget, Counts, Local, new_local};
 use crate::store::{Setup, Store, Tier};
 use crate::tags::Tags;
+use crate::weigh::Weigher;
 
 /// The cache behind one `#[cached]` function `F` on the store `S`: generated code keeps one
 /// per owner type in the function's [`Cell`].
@@ -71,8 +72,8 @@ pub struct Engine<F: Types, S> {
     store: S,
     fence: Fence,
     stats: Counters,
-    /// Entries the store evicted to make room.
-    evictions: Arc<AtomicU64>,
+    /// Entries the local store evicted to make room, and values too heavy for it.
+    counts: Counts,
     /// The callers waiting for each load in flight (`cache.load` spans).
     waiters: waiters::Waiters,
     /// Keys with a revalidation or early refresh running in this process.
@@ -96,8 +97,9 @@ pub struct Engine<F: Types, S> {
 /// `Duration::ZERO` means do not store.
 pub(crate) type TtlFn<V> = fn(&V) -> Duration;
 
-/// What makes an engine: its name, its settings and its `ttl_fn`, if any.
-pub(crate) type Init<V> = (String, Policy, Option<TtlFn<V>>);
+/// What makes an engine: its name, its settings, its `ttl_fn` and, with `max_bytes`, the
+/// weigher of its keys and values.
+pub(crate) type Init<K, V> = (String, Policy, Option<TtlFn<V>>, Option<Weigher<K, V>>);
 
 /// The key of one call on a miss: the in-process key (single-flight, the local store), the
 /// call's tags with their versions when its load started, and the store's part (`None`: the
@@ -130,23 +132,29 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     const L1: bool = matches!(S::TIER, Tier::Tiered);
 
     /// An engine named `name` with the settings of `policy`.
-    pub(crate) fn new((name, policy, ttl_fn): Init<F::Value>) -> Self {
+    pub(crate) fn new((name, policy, ttl_fn, weigher): Init<F::Key, F::Value>) -> Self {
         clock::start();
-        let capacity = if Self::LOCAL {
-            policy.max_entries
-        } else {
-            HAND_OVER_CAPACITY
+        let budget = match Self::LOCAL {
+            true => Budget {
+                max_entries: policy.max_entries,
+                max_bytes: policy.max_bytes.zip(weigher),
+            },
+            false => Budget {
+                max_entries: HAND_OVER_CAPACITY,
+                max_bytes: None,
+            },
         };
-        let evictions = Arc::default();
-        let local = new_local(capacity, &evictions);
+        let counts = Counts::default();
+        let local = new_local(budget, &counts);
         let fence = Fence::new(local.num_shards());
         let store = S::open(Setup {
             name: &name,
             policy: &policy,
             l1: Self::L1,
         });
-        let fallback = matches!(S::TIER, Tier::Shared)
-            .then(|| fallback::Fallback::new(&name, &policy, ttl_fn, store.fallback_ttl()));
+        let fallback = matches!(S::TIER, Tier::Shared).then(|| {
+            fallback::Fallback::new(&name, &policy, (ttl_fn, weigher), store.fallback_ttl())
+        });
         Engine {
             store,
             name,
@@ -154,7 +162,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             local,
             fence,
             stats: Counters::new(),
-            evictions,
+            counts,
             waiters: waiters::Waiters::default(),
             refreshing: phase::Refreshing::new(),
             kept: phase::Kept::new(),
@@ -386,11 +394,10 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     fn stats(&self) -> Stats {
         let mut own = self.stats.snapshot();
         // A shared store's engine has only hand-overs here: not a cache.
-        own.evictions = if Self::LOCAL {
-            self.evictions.load(Relaxed)
-        } else {
-            0
-        };
+        if Self::LOCAL {
+            self.memory(&mut own);
+        }
+        own.bytes_written = self.store.bytes_written();
         own.size = u64::try_from(self.len()).unwrap_or(u64::MAX);
         // With an L1, every hit not answered from the L2 was the L1's.
         own.l1_hits = match Self::L1 {
@@ -400,7 +407,7 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
         match self.current_fallback() {
             Some(fallback) => {
                 let mut fallback_stats = fallback.stats.snapshot();
-                fallback_stats.evictions = fallback.evictions.load(Relaxed);
+                fallback.memory(&mut fallback_stats);
                 own + fallback_stats
             }
             None => own,
@@ -417,6 +424,33 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     fn clear_async(&'static self) -> Pin<Box<dyn Future<Output = Invalidation> + Send>> {
         self.clear_local();
         Box::pin(self.clear_with(shared::Awaiting))
+    }
+
+    fn shared_memory(
+        &'static self,
+        sample: usize,
+    ) -> Option<Result<crate::store::SharedMemory, crate::store::StoreError>> {
+        let op = self.store.memory_usage(sample)?;
+        Some(self.store.block(op))
+    }
+
+    fn shared_memory_async(
+        &'static self,
+        sample: usize,
+    ) -> Pin<
+        Box<
+            dyn Future<
+                    Output = Option<Result<crate::store::SharedMemory, crate::store::StoreError>>,
+                > + Send,
+        >,
+    > {
+        let op = self.store.memory_usage(sample);
+        Box::pin(async move {
+            match op {
+                Some(op) => Some(op.await),
+                None => None,
+            }
+        })
     }
 
     fn breaker(&self) -> Option<crate::handle::BreakerState> {
@@ -454,20 +488,38 @@ pub(crate) fn forget_fired() {
 pub(crate) fn in_cell<F: Function, S: Store<F>>(
     cell: &'static Cell,
     owner: TypeId,
-    init: impl FnOnce() -> Init<F::Value>,
+    init: impl FnOnce() -> Init<F::Key, F::Value>,
 ) -> &'static Engine<F, S> {
     cell.get_or_init(owner, || Engine::new(init()), Engine::opened)
 }
 
 /// An engine made at run time (a [`Cache`](crate::Cache)): it lives as long as the process,
 /// like the engine of a cached function, and is registered at once.
-pub(crate) fn leaked<F: Function, S: Store<F>>(init: Init<F::Value>) -> &'static Engine<F, S> {
+pub(crate) fn leaked<F: Function, S: Store<F>>(
+    init: Init<F::Key, F::Value>,
+) -> &'static Engine<F, S> {
     let engine: &'static Engine<F, S> = Box::leak(Box::new(Engine::new(init)));
     engine.opened();
     engine
 }
 
 impl<F: Function, S: Store<F>> Engine<F, S> {
+    /// Adds the local store's memory figures to `stats`: its evictions, oversized values,
+    /// bytes held and budget.
+    fn memory(&self, stats: &mut Stats) {
+        stats.evictions = self.counts.evictions.load(Relaxed);
+        stats.oversized = self.counts.oversized.load(Relaxed);
+        stats.max_bytes = self.policy.max_bytes.map_or(0, |_| self.local.capacity());
+        stats.memory_bytes = match self.policy.max_bytes {
+            Some(_) => self.local.weight(),
+            // The entries' slots only: without a weigher, what values own is not known.
+            None => {
+                let slot = std::mem::size_of::<(F::Key, Entry<F::Value>)>();
+                u64::try_from(self.local.len().saturating_mul(slot)).unwrap_or(u64::MAX)
+            }
+        };
+    }
+
     /// A new engine is registered; an L1 starts listening to its store's change feed.
     fn opened(&'static self) {
         #[cfg(feature = "metrics")]

@@ -92,6 +92,24 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// What a cache's entries take in a shared store, estimated from a sample
+/// ([`CacheHandle::shared_memory`](crate::CacheHandle::shared_memory)). On Redis: the cache's
+/// value keys counted with `SCAN` (on every primary of a cluster), `MEMORY USAGE … SAMPLES 0`
+/// of the first `sample` of them, and `estimated_bytes = keys × sampled_bytes / sampled`.
+/// Locks and tag keys are not counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedMemory {
+    /// The cache's entries found.
+    pub keys: u64,
+    /// How many of them were sized.
+    pub sampled: u64,
+    /// What those took, in bytes (Redis's own accounting: key, value and overhead).
+    pub sampled_bytes: u64,
+    /// The estimate for all `keys`, in bytes.
+    pub estimated_bytes: u64,
+}
+
 /// The state of a store's connection, as the engine's fallback and handles read it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Health {
@@ -299,6 +317,20 @@ pub trait Store<F: Function>: Send + Sync + Sized + 'static {
         None
     }
 
+    /// The bytes of the entries this store wrote for the cache so far (`Stats::bytes_written`);
+    /// 0 for a store that does not count them.
+    fn bytes_written(&self) -> u64 {
+        0
+    }
+
+    /// An estimate of what the cache's entries take in the store, made on request
+    /// (`CacheHandle::shared_memory`) from a sample of `sample` entries; `None` for a store
+    /// that cannot tell.
+    fn memory_usage(&'static self, sample: usize) -> Option<Op<SharedMemory>> {
+        let _ = sample;
+        None
+    }
+
     /// How long a copy the fallback keeps while this store fails lives at most.
     fn fallback_ttl(&self) -> Duration {
         Duration::from_secs(30)
@@ -401,6 +433,14 @@ impl<F: Function, S: Store<F>> Store<F> for Tiered<S> {
 
     fn fallback_ttl(&self) -> Duration {
         self.0.fallback_ttl()
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.0.bytes_written()
+    }
+
+    fn memory_usage(&'static self, sample: usize) -> Option<Op<SharedMemory>> {
+        self.0.memory_usage(sample)
     }
 
     fn block<T: Send + 'static>(&'static self, op: Op<T>) -> Result<T, StoreError> {

@@ -19,6 +19,7 @@ mod pending;
 mod store;
 pub(crate) mod tags;
 mod tracking;
+mod usage;
 
 use crate::bounds::{CachedValue, RedisValue};
 use crate::codec;

@@ -6,7 +6,7 @@
 //! outage log): an async caller polls it on its own task; a sync caller hands it to the Redis
 //! runtime and blocks ([`Store::block`]).
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -42,6 +42,10 @@ pub struct RedisStore {
     /// An L1 is in front: changes go to the invalidation log, own writes are tracked.
     l1: bool,
     codec: Codec,
+    /// `compress` and `compress_min`: how values are written.
+    packing: codec::Packing,
+    /// Bytes of the entries this store wrote (`Stats::bytes_written`).
+    written: AtomicU64,
     /// How long after its freshness an entry is kept (`stale`, `stale_if_error`).
     grace: Duration,
     lock_timeout: Duration,
@@ -90,7 +94,7 @@ impl RedisStore {
         let decoded = match self.codec {
             Codec::MessagePack => codec::decode(bytes, print, max, F::decode),
             Codec::Json if bytes.len() > max => Err(codec::DecodeError::TooLarge(bytes.len())),
-            Codec::Json => codec::json::decode(bytes, print, F::decode_json),
+            Codec::Json => codec::json::decode(bytes, (print, max), F::decode_json),
         };
         match decoded {
             Ok((slot, stamp)) => {
@@ -124,14 +128,12 @@ impl RedisStore {
             written: clock::to_unix_ms(times.written_ms),
             load_ms: times.load_ms,
         };
-        let print = self.fingerprint;
+        let (print, tags) = (self.fingerprint, (&lease.versions[..], self.packing));
         let encoded = match self.codec {
-            Codec::MessagePack => {
-                codec::encode::<_, String>(slot, stamp, &lease.versions, print, |v, out| {
-                    F::encode(v, out).map_err(|e| e.to_string())
-                })
-            }
-            Codec::Json => codec::json::encode(slot, stamp, &lease.versions, print, F::encode_json),
+            Codec::MessagePack => codec::encode::<_, String>(slot, stamp, tags, print, |v, out| {
+                F::encode(v, out).map_err(|e| e.to_string())
+            }),
+            Codec::Json => codec::json::encode(slot, stamp, tags, print, F::encode_json),
         };
         let bytes = match encoded {
             Ok(p) if p.len() <= config::current().max_value_bytes => p,
@@ -197,6 +199,11 @@ impl<F: RedisFunction> Store<F> for RedisStore {
             isolated,
             l1: setup.l1,
             codec: setup.policy.codec,
+            packing: codec::Packing {
+                with: setup.policy.compress,
+                min: setup.policy.compress_min,
+            },
+            written: AtomicU64::new(0),
             grace: setup.policy.grace(),
             lock_timeout: setup.policy.lock_timeout,
         }
@@ -309,8 +316,12 @@ impl<F: RedisFunction> Store<F> for RedisStore {
         let tracked = self.tracked();
         // The version every reader computes from these bytes, for this process's copies too.
         let version = write.as_ref().map(|(bytes, _)| codec::version_of(bytes));
+        let len = write.as_ref().map_or(0, |(bytes, _)| bytes.len() as u64);
         Box::pin(redis.run(async move {
             let valid = ops::publish(redis, keys, held, write, tracked).await?;
+            if valid && version.is_some() {
+                self.written.fetch_add(len, Relaxed);
+            }
             Ok(Published { valid, version })
         }))
     }
@@ -333,13 +344,14 @@ impl<F: RedisFunction> Store<F> for RedisStore {
             ..write
         };
         let (redis, keys, tracked) = (lease.redis, lease.keys.clone(), self.tracked());
-        Box::pin(redis.run(ops::publish(
-            redis,
-            keys,
-            held,
-            Some((bytes, write)),
-            tracked,
-        )))
+        let len = bytes.len() as u64;
+        Box::pin(redis.run(async move {
+            let wrote = ops::publish(redis, keys, held, Some((bytes, write)), tracked).await?;
+            if wrote {
+                self.written.fetch_add(len, Relaxed);
+            }
+            Ok(wrote)
+        }))
     }
 
     /// Deletes the value and its lock; kept to replay if Redis cannot be reached now.
@@ -418,6 +430,21 @@ impl<F: RedisFunction> Store<F> for RedisStore {
 
     fn fallback_ttl(&self) -> Duration {
         config::current().fallback_ttl
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.written.load(Relaxed)
+    }
+
+    fn memory_usage(&'static self, sample: usize) -> Option<Op<crate::store::SharedMemory>> {
+        let redis = match self.target() {
+            Ok(redis) => redis,
+            Err(e) => return Some(done(Err(e))),
+        };
+        let scan = self.clear_scan();
+        Some(Box::pin(redis.run(async move {
+            super::usage::estimate(redis, &scan, sample).await
+        })))
     }
 
     /// Polls `op` once on the calling thread (it enters the Redis runtime's context itself):
