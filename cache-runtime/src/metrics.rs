@@ -23,6 +23,10 @@
 //! | `cache.store.skips` | counter | | `store_skips` |
 //! | `cache.invalidations.received` | counter | | `invalidations_received` |
 //! | `cache.evictions` | counter | | `evictions` |
+//! | `cache.oversized` | counter | | `oversized` |
+//! | `cache.store.written.bytes` | counter | | `bytes_written` (Redis-backed caches) |
+//! | `cache.memory.bytes` | gauge | | `memory_bytes`: bytes held in process |
+//! | `cache.memory.max.bytes` | gauge | | `max_bytes` (caches with `max_bytes` only) |
 //! | `cache.size` | gauge | | `size` (`CacheHandle::len()`) |
 //! | `cache.breaker.open` | gauge | | `CacheHandle::breaker()`: 1 open, 0 closed (Redis-backed caches only) |
 //! | `cache.load.duration` | histogram (seconds) | `outcome=success\|error\|panicked\|cancelled` | one sample per load |
@@ -121,9 +125,19 @@ fn export(cache: &CacheHandle) {
         s.invalidations_received,
     );
     counter("cache.evictions", None, s.evictions);
+    counter("cache.oversized", None, s.oversized);
+    if backend != "memory" {
+        counter("cache.store.written.bytes", None, s.bytes_written);
+    }
     let labels = [("cache", name), ("backend", backend.to_owned())];
     #[allow(clippy::cast_precision_loss, reason = "a gauge is a float")]
-    metrics::gauge!("cache.size", &labels).set(s.size as f64);
+    {
+        metrics::gauge!("cache.size", &labels).set(s.size as f64);
+        metrics::gauge!("cache.memory.bytes", &labels).set(s.memory_bytes as f64);
+        if s.max_bytes > 0 {
+            metrics::gauge!("cache.memory.max.bytes", &labels).set(s.max_bytes as f64);
+        }
+    }
     if let Some(state) = cache.breaker() {
         let open = if state == BreakerState::Open {
             1.0

@@ -137,6 +137,11 @@ fn assert_exported(values: &HashMap<(String, Option<String>), f64>, s: &Stats) {
     assert_eq!(get("cache.invalidations.received", None), received);
     assert_eq!(get("cache.evictions", None), s.evictions as f64);
     assert_eq!(get("cache.size", None), s.size as f64);
+    assert_eq!(get("cache.oversized", None), s.oversized as f64);
+    // Issue 25: the bytes held in process, for every cache (its entries' slots without a
+    // budget).
+    assert_eq!(get("cache.memory.bytes", None), s.memory_bytes as f64);
+    assert!(s.memory_bytes > 0 || s.size == 0);
     // Each load's duration, by outcome (recorded when the load ends, not by the export).
     assert_eq!(get("cache.load.duration", Some("success")), successes);
     assert_eq!(

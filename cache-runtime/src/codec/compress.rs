@@ -29,7 +29,10 @@ impl Packing {
         }
         let packed = match self.with {
             Compression::None => return None,
-            Compression::Zstd => zstd::bulk::compress(bytes, ZSTD_LEVEL).ok()?,
+            Compression::Zstd => ZSTD.with_borrow_mut(|(packer, _)| match packer {
+                Some(packer) => packer.compress(bytes).ok(),
+                None => None,
+            })?,
             Compression::Lz4 => lz4_flex::block::compress_prepend_size(bytes),
         };
         (packed.len() < bytes.len()).then_some((self.with, packed))
@@ -38,6 +41,16 @@ impl Packing {
 
 /// Zstandard's level: its default (3).
 const ZSTD_LEVEL: i32 = 3;
+
+thread_local! {
+    /// A context per thread: making one costs more than compressing a page
+    /// (`benches/compression.rs`).
+    static ZSTD: std::cell::RefCell<(Option<zstd::bulk::Compressor<'static>>, Option<zstd::bulk::Decompressor<'static>>)> =
+        std::cell::RefCell::new((
+            zstd::bulk::Compressor::new(ZSTD_LEVEL).ok(),
+            zstd::bulk::Decompressor::new().ok(),
+        ));
+}
 
 /// The bytes `packed` holds, compressed with `with`; `TooLarge` if they would be more than
 /// `cap` bytes (a decompression bomb is a miss, not an allocation), `BadValue` if they do not
@@ -51,8 +64,14 @@ pub(crate) fn unpack(with: Compression, packed: &[u8], cap: usize) -> Result<Vec
             Ok(Some(n)) if n > cap as u64 => Err(DecodeError::TooLarge(
                 usize::try_from(n).unwrap_or(usize::MAX),
             )),
-            Ok(Some(n)) => zstd::bulk::decompress(packed, usize::try_from(n).unwrap_or(cap))
-                .map_err(|_| DecodeError::BadValue),
+            Ok(Some(n)) => ZSTD
+                .with_borrow_mut(|(_, unpacker)| match unpacker {
+                    Some(unpacker) => unpacker
+                        .decompress(packed, usize::try_from(n).unwrap_or(cap))
+                        .ok(),
+                    None => None,
+                })
+                .ok_or(DecodeError::BadValue),
             // A frame without its size (another writer): streamed, stopped past the cap.
             Ok(None) => {
                 use std::io::Read as _;
