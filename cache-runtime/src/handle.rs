@@ -8,7 +8,7 @@ use std::pin::Pin;
 use crate::invalidation::Invalidation;
 
 use crate::stats::Stats;
-use crate::store::{SharedMemory, StoreError};
+use crate::store::error::{SharedMemory, StoreError};
 
 /// What [`CacheHandle`] needs of a cache, without its key and value types.
 pub(crate) trait Erased: Send + Sync {
@@ -20,11 +20,12 @@ pub(crate) trait Erased: Send + Sync {
     fn len(&self) -> usize;
     fn breaker(&self) -> Option<BreakerState>;
     fn shared_memory(&'static self, sample: usize) -> Option<Result<SharedMemory, StoreError>>;
-    fn shared_memory_async(
-        &'static self,
-        sample: usize,
-    ) -> Pin<Box<dyn Future<Output = Option<Result<SharedMemory, StoreError>>> + Send>>;
+    fn shared_memory_async(&'static self, sample: usize) -> Sizing;
 }
+
+/// What [`Erased::shared_memory_async`] answers.
+pub(crate) type Sizing =
+    Pin<Box<dyn Future<Output = Option<Result<SharedMemory, StoreError>>> + Send>>;
 
 /// The state of the circuit breaker in front of a cache's Redis, from
 /// [`CacheHandle::breaker`]. One breaker guards the process's Redis connection, so every

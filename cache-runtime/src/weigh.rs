@@ -298,7 +298,7 @@ mod tests {
         assert_eq!((1u8, "ab".to_owned()).heap_bytes(), 2);
         let map: HashMap<u64, u64> = (0..100).map(|i| (i, i)).collect();
         let bytes = map.heap_bytes();
-        assert!(bytes >= 100 * 17 && bytes <= 256 * 17 + 16, "{bytes}");
+        assert!((100 * 17..=256 * 17 + 16).contains(&bytes), "{bytes}");
         let tree: BTreeMap<u64, u64> = (0..110).map(|i| (i, i)).collect();
         assert!(tree.heap_bytes() >= 110 * 16, "{}", tree.heap_bytes());
         assert_eq!(HashMap::<u8, u8>::new().heap_bytes(), 0);

@@ -29,7 +29,7 @@ fn tiered(id: u32) -> u32 {
 /// on a cluster the two the cluster client needs (the README's rule, word for word).
 pub const COMMANDS: &str = "+@connection +get +set +del +unlink +mget +scan +evalsha +eval \
                             +script|load +publish +subscribe +xadd +xread +xrange +xrevrange \
-                            +info +pexpire +cluster|slots +asking";
+                            +info +pexpire +pttl +cluster|slots +asking";
 
 /// Set by the parent for its child process: run the test on a cluster.
 const ON_CLUSTER: &str = "CACHE_TEST_ACL_ON_CLUSTER";

@@ -75,7 +75,13 @@ fn a_hit_is_one_get_and_a_miss_three_round_trips() {
     assert_eq!(tagged_hit, expected(&[("get", 1), ("mget", 1)]));
     assert_eq!(
         invalidation,
-        expected(&[("evalsha", 1), ("set", 1), ("xadd", 1)])
+        expected(&[
+            ("evalsha", 1),
+            ("pexpire", 1),
+            ("pttl", 1),
+            ("set", 1),
+            ("xadd", 1)
+        ])
     );
     let before = commands(&mut con);
     assert_eq!(tagged_trips(1), 1);

@@ -151,6 +151,17 @@ impl Gen<'_> {
         }
     }
 
+    /// The `ttl_fn` of the cache, as a function pointer, else none.
+    fn ttl_fn(&self) -> TokenStream {
+        let krate = &self.krate;
+        match &self.args.ttl_fn {
+            Some(path) => quote_spanned! {path.span()=>
+                ::core::option::Option::Some(#path as fn(&_) -> #krate::__private::Duration)
+            },
+            None => quote!(::core::option::Option::None),
+        }
+    }
+
     /// The weigher of a cache bounded by `max_bytes` (the keys' and values' `Weigh`, checked
     /// at the argument), else none.
     pub(super) fn weigher(&self) -> TokenStream {
@@ -270,13 +281,7 @@ impl Gen<'_> {
         let krate_out = respan(krate, out);
         let shape_at = syn::Ident::new("__shape", out);
         let make = syn::Ident::new(make, proc_macro2::Span::call_site());
-        let ttl_fn = match &self.args.ttl_fn {
-            Some(path) => quote_spanned! {path.span()=>
-                ::core::option::Option::Some(#path as fn(&_) -> #krate::__private::Duration)
-            },
-            None => quote!(::core::option::Option::None),
-        };
-        let weigher = self.weigher();
+        let (ttl_fn, weigher) = (self.ttl_fn(), self.weigher());
         let make = quote! {
             #krate::__private::#make(
                 &#cell, #owner, #signature, #shape_at, || (#name, #policy, #ttl_fn, #weigher)

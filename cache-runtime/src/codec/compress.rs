@@ -3,7 +3,7 @@
 //! smaller; the envelope's kind says which (`msgpack.rs`, `json.rs`). Every build reads every
 //! kind, whatever it writes.
 
-use super::msgpack::DecodeError;
+use super::error::DecodeError;
 use crate::policy::Compression;
 
 /// What a store writes: the algorithm and the least size it compresses.

@@ -25,7 +25,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::compress::{Packing, unpack};
-use super::msgpack::{DecodeError, Stamp};
+use super::error::DecodeError;
+use super::msgpack::Stamp;
 use crate::entry::Slot;
 use crate::policy::Compression;
 

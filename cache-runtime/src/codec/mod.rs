@@ -3,6 +3,7 @@
 //! version (a hash of its bytes, the same in every process that reads them).
 
 pub(crate) mod compress;
+pub(crate) mod error;
 pub(crate) mod json;
 pub(crate) mod msgpack;
 

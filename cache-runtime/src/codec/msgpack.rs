@@ -41,6 +41,7 @@
 //! or whose value does not decode, is a miss, and the load that follows overwrites it.
 
 use super::compress::{Packing, unpack};
+pub(crate) use super::error::DecodeError;
 use crate::entry::Slot;
 use crate::policy::Compression;
 
@@ -60,28 +61,6 @@ pub(crate) struct Stamp {
     pub(crate) retry_at: u64,
     pub(crate) written: u64,
     pub(crate) load_ms: u32,
-}
-
-/// Why bytes read from Redis are not a usable entry.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum DecodeError {
-    TooLarge(usize),
-    NotAnEnvelope,
-    OtherVersion(u8),
-    OtherType,
-    BadValue,
-}
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DecodeError::TooLarge(n) => write!(f, "entry of {n} bytes is over the size cap"),
-            DecodeError::NotAnEnvelope => f.write_str("entry is not a cache envelope"),
-            DecodeError::OtherVersion(v) => write!(f, "entry has envelope version {v}"),
-            DecodeError::OtherType => f.write_str("entry was written for another value type"),
-            DecodeError::BadValue => f.write_str("entry's value does not decode"),
-        }
-    }
 }
 
 /// The version of an entry read from Redis: a 64-bit hash of its bytes (never 0), FNV-1a's

@@ -24,6 +24,17 @@ use crate::tags::EntryTags;
 
 use super::{CallKey, Engine, Key};
 
+/// What the cache chose per value: its `ttl_fn` and its weigher, if any.
+type Chosen<F> = (
+    Option<super::TtlFn<<F as crate::function::Types>::Value>>,
+    Option<
+        crate::weigh::Weigher<
+            <F as crate::function::Types>::Key,
+            <F as crate::function::Types>::Value,
+        >,
+    >,
+);
+
 /// A shared store's fallback engine, and the store's recoveries when it was last used.
 pub(super) struct Fallback<F: crate::function::Types> {
     engine: Box<Engine<F, Memory>>,
@@ -37,10 +48,7 @@ impl<F: Function> Fallback<F> {
     pub(super) fn new(
         name: &str,
         policy: &Policy,
-        (ttl_fn, weigher): (
-            Option<super::TtlFn<F::Value>>,
-            Option<crate::weigh::Weigher<F::Key, F::Value>>,
-        ),
+        (ttl_fn, weigher): Chosen<F>,
         ttl: Duration,
     ) -> Self {
         let policy = Policy {

@@ -434,16 +434,7 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
         Some(self.store.block(op))
     }
 
-    fn shared_memory_async(
-        &'static self,
-        sample: usize,
-    ) -> Pin<
-        Box<
-            dyn Future<
-                    Output = Option<Result<crate::store::SharedMemory, crate::store::StoreError>>,
-                > + Send,
-        >,
-    > {
+    fn shared_memory_async(&'static self, sample: usize) -> crate::handle::Sizing {
         let op = self.store.memory_usage(sample);
         Box::pin(async move {
             match op {

@@ -39,12 +39,26 @@ local function usable(v, now)
 end
 "#;
 
+/// Lua: a tag key's renewal (DESIGN §11, `tags.rs`): with less than `need` ms left (or no
+/// lifetime at all: a key made by an older version or another service), it is given `life` ms
+/// ([`tag_life`]); never shortened. `PTTL` rather than `PEXPIRE … GT` (Redis 7, and it leaves
+/// a key without a lifetime as it is); sent with `pcall`, so that a user whose ACL does not
+/// allow it (the README's rule before issue 25) runs on without renewals instead of failing.
+const RENEW_TAG: &str = r#"
+local function renew(key, need, life)
+  local left = redis.pcall('PTTL', key)
+  if type(left) == 'number' and left < tonumber(need) then
+    redis.call('PEXPIRE', key, life)
+  end
+end
+"#;
+
 /// Lua: the tag functions (DESIGN §11): `recorded` reads the tag versions an entry carries,
 /// `versions` the current values of the tag keys `KEYS[first..]` in one `MGET` (a missing one
-/// is made with `init`, or, with no `init`, makes the answer nil: its entries are misses), and
-/// `current` compares them. Without tag keys (an untagged call, or Redis Cluster, where the tag
-/// keys live on other slots and the client reads them first, see [`given`]) `versions` answers
-/// the last argument.
+/// is made with `init` for `life` ms, or, with no `init`, makes the answer nil: its entries are
+/// misses; with `need`, one that is there is renewed), and `current` compares them. Without tag
+/// keys (an untagged call, or Redis Cluster, where the tag keys live on other slots and the
+/// client reads them first, see [`given`]) `versions` answers the last argument.
 const TAGS: &str = r#"
 local function recorded(v)
   if string.sub(v, 1, 3) == 'cr\4' and #v >= 42 then
@@ -57,14 +71,18 @@ local function recorded(v)
   end
   return nil
 end
-local function versions(first, init)
+local function versions(first, init, need, life)
   if first > #KEYS then return ARGV[#ARGV] end
   local t = redis.call('MGET', unpack(KEYS, first))
   for i = 1, #t do
-    if not t[i] then
-      if not init then return nil end
-      redis.call('SET', KEYS[first + i - 1], init)
+    local key = KEYS[first + i - 1]
+    if t[i] then
+      if need then renew(key, need, life) end
+    elseif init then
+      redis.call('SET', key, init, 'PX', life)
       t[i] = init
+    else
+      return nil
     end
   end
   return table.concat(t)
@@ -74,18 +92,19 @@ local function current(v, cur)
 end
 "#;
 
-/// A script that starts with [`TIMES`] and [`TAGS`].
+/// A script that starts with [`TIMES`], [`RENEW_TAG`] and [`TAGS`].
 fn with_times(body: &str) -> Script {
-    Script::new(&format!("{TIMES}{TAGS}{body}"))
+    Script::new(&format!("{TIMES}{RENEW_TAG}{TAGS}{body}"))
 }
 
 /// Reads the value; if there is none that answers now (`ARGV[3]`, ms since the Unix epoch)
-/// with current tags (`KEYS[3..]`, missing ones made with `ARGV[4]`), tries to take the lock.
-/// Replies `{1, value}`, `{2, versions}` (lock taken; the tag versions the load records) or
-/// `{3}` (lock held by another loader).
+/// with current tags (`KEYS[3..]`, missing ones made with `ARGV[4]`; each renewed for the load,
+/// `ARGV[5]` and `ARGV[6]`, see [`take`]), tries to take the lock. Replies `{1, value}`,
+/// `{2, versions}` (lock taken; the tag versions the load records) or `{3}` (lock held by
+/// another loader).
 static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
     with_times(
-        "local cur = versions(3, ARGV[4])
+        "local cur = versions(3, ARGV[4], ARGV[5], ARGV[6])
          local v = redis.call('GET', KEYS[1])
          if v and usable(v, tonumber(ARGV[3])) and current(v, cur) then return {1, v} end
          if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, cur} end
@@ -94,9 +113,10 @@ static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Writes the value (with `PX` unless it is 0) if the lock holds our token and the tag keys
-/// (`KEYS[3..]`) still hold the versions the load started with (`ARGV[7]`), then frees the
-/// lock (unless `ARGV[5]` is `1`: a kept value written while the load goes on) and notifies
-/// waiters on the channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote. A kept value
+/// (`KEYS[3..]`) still hold the versions the load started with (`ARGV[7]`), renews the tag keys
+/// for the entry written (`ARGV[8]`, `ARGV[9]`: see [`publish`]), then frees the lock (unless
+/// `ARGV[5]` is `1`: a kept value written while the load goes on) and notifies waiters on the
+/// channel `ARGV[4]` (`notify.rs`). Replies 1 if it wrote. A kept value
 /// (fail-safe) names in `ARGV[6]` the `fresh_until` of the entry it keeps: it is written only
 /// over that same entry, still current under the same tag versions, never over an invalidation
 /// (the key deleted, or a tag invalidated since the entry was read: the versions taken with the
@@ -116,17 +136,19 @@ static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
          end
          if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])
          else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+         for i = 3, #KEYS do renew(KEYS[i], ARGV[8], ARGV[9]) end
          if ARGV[5] ~= '1' then redis.call('DEL', KEYS[2]) end
          redis.call('PUBLISH', ARGV[4], KEYS[1])
          return 1",
     )
 });
 
-/// Reads the value; if there is none that answers now (`ARGV[3]`) with current tags, takes
-/// the lock unconditionally. Replies `{1, value}` or `{2, versions}` (lock taken).
+/// Reads the value; if there is none that answers now (`ARGV[3]`) with current tags (as in
+/// [`READ_OR_LOCK`]), takes the lock unconditionally. Replies `{1, value}` or `{2, versions}`
+/// (lock taken).
 static READ_OR_TAKE: LazyLock<Script> = LazyLock::new(|| {
     with_times(
-        "local cur = versions(3, ARGV[4])
+        "local cur = versions(3, ARGV[4], ARGV[5], ARGV[6])
          local v = redis.call('GET', KEYS[1])
          if v and usable(v, tonumber(ARGV[3])) and current(v, cur) then return {1, v} end
          redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
@@ -134,10 +156,11 @@ static READ_OR_TAKE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Takes the lock unconditionally. Replies `{2, versions}`.
+/// Takes the lock unconditionally (the tag keys made or renewed with `ARGV[3..5]`, as in
+/// [`READ_OR_LOCK`]). Replies `{2, versions}`.
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
     with_times(
-        "local cur = versions(3, ARGV[3])
+        "local cur = versions(3, ARGV[3], ARGV[4], ARGV[5])
          redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
          return {2, cur}",
     )
@@ -147,10 +170,10 @@ static TAKE: LazyLock<Script> = LazyLock::new(|| {
 /// or kept after a failed load and still throttled (retry at later than now, `ARGV[4]`),
 /// replies `{1, value}`; else takes the lock if it is free (`{2, versions}`), or replies `{3}`
 /// (another process's load holds it). Never waits. An entry whose tags are not current is
-/// no answer: the refresh loads.
+/// no answer: the refresh loads. The tag keys are made or renewed with `ARGV[5..7]`.
 static TRY_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     with_times(
-        "local cur = versions(3, ARGV[5])
+        "local cur = versions(3, ARGV[5], ARGV[6], ARGV[7])
          local v = redis.call('GET', KEYS[1])
          if v and current(v, cur) then
            local f, r = times(v)
@@ -184,6 +207,61 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// On Redis Cluster, one tag key (`KEYS[1]`, alone: tag keys live on other slots than the
+/// value): its version, renewed with `ARGV[2]` and `ARGV[3]` as in [`RENEW_TAG`]; a missing
+/// one is made with `ARGV[1]` for `ARGV[3]` ms, or is nil when `ARGV[1]` is empty. One script:
+/// no `SET NX` then `GET` (and no `SET NX GET`, which Redis 6 refuses).
+static TAG_ON_CLUSTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{RENEW_TAG}
+         local v = redis.call('GET', KEYS[1])
+         if v then
+           renew(KEYS[1], ARGV[2], ARGV[3])
+           return v
+         end
+         if ARGV[1] == '' then return false end
+         redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+         return ARGV[1]"
+    ))
+});
+
+/// How long past the entry that recorded it a tag key lives, at least.
+const TAG_MARGIN: Duration = Duration::from_secs(60);
+
+/// How long past its lock's lifetime a load may run with its tag keys certain to be there at
+/// its publish. A load that runs longer, on tags no other load records meanwhile, may find a
+/// tag key expired: its publish then writes nothing (as after an invalidation).
+const TAG_LOAD_COVER: Duration = Duration::from_secs(10 * 60);
+
+/// What a tag key is kept for after a load of an entry that never expires (no `ttl`): such an
+/// entry is a miss once its tag keys expire (one load, which records them again).
+const TAG_NEVER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The least a renewal gives a tag key beyond what it needs. Every write of a tag key (a
+/// renewal too) is reported to the tracking connection of every process with a tiered cache,
+/// which then moves the tag on there (`tracking.rs`): so a tag that loads record all the time is
+/// renewed at most about once an hour, not at every load.
+const TAG_SLACK: Duration = Duration::from_secs(3600);
+
+/// What a tag key must have left when a load takes its lease with a lock of `lock`: the lock,
+/// and [`TAG_LOAD_COVER`].
+fn load_need(lock: Duration) -> Duration {
+    lock.saturating_add(TAG_LOAD_COVER)
+}
+
+/// What a tag key must have left when an entry recording it is written with `px` (`None`: no
+/// `PX`): the entry's life and [`TAG_MARGIN`], or [`TAG_NEVER`].
+fn entry_need(px: Option<Duration>) -> Duration {
+    px.map_or(TAG_NEVER, |px| px.saturating_add(TAG_MARGIN))
+}
+
+/// The lifetime a tag key is given when it has less than `need` left (or is made): `need`, and
+/// as much again, at least [`TAG_SLACK`]. An invalidation (which needs nothing) gives
+/// `tag_life(0)`, [`TAG_SLACK`].
+pub(super) fn tag_life(need: Duration) -> Duration {
+    need.saturating_add(need.max(TAG_SLACK))
+}
+
 /// A lease on one key: our token in its lock, and the versions of the call's tags when the
 /// lease was taken (what its publish records, and checks are still current).
 #[derive(Clone, Debug)]
@@ -211,7 +289,8 @@ fn new_token() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
-fn ms(d: Duration) -> Vec<u8> {
+/// A duration in ms (at least 1), as a script argument.
+pub(super) fn ms(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
 }
 
@@ -225,34 +304,47 @@ fn script_keys<'k>(redis: &Redis, keys: &'k Keys) -> Vec<&'k str> {
     all
 }
 
-/// The tag versions a script on Redis Cluster is given (its last argument): the tag keys read
-/// first, a missing one made with `init` (`SET NX`, then read); without `init` a missing key gives
-/// versions no entry records. Empty where the script reads the keys itself.
-async fn given(redis: &Redis, keys: &Keys, init: Option<&[u8]>) -> Result<Vec<u8>, StoreError> {
+/// The tag versions a script on Redis Cluster is given (its last argument): each tag key read
+/// and renewed to have `need` left ([`TAG_ON_CLUSTER`], one script per key, all at once), a
+/// missing one made with `init`; without `init` a missing key gives versions no entry records.
+/// Empty where the script reads the keys itself.
+async fn given(
+    redis: &Redis,
+    keys: &Keys,
+    init: Option<&[u8]>,
+    need: Duration,
+) -> Result<Vec<u8>, StoreError> {
     if !redis.is_cluster() || keys.tags().is_empty() {
         return Ok(Vec::new());
     }
+    let (need_ms, life_ms) = (ms(need), ms(tag_life(need)));
+    let (init, need, life) = (init.unwrap_or_default(), &need_ms[..], &life_ms[..]);
+    let each = keys.tags().iter().map(move |key| async move {
+        let args: [&[u8]; 3] = [init, need, life];
+        redis
+            .eval::<Option<Vec<u8>>>(&TAG_ON_CLUSTER, &[key.as_str()], &args)
+            .await
+    });
+    let versions: Vec<Option<Vec<u8>>> = futures_util::future::join_all(each)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    Ok(joined(versions))
+}
+
+/// The tag versions now, read only (on Redis Cluster, after a publish).
+async fn versions_now(redis: &Redis, keys: &Keys) -> Result<Vec<u8>, StoreError> {
     let mut mget = redis::cmd("MGET");
     mget.arg(keys.tags());
-    let mut versions: Vec<Option<Vec<u8>>> = redis.query(mget).await?;
-    if let Some(init) = init {
-        for (key, version) in keys.tags().iter().zip(&mut versions) {
-            if version.is_none() {
-                // `SET NX`, then the value (ours, or another process's made first): no
-                // `SET NX GET`, which Redis 6 refuses.
-                let mut set = redis::cmd("SET");
-                set.arg(key).arg(init).arg("NX");
-                let _: Option<String> = redis.query(set).await?;
-                let mut get = redis::cmd("GET");
-                get.arg(key);
-                let now: Option<Vec<u8>> = redis.query(get).await?;
-                *version = Some(now.unwrap_or_else(|| init.to_vec()));
-            }
-        }
-    }
+    let versions: Vec<Option<Vec<u8>>> = redis.query(mget).await?;
+    Ok(joined(versions))
+}
+
+/// The versions of the tag keys, concatenated; versions no entry records if one is missing.
+fn joined(versions: Vec<Option<Vec<u8>>>) -> Vec<u8> {
     match versions.into_iter().collect::<Option<Vec<Vec<u8>>>>() {
-        Some(all) => Ok(all.concat()),
-        None => Ok(b"\0lost".to_vec()),
+        Some(all) => all.concat(),
+        None => b"\0lost".to_vec(),
     }
 }
 
@@ -388,7 +480,8 @@ pub(crate) async fn try_refresh(
 
 /// Runs one of the lease-taking scripts with a new token: its arguments are the token and the
 /// lock's lifetime, then `middle` (the script's own), then a fresh version for tag keys that
-/// are missing and the tag versions read first on a cluster (`given`).
+/// are missing, what a tag key must have left for the load ([`load_need`]) and the lifetime it
+/// is then given ([`tag_life`]), and last the tag versions read first on a cluster (`given`).
 async fn take(
     redis: &Redis,
     keys: &Keys,
@@ -399,12 +492,18 @@ async fn take(
 ) -> Result<Begin, StoreError> {
     let token = new_token();
     let init = super::fresh();
-    let given = given(redis, keys, Some(&init)).await?;
-    let lifetime = ms(lifetime);
-    let mut args: Vec<&[u8]> = Vec::with_capacity(4 + middle.len());
+    let need = load_need(lifetime);
+    let given = given(redis, keys, Some(&init), need).await?;
+    let (lifetime, life, need) = (ms(lifetime), ms(tag_life(need)), ms(need));
+    let mut args: Vec<&[u8]> = Vec::with_capacity(6 + middle.len());
     args.extend([token.as_bytes(), lifetime.as_slice()]);
     args.extend_from_slice(middle);
-    args.extend([init.as_slice(), given.as_slice()]);
+    args.extend([
+        init.as_slice(),
+        need.as_slice(),
+        life.as_slice(),
+        given.as_slice(),
+    ]);
     let reply: Value = redis.eval(script, &script_keys(redis, keys), &args).await?;
     drop(args);
     begun(reply, token, what)
@@ -424,7 +523,8 @@ pub(crate) struct Write {
 
 /// Publishes `payload` under `lease`; `Ok(false)` if the lease was revoked (an invalidation),
 /// a tag of the call was invalidated since the lease was taken, or a kept value found another
-/// entry than the one it keeps.
+/// entry than the one it keeps. A write renews the tag keys to outlive the entry
+/// ([`entry_need`]; on a cluster, before the write, as they are read).
 pub(crate) async fn publish(
     redis: &Redis,
     keys: &Keys,
@@ -435,8 +535,10 @@ pub(crate) async fn publish(
     let px = write.ttl.map_or_else(|| b"0".to_vec(), ms);
     let keep: &[u8] = if write.keep_lease { b"1" } else { b"0" };
     let over = write.over.map(|f| f.to_string()).unwrap_or_default();
-    let before = given(redis, keys, None).await?;
-    let args: [&[u8]; 8] = [
+    let need = entry_need(write.ttl);
+    let before = given(redis, keys, None, need).await?;
+    let (life, need) = (ms(tag_life(need)), ms(need));
+    let args: [&[u8]; 10] = [
         lease.token.as_bytes(),
         payload,
         &px,
@@ -444,6 +546,8 @@ pub(crate) async fn publish(
         keep,
         over.as_bytes(),
         &lease.versions,
+        &need,
+        &life,
         &before,
     ];
     let wrote: i64 = redis
@@ -452,7 +556,7 @@ pub(crate) async fn publish(
     if wrote == 1 && !before.is_empty() {
         // On a cluster the versions were read before the write, not with it: a tag invalidated
         // meanwhile makes a write that readers miss; its waiters here load again.
-        return Ok(given(redis, keys, None).await? == lease.versions);
+        return Ok(versions_now(redis, keys).await? == lease.versions);
     }
     Ok(wrote == 1)
 }
@@ -660,6 +764,30 @@ mod tests {
             Value::Int(port),
             Value::BulkString(b"id".to_vec()),
         ])
+    }
+
+    #[test]
+    fn a_tag_key_outlives_its_entries_and_is_renewed_rarely() {
+        let (minute, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
+        // An entry of 10 minutes: its tag key needs 11, and gets an hour more.
+        assert_eq!(entry_need(Some(10 * minute)), 11 * minute);
+        assert_eq!(tag_life(11 * minute), 71 * minute);
+        // An entry of 2 hours: needs 2 h 1 min, and gets as much again.
+        assert_eq!(
+            tag_life(entry_need(Some(2 * hour))),
+            2 * (2 * hour + minute)
+        );
+        // An entry that never expires: a week, then a week more.
+        assert_eq!(entry_need(None), 7 * 24 * hour);
+        assert_eq!(tag_life(entry_need(None)), 14 * 24 * hour);
+        // A load: its lock and ten minutes; an invalidation: an hour.
+        assert_eq!(
+            load_need(Duration::from_secs(5)),
+            10 * minute + Duration::from_secs(5)
+        );
+        assert_eq!(tag_life(Duration::ZERO), hour);
+        // Never less than needed, even for lives that saturate.
+        assert_eq!(tag_life(Duration::MAX), Duration::MAX);
     }
 
     #[test]

@@ -8,13 +8,17 @@
 //!
 //! **The log.** Every explicit change of a tiered cache — `f_invalidate`, `f_refresh`,
 //! `clear()` — appends one entry to a capped Redis Stream, `{prefix}cache-runtime:invalidations`
-//! (`XADD … MAXLEN ~ 10000`; an invalidation deletes the key and appends in one script). Plain
-//! loads append nothing. Each process reads the stream with `XREAD BLOCK` on a connection of
-//! its own, from the last id it saw: the log is ordered and resumable, unlike pub/sub. An entry
-//! names its origin (a random id per process: a process ignores its own), the cache and the
-//! rendered Redis key (`*` for `clear()`); receiving it drops the L1 copy (no Redis read). An
-//! `invalidate_tag` appends the tag with an empty cache name; receiving it moves the tag's
-//! version on in this process, which ends every L1 copy carrying it (`tags.rs`).
+//! (`XADD … MAXLEN ~ 10000`, then `PEXPIRE` of 7 days, in one script; an invalidation deletes
+//! the key and appends in the same script). Plain loads append nothing. The stream is gone a
+//! week after its last append: a reader that comes back to find it gone, or made anew, may
+//! have lost entries and drops every L1 (`resume`); a reader that follows it meanwhile reads
+//! on from its last id in the new stream (whose ids are later). Each process reads the stream
+//! with `XREAD BLOCK` on a connection of its own, from the last id it saw: the log is ordered
+//! and resumable, unlike pub/sub. An entry names its origin (a random id per process: a
+//! process ignores its own), the cache and the rendered Redis key (`*` for `clear()`);
+//! receiving it drops the L1 copy (no Redis read). An `invalidate_tag` appends the tag with an
+//! empty cache name; receiving it moves the tag's version on in this process, which ends every
+//! L1 copy carrying it (`tags.rs`).
 //!
 //! **When the L1 may answer.** Only while the reader is caught up: each `XREAD` returns within
 //! 100 ms (its `BLOCK`), and the L1 answers until 200 ms after the last one returned (read on
@@ -33,6 +37,7 @@ use redis::Value;
 
 use super::conn::{Conn, Redis, StoreError};
 use super::gate;
+use super::lease::ms;
 use super::tracking::Echo;
 use crate::clock;
 use crate::config;
@@ -48,6 +53,8 @@ const VALID_MS: u64 = BLOCK_MS + 100;
 const READ_COUNT: usize = 512;
 /// About how many entries the stream keeps.
 const MAX_LEN: &str = "10000";
+/// How long the stream lives after its last append (each append renews it).
+const STREAM_LIFE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// One change to append: the cache's name and the rendered key (`*` for all of it).
 #[derive(Clone, Debug)]
@@ -82,20 +89,35 @@ pub(crate) fn start_reader(redis: &'static Redis) {
     LOG.reader.get_or_init(|| redis.background(read(redis)));
 }
 
-/// The fields of an appended entry: `o` (origin), `c` (cache), `k` (key).
-fn fields(change: &Change) -> [(&'static str, &str); 3] {
+/// The arguments of an appended entry, as [`APPEND`] and [`INVALIDATE_LOGGED`] take them: the
+/// fields `o` (origin), `c` (cache) and `k` (key), then the stream's length and lifetime.
+fn entry_args<'a>(change: &'a Change, life: &'a [u8]) -> [&'a [u8]; 5] {
     [
-        ("o", LOG.origin.as_str()),
-        ("c", change.cache.as_str()),
-        ("k", change.key.as_str()),
+        LOG.origin.as_bytes(),
+        change.cache.as_bytes(),
+        change.key.as_bytes(),
+        MAX_LEN.as_bytes(),
+        life,
     ]
 }
 
-/// Deletes the value and lock keys and appends the change, in one script.
+/// Appends the change (`ARGV[1..3]`: origin, cache, key) to the log (`KEYS[1]`, about
+/// `ARGV[4]` entries kept) and renews its lifetime (`ARGV[5]` ms).
+static APPEND: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'o', ARGV[1], 'c', ARGV[2], 'k', ARGV[3])
+         redis.call('PEXPIRE', KEYS[1], ARGV[5])
+         return 1",
+    )
+});
+
+/// Deletes the value and lock keys and appends the change (`KEYS[3]`, arguments as in
+/// [`APPEND`]), in one script.
 static INVALIDATE_LOGGED: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         "redis.call('DEL', KEYS[1], KEYS[2])
          redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'o', ARGV[1], 'c', ARGV[2], 'k', ARGV[3])
+         redis.call('PEXPIRE', KEYS[3], ARGV[5])
          return 1",
     )
 });
@@ -113,33 +135,60 @@ pub(crate) async fn invalidate(
         super::lease::invalidate(redis, value, lock).await?;
         return append(redis, change).await;
     }
-    let stream = stream_key();
-    let args: [&[u8]; 4] = [
-        LOG.origin.as_bytes(),
-        change.cache.as_bytes(),
-        change.key.as_bytes(),
-        MAX_LEN.as_bytes(),
-    ];
+    let (stream, life) = (stream_key(), ms(STREAM_LIFE));
+    let args = entry_args(change, &life);
     redis
         .eval::<i64>(&INVALIDATE_LOGGED, &[value, lock, stream.as_str()], &args)
         .await
         .map(drop)
 }
 
-/// Sets each tag key (`KEYS[2..]`) to the fresh version `ARGV[3]` and appends each tag
-/// (`ARGV[4..]`) to the log (`KEYS[1]`; `c` empty, `k` the tag), in one script.
+/// Lua: sets the tag key `key` to the version `v`, keeping the lifetime it has left (loads gave
+/// it what their entries need, and the loads that follow the invalidation need as much: none
+/// has to renew it, a write every tiered process is told of), or for `life` ms if that is
+/// longer (a missing key, or one without a lifetime), or if `PTTL` is not allowed (`pcall`, as
+/// in `lease.rs`). `KEEPTTL`: Redis 6.
+const SET_VERSION: &str = r#"
+local function set_version(key, v, life)
+  local left = redis.pcall('PTTL', key)
+  if type(left) == 'number' and left >= tonumber(life) then
+    redis.call('SET', key, v, 'KEEPTTL')
+  else
+    redis.call('SET', key, v, 'PX', life)
+  end
+end
+"#;
+
+/// Sets each tag key (`KEYS[2..]`) to the fresh version `ARGV[3]` (for at least `ARGV[4]` ms,
+/// [`SET_VERSION`]) and appends each tag (`ARGV[6..]`) to the log (`KEYS[1]`, `ARGV[1]` the
+/// origin, about `ARGV[2]` entries kept; `c` empty, `k` the tag), whose lifetime it renews
+/// (`ARGV[5]` ms), in one script.
 static INVALIDATE_TAGS: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        "for i = 2, #KEYS do
-           redis.call('SET', KEYS[i], ARGV[3])
-           redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[1], 'c', '', 'k', ARGV[i + 2])
+    redis::Script::new(&format!(
+        "{SET_VERSION}
+         for i = 2, #KEYS do
+           set_version(KEYS[i], ARGV[3], ARGV[4])
+           redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[1], 'c', '', 'k', ARGV[i + 4])
          end
-         return 1",
-    )
+         redis.call('PEXPIRE', KEYS[1], ARGV[5])
+         return 1"
+    ))
+});
+
+/// On Redis Cluster, one tag key of an invalidation (`KEYS[1]`): set to `ARGV[1]` for at least
+/// `ARGV[2]` ms ([`SET_VERSION`]).
+static SET_TAG: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{SET_VERSION}
+         set_version(KEYS[1], ARGV[1], ARGV[2])
+         return 1"
+    ))
 });
 
 /// `invalidate_tags`: the tag keys `keys` of `names` moved to the version `version`, and the
-/// tags appended to the log for every process's L1, atomically.
+/// tags appended to the log for every process's L1, atomically. A tag key keeps the lifetime
+/// it had, or lives at least `tag_life(0)` (an hour, `lease.rs`) unless a load records it:
+/// entries that recorded the version it replaces are misses whether it is there or not.
 pub(crate) async fn invalidate_tags(
     redis: &Redis,
     keys: &[String],
@@ -147,13 +196,13 @@ pub(crate) async fn invalidate_tags(
     version: &[u8],
 ) -> Result<(), StoreError> {
     let stream = stream_key();
+    let tag_life = ms(super::lease::tag_life(Duration::ZERO));
     if redis.is_cluster() {
         // Tag keys and the log live on several slots: each command on its node, the versions
         // first (an invalidation that fails after them is kept and replayed whole).
         let set = |key: &String| {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(version);
-            redis.query::<()>(cmd)
+            let (key, args): (String, [&[u8]; 2]) = (key.clone(), [version, tag_life.as_slice()]);
+            async move { redis.eval::<i64>(&SET_TAG, &[key.as_str()], &args).await }
         };
         for done in futures_util::future::join_all(keys.iter().map(set)).await {
             done?;
@@ -169,7 +218,14 @@ pub(crate) async fn invalidate_tags(
     }
     let mut all_keys = vec![stream.as_str()];
     all_keys.extend(keys.iter().map(String::as_str));
-    let mut args: Vec<&[u8]> = vec![LOG.origin.as_bytes(), MAX_LEN.as_bytes(), version];
+    let stream_life = ms(STREAM_LIFE);
+    let mut args: Vec<&[u8]> = vec![
+        LOG.origin.as_bytes(),
+        MAX_LEN.as_bytes(),
+        version,
+        tag_life.as_slice(),
+        stream_life.as_slice(),
+    ];
     args.extend(names.iter().map(|n| n.as_bytes()));
     redis
         .eval::<i64>(&INVALIDATE_TAGS, &all_keys, &args)
@@ -194,18 +250,15 @@ pub(crate) async fn invalidate_tags_now(redis: &Redis, names: &[String]) -> Resu
     invalidate_tags(redis, &keys, names, &version).await
 }
 
-/// Appends a change (after `f_refresh` wrote, or `clear()` deleted).
+/// Appends a change (after `f_refresh` wrote, or `clear()` deleted), and renews the log's
+/// lifetime.
 pub(crate) async fn append(redis: &Redis, change: &Change) -> Result<(), StoreError> {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(stream_key())
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(MAX_LEN)
-        .arg("*");
-    for (field, value) in fields(change) {
-        cmd.arg(field).arg(value);
-    }
-    redis.query::<Value>(cmd).await.map(drop)
+    let (stream, life) = (stream_key(), ms(STREAM_LIFE));
+    let args = entry_args(change, &life);
+    redis
+        .eval::<i64>(&APPEND, &[stream.as_str()], &args)
+        .await
+        .map(drop)
 }
 
 /// An entry id, `<ms>-<seq>`, as a pair that orders like the stream.

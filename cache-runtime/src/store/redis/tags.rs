@@ -13,21 +13,48 @@
 //!   trip whatever the number of entries (on a cluster, see below).
 //!
 //! A fresh random version rather than `INCR`: a counter restarts at 1 when its key is lost
-//! (evicted, deleted, a restart without persistence), and could then match an entry written
-//! under an earlier 1. A lost tag key makes every entry carrying it a miss (a read finds no
-//! version to match; the next load makes the key again, with a version no entry recorded).
-//! Tag keys have no TTL, so none expires to bring old entries back (Symfony's #44015); they
-//! are a few bytes each, one per tag ever invalidated or loaded.
+//! (evicted, deleted, expired, a restart without persistence), and could then match an entry
+//! written under an earlier 1. A lost tag key makes every entry carrying it a miss (a read
+//! finds no version to match; the next load makes the key again, with a version no entry
+//! recorded). So a tag key may expire, and every one has a lifetime (`tag_life` in `lease.rs`):
+//!
+//! - The lease script makes a missing tag key for what the load needs (its lock's lifetime and
+//!   10 minutes) and an hour more, and renews one that has less than the load needs left.
+//! - The publish that writes an entry renews each of its tag keys that has less left than the
+//!   entry's `PX` and a minute: so a tag key outlives every entry that recorded it. An entry
+//!   without `PX` (no `ttl`) counts as 7 days: it is a miss, and loads again, once its tag keys
+//!   are gone, 7 to 14 days after the last load that recorded them.
+//! - A renewal gives what is needed and as much again, at least an hour more, and never
+//!   shortens a lifetime (it compares `PTTL`; `PEXPIRE … GT` needs Redis 7 and would leave a
+//!   key without a lifetime as it is). A renewal is a write, and tiered processes are told of
+//!   every write of a tag key (`tracking.rs`), which moves the tag on there (their L1 copies
+//!   carrying it are read from Redis again): so a tag that loads record all the time is
+//!   renewed at most about once an hour, not at every load.
+//! - An invalidation sets the new version with the lifetime the key has left (`KEEPTTL`: what
+//!   loads gave it, which the loads that follow need as much, so none has to renew it), or for
+//!   an hour if that is longer (a missing key). That is enough: no entry records the new
+//!   version yet, and those that recorded the old one are misses whether the key is there or
+//!   not.
+//!
+//! A tag key written by another service without `PX` gets a lifetime at the next load that
+//! records it. Under an ACL that does not allow `PTTL` nothing fails, but no tag key is
+//! renewed (nor keeps its lifetime through an invalidation): an entry that lives longer than
+//! its tag key (about an hour) is then a miss early.
+//!
+//! The other keys: the invalidation log (`log.rs`) lives a week past its last append; a lock
+//! lives `lock_timeout` (`PX`, renewed while its load runs); a value has its entry's `PX`, and
+//! none without a `ttl`.
 //!
 //! On Redis Cluster (DESIGN §12) a tag key and a value key live on different slots, which one
-//! script cannot touch: the client reads the tag keys first (an `MGET` split by slot; a missing
-//! key made with `SET NX`, then read with `GET`, since Redis 6 refuses `SET NX GET`) and gives
-//! the versions to the lease script, which then touches the value and its lock only (one
-//! slot); the publish compares the versions read just before it, and reads them again after: a
-//! tag invalidated in between makes a write that every reader misses (each read compares the
-//! versions, as everywhere), and no hand-over here. A read is a `GET` and an `MGET` sent
-//! together. `invalidate_tag` sets each tag key and appends each tag to the log as separate
-//! commands, one `SET` and one `XADD` per tag (kept and replayed whole if one fails).
+//! script cannot touch: the client reads the tag keys first, each with a script of its own on
+//! its node, all at once (it makes a missing key, or renews one, as above) and gives the
+//! versions to the lease script, which then touches the value and its lock only (one slot);
+//! the publish reads (and renews) them just before it and compares, and reads them again
+//! after: a tag invalidated in between makes a write that every reader misses (each read
+//! compares the versions, as everywhere), and no hand-over here. A read is a `GET` and an
+//! `MGET` sent together. `invalidate_tag` sets each tag key and appends each tag to the log as
+//! separate commands, one script per tag key and one append per tag (kept and replayed whole if
+//! one fails).
 
 use super::conn::{Redis, StoreError};
 use super::log;
