@@ -193,7 +193,7 @@ impl<K: 'static, V: 'static> CacheBuilder<K, V> {
     /// ```
     /// use cache_runtime::{Backend, Cache};
     ///
-    /// let pages: Cache<u64, String> = Cache::builder("pages")
+    /// let _pages: Cache<u64, String> = Cache::builder("pages")
     ///     .backend(Backend::Memory)
     ///     .max_bytes(64 << 20)
     ///     .build()?;
