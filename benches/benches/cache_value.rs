@@ -72,7 +72,6 @@ mod batch {
     use cache_runtime::{Backend, Cache};
     use criterion::Criterion;
     use redis::aio::ConnectionManager;
-    use tests::redis_server::Server;
 
     const BATCH: u64 = 1_000;
 
@@ -134,20 +133,9 @@ mod batch {
     }
 
     pub(super) fn batches(c: &mut Criterion) {
-        let Ok(server) = Server::start() else {
-            println!("redis benchmarks skipped: no redis-server on PATH");
+        let Some((server, rt)) = benches::redis_bench("redis") else {
             return;
         };
-        cache_runtime::Config::builder()
-            .redis_url(server.url.as_str())
-            .key_prefix("bench:")
-            .init()
-            .expect("settings");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("rt");
         let client = redis::Client::open(server.url.as_str()).expect("client");
         let con = rt
             .block_on(client.get_connection_manager())

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use cache_runtime::{Backend, Cache, Compression};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tests::redis_server::Server;
 
 /// Words in rough English frequency order (a Zipf draw over them reads like text).
 const WORDS: &[&str] = &[
@@ -335,20 +334,9 @@ static SMALL_ON: LazyLock<Cache<u64, String>> =
     LazyLock::new(|| small("small-on", Compression::Zstd));
 
 fn benches(c: &mut Criterion) {
-    let Ok(server) = Server::start() else {
-        println!("compression benchmarks skipped: no redis-server on PATH");
+    let Some((server, rt)) = benches::redis_bench("compression") else {
         return;
     };
-    cache_runtime::Config::builder()
-        .redis_url(server.url.as_str())
-        .key_prefix("bench:")
-        .init()
-        .expect("settings");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
     let mut con = redis::Client::open(server.url.as_str())
         .and_then(|c| c.get_connection())
         .expect("connection");

@@ -10,37 +10,17 @@
     reason = "a benchmark prints what criterion does not measure"
 )]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Barrier, LazyLock, RwLock};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// Counts live heap bytes, for memory per entry.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting sizes.
-#[allow(unsafe_code, reason = "a counting allocator for the memory figures")]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: tests::counting::Counting = tests::counting::Counting;
 
 const KEYS: u64 = 10_000;
 
@@ -243,11 +223,11 @@ static MOKA_MEM: LazyLock<moka::sync::Cache<u64, u64>> = LazyLock::new(|| {
 /// Heap bytes per entry after 100,000 inserts of `u64 -> u64` (printed, not timed).
 fn memory() {
     let per_entry = |name: &str, fill: &dyn Fn(u64)| {
-        let before = LIVE.load(Relaxed);
+        let before = tests::counting::live();
         for k in 0..100_000 {
             fill(k);
         }
-        let bytes = LIVE.load(Relaxed) - before;
+        let bytes = tests::counting::live() - before;
         println!(
             "memory: {name}: {:.1} bytes per entry (100,000 entries of u64 -> u64)",
             bytes as f64 / 100_000.0

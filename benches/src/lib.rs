@@ -26,3 +26,26 @@ pub fn key_order(n: u64) -> Vec<u64> {
     }
     keys
 }
+
+/// The Redis of a benchmark: its own `redis-server` on a free loopback port, the library's
+/// settings pointing at it (key prefix `bench:`), and a 2-worker runtime for async callers;
+/// `None` (said on stdout) when no `redis-server` is installed.
+#[cfg(feature = "redis")]
+#[allow(clippy::print_stdout, reason = "a benchmark says why it skipped")]
+pub fn redis_bench(what: &str) -> Option<(tests::redis_server::Server, tokio::runtime::Runtime)> {
+    let Ok(server) = tests::redis_server::Server::start() else {
+        println!("{what} benchmarks skipped: no redis-server on PATH");
+        return None;
+    };
+    cache_runtime::Config::builder()
+        .redis_url(server.url.as_str())
+        .key_prefix("bench:")
+        .init()
+        .expect("settings");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    Some((server, rt))
+}

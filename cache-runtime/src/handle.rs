@@ -145,7 +145,8 @@ impl CacheHandle {
     ///
     /// page(1);
     /// if let Some(Ok(used)) = page_cache().shared_memory(100) {
-    ///     println!("{} keys, about {} bytes in Redis", used.keys, used.estimated_bytes);
+    ///     assert!(used.sampled <= used.keys.min(100));
+    ///     let _about = used.estimated_bytes; // e.g. a gauge of yours
     /// }
     /// # }
     /// ```

@@ -12,6 +12,8 @@ pub mod certs;
 #[cfg(feature = "redis")]
 pub mod notified;
 
+pub mod counting;
+
 pub mod logs;
 
 pub mod child;

@@ -2,37 +2,8 @@
 //! measured with a counting global allocator while ten times the budget is loaded through it.
 //! The only test of this binary: another test's allocations would blur the heap's figure.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
-
 use cache_runtime::cached;
-
-/// Counts the live heap bytes of the process.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to the system allocator, only counting sizes.
-#[allow(unsafe_code, reason = "a counting allocator is the measurement")]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use tests::counting::{Counting, live};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -55,18 +26,18 @@ fn page(id: u64) -> Vec<u8> {
 
 #[test]
 fn the_heap_stays_within_the_budget_while_ten_times_it_is_loaded() {
-    let base = LIVE.load(Relaxed);
+    let base = live();
     let (mut loaded, mut id, mut peak) = (0u64, 0u64, 0isize);
     while loaded < 10 * BUDGET {
         let value = page(id);
         loaded += value.len() as u64;
         assert_eq!(value.len(), size_of_value(id));
         drop(value);
-        peak = peak.max(LIVE.load(Relaxed) - base);
+        peak = peak.max(live() - base);
         id += 1;
     }
     let stats = page_cache().stats();
-    let heap = LIVE.load(Relaxed) - base;
+    let heap = live() - base;
     eprintln!(
         "{id} values, {loaded} bytes loaded; heap peak {peak} B, now {heap} B; cache says \
          {} B of {} B, {} entries, {} evictions, {} oversized",

@@ -14,7 +14,6 @@ use redis::{Script, Value};
 
 use super::Keys;
 use super::conn::{Redis, StoreError};
-use super::layout::ClearScan;
 use super::notify::{Notices, Watch};
 
 /// Lua: the times of an entry of either envelope (`codec.rs`, `json.rs`), `fresh_until,
@@ -658,113 +657,9 @@ fn recorded(value: &[u8]) -> Option<Vec<u8>> {
     crate::codec::json::recorded(value)
 }
 
-/// Deletes the keys of a cleared cache: found with `SCAN` (never `KEYS`) on the server, or on
-/// every primary of a Redis Cluster, kept when the cache owns them, removed with `UNLINK` (on a
-/// cluster one `UNLINK` per key, sent concurrently: the keys live in many slots).
-pub(crate) async fn delete_matching(redis: &Redis, scan: &ClearScan) -> Result<u64, StoreError> {
-    let nodes = match redis.is_cluster() {
-        true => primaries(redis).await?.into_iter().map(Some).collect(),
-        false => vec![None],
-    };
-    let mut deleted = 0;
-    for node in &nodes {
-        for pattern in &scan.patterns {
-            let mut cursor: u64 = 0;
-            loop {
-                let mut cmd = redis::cmd("SCAN");
-                cmd.arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(500);
-                let (next, mut keys): (u64, Vec<Vec<u8>>) = match node {
-                    Some((host, port)) => redis.query_node(cmd, host, *port).await?,
-                    None => redis.query(cmd).await?,
-                };
-                keys.retain(|k| scan.owns(k));
-                deleted += unlink(redis, &keys, node.is_some()).await?;
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
-    }
-    Ok(deleted)
-}
-
-/// Unlinks `keys`: in one command, or one per key on a cluster.
-async fn unlink(redis: &Redis, keys: &[Vec<u8>], each: bool) -> Result<u64, StoreError> {
-    if keys.is_empty() {
-        return Ok(0);
-    }
-    if !each {
-        let mut cmd = redis::cmd("UNLINK");
-        for k in keys {
-            cmd.arg(k.as_slice());
-        }
-        return redis.query::<u64>(cmd).await;
-    }
-    let one = |k: &Vec<u8>| {
-        let mut cmd = redis::cmd("UNLINK");
-        cmd.arg(k.as_slice());
-        redis.query::<u64>(cmd)
-    };
-    let counts = futures_util::future::join_all(keys.iter().map(one)).await;
-    counts.into_iter().sum()
-}
-
-/// The primaries of a Redis Cluster serving slots, from `CLUSTER SLOTS` (the endpoints the
-/// cluster client itself connects to, hostnames included): `(host, port)` of each, once.
-pub(crate) async fn primaries(redis: &Redis) -> Result<Vec<(String, u16)>, StoreError> {
-    let slots: Value = redis
-        .query(redis::cmd("CLUSTER").arg("SLOTS").clone())
-        .await?;
-    Ok(slot_primaries(&slots))
-}
-
-/// The primaries in a `CLUSTER SLOTS` reply: each range's first node, `[host, port, id, ..]`.
-fn slot_primaries(reply: &Value) -> Vec<(String, u16)> {
-    let Value::Array(ranges) = reply else {
-        return Vec::new();
-    };
-    let mut primaries: Vec<(String, u16)> = Vec::new();
-    for range in ranges {
-        let Value::Array(fields) = range else {
-            continue;
-        };
-        let Some(Value::Array(node)) = fields.get(2) else {
-            continue;
-        };
-        let host = match node.first() {
-            Some(Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
-            Some(Value::SimpleString(h)) => h.clone(),
-            _ => continue,
-        };
-        let Some(Value::Int(port)) = node.get(1) else {
-            continue;
-        };
-        let Ok(port) = u16::try_from(*port) else {
-            continue;
-        };
-        if !host.is_empty() && port != 0 && !primaries.contains(&(host.clone(), port)) {
-            primaries.push((host, port));
-        }
-    }
-    primaries
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node(host: &str, port: i64) -> Value {
-        Value::Array(vec![
-            Value::BulkString(host.as_bytes().to_vec()),
-            Value::Int(port),
-            Value::BulkString(b"id".to_vec()),
-        ])
-    }
 
     #[test]
     fn a_tag_key_outlives_its_entries_and_is_renewed_rarely() {
@@ -788,31 +683,5 @@ mod tests {
         assert_eq!(tag_life(Duration::ZERO), hour);
         // Never less than needed, even for lives that saturate.
         assert_eq!(tag_life(Duration::MAX), Duration::MAX);
-    }
-
-    #[test]
-    fn cluster_slots_name_each_serving_primary_once() {
-        let range = |start, end, primary: Value, replica: Value| {
-            Value::Array(vec![Value::Int(start), Value::Int(end), primary, replica])
-        };
-        let reply = Value::Array(vec![
-            range(0, 5000, node("10.0.0.1", 6379), node("10.0.0.4", 6379)),
-            range(
-                5001,
-                6000,
-                node("cache-2.internal", 6380),
-                node("10.0.0.5", 6379),
-            ),
-            range(6001, 7000, node("10.0.0.1", 6379), node("10.0.0.4", 6379)),
-            range(7001, 8000, node("", 0), node("10.0.0.6", 6379)),
-        ]);
-        assert_eq!(
-            slot_primaries(&reply),
-            [
-                ("10.0.0.1".to_owned(), 6379),
-                ("cache-2.internal".to_owned(), 6380)
-            ]
-        );
-        assert!(slot_primaries(&Value::Nil).is_empty());
     }
 }

@@ -16,6 +16,7 @@ mod log;
 mod notify;
 mod ops;
 mod pending;
+mod scan;
 mod store;
 pub(crate) mod tags;
 mod tracking;

@@ -10,6 +10,7 @@ use super::layout::ClearScan;
 use super::lease::{self, Begin, Lease};
 use super::log::{self, Change};
 use super::pending;
+use super::scan;
 use super::tracking::Echo;
 use crate::store::Start;
 
@@ -114,7 +115,7 @@ pub(super) async fn clear(
     log: Option<Change>,
 ) -> Result<(), StoreError> {
     pending::replayed(redis).await?;
-    lease::delete_matching(redis, &scan).await?;
+    scan::delete_matching(redis, &scan).await?;
     match log {
         Some(change) => log::append(redis, &change).await,
         None => Ok(()),

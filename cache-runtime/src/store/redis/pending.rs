@@ -26,6 +26,7 @@ use super::conn::{Redis, StoreError};
 use super::layout::ClearScan;
 use super::lease;
 use super::log::{self, Change};
+use super::scan;
 
 /// One invalidation to replay.
 pub(crate) enum Pending {
@@ -152,7 +153,7 @@ async fn replay_batch(redis: &'static Redis, batch: Vec<Pending>) -> Result<(), 
             Pending::Key(keys, Some(change)) => {
                 log::invalidate(redis, keys.value(), keys.lock(), change).await
             }
-            Pending::Clear(scan, log) => match lease::delete_matching(redis, scan).await {
+            Pending::Clear(scan, log) => match scan::delete_matching(redis, scan).await {
                 Ok(_) => match log {
                     Some(change) => log::append(redis, change).await,
                     None => Ok(()),

@@ -161,7 +161,7 @@ async fn nodes(redis: &'static Redis) -> Option<Vec<(String, u16)>> {
     if !redis.is_cluster() {
         return Some(vec![(String::new(), 0)]);
     }
-    let mut found = super::lease::primaries(redis).await.ok()?;
+    let mut found = super::scan::primaries(redis).await.ok()?;
     found.sort();
     (!found.is_empty()).then_some(found)
 }

@@ -3,6 +3,7 @@
 
 use super::conn::{Redis, StoreError};
 use super::layout::ClearScan;
+use super::scan::{nodes, on, step};
 use crate::store::SharedMemory;
 
 /// Walks the keys `scan` owns (on every primary of a cluster) and sizes the first `sample`
@@ -13,50 +14,23 @@ pub(crate) async fn estimate(
     scan: &ClearScan,
     sample: usize,
 ) -> Result<SharedMemory, StoreError> {
-    let nodes = match redis.is_cluster() {
-        true => super::lease::primaries(redis)
-            .await?
-            .into_iter()
-            .map(Some)
-            .collect(),
-        false => vec![None],
-    };
     let mut found = SharedMemory::default();
     // The value keys only (`patterns[0]`): a lock lives for a load.
     let pattern = &scan.patterns[0];
-    for node in &nodes {
-        let mut cursor: u64 = 0;
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(500);
-            let (next, mut keys): (u64, Vec<Vec<u8>>) = match node {
-                Some((host, port)) => redis.query_node(cmd, host, *port).await?,
-                None => redis.query(cmd).await?,
-            };
-            keys.retain(|k| scan.owns(k));
+    for node in nodes(redis).await? {
+        let mut cursor = Some(0);
+        while let Some(at) = cursor {
+            let (next, keys) = step(redis, &node, scan, pattern, at).await?;
             found.keys += keys.len() as u64;
-            for key in keys {
-                if found.sampled as usize >= sample {
-                    break;
-                }
+            let room = sample.saturating_sub(found.sampled as usize);
+            for key in keys.into_iter().take(room) {
                 let mut cmd = redis::cmd("MEMORY");
                 cmd.arg("USAGE").arg(key.as_slice()).arg("SAMPLES").arg(0);
-                let bytes: Option<u64> = match node {
-                    Some((host, port)) => redis.query_node(cmd, host, *port).await?,
-                    None => redis.query(cmd).await?,
-                };
                 // Gone since the scan (expired, invalidated): not in the sample.
-                if let Some(bytes) = bytes {
+                if let Some(bytes) = on::<Option<u64>>(redis, &node, cmd).await? {
                     found.sampled += 1;
                     found.sampled_bytes += bytes;
                 }
-            }
-            if next == 0 {
-                break;
             }
             cursor = next;
         }
