@@ -90,7 +90,7 @@ pub mod __private {
     pub use crate::function::{Function, KeyFn, Part, Signature};
     pub use crate::handle::CacheHandle;
     pub use crate::key::{Lookup, display_part};
-    pub use crate::policy::{Codec, Compression, Lock, Policy};
+    pub use crate::policy::{Codec, Compression, DEFAULT_COMPRESS_MIN, Lock, Policy};
     pub use crate::shape::{Probe, pick};
     pub use crate::store::{Memory, Tiered};
     pub use crate::tags::Tags;

@@ -49,7 +49,7 @@ pub enum Compression {
 }
 
 /// The default `compress_min`: values shorter than this are written as they are.
-pub(crate) const DEFAULT_COMPRESS_MIN: u64 = 1024;
+pub const DEFAULT_COMPRESS_MIN: u64 = 1024;
 
 /// The settings of one cached function, built by the generated code from its attribute.
 #[derive(Clone, Copy, Debug)]

@@ -74,11 +74,11 @@ pub struct Stats {
     /// `max_bytes`, the entries' weights as the budget counts them ([`Weigh`](crate::Weigh):
     /// the key's and value's heap, the entry's slot; at least `max_bytes / max_entries` an
     /// entry when both are set); without it, the entries' slots only (what values own on
-    /// the heap is not known). The cache's for `"memory"`, the L1's for `"tiered"`, plus the
-    /// outage fallback's.
+    /// the heap is not known). The cache's for `"memory"`, the L1's for `"tiered"`, the outage
+    /// fallback's for `"redis"`.
     pub memory_bytes: u64,
-    /// The byte budget of those stores (`max_bytes`, rounded down to a multiple of their
-    /// shard count; the sum of the L1's and the fallback's when both are in use); 0 for none.
+    /// The byte budget of that store (`max_bytes`, rounded down to a multiple of its shard
+    /// count): the cache's, the L1's, or the outage fallback's; 0 for none.
     pub max_bytes: u64,
     /// Values not stored because they weigh more than a shard of `max_bytes` holds (the
     /// budget split in up to 8 shards of at least 1 MiB; 97% of a shard). The caller still

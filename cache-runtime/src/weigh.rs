@@ -11,7 +11,8 @@ use std::sync::Arc;
 /// `heap_bytes` counts what the value allocated, beyond its own `size_of` (which the cache
 /// counts with the entry's slot): a `String`'s capacity, a `Vec`'s capacity times its
 /// element's size plus what each element owns, and so on. The cache calls it when an entry
-/// is stored or evicted, never on a hit, so it may walk the value.
+/// is stored, moved between S3-FIFO's queues or evicted (quick_cache asks for a weight
+/// again each time), never on a hit, so it may walk the value.
 ///
 /// Implemented for integers, floats, `bool`, `char`, `()`, `String`, `str` boxes and `Arc`s,
 /// `Vec`, `VecDeque`, `Box`, `Arc` and `Rc` (the pointee counted in every entry that holds the

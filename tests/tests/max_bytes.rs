@@ -143,3 +143,23 @@ fn a_cache_value_takes_a_byte_budget() {
         .build();
     assert_eq!(zero.err(), Some(cache_runtime::BuildError::MaxBytes));
 }
+
+static ONE_LOADS: AtomicU32 = AtomicU32::new(0);
+
+/// `max_entries = 1` with a budget: the one entry's share is the whole budget, which a
+/// shard cannot admit; it is capped at what a shard admits, so the entry is held.
+#[cached(backend = "memory", ttl = 60, max_bytes = "1MiB", max_entries = 1)]
+fn only(id: u64) -> u64 {
+    ONE_LOADS.fetch_add(1, Relaxed);
+    id
+}
+
+#[test]
+fn a_single_entry_with_a_budget_is_held() {
+    assert_eq!(only(7), 7);
+    assert_eq!(only(7), 7);
+    assert_eq!(ONE_LOADS.load(Relaxed), 1, "{:?}", only_cache().stats());
+    assert_eq!(only_cache().stats().oversized, 0);
+    only(8);
+    assert!(only_cache().stats().size <= 1);
+}

@@ -16,8 +16,6 @@ pub(super) const REDIS_BUILD: bool = cfg!(feature = "redis");
 pub(super) const DEFAULT_NULL_TTL_MS: u64 = 300_000;
 const DEFAULT_JITTER: f64 = 0.1;
 const DEFAULT_MAX_ENTRIES: u64 = 10_000;
-/// The runtime's `DEFAULT_COMPRESS_MIN`: values of 1 KiB and more are compressed.
-const DEFAULT_COMPRESS_MIN: u64 = 1024;
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 5_000;
 
 impl Gen<'_> {
@@ -142,7 +140,13 @@ impl Gen<'_> {
             Some(CompressKind::Lz4) => quote!(Lz4),
             Some(CompressKind::None) | None => quote!(None),
         };
-        let compress_min = args.compress_min.map_or(DEFAULT_COMPRESS_MIN, |c| c.value);
+        let compress_min = match args.compress_min {
+            Some(c) => {
+                let c = c.value;
+                quote!(#c)
+            }
+            None => quote!(#krate::__private::DEFAULT_COMPRESS_MIN),
+        };
         quote! {
             max_entries: #max_entries,
             max_bytes: #max_bytes,

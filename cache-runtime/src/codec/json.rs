@@ -10,15 +10,17 @@
 //! `g` the tag versions (the bytes of the binary envelope's, in hex; empty for an untagged
 //! function), `w` the write time (all ms since the Unix epoch), `l` the load time in ms, `d`
 //! the value as JSON, `n` the null marker. With `compress`, a value whose JSON is at least
-//! `compress_min` bytes and shrinks is written as `"z":"zstd"` (or `"lz4"`, the formats of the
-//! binary envelope's kinds 2 and 3) followed by `"d"`: the compressed JSON as a base64 string
-//! (RFC 4648, with padding). The fields come in this order (the scripts read
+//! `compress_min` bytes and shrinks once written is an envelope of version 4 (the same fields,
+//! `"v":4`) with `"z":"zstd"` (or `"lz4"`, the formats of the binary envelope's kinds 2 and 3)
+//! followed by `"d"`: the compressed JSON as a base64 string (RFC 4648, with padding). A
+//! reader of version 3 alone counts it a miss, never reads the base64 text as the value. The fields come in this order (the scripts read
 //! `f`, `r` and `g` by position). Entries of versions 1 (before the times) and 2 (before the
 //! tag versions) are misses. JSON cannot hold NaN or ±infinity (serde_json would write `null`, and a
 //! `vec![Some(f64::NAN)]` would come back as `[None]`): a value holding one is refused at
 //! write (counted in `store_errors`, logged; the caller still gets its result), never written
 //! changed. Maps whose keys are not strings or integers are refused by serde_json itself.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde::Deserialize;
@@ -31,10 +33,19 @@ use crate::entry::Slot;
 use crate::policy::Compression;
 
 const VERSION: u32 = 3;
-/// How an envelope of this version opens, as the writer writes it (read on every decode and
-/// every tagged read: a constant, not a string formatted per call).
+/// The version of an envelope whose value is compressed (`"z"`): readers of version 3 alone
+/// (before compression) count it a miss instead of reading the base64 text as the value.
+const COMPRESSED: u32 = 4;
+/// How an envelope of either version opens, as the writer writes it (read on every decode
+/// and every tagged read: constants, not strings formatted per call).
 const HEAD: &[u8] = b"{\"v\":3,\"t\":\"";
-const _: () = assert!(VERSION == 3, "HEAD spells the version");
+const HEAD_COMPRESSED: &[u8] = b"{\"v\":4,\"t\":\"";
+const _: () = assert!(
+    VERSION == 3 && COMPRESSED == 4,
+    "the heads spell the versions"
+);
+/// Where the version's digit is in a head.
+const VERSION_AT: usize = 5;
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -52,7 +63,7 @@ struct Envelope<'a> {
     #[serde(default)]
     n: bool,
     #[serde(borrow, default)]
-    z: Option<&'a str>,
+    z: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     d: Option<&'a RawValue>,
 }
@@ -81,34 +92,36 @@ pub(crate) fn encode<V>(
     }
     let _ = write!(head, "\",\"w\":{w},\"l\":{l},");
     let mut out = head.into_bytes();
-    match slot {
-        Slot::Null => out.extend_from_slice(b"\"n\":true}"),
-        Slot::Value(v) => {
-            let mut json = Vec::new();
-            write(v, &mut json)?;
-            match packing.pack(&json) {
-                Some((with, packed)) => {
-                    use base64::Engine as _;
-                    let name = match with {
-                        Compression::Lz4 => "lz4",
-                        _ => "zstd",
-                    };
-                    let text = base64::engine::general_purpose::STANDARD.encode(packed);
-                    let _ = write!(head_of(&mut out), "\"z\":\"{name}\",\"d\":\"{text}\"}}");
-                }
-                None => {
-                    out.extend_from_slice(b"\"d\":");
-                    out.extend_from_slice(&json);
-                    out.push(b'}');
-                }
-            }
-        }
+    let Slot::Value(v) = slot else {
+        out.extend_from_slice(b"\"n\":true}");
+        return Ok(out);
+    };
+    out.extend_from_slice(b"\"d\":");
+    let value = out.len();
+    write(v, &mut out)?;
+    // Compressed: `"z":"<name>","d":"<base64>"`, and the version that says so.
+    let base64_of = |n: usize| base64::encoded_len(n, true).unwrap_or(usize::MAX) + 14;
+    if let Some((with, packed)) = packing.pack(&out[value..], base64_of) {
+        use base64::Engine as _;
+        out.truncate(value - b"\"d\":".len());
+        out[VERSION_AT] = b'4';
+        let _ = write!(str_of(&mut out), "\"z\":\"{}\",\"d\":\"", with.name());
+        let start = out.len();
+        out.resize(
+            start + base64::encoded_len(packed.len(), true).unwrap_or(0),
+            0,
+        );
+        let written =
+            base64::engine::general_purpose::STANDARD.encode_slice(&packed, &mut out[start..]);
+        out.truncate(start + written.unwrap_or(0));
+        out.push(b'"');
     }
+    out.push(b'}');
     Ok(out)
 }
 
 /// `out` as a `fmt::Write` (it holds only what this module wrote: UTF-8).
-fn head_of(out: &mut Vec<u8>) -> impl std::fmt::Write + '_ {
+fn str_of(out: &mut Vec<u8>) -> impl std::fmt::Write + '_ {
     struct Bytes<'a>(&'a mut Vec<u8>);
     impl std::fmt::Write for Bytes<'_> {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
@@ -128,10 +141,11 @@ pub(crate) fn decode<V, E>(
 ) -> Result<(Slot<V>, Stamp), DecodeError> {
     let envelope: Envelope<'_> =
         serde_json::from_slice(bytes).map_err(|_| DecodeError::NotAnEnvelope)?;
-    if envelope.v != VERSION {
-        return Err(DecodeError::OtherVersion(
-            envelope.v.try_into().unwrap_or(u8::MAX),
-        ));
+    // Version 3 holds the value as JSON, version 4 compressed: nothing else.
+    match (envelope.v, &envelope.z) {
+        (VERSION, None) | (COMPRESSED, Some(_)) => {}
+        (VERSION | COMPRESSED, _) => return Err(DecodeError::NotAnEnvelope),
+        (v, _) => return Err(DecodeError::OtherVersion(v.try_into().unwrap_or(u8::MAX))),
     }
     // The scripts and a tagged read find `f`, `r` and `g` by position: an envelope written in
     // another order (or without `g`) would be current to serde and unknown to them, and a
@@ -157,14 +171,12 @@ pub(crate) fn decode<V, E>(
         None => read(json),
         Some(name) => {
             use base64::Engine as _;
-            let with = match name {
-                "zstd" => Compression::Zstd,
-                "lz4" => Compression::Lz4,
-                _ => return Err(DecodeError::BadValue),
-            };
-            let text: &str = serde_json::from_str(json).map_err(|_| DecodeError::BadValue)?;
+            let with = Compression::named(&name).ok_or(DecodeError::BadValue)?;
+            // Owned when the writer escaped it (`\/`, as PHP's `json_encode` does).
+            let text: Cow<'_, str> =
+                serde_json::from_str(json).map_err(|_| DecodeError::BadValue)?;
             let packed = base64::engine::general_purpose::STANDARD
-                .decode(text)
+                .decode(text.as_bytes())
                 .map_err(|_| DecodeError::BadValue)?;
             let plain = unpack(with, &packed, cap)?;
             let plain = std::str::from_utf8(&plain).map_err(|_| DecodeError::BadValue)?;
@@ -192,7 +204,9 @@ pub(crate) fn recorded(bytes: &[u8]) -> Option<Vec<u8>> {
 /// The hex digits of `g` in an envelope of this version whose fields come in the writer's
 /// order (`v`, `t`, `f`, `r`, `g`, as the scripts read them); `None` for anything else.
 fn tag_hex(bytes: &[u8]) -> Option<&[u8]> {
-    let rest = bytes.strip_prefix(HEAD)?;
+    let rest = bytes
+        .strip_prefix(HEAD)
+        .or_else(|| bytes.strip_prefix(HEAD_COMPRESSED))?;
     let rest = skip(rest, |b| b.is_ascii_hexdigit())?.strip_prefix(b"\",\"f\":")?;
     let rest = skip(rest, |b| b.is_ascii_digit())?.strip_prefix(b",\"r\":")?;
     let rest = skip(rest, |b| b.is_ascii_digit())?.strip_prefix(b",\"g\":\"")?;
@@ -378,7 +392,11 @@ mod tests {
             .map(|i| format!("product {i}: a fine thing"))
             .collect();
         for (with, name) in [(Compression::Zstd, "zstd"), (Compression::Lz4, "lz4")] {
-            let packing = Packing { with, min: 1024 };
+            let packing = Packing {
+                with,
+                min: 1024,
+                cap: 1 << 20,
+            };
             let bytes = encode(
                 Slot::Value(&page),
                 STAMP,

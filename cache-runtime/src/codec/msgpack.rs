@@ -49,8 +49,6 @@ const MAGIC: [u8; 2] = *b"cr";
 const VERSION: u8 = 4;
 const VALUE: u8 = 0;
 const NULL: u8 = 1;
-const ZSTD: u8 = 2;
-const LZ4: u8 = 3;
 /// The header's length: magic, version, kind, fingerprint, four times.
 pub(crate) const HEADER: usize = 2 + 1 + 1 + 8 + 8 + 8 + 8 + 4;
 
@@ -122,13 +120,10 @@ pub(crate) fn encode<V, E: From<String>>(
     if let Slot::Value(v) = slot {
         let body = out.len();
         encode(v, &mut out)?;
-        if let Some((with, packed)) = packing.pack(&out[body..]) {
+        if let Some((with, packed)) = packing.pack(&out[body..], |n| n) {
             out.truncate(body);
             out.extend_from_slice(&packed);
-            out[3] = match with {
-                Compression::Lz4 => LZ4,
-                _ => ZSTD,
-            };
+            out[3] = with.kind().unwrap_or(VALUE);
         }
     }
     Ok(out)
@@ -175,17 +170,12 @@ pub(crate) fn decode<V, E>(
         VALUE => decode(body)
             .map(Slot::Value)
             .map_err(|_| DecodeError::BadValue)?,
-        kind @ (ZSTD | LZ4) => {
-            let with = match kind {
-                ZSTD => Compression::Zstd,
-                _ => Compression::Lz4,
-            };
-            let body = unpack(with, body, max_bytes)?;
-            decode(&body)
+        kind => match Compression::of_kind(kind) {
+            Some(with) => decode(&unpack(with, body, max_bytes)?)
                 .map(Slot::Value)
-                .map_err(|_| DecodeError::BadValue)?
-        }
-        _ => return Err(DecodeError::NotAnEnvelope),
+                .map_err(|_| DecodeError::BadValue)?,
+            None => return Err(DecodeError::NotAnEnvelope),
+        },
     };
     Ok((slot, stamp))
 }
@@ -419,8 +409,12 @@ mod tests {
         let page: Vec<String> = (0..300)
             .map(|i| format!("product {i}: a fine thing"))
             .collect();
-        for (with, kind) in [(Compression::Zstd, ZSTD), (Compression::Lz4, LZ4)] {
-            let packing = Packing { with, min: 1024 };
+        for (with, kind) in [(Compression::Zstd, 2), (Compression::Lz4, 3)] {
+            let packing = Packing {
+                with,
+                min: 1024,
+                cap: 1 << 20,
+            };
             let bytes =
                 encode(Slot::Value(&page), STAMP, (b"ab", packing), PRINT, msgpack).unwrap();
             assert_eq!(bytes[3], kind);

@@ -54,8 +54,8 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// Keeps a copy of `key` in the local store: runs `insert`. An L1 first notes the copy in
     /// the index and inserts while the index is locked, so that the feed, which looks keys up
     /// under the same lock, always finds a copy it must drop; a key the feed has no name for is
-    /// not kept. The index holds at most twice the L1's capacity (with `max_bytes`, twice the
-    /// copies it holds, at least 1,024): when it is full, keys whose
+    /// not kept. The index holds at most twice the L1's capacity ([`Engine::index_full`]):
+    /// when it is full, keys whose
     /// copies the L1 evicted are pruned, and if it is still full no copy is kept. Called with
     /// a fence stripe held: it never takes the fence.
     pub(super) fn keep_local(&self, key: &Key<F, S>, insert: impl FnOnce()) {
@@ -67,22 +67,33 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             return;
         };
         let mut keys = self.l1.lock();
-        // A byte budget holds as many copies as fit: the index follows what the L1 holds.
-        let entries = match self.policy.max_bytes {
-            None => self.policy.max_entries,
-            Some(_) => (self.local.len() as u64)
-                .max(512)
-                .min(self.policy.max_entries),
-        };
-        let cap = usize::try_from(entries.saturating_mul(2)).unwrap_or(usize::MAX);
-        if keys.len() >= cap && !keys.contains_key(name) {
+        if self.index_full(keys.len()) && !keys.contains_key(name) {
             keys.retain(|_, local| self.local.peek(local).is_some());
-            if keys.len() >= cap {
+            if self.index_full(keys.len()) {
                 return;
             }
         }
         keys.insert(name.to_owned(), key.local.clone());
         insert();
+    }
+
+    /// Whether an index of `len` names is full: twice the L1's capacity; with a byte budget,
+    /// which holds as many copies as fit, twice the copies it holds, at least 1,024 (counted
+    /// only then: counting reads every shard).
+    fn index_full(&self, len: usize) -> bool {
+        let twice = |n: u64| usize::try_from(n.saturating_mul(2)).unwrap_or(usize::MAX);
+        match self.policy.max_bytes {
+            None => len >= twice(self.policy.max_entries),
+            Some(_) => {
+                len >= twice(512.min(self.policy.max_entries))
+                    && len
+                        >= twice(
+                            (self.local.len() as u64)
+                                .max(512)
+                                .min(self.policy.max_entries),
+                        )
+            }
+        }
     }
 
     fn drop_key(&self, name: &str) {

@@ -56,7 +56,7 @@ use crate::invalidation::Invalidation;
 use crate::policy::Policy;
 use crate::shape::Shape;
 use crate::stats::{Counter, Counters, Stats};
-use crate::store::local::{Budget, Counts, Local, new_local};
+use crate::store::local::{Budget, Counts, Local, new_local, slot_bytes};
 use crate::store::{Setup, Store, Tier};
 use crate::tags::Tags;
 use crate::weigh::Weigher;
@@ -505,7 +505,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             Some(_) => self.local.weight(),
             // The entries' slots only: without a weigher, what values own is not known.
             None => {
-                let slot = std::mem::size_of::<(F::Key, Entry<F::Value>)>();
+                let slot = slot_bytes::<F::Key, F::Value>();
                 u64::try_from(self.local.len().saturating_mul(slot)).unwrap_or(u64::MAX)
             }
         };

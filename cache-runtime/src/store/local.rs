@@ -55,8 +55,7 @@ impl<K, V> Weights<K, V> {
             Slot::Value(v) => (weigher.value)(v),
             Slot::Null => 0,
         };
-        let slot = std::mem::size_of::<(K, Entry<V>)>() + SLOT_OVERHEAD;
-        u64::try_from(slot + (weigher.key)(key) + value).unwrap_or(u64::MAX)
+        u64::try_from(slot_bytes::<K, V>() + (weigher.key)(key) + value).unwrap_or(u64::MAX)
     }
 }
 
@@ -167,6 +166,27 @@ fn shards(max_entries: u64, max_bytes: Option<u64>) -> u64 {
     shards
 }
 
+/// The most entries quick_cache is told to expect (it preallocates for them; more still fit).
+const MAX_PREALLOCATED: u64 = 1 << 22;
+
+/// The most a shard of `shard` weight admits: quick_cache refuses an entry heavier than its
+/// hot section (its own formula).
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "quick_cache's own formula for its hot section"
+)]
+fn most_admitted(shard: u64) -> u64 {
+    ((shard as f64 * HOT) as u64).clamp(shard.min(1), shard)
+}
+
+/// The bytes of an entry's slot: the key and entry as quick_cache stores them, and its
+/// place in the slab and the hash table.
+pub(crate) fn slot_bytes<K, V>() -> usize {
+    std::mem::size_of::<(K, Entry<V>)>() + SLOT_OVERHEAD
+}
+
 /// Builds a store bounded by `budget`, its evictions and oversized values counted into
 /// `counts`. The capacities are multiples of the shard count, so that the shards' add up to
 /// at most the bound.
@@ -177,25 +197,29 @@ pub(crate) fn new_local<K: Eq + Hash, V: Clone>(
     let max_entries = budget.max_entries.max(1);
     let bytes = budget.max_bytes.as_ref().map(|(b, _)| (*b).max(1));
     let shards = shards(max_entries, bytes);
-    let (capacity, items, weights) = match budget.max_bytes {
+    let capacity = match bytes {
+        None => max_entries - max_entries % shards,
+        Some(b) => b.max(shards) - b.max(shards) % shards,
+    };
+    let most = most_admitted(capacity / shards);
+    let (items, weights) = match budget.max_bytes {
         None => (
-            max_entries - max_entries % shards,
             max_entries,
             Weights {
                 weigher: None,
                 floor: 1,
             },
         ),
-        Some((max_bytes, weigher)) => {
-            let max_bytes = max_bytes.max(shards);
+        Some((_, weigher)) => {
+            // Both bounds: each entry weighs at least its share of the bytes (never more than
+            // a shard admits, so that `max_entries = 1` still holds one).
             let floor = match budget.max_entries {
                 u64::MAX => 1,
-                n => max_bytes.div_ceil(n.max(1)),
+                n => capacity.div_ceil(n.max(1)).min(most),
             };
             // What quick_cache preallocates: a guess of 16 KiB an entry, at most the count.
-            let items = (max_bytes / (16 << 10)).clamp(32 * shards, max_entries.max(32 * shards));
+            let items = (capacity / (16 << 10)).clamp(32 * shards, max_entries.max(32 * shards));
             (
-                max_bytes - max_bytes % shards,
                 items,
                 Weights {
                     weigher: Some(weigher),
@@ -204,14 +228,6 @@ pub(crate) fn new_local<K: Eq + Hash, V: Clone>(
             )
         }
     };
-    let shard = capacity / shards;
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "quick_cache's own formula for its hot section"
-    )]
-    let most = ((shard as f64 * HOT) as u64).clamp(shard.min(1), shard);
     let evictions = Evictions {
         count: Arc::clone(&counts.evictions),
         oversize: weights.weigher.is_some().then(|| (weights.clone(), most)),
@@ -219,7 +235,7 @@ pub(crate) fn new_local<K: Eq + Hash, V: Clone>(
         said: Arc::default(),
         _entries: PhantomData,
     };
-    let items = usize::try_from(items).unwrap_or(usize::MAX);
+    let items = usize::try_from(items.min(MAX_PREALLOCATED)).unwrap_or(usize::MAX);
     let options = OptionsBuilder::new()
         .estimated_items_capacity(items)
         .weight_capacity(capacity)

@@ -28,7 +28,7 @@ local function times(v)
     for i = 21, 28 do r = r * 256 + string.byte(v, i) end
     return f, r
   end
-  local f, r = string.match(v, '^{"v":3,"t":"%x+","f":(%d+),"r":(%d+)')
+  local f, r = string.match(v, '^{"v":[34],"t":"%x+","f":(%d+),"r":(%d+)')
   if f then return tonumber(f), tonumber(r) end
   return 0, 0
 end
@@ -64,7 +64,7 @@ local function recorded(v)
     local n = string.byte(v, 41) * 256 + string.byte(v, 42)
     return string.sub(v, 43, 42 + n)
   end
-  local g = string.match(v, '^{"v":3,"t":"%x+","f":%d+,"r":%d+,"g":"(%x*)"')
+  local g = string.match(v, '^{"v":[34],"t":"%x+","f":%d+,"r":%d+,"g":"(%x*)"')
   if g then
     return (string.gsub(g, '%x%x', function(h) return string.char(tonumber(h, 16)) end))
   end

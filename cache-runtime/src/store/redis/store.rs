@@ -128,7 +128,12 @@ impl RedisStore {
             written: clock::to_unix_ms(times.written_ms),
             load_ms: times.load_ms,
         };
-        let (print, tags) = (self.fingerprint, (&lease.versions[..], self.packing));
+        let max = config::current().max_value_bytes;
+        let packing = codec::Packing {
+            cap: max,
+            ..self.packing
+        };
+        let (print, tags) = (self.fingerprint, (&lease.versions[..], packing));
         let encoded = match self.codec {
             Codec::MessagePack => codec::encode::<_, String>(slot, stamp, tags, print, |v, out| {
                 F::encode(v, out).map_err(|e| e.to_string())
@@ -136,7 +141,7 @@ impl RedisStore {
             Codec::Json => codec::json::encode(slot, stamp, tags, print, F::encode_json),
         };
         let bytes = match encoded {
-            Ok(p) if p.len() <= config::current().max_value_bytes => p,
+            Ok(p) if p.len() <= max => p,
             Ok(p) => {
                 let why = format!("a value of {} bytes is over the size cap", p.len());
                 return Err(StoreError::Data(why));
@@ -202,6 +207,8 @@ impl<F: RedisFunction> Store<F> for RedisStore {
             packing: codec::Packing {
                 with: setup.policy.compress,
                 min: setup.policy.compress_min,
+                // Set from the settings at each write.
+                cap: 0,
             },
             written: AtomicU64::new(0),
             grace: setup.policy.grace(),
@@ -319,7 +326,7 @@ impl<F: RedisFunction> Store<F> for RedisStore {
         let len = write.as_ref().map_or(0, |(bytes, _)| bytes.len() as u64);
         Box::pin(redis.run(async move {
             let valid = ops::publish(redis, keys, held, write, tracked).await?;
-            if valid && version.is_some() {
+            if valid {
                 self.written.fetch_add(len, Relaxed);
             }
             Ok(Published { valid, version })
