@@ -28,8 +28,9 @@ pub use http::router;
 /// The error of the set-up functions.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A product, as `GET /products/{id}` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A product, as `GET /products/{id}` shows it. `Weigh`: the product cache is bounded by
+/// bytes (`max_bytes`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, cache_runtime::Weigh)]
 pub struct Product {
     /// Its id, from 1.
     pub id: u64,
@@ -56,8 +57,9 @@ pub struct User {
     pub orders: i64,
 }
 
-/// One line of a category's best sellers (`GET /categories/{c}/top`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One line of a category's best sellers (`GET /categories/{c}/top`). `Weigh`: the best
+/// sellers' cache is bounded by bytes (`max_bytes`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, cache_runtime::Weigh)]
 pub struct TopProduct {
     /// The product's id.
     pub id: u64,
@@ -83,13 +85,15 @@ macro_rules! cached_functions {
             use crate::{Product, TopProduct, User, db};
 
             /// One product (`None`: no such id). Fresh for 60 s, then answered stale for up
-            /// to 30 s while one revalidation runs; tagged `product:{id}` for updates.
+            /// to 30 s while one revalidation runs; tagged `product:{id}` for updates. In
+            /// process at most 8 MiB (`cache_memory_bytes` on `/metrics`) and 25,000 entries.
             #[::cache_runtime::cached(
                 ttl = "60s",
                 stale = "30s",
                 key = "{id}",
                 tags = ["product:{id}"],
                 max_entries = 25_000,
+                max_bytes = "8MiB",
                 backend = $backend,
                 name = $product
             )]
@@ -120,6 +124,7 @@ macro_rules! cached_functions {
                 key = "{category}",
                 tags = ["category:{category}"],
                 max_entries = 1_000,
+                max_bytes = "2MiB",
                 backend = $backend,
                 name = $top
             )]

@@ -22,7 +22,13 @@ static STATE: LazyLock<AppState> = LazyLock::new(|| {
     remove_finished_processes_databases();
     let path = std::env::temp_dir().join(format!("shop-http-tests-{}.db", std::process::id()));
     db::create_database(&path, DataSize::SMALL).expect("the test database");
-    AppState::new(path, Mode::Memory).expect("the shop's state")
+    // The recorder of the binary (`main.rs`), so that `/metrics` shows the caches' figures.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only recorder of this process");
+    AppState::new(path, Mode::Memory)
+        .expect("the shop's state")
+        .with_prometheus(prometheus)
 });
 
 /// Removes the test databases of test processes that have ended (Linux: a process is alive
@@ -361,6 +367,8 @@ async fn warming_loads_then_skips() {
 #[tokio::test]
 async fn metrics_and_health() {
     let _gate = GATE.read().await;
+    // A product read makes its cache (caches are made at their first call).
+    assert_eq!(get("/products/1").await.status, StatusCode::OK);
     let metrics = get("/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(
@@ -375,6 +383,14 @@ async fn metrics_and_health() {
             .is_some_and(|n| n.parse::<u64>().is_ok())),
         "{text}"
     );
+    // Issue 25: the byte budgets and what they hold, per cache.
+    for gauge in ["cache_memory_bytes{", "cache_memory_max_bytes{"] {
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(gauge) && line.contains("memory.product")),
+            "{gauge}: {text}"
+        );
+    }
     let health = get("/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(&health.body[..], b"ok");
