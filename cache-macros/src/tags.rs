@@ -47,6 +47,21 @@ impl Tags {
     }
 }
 
+impl Tags {
+    /// With tags, `on_hit` of `f_entry`: the hit `hit` reporting the call's rendered tags
+    /// (`__private::tagged(hit, vec![format!(..), ..])`); without, the hit as it is.
+    pub(crate) fn tag_hit(&self, krate: &TokenStream, hit: &syn::Ident) -> TokenStream {
+        if self.tags.is_empty() {
+            return quote!(#hit);
+        }
+        let rendered = self.tags.iter().map(|t| {
+            let (format, args) = (&t.format, &t.args);
+            quote_spanned!(t.lit.span()=> ::std::format!(#format #(, #args)*))
+        });
+        quote!(#krate::__private::tagged(#hit, ::std::vec![#(#rendered),*]))
+    }
+}
+
 /// Reads one template; `None` (errors recorded) if it does not check.
 fn tag(lit: &LitStr, sig: &Sig, errors: &mut Errors) -> Option<Tag> {
     let span = lit.span();

@@ -10,6 +10,7 @@
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -62,7 +63,12 @@ pub struct Cached<R> {
     fresh_for: Duration,
     lifetime: Duration,
     stale_while_revalidate: Duration,
+    stale_if_error: Duration,
     version: Option<u64>,
+    /// The entry's rendered tags.
+    tags: Vec<String>,
+    /// The name of the cache that answered.
+    cache: Option<Arc<str>>,
     /// This call's own load failed (a kept value may have answered): `f_warm`'s count.
     pub(crate) load_failed: bool,
 }
@@ -100,6 +106,40 @@ impl<R> Cached<R> {
         self.stale_while_revalidate
     }
 
+    /// The function's `stale_if_error` window (an HTTP `stale-if-error`, RFC 5861 §4): how
+    /// long after expiring an entry still answers in place of a load that fails; zero without
+    /// `stale_if_error`.
+    pub fn stale_if_error(&self) -> Duration {
+        self.stale_if_error
+    }
+
+    /// The entry's tags, rendered from the call's arguments (`tags = [..]`; a
+    /// [`Cache`](crate::Cache)'s `tags` function): what an HTTP response carries as surrogate
+    /// keys, so that `invalidate_tag` can purge it at the edge too. Empty without tags.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// The name of the cache that answered (its name in [`caches`](crate::caches), in
+    /// metrics and in invalidation hooks): an HTTP surrogate key that `clear` and
+    /// `f_invalidate` purge.
+    pub fn cache_name(&self) -> &str {
+        self.cache.as_deref().unwrap_or_default()
+    }
+
+    /// The same answer, from the cache named `name`.
+    pub(crate) fn of_cache(mut self, name: &Arc<str>) -> Self {
+        self.cache = Some(Arc::clone(name));
+        self
+    }
+
+    /// The same answer, reporting `tags` as its entry's tags (the hit path renders them only
+    /// for `f_entry`).
+    pub(crate) fn tagged(mut self, tags: Vec<String>) -> Self {
+        self.tags = tags;
+        self
+    }
+
     /// Names the stored entry that answered (an HTTP `ETag`): another value of the key, or the
     /// same value loaded again, has another version. On Redis it is a hash of the entry's
     /// bytes, the same in every process that reads it; in process (`memory`, and the copy a
@@ -129,13 +169,18 @@ impl<R> Cached<R> {
             fresh_for: self.fresh_for,
             lifetime: self.lifetime,
             stale_while_revalidate: self.stale_while_revalidate,
+            stale_if_error: self.stale_if_error,
             version: self.version,
+            tags: self.tags,
+            cache: self.cache,
             load_failed: self.load_failed,
         }
     }
 
-    /// An answer of `value` by `noted`, with the function's `stale` window.
-    pub(crate) fn new(value: R, noted: Option<Noted>, stale: Duration) -> Self {
+    /// An answer of `value` by `noted`, with the function's stale windows: `stale` and
+    /// `stale_if_error`.
+    pub(crate) fn new(value: R, noted: Option<Noted>, windows: (Duration, Duration)) -> Self {
+        let (stale, stale_if_error) = windows;
         let noted = noted.unwrap_or(Noted {
             status: CacheStatus::Miss,
             times: None,
@@ -158,10 +203,19 @@ impl<R> Cached<R> {
             fresh_for: Duration::from_millis(fresh_for),
             lifetime: Duration::from_millis(lifetime),
             stale_while_revalidate: stale,
+            stale_if_error,
             version,
+            tags: Vec::new(),
+            cache: None,
             load_failed: noted.load_failed,
         }
     }
+}
+
+/// `f_entry`'s hit `hit`, reporting the call's rendered `tags` (emitted by `#[cached]` with
+/// `tags`).
+pub fn tagged<R>(hit: Cached<R>, tags: Vec<String>) -> Cached<R> {
+    hit.tagged(tags)
 }
 
 /// How the engine answered a call: its status and the times of the entry that answered.

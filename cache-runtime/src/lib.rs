@@ -26,6 +26,9 @@ mod entry;
 mod fence;
 mod function;
 mod handle;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod invalidation;
 mod key;
 #[cfg(feature = "metrics")]
@@ -51,7 +54,7 @@ pub use cache::{Backend, BuildError, Cache, CacheBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use handle::{BreakerState, CacheHandle};
-pub use invalidation::Invalidation;
+pub use invalidation::{Hook, Invalidated, Invalidation, InvalidationHook, on_invalidate};
 pub use policy::{Codec, Compression, Lock};
 
 /// Derives [`Weigh`](trait@Weigh): see the trait.
@@ -81,6 +84,7 @@ pub mod __private {
     pub use typeid::of as type_id_of;
 
     pub use super::stores::{memory_cache, store_cache};
+    pub use crate::answer::tagged;
     pub use crate::body::{Detach, DetachFn, PickInPlace, PickOwned};
     #[cfg(feature = "redis")]
     pub use crate::bounds::KeyJson;

@@ -144,6 +144,11 @@ impl Policy {
         }
     }
 
+    /// The stale windows an answer reports: `(stale, stale_if_error)`.
+    pub(crate) fn windows(&self) -> (Duration, Duration) {
+        (self.stale, self.stale_if_error)
+    }
+
     /// How long an expired entry is kept: `max(stale, stale_if_error)`.
     pub(crate) fn grace(&self) -> Duration {
         self.stale.max(self.stale_if_error)

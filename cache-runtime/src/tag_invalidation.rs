@@ -1,9 +1,10 @@
 //! Tag invalidation: each tag moved on in this process (`tags.rs`), then in every store that
 //! keeps tag versions of its own (the tag sinks `lib.rs` names), then in this process again (a
-//! copy read from a store before its tag keys changed may have landed since). The public
+//! copy read from a store before its tag keys changed may have landed since); then the
+//! invalidation hooks (`on_invalidate`) are told. The public
 //! `invalidate_tag(s)` are in `lib.rs`, the one place that names every store.
 
-use crate::invalidation::Invalidation;
+use crate::invalidation::{self, Invalidated, Invalidation};
 use crate::registry::TagSink;
 use crate::tags::bump_all;
 
@@ -44,6 +45,10 @@ where
     S: AsRef<str>,
 {
     let names = bump_all(tags);
+    if !names.is_empty() && sinks.is_empty() {
+        // Done: what is in front of this cache (an HTTP cache) may drop its copies.
+        invalidation::tell(Invalidated::Tags(&names));
+    }
     (!names.is_empty() && !sinks.is_empty()).then_some(names)
 }
 
@@ -51,6 +56,9 @@ where
 /// before its tag keys changed may have landed since), and the answer of them all.
 fn told_all(names: &[String], told: Vec<Invalidation>) -> Invalidation {
     bump_all(names);
+    // Done here and in the stores (or kept to replay): what is in front of this cache (an
+    // HTTP cache) may drop its copies, and reloads them from a store that is current.
+    invalidation::tell(Invalidated::Tags(names));
     match told.iter().any(|t| t.is_pending()) {
         true => Invalidation::Pending,
         false => Invalidation::Done,

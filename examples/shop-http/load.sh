@@ -7,6 +7,11 @@
 #   examples/shop-http/load.sh                    # 10 s per run, 32 connections
 #   RUN_SECONDS=5 CONNECTIONS=64 examples/shop-http/load.sh
 #
+# Two more runs in memory mode: product reads of the HTML pages that the response-cache layer
+# keeps (`memory-pages`), and, when Varnish and vmod_xkey are installed (Debian: `varnish`,
+# `varnish-modules`), the load sent through a Varnish in front of the shop, which purges it
+# by xkey (`memory-varnish`, with varnish/shop.vcl).
+#
 # Loopback only. The Redis runs need `redis-server` on PATH: this script starts its own on a
 # free loopback port (no persistence) and stops it at the end; without it, only the `none`
 # and `memory` runs happen. It stops only the processes it started.
@@ -38,13 +43,14 @@ LOAD_BIN=$TARGET_DIR/release/shop-load
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/shop-http-load.XXXXXX")
 export SHOP_DB=$WORK/shop.db   # made by the first server, shared by every run
 SERVER_PID=
+VARNISH_PID=
 REDIS_PID=
 REDIS_PORT=
 FAILED=0
 
 cleanup() {
     local pid
-    for pid in "$SERVER_PID" "$REDIS_PID"; do
+    for pid in "$SERVER_PID" "$VARNISH_PID" "$REDIS_PID"; do
         if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -127,19 +133,49 @@ wait_healthy() {   # $1: port, $2: the server's pid, $3: its log
     return 1
 }
 
-# One run: $1 the label, $2 the cache mode, $3 (optional) `kill-redis`.
+HAVE_VARNISH=0
+if [[ -x /usr/sbin/varnishd ]] && ls /usr/lib/*/varnish/vmods/libvmod_xkey.so >/dev/null 2>&1; then
+    HAVE_VARNISH=1
+else
+    echo "note: varnishd or vmod_xkey is not installed: no run through Varnish" >&2
+fi
+
+# Starts Varnish on port $1 in front of the shop on port $2 (varnish/shop.vcl).
+start_varnish() {
+    sed "s/\.port = \"8080\";/.port = \"$2\";/" examples/shop-http/varnish/shop.vcl >"$WORK/shop.vcl"
+    /usr/sbin/varnishd -F -a "127.0.0.1:$1" -f "$WORK/shop.vcl" -n "$WORK/varnish" \
+        -s malloc,256m >>"$WORK/varnish.log" 2>&1 &
+    VARNISH_PID=$!
+    wait_healthy "$1" "$VARNISH_PID" "$WORK/varnish.log"
+}
+
+# One run: $1 the label, $2 the cache mode, $3 (optional) `kill-redis`, `pages` (product reads
+# of the cached HTML pages) or `varnish` (the load through Varnish, which the shop purges).
 run() {
-    local label=$1 mode=$2 chaos=${3:-} port out log load_pid
+    local label=$1 mode=$2 chaos=${3:-} port target out log load_pid varnish_port=
+    local -a extra=()
     port=$(free_port)
+    target=$port
     log=$WORK/server-$label.log
     out=$WORK/load-$label.out
+    if [[ $chaos == varnish ]]; then
+        varnish_port=$(free_port)
+        target=$varnish_port
+    fi
+    if [[ $chaos == pages ]]; then
+        extra=(--product-path '/pages/products/{id}')
+    fi
     PORT=$port SHOP_CACHE=$mode CACHE_KEY_PREFIX="shop-load-$label:" RUST_LOG=warn \
+        SHOP_VARNISH=${varnish_port:+http://127.0.0.1:$varnish_port} \
         "$SERVER_BIN" >"$log" 2>&1 &
     SERVER_PID=$!
     wait_healthy "$port" "$SERVER_PID" "$log"
+    if [[ -n $varnish_port ]]; then
+        start_varnish "$varnish_port" "$port"
+    fi
 
-    "$LOAD_BIN" --addr "127.0.0.1:$port" --seconds "$RUN_SECONDS" --requests "$REQUESTS" \
-        --connections "$CONNECTIONS" --label "$label" >"$out" &
+    "$LOAD_BIN" --addr "127.0.0.1:$target" --seconds "$RUN_SECONDS" --requests "$REQUESTS" \
+        --connections "$CONNECTIONS" --label "$label" "${extra[@]}" >"$out" &
     load_pid=$!
     if [[ $chaos == kill-redis ]]; then
         sleep $((RUN_SECONDS / 3))
@@ -157,6 +193,10 @@ run() {
     fi
     stop "$SERVER_PID"
     SERVER_PID=
+    if [[ -n $VARNISH_PID ]]; then
+        stop "$VARNISH_PID"
+        VARNISH_PID=
+    fi
 
     grep '^|' "$out" >>"$WORK/table.md"
     grep '^{' "$out" >>"$WORK/results.jsonl"
@@ -180,6 +220,10 @@ fi
 echo "shop-http load test: ${RUN_SECONDS} s per run, ${CONNECTIONS} connections, $(nproc 2>/dev/null || echo '?') CPUs" >&2
 run none none
 run memory memory
+run memory-pages memory pages
+if ((HAVE_VARNISH)); then
+    run memory-varnish memory varnish
+fi
 if ((HAVE_REDIS)); then
     run redis redis
     run tiered tiered

@@ -129,7 +129,8 @@ impl Gen<'_> {
         );
         let store = self.path_to(&self.store_ident());
         let [cache] = mixed(["__cache"]);
-        let cache_aside = self.cache_aside(&cache, "get_entry", |hit| quote!(#hit), "load_entry");
+        let on_hit = |hit: &syn::Ident| self.tags.tag_hit(krate, hit);
+        let cache_aside = self.cache_aside(&cache, "get_entry", on_hit, "load_entry");
         let (vis, cfgs) = (self.vis(), &self.cfgs);
         let f = &self.func.sig.ident;
         let doc = format!(

@@ -185,7 +185,7 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
     /// kept (`Cache-Control`, `Age`, `ETag`): `f_entry` of a cached function.
     pub fn entry_or_load(&self, key: K, load: impl FnOnce() -> V) -> Cached<V> {
         let answer = match self.ops.hit_entry(&key) {
-            Some(hit) => hit,
+            Some(hit) => self.tag_hit(hit, &key),
             None => {
                 let tags = self.tags_of(&key);
                 let load = Box::new(|| self.outcome(load()));
@@ -201,7 +201,7 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
         Fut: Future<Output = V> + Send,
     {
         let answer = match self.ops.hit_entry(&key) {
-            Some(hit) => hit,
+            Some(hit) => self.tag_hit(hit, &key),
             None => {
                 let tags = self.tags_of(&key);
                 let is_null = self.is_null;
@@ -211,6 +211,58 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
             }
         };
         answer.map(value)
+    }
+
+    /// [`Cache::entry_or_load_async`] with a fallible load: `Ok` is stored and answered with
+    /// how it was answered; an `Err` is returned to this caller and never stored (a caller that
+    /// waited for this load loads itself). With `stale_if_error`, an expired value answers
+    /// `Ok` (status [`Stale`](crate::CacheStatus::Stale)) in place of an error.
+    pub async fn try_entry_or_load_async<E, Fut>(
+        &self,
+        key: K,
+        load: impl FnOnce() -> Fut,
+    ) -> Result<Cached<V>, E>
+    where
+        E: Send,
+        Fut: Future<Output = Result<V, E>> + Send,
+    {
+        let tags = self.tags.map(|tags| tags(&key));
+        self.try_entry_tagged_async(key, tags, load).await
+    }
+
+    /// [`Cache::try_entry_or_load_async`] with the entry's tags given by the caller (`None`:
+    /// none), in place of the cache's `tags` function: the HTTP layer's, rendered from the
+    /// route's path parameters.
+    pub(crate) async fn try_entry_tagged_async<E, Fut>(
+        &self,
+        key: K,
+        tags: Option<Vec<String>>,
+        load: impl FnOnce() -> Fut,
+    ) -> Result<Cached<V>, E>
+    where
+        E: Send,
+        Fut: Future<Output = Result<V, E>> + Send,
+    {
+        let names = tags.unwrap_or_default();
+        if let Some(hit) = self.ops.hit_entry(&key) {
+            return Ok(hit.tagged(names).map(value));
+        }
+        let stamped = Tags::from_names(names.iter().cloned());
+        let is_null = self.is_null;
+        let error = Mutex::new(None);
+        let fut = load();
+        let body = Box::pin(async {
+            let mut kept = None;
+            let outcome = wrap_or_keep(is_null, fut.await, &mut kept);
+            *error.lock().unwrap_or_else(PoisonError::into_inner) = kept;
+            outcome
+        });
+        let answer = self.ops.load_entry_async(&key, stamped, body).await;
+        let error = error.into_inner().unwrap_or_else(PoisonError::into_inner);
+        match (answer.value(), error) {
+            (Outcome::Failed, Some(e)) => Err(e),
+            _ => Ok(answer.map(value)),
+        }
     }
 
     /// `key`'s fresh value, without loading: in process, else in Redis (else, while Redis
@@ -286,6 +338,14 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
         match self.tags {
             Some(tags) => Tags::from_names(tags(key)),
             None => Tags::NONE,
+        }
+    }
+
+    /// A hit of `entry_or_load`, reporting `key`'s tags.
+    fn tag_hit(&self, hit: Cached<Outcome<V>>, key: &K) -> Cached<Outcome<V>> {
+        match self.tags {
+            Some(tags) => hit.tagged(tags(key)),
+            None => hit,
         }
     }
 

@@ -141,8 +141,9 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         key: Key<F, S>,
         body: impl SyncBody<F::Output>,
     ) -> Cached<F::Output> {
+        let tags = key.tags.names().map(str::to_owned).collect();
         let (result, noted) = answer::noting(|| self.load(key, body));
-        Cached::new(result, noted, self.policy.stale)
+        self.answer(result, noted).tagged(tags)
     }
 
     /// The async twin of [`Engine::load_entry`].
@@ -151,8 +152,9 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         key: Key<F, S>,
         body: impl AsyncBody<F::Output>,
     ) -> Cached<F::Output> {
+        let tags = key.tags.names().map(str::to_owned).collect();
         let (result, noted) = answer::noting_async(self.load_async(key, body)).await;
-        Cached::new(result, noted, self.policy.stale)
+        self.answer(result, noted).tagged(tags)
     }
 
     /// `f_warm`'s call for one key (its hit path found no fresh entry in process): loaded,

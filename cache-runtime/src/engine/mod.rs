@@ -39,8 +39,8 @@ use std::any::TypeId;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use quick_cache::Equivalent;
@@ -52,7 +52,7 @@ use crate::entry::{Entry, Slot, Times};
 use crate::fence::{Fence, Ticket};
 use crate::function::{Function, Types};
 use crate::handle::{CacheHandle, Erased};
-use crate::invalidation::Invalidation;
+use crate::invalidation::{self, Invalidated, Invalidation};
 use crate::policy::Policy;
 use crate::shape::Shape;
 use crate::stats::{Counter, Counters, Stats};
@@ -64,7 +64,7 @@ use crate::weigh::Weigher;
 /// The cache behind one `#[cached]` function `F` on the store `S`: generated code keeps one
 /// per owner type in the function's [`Cell`].
 pub struct Engine<F: Types, S> {
-    name: String,
+    name: Arc<str>,
     policy: Policy,
     /// The entries (in process), the L1 copies (tiered), or the hand-overs to waiters (shared).
     local: Local<F::Key, F::Value>,
@@ -157,7 +157,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         });
         Engine {
             store,
-            name,
+            name: Arc::from(name),
             policy,
             local,
             fence,
@@ -192,7 +192,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     pub fn get_entry(&self, lookup: &F::Lookup<'_>) -> Option<Cached<F::Output>> {
         let (result, status, times) = self.with_fresh(lookup, |entry| self.hit_noting(entry))?;
         let noted = answer::Noted::new(status, Some(times));
-        Some(Cached::new(result, Some(noted), self.policy.stale))
+        Some(self.answer(result, Some(noted)))
     }
 
     /// [`Engine::get`] by an owned key (the fallback's hit path), noted for `f_entry`.
@@ -279,14 +279,29 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     pub fn invalidate(&'static self, lookup: &F::Lookup<'_>) -> Invalidation {
         if !Self::SHARED {
             self.invalidate_local(lookup);
+            self.tell(Invalidated::Key { cache: &self.name });
             return Invalidation::Done;
         }
-        shared::now(self.invalidate_with(lookup, shared::Blocking))
+        let done = shared::now(self.invalidate_with(lookup, shared::Blocking));
+        self.tell(Invalidated::Key { cache: &self.name });
+        done
     }
 
     /// The async twin of [`Engine::invalidate`].
     pub async fn invalidate_async(&'static self, lookup: &F::Lookup<'_>) -> Invalidation {
-        self.invalidate_with(lookup, shared::Awaiting).await
+        let done = self.invalidate_with(lookup, shared::Awaiting).await;
+        self.tell(Invalidated::Key { cache: &self.name });
+        done
+    }
+
+    /// `f_entry`'s answer of `result` by `noted`, with this cache's name and stale windows.
+    pub(crate) fn answer<R>(&self, result: R, noted: Option<answer::Noted>) -> Cached<R> {
+        Cached::new(result, noted, self.policy.windows()).of_cache(&self.name)
+    }
+
+    /// Tells the invalidation hooks (`on_invalidate`) of `what`, done in this process.
+    fn tell(&self, what: Invalidated<'_>) {
+        invalidation::tell(what);
     }
 
     /// An invalidation: the local copy and the fallback's dropped, then the store's entry;
@@ -416,14 +431,20 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
 
     fn clear(&'static self) -> Invalidation {
         self.clear_local();
-        shared::now(self.clear_with(shared::Blocking))
+        let done = shared::now(self.clear_with(shared::Blocking));
+        self.tell(Invalidated::Cache { cache: &self.name });
+        done
     }
 
     /// The in-process stores are emptied at the call, the store's entries when the future
     /// runs.
     fn clear_async(&'static self) -> Pin<Box<dyn Future<Output = Invalidation> + Send>> {
         self.clear_local();
-        Box::pin(self.clear_with(shared::Awaiting))
+        Box::pin(async move {
+            let done = self.clear_with(shared::Awaiting).await;
+            self.tell(Invalidated::Cache { cache: &self.name });
+            done
+        })
     }
 
     fn shared_memory(

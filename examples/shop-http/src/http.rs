@@ -1,81 +1,102 @@
-//! The HTTP handlers, and the caching headers they derive from a cache entry.
+//! The HTTP handlers. The caching headers come from cache-runtime's `http` module
+//! (`CacheHeaders`): `Cache-Control`, `Age`, a content `ETag` and `304`, surrogate keys.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::header::{AGE, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::Method;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cache_runtime::{CacheStatus, Cached};
+use cache_runtime::Cached;
+use cache_runtime::http::{CacheHeaders, no_store};
 use serde::{Deserialize, Serialize};
 use tokio::task::spawn_blocking;
 
-use crate::{AppState, Mode, Product, TopProduct, User, db, memory};
+use crate::{AppState, Mode, Product, TopProduct, User, db, memory, pages};
 #[cfg(feature = "redis")]
 use crate::{redis, tiered};
 
 /// The shop's routes, on `state`.
 pub fn router(state: AppState) -> Router {
+    let page = get(get_product_page);
+    let page = match pages::layer(state.mode()) {
+        Some(layer) => page.route_layer(layer),
+        None => page,
+    };
     Router::new()
         .route("/products/{id}", get(get_product).put(put_product))
+        .route("/pages/products/{id}", page)
         .route("/users/{id}", get(get_user))
         .route("/categories/{category}/top", get(get_top))
+        .route("/browser", get(browser_page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .layer(middleware::from_fn(count_requests))
         .with_state(state)
 }
 
-/// What a cache answered, besides the value: what the caching headers are made of.
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    /// `X-Cache`.
-    status: &'static str,
-    age: Duration,
-    /// The entry's whole freshness lifetime: `max-age`, sent with `Age` (an HTTP cache keeps
-    /// a response fresh while `max-age > Age`, RFC 9111 §4.2).
-    lifetime: Duration,
-    stale_while_revalidate: Duration,
-    version: Option<u64>,
+/// Requests that reached the shop, by kind: `GET /products/…`, `GET /users/…` (what a cache in
+/// front, the browser's or Varnish, did not answer).
+static PRODUCT_REQUESTS: AtomicU64 = AtomicU64::new(0);
+static USER_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `GET /products/{id}` and `GET /users/{id}` requests reached the shop, in this
+/// process.
+pub fn requests() -> (u64, u64) {
+    (PRODUCT_REQUESTS.load(Relaxed), USER_REQUESTS.load(Relaxed))
 }
 
-/// A value, and the entry it came from (`None` in mode `none`).
-struct Lookup<R> {
-    entry: Option<Entry>,
-    value: R,
-}
-
-impl<R> Lookup<R> {
-    fn cached(cached: Cached<R>) -> Lookup<R> {
-        let entry = Entry {
-            status: x_cache(cached.status()),
-            age: cached.age(),
-            lifetime: cached.lifetime(),
-            stale_while_revalidate: cached.stale_while_revalidate(),
-            version: cached.version(),
-        };
-        Lookup {
-            entry: Some(entry),
-            value: cached.into_inner(),
+async fn count_requests(request: Request, next: Next) -> Response {
+    if request.method() == Method::GET {
+        let path = request.uri().path();
+        if path.starts_with("/products/") {
+            PRODUCT_REQUESTS.fetch_add(1, Relaxed);
+        } else if path.starts_with("/users/") {
+            USER_REQUESTS.fetch_add(1, Relaxed);
         }
     }
-
-    fn uncached(value: R) -> Lookup<R> {
-        Lookup { entry: None, value }
-    }
+    next.run(request).await
 }
 
-fn x_cache(status: CacheStatus) -> &'static str {
-    match status {
-        CacheStatus::Hit => "HIT",
-        CacheStatus::Stale => "STALE",
-        CacheStatus::NullHit => "NULL-HIT",
-        // `Miss`, and whatever a later version adds.
-        _ => "MISS",
-    }
+/// `GET /browser`: a page whose script fetches product 5 twice and user 3 twice and writes
+/// what it got: the browser test's page (the second fetches come from the browser's cache).
+async fn browser_page() -> Response {
+    const PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>shop-http in a browser</title></head>
+<body><pre id="out">running</pre>
+<script>
+(async () => {
+  const lines = [];
+  for (const path of ["/products/5", "/products/5", "/users/3", "/users/3"]) {
+    const answer = await fetch(path);
+    const body = await answer.json();
+    lines.push(path + " " + answer.status + " " + (body.id ?? "-"));
+  }
+  document.getElementById("out").textContent = "done\n" + lines.join("\n");
+})().catch((e) => { document.getElementById("out").textContent = "failed " + e; });
+</script></body></html>
+"#;
+    let html = HeaderValue::from_static("text/html; charset=utf-8");
+    no_store(StatusCode::OK, html, PAGE).into_response()
+}
+
+/// The headers of each representation: products and best sellers may be kept by any cache
+/// (a CDN, Varnish) and carry their tags as surrogate keys; a user only by their browser.
+static PRODUCT: LazyLock<CacheHeaders> = LazyLock::new(CacheHeaders::public);
+static TOP: LazyLock<CacheHeaders> = LazyLock::new(CacheHeaders::public);
+static USER: LazyLock<CacheHeaders> = LazyLock::new(CacheHeaders::private);
+
+/// A value, from its cache (with how it was answered) or, in mode `none`, from SQLite.
+enum Lookup<R> {
+    Cached(Cached<R>),
+    Uncached(R),
 }
 
 /// Calls `$entry` (the cached function's `_entry` twin) of the mode's module, or `$uncached`
@@ -83,95 +104,38 @@ fn x_cache(status: CacheStatus) -> &'static str {
 macro_rules! by_mode {
     ($mode:expr, $entry:ident, $uncached:ident, $($arg:expr),+) => {
         match $mode {
-            Mode::Uncached => Lookup::uncached(memory::$uncached($($arg),+)),
-            Mode::Memory => Lookup::cached(memory::$entry($($arg),+)),
+            Mode::Uncached => Lookup::Uncached(memory::$uncached($($arg),+)),
+            Mode::Memory => Lookup::Cached(memory::$entry($($arg),+)),
             #[cfg(feature = "redis")]
-            Mode::Redis => Lookup::cached(redis::$entry($($arg),+)),
+            Mode::Redis => Lookup::Cached(redis::$entry($($arg),+)),
             #[cfg(feature = "redis")]
-            Mode::Tiered => Lookup::cached(tiered::$entry($($arg),+)),
+            Mode::Tiered => Lookup::Cached(tiered::$entry($($arg),+)),
         }
     };
 }
 
-/// Who may keep a response: any cache (`public`), or only the user's own client (`private`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Audience {
-    Public,
-    Private,
+/// `application/json`.
+fn json_type() -> HeaderValue {
+    HeaderValue::from_static("application/json")
 }
 
-/// The `ETag` of an entry's version: 16 hex digits, quoted (a strong validator).
-fn etag(version: u64) -> String {
-    format!("\"{version:016x}\"")
-}
-
-/// The caching headers of an answer: `Cache-Control`, `Age`, `ETag` (when the entry has a
-/// version and `with_etag`), and `X-Cache`. In mode `none`: `no-store` and `X-Cache: BYPASS`.
-fn cache_headers(entry: Option<&Entry>, audience: Audience, with_etag: bool) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let Some(entry) = entry else {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert("x-cache", HeaderValue::from_static("BYPASS"));
-        return headers;
-    };
-    let scope = match audience {
-        Audience::Public => "public",
-        Audience::Private => "private",
-    };
-    let mut control = format!("{scope}, max-age={}", entry.lifetime.as_secs());
-    if !entry.stale_while_revalidate.is_zero() {
-        let _ = write!(
-            control,
-            ", stale-while-revalidate={}",
-            entry.stale_while_revalidate.as_secs()
-        );
-    }
-    // Text formatted here: ASCII letters, digits and punctuation, always a valid value.
-    if let Ok(control) = HeaderValue::from_str(&control) {
-        headers.insert(CACHE_CONTROL, control);
-    }
-    headers.insert(AGE, HeaderValue::from(entry.age.as_secs()));
-    if with_etag
-        && let Some(version) = entry.version
-        && let Ok(value) = HeaderValue::from_str(&etag(version))
-    {
-        headers.insert(ETAG, value);
-    }
-    headers.insert("x-cache", HeaderValue::from_static(entry.status));
-    headers
-}
-
-/// Whether the request's `If-None-Match` matches `etag` (weak comparison, as RFC 9110 asks
-/// for this header: a `W/` prefix is ignored; `*` matches any current representation).
-fn none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
-    let Ok(etag) = etag.to_str() else {
-        return false;
-    };
-    request
-        .get_all(IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
-}
-
-/// A JSON answer: `value` serialized with serde_json, with `headers`.
-fn json(status: StatusCode, mut headers: HeaderMap, value: &impl Serialize) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(body) => {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            (status, headers, Body::from(body)).into_response()
-        }
-        Err(e) => failure(&format!("serializing the answer: {e}")),
-    }
+/// An answer of mode `none`: `value` as JSON, `no-store`, `X-Cache: BYPASS`.
+fn bypass(status: StatusCode, value: &impl Serialize) -> Response {
+    let mut response = no_store(
+        status,
+        json_type(),
+        serde_json::to_vec(value).unwrap_or_default(),
+    );
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static("BYPASS"));
+    response.into_response()
 }
 
 /// A JSON error, not to be stored by anyone.
 fn error(status: StatusCode, message: &str) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    json(status, headers, &ErrorBody { error: message })
+    let body = serde_json::to_vec(&ErrorBody { error: message }).unwrap_or_default();
+    no_store(status, json_type(), body).into_response()
 }
 
 /// A `500`, logged.
@@ -191,47 +155,34 @@ struct NotFound<'a, I> {
     id: I,
 }
 
-/// A found value: `304` when the request's `If-None-Match` matches the entry's `ETag` (the
-/// value is not serialized), else `200` with the value as JSON; both with the caching headers.
-fn found<T: Serialize>(
-    entry: Option<Entry>,
-    audience: Audience,
-    request: &HeaderMap,
-    value: &T,
-) -> Response {
-    let headers = cache_headers(entry.as_ref(), audience, true);
-    if let Some(etag) = headers.get(ETAG)
-        && none_match(request, etag)
-    {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
-    }
-    json(StatusCode::OK, headers, value)
-}
-
-/// The answer to a lookup by id: the value, a `404` (a cached null carries the caching
-/// headers, without an `ETag`), or a `500` for an error (never cached).
+/// The answer to a lookup by id: the value (`304` for a matching `If-None-Match`), a `404`
+/// (a cached null carries the caching headers, without an `ETag`), or a `500` for an error
+/// (never cached).
 fn by_id<T: Serialize>(
     lookup: Lookup<Result<Option<T>, String>>,
-    audience: Audience,
+    headers: &CacheHeaders,
     request: &HeaderMap,
     what: &str,
     id: u64,
 ) -> Response {
-    match lookup.value {
-        Ok(Some(value)) => found(lookup.entry, audience, request, &value),
-        Ok(None) => {
-            let headers = cache_headers(lookup.entry.as_ref(), audience, false);
-            let message = format!("no {what} with this id");
-            json(
-                StatusCode::NOT_FOUND,
-                headers,
-                &NotFound {
-                    error: &message,
-                    id,
-                },
-            )
-        }
-        Err(e) => failure(&e),
+    let message = format!("no {what} with this id");
+    let missing = NotFound {
+        error: &message,
+        id,
+    };
+    match lookup {
+        Lookup::Uncached(Ok(Some(value))) => bypass(StatusCode::OK, &value),
+        Lookup::Uncached(Ok(None)) => bypass(StatusCode::NOT_FOUND, &missing),
+        Lookup::Cached(entry) => match entry.value() {
+            Ok(Some(value)) => headers.json_of(request, &entry, value).into_response(),
+            Ok(None) => headers
+                .respond(request, &entry, StatusCode::NOT_FOUND, json_type(), || {
+                    serde_json::to_vec(&missing)
+                })
+                .into_response(),
+            Err(e) => failure(e),
+        },
+        Lookup::Uncached(Err(e)) => failure(&e),
     }
 }
 
@@ -247,7 +198,58 @@ async fn get_product(
             Ok(lookup) => lookup,
             Err(e) => return failure(&format!("the product lookup failed: {e}")),
         };
-    by_id(lookup, Audience::Public, &request, "product", id)
+    by_id(lookup, &PRODUCT, &request, "product", id)
+}
+
+/// `GET /pages/products/{id}`: a product's HTML page, rendered from SQLite on every call; the
+/// route's `ResponseCacheLayer` caches it (mode `none`: `no-store`).
+async fn get_product_page(State(state): State<AppState>, Path(id): Path<u64>) -> Response {
+    let product = match spawn_blocking(move || memory::product_uncached(id)).await {
+        Ok(Ok(product)) => product,
+        Ok(Err(e)) => return failure(&e),
+        Err(e) => return failure(&format!("the product lookup failed: {e}")),
+    };
+    let (status, body) = match product {
+        Some(p) => (StatusCode::OK, product_page(&p)),
+        None => (
+            StatusCode::NOT_FOUND,
+            "<!doctype html><title>Not found</title><p>No such product.</p>\n".to_owned(),
+        ),
+    };
+    let html = HeaderValue::from_static("text/html; charset=utf-8");
+    match state.mode() {
+        Mode::Uncached => no_store(status, html, body).into_response(),
+        _ => (status, [(CONTENT_TYPE, html)], body).into_response(),
+    }
+}
+
+/// A product's page.
+fn product_page(p: &Product) -> String {
+    let name = escape(&p.name);
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{name}</title></head>\n\
+         <body><h1>{name}</h1><p class=\"category\">{category}</p>\
+         <p class=\"price\">{dollars}.{cents:02}</p></body></html>\n",
+        category = escape(&p.category),
+        dollars = p.price_cents / 100,
+        cents = p.price_cents % 100,
+    )
+}
+
+/// `text` with HTML's special characters escaped.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `GET /users/{id}`: only the user's own client may keep it (`private`); a missing user is a
@@ -263,7 +265,7 @@ async fn get_user(
             Ok(lookup) => lookup,
             Err(e) => return failure(&format!("the user lookup failed: {e}")),
         };
-    by_id(lookup, Audience::Private, &request, "user", id)
+    by_id(lookup, &USER, &request, "user", id)
 }
 
 /// `GET /categories/{category}/top`: a category's ten best sellers (`404` for a category the
@@ -290,9 +292,13 @@ async fn get_top(
         Ok(lookup) => lookup,
         Err(e) => return failure(&format!("the best sellers' lookup failed: {e}")),
     };
-    match lookup.value {
-        Ok(top) => found(lookup.entry, Audience::Public, &request, &top),
-        Err(e) => failure(&e),
+    match lookup {
+        Lookup::Uncached(Ok(top)) => bypass(StatusCode::OK, &top),
+        Lookup::Cached(entry) => match entry.value() {
+            Ok(top) => TOP.json_of(&request, &entry, top).into_response(),
+            Err(e) => failure(e),
+        },
+        Lookup::Uncached(Err(e)) => failure(&e),
     }
 }
 
@@ -372,9 +378,8 @@ async fn put_product(State(state): State<AppState>, Path(id): Path<u64>, body: B
                 price_cents = product.price_cents,
                 "product updated"
             );
-            let mut headers = HeaderMap::new();
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            json(StatusCode::OK, headers, &product)
+            let body = serde_json::to_vec(&product).unwrap_or_default();
+            no_store(StatusCode::OK, json_type(), body).into_response()
         }
         Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no product with this id"),
         Ok(Err(e)) => failure(&e),

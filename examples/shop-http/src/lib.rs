@@ -8,8 +8,9 @@
 //!   functions' `_uncached` twins, for `none`).
 //! - [`router`] serves `GET /products/{id}`, `GET /users/{id}`, `GET /categories/{c}/top`,
 //!   `PUT /products/{id}`, `GET /metrics` and `GET /healthz`, with HTTP caching headers taken
-//!   from the cache entry (`Cache-Control`, `Age`, `ETag`, `X-Cache`) and `304 Not Modified`
-//!   on a matching `If-None-Match`.
+//!   from the cache entry by cache-runtime's `CacheHeaders` (`Cache-Control`, `Age`, a content
+//!   `ETag`, surrogate keys, `X-Cache`) and `304 Not Modified` on a matching `If-None-Match`;
+//!   and `GET /pages/products/{id}` (HTML), cached whole by a `ResponseCacheLayer`.
 //!
 //! The binary (`src/main.rs`) wires them up; `src/bin/load.rs` is the load generator.
 
@@ -21,9 +22,10 @@ use serde::{Deserialize, Serialize};
 
 pub mod db;
 mod http;
+mod pages;
 
 pub use db::queries as db_queries;
-pub use http::router;
+pub use http::{requests, router};
 
 /// The error of the set-up functions.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -85,13 +87,15 @@ macro_rules! cached_functions {
             use crate::{Product, TopProduct, User, db};
 
             /// One product (`None`: no such id). Fresh for 60 s, then answered stale for up
-            /// to 30 s while one revalidation runs; tagged `product:{id}` for updates. In
+            /// to 30 s while one revalidation runs, and for up to 10 min in place of a failing
+            /// query (`stale-if-error`); tagged `product:{id}` for updates. In
             /// process at most 8 MiB (`cache_memory_bytes` on `/metrics`) and 25,000 entries.
             #[::cache_runtime::cached(
                 ttl = "60s",
                 stale = "30s",
                 key = "{id}",
                 tags = ["product:{id}"],
+                stale_if_error = "10m",
                 max_entries = 25_000,
                 max_bytes = "8MiB",
                 backend = $backend,

@@ -7,6 +7,8 @@
 //! - `SHOP_CACHE`: `none`, `memory`, `redis` or `tiered` (see [`Mode::from_env`]);
 //! - `CACHE_REDIS_URL`, `CACHE_KEY_PREFIX`: the Redis settings of cache-runtime (feature
 //!   `redis`);
+//! - `SHOP_VARNISH`: the Varnish in front of the shop (`http://127.0.0.1:6081`), purged by
+//!   surrogate key (`xkey`) on every invalidation; unset: no purges;
 //! - `RUST_LOG`: the log filter (default `info`); logs are JSON lines on stdout.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,6 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt as _;
+use cache_runtime::http::VarnishPurger;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use shop_http::db::{self, DataSize};
 use shop_http::{AppState, BoxError, Mode, db_queries, router};
@@ -77,6 +80,15 @@ async fn run() -> Result<(), BoxError> {
     );
 
     let state = AppState::new(path, mode)?.with_prometheus(prometheus.clone());
+    if let Some(url) = std::env::var("SHOP_VARNISH")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    {
+        let purger = VarnishPurger::new(&url).map_err(|e| format!("SHOP_VARNISH={url}: {e}"))?;
+        // Installed for the process's life: the handle is not needed to keep it.
+        let _hook = cache_runtime::on_invalidate(purger);
+        info!(varnish = %url, "invalidations purge Varnish by xkey");
+    }
 
     let started = Instant::now();
     let warmed =

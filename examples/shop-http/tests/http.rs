@@ -83,11 +83,11 @@ impl Answer {
     fn etag(&self) -> String {
         let tag = self.header("etag").expect("an ETag").to_owned();
         assert!(
-            tag.len() == 18
+            tag.len() == 34
                 && tag.starts_with('"')
                 && tag.ends_with('"')
-                && tag[1..17].chars().all(|c| c.is_ascii_hexdigit()),
-            "an ETag is 16 hex digits in quotes: {tag}"
+                && tag[1..33].chars().all(|c| c.is_ascii_hexdigit()),
+            "an ETag is 32 hex digits in quotes (the content's XXH3-128): {tag}"
         );
         tag
     }

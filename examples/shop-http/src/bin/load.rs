@@ -43,7 +43,9 @@ usage: shop-load [options]
   --label TEXT         the name of this run in the report (default `run`)
   --seed N             the seed of the request mix (default 1)
   --products N         product ids are 1..=N (default 20000)
-  --users N            user ids are drawn from 1..=N (default 55000; the shop has 50000)";
+  --users N            user ids are drawn from 1..=N (default 55000; the shop has 50000)
+  --product-path P     the path of a product read, `{id}` its id (default /products/{id};
+                       /pages/products/{id} reads the HTML pages the response cache keeps)";
 
 /// How long one request may take before it counts as an error (and its connection is
 /// replaced).
@@ -58,6 +60,7 @@ struct Options {
     seed: u64,
     products: u64,
     users: u64,
+    product_path: String,
 }
 
 impl Options {
@@ -72,6 +75,7 @@ impl Options {
             seed: 1,
             products: 20_000,
             users: 55_000,
+            product_path: "/products/{id}".into(),
         }
     }
 
@@ -105,6 +109,12 @@ impl Options {
                 "--seed" => options.seed = number(&flag, &value)?,
                 "--products" => options.products = number(&flag, &value)?,
                 "--users" => options.users = number(&flag, &value)?,
+                "--product-path" if value.starts_with('/') && value.contains("{id}") => {
+                    options.product_path = value;
+                }
+                "--product-path" => {
+                    return Err("--product-path must start with / and name {id}".into());
+                }
                 _ => return Err(format!("unknown option `{flag}`")),
             }
         }
@@ -190,12 +200,16 @@ enum Op {
 }
 
 impl Op {
-    fn request(self, host: &str) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+    fn request(
+        self,
+        host: &str,
+        product_path: &str,
+    ) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
         let builder = Request::builder().header(HOST, host);
         match self {
             Op::Product(id) => builder
                 .method(Method::GET)
-                .uri(format!("/products/{id}"))
+                .uri(product_path.replace("{id}", &id.to_string()))
                 .body(Full::new(Bytes::new())),
             Op::User(id) => builder
                 .method(Method::GET)
@@ -223,6 +237,8 @@ struct Plan {
     seed: u64,
     products: Zipf,
     users: u64,
+    /// Where a product is read (`{id}` its id).
+    product_path: String,
 }
 
 impl Plan {
@@ -345,7 +361,7 @@ async fn worker(plan: Arc<Plan>, index: u64) -> Tally {
             break;
         }
         let op = plan.next_op(&mut rng);
-        let Ok(request) = op.request(&plan.host) else {
+        let Ok(request) = op.request(&plan.host, &plan.product_path) else {
             tally.http_errors += 1;
             continue;
         };
@@ -414,6 +430,7 @@ async fn run(options: Options) -> Result<(), String> {
         seed: options.seed,
         products: Zipf::new(options.products, 1.1),
         users: options.users,
+        product_path: options.product_path.clone(),
     });
     let workers: Vec<_> = (0..options.connections)
         .map(|index| tokio::spawn(worker(Arc::clone(&plan), index)))

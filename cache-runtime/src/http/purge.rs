@@ -1,0 +1,374 @@
+//! [`VarnishPurger`]: every invalidation of this process purged from Varnish by surrogate key
+//! (`PURGE /` with the request header `xkey: <keys>`, the convention of vmod_xkey's
+//! documentation), from a queue: coalesced, rate-limited, retried, counted, never failing or
+//! slowing the invalidation.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::purge_request::{self, Target};
+use super::surrogate;
+use crate::invalidation::{Invalidated, InvalidationHook};
+
+/// Purges the Varnish servers it names of the responses an invalidation made old, by the
+/// surrogate keys [`CacheHeaders`](super::CacheHeaders) puts in each response's `xkey`
+/// header. Install it with [`on_invalidate`](crate::on_invalidate), or call
+/// [`purge`](Self::purge) yourself.
+///
+/// - **Purged:** `invalidate_tag(s)` purges the tags' keys; `clear()` (and `clear_all`) and
+///   a key's invalidation (`f_invalidate`) purge the cache's key, so every response of that
+///   cache (the edge does not know the cache's keys: tag what you purge one by one).
+/// - **Never in the way:** an invalidation only adds keys to a queue; one thread sends them.
+///   Keys that come while a purge is under way go together in the next one (at most
+///   `max_keys_per_request` keys each), and at most `max_per_second` requests are sent per
+///   server.
+/// - **Retried:** a purge that fails (no connection, a timeout, a `5xx`) is sent again after
+///   100 ms, 200 ms, 400 ms… up to `attempts` times; then its keys are dropped, counted
+///   ([`PurgeStats::failed`]) and logged (once a minute at most).
+/// - **The VCL:** see the README's "HTTP and the edge": `xkey.purge(req.http.xkey)` on
+///   `PURGE`, allowed from the application's hosts only.
+///
+/// ```no_run
+/// use cache_runtime::http::VarnishPurger;
+///
+/// let purger = VarnishPurger::new("http://127.0.0.1:6081").expect("a valid URL");
+/// let _hook = cache_runtime::on_invalidate(purger.clone());
+/// let _ = cache_runtime::invalidate_tag("product:42"); // PURGE / with `xkey: product:42`
+/// ```
+#[derive(Clone)]
+pub struct VarnishPurger {
+    shared: Arc<Shared>,
+}
+
+/// The settings of a [`VarnishPurger`], from [`VarnishPurger::builder`].
+#[derive(Clone, Debug)]
+pub struct PurgerBuilder {
+    urls: Vec<String>,
+    header: String,
+    max_per_second: u32,
+    max_keys_per_request: usize,
+    attempts: u32,
+    timeout: Duration,
+}
+
+/// What a [`VarnishPurger`] did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PurgeStats {
+    /// Purge requests a server answered with `2xx`.
+    pub sent: u64,
+    /// Keys purged (counted once per request that carried them, per server).
+    pub keys: u64,
+    /// Requests sent again after a failure.
+    pub retries: u64,
+    /// Requests given up after every attempt failed (their keys dropped).
+    pub failed: u64,
+    /// Keys waiting in the queue now.
+    pub pending: u64,
+}
+
+/// The purger's error: a URL it cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgerError(String);
+
+impl fmt::Display for PurgerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PurgerError {}
+
+struct Shared {
+    targets: Vec<Target>,
+    settings: PurgerBuilder,
+    queue: Mutex<Queue>,
+    /// Signalled when keys are queued, and when the queue is empty and nothing is in flight.
+    changed: Condvar,
+    sent: AtomicU64,
+    keys: AtomicU64,
+    retries: AtomicU64,
+    failed: AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
+    keys: BTreeSet<String>,
+    /// A purge is under way (its keys already out of `keys`).
+    busy: bool,
+    /// When the last failure was logged.
+    logged: Option<Instant>,
+}
+
+/// The most keys a queue holds; more are dropped, counted as failed.
+const MAX_QUEUED: usize = 100_000;
+
+impl VarnishPurger {
+    /// A purger of the Varnish at `url` (`http://host:port`), with the default settings.
+    pub fn new(url: &str) -> Result<VarnishPurger, PurgerError> {
+        VarnishPurger::builder().url(url).build()
+    }
+
+    /// The settings of a purger: its servers, header, rate and retries.
+    pub fn builder() -> PurgerBuilder {
+        PurgerBuilder {
+            urls: Vec::new(),
+            header: "xkey".to_owned(),
+            max_per_second: 100,
+            max_keys_per_request: 256,
+            attempts: 5,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Queues `keys` (surrogate keys, as [`surrogate_key`](super::surrogate_key) makes them)
+    /// to purge from every server.
+    pub fn purge<I, S>(&self, keys: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut queue = self.shared.lock();
+        let mut dropped = 0;
+        for key in keys {
+            match queue.keys.len() < MAX_QUEUED {
+                true => {
+                    queue.keys.insert(key.into());
+                }
+                false => dropped += 1,
+            }
+        }
+        drop(queue);
+        if dropped > 0 {
+            self.shared.failed.fetch_add(dropped, Ordering::Relaxed);
+            tracing::warn!(
+                dropped,
+                "cache-runtime: the purge queue is full; keys dropped"
+            );
+        }
+        self.shared.changed.notify_all();
+    }
+
+    /// What it did so far.
+    pub fn stats(&self) -> PurgeStats {
+        let shared = &self.shared;
+        PurgeStats {
+            sent: shared.sent.load(Ordering::Relaxed),
+            keys: shared.keys.load(Ordering::Relaxed),
+            retries: shared.retries.load(Ordering::Relaxed),
+            failed: shared.failed.load(Ordering::Relaxed),
+            pending: shared.lock().keys.len() as u64,
+        }
+    }
+
+    /// Waits until every key queued so far was sent (or given up), at most `timeout`; whether
+    /// the queue is empty and idle. For tests and orderly shutdowns.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut queue = self.shared.lock();
+        while queue.busy || !queue.keys.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            queue = self
+                .shared
+                .changed
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+impl InvalidationHook for VarnishPurger {
+    fn invalidated(&self, what: Invalidated<'_>) {
+        self.purge(surrogate::purged(what));
+    }
+}
+
+impl fmt::Debug for VarnishPurger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VarnishPurger")
+            .field("urls", &self.shared.settings.urls)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl PurgerBuilder {
+    /// Adds a Varnish server, `http://host:port` (a path is ignored: the request is `PURGE /`).
+    #[must_use]
+    pub fn url(mut self, url: &str) -> PurgerBuilder {
+        self.urls.push(url.to_owned());
+        self
+    }
+
+    /// The request header that carries the keys (default `xkey`).
+    #[must_use]
+    pub fn header(mut self, name: &str) -> PurgerBuilder {
+        self.header = name.to_owned();
+        self
+    }
+
+    /// The most purge requests per second to each server (default 100; at least 1).
+    #[must_use]
+    pub fn max_per_second(mut self, rate: u32) -> PurgerBuilder {
+        self.max_per_second = rate.max(1);
+        self
+    }
+
+    /// The most keys one request carries (default 256; at least 1).
+    #[must_use]
+    pub fn max_keys_per_request(mut self, keys: usize) -> PurgerBuilder {
+        self.max_keys_per_request = keys.max(1);
+        self
+    }
+
+    /// How many times a request is sent before its keys are dropped (default 5; at least 1).
+    #[must_use]
+    pub fn attempts(mut self, attempts: u32) -> PurgerBuilder {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    /// How long one attempt may take, connection included (default 2 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> PurgerBuilder {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The purger, its thread started. An error names a URL it cannot use (not `http://`,
+    /// no host, a bad port, a header name that is not a token) or the lack of any.
+    pub fn build(self) -> Result<VarnishPurger, PurgerError> {
+        if self.urls.is_empty() {
+            return Err(PurgerError("no Varnish URL given".to_owned()));
+        }
+        if http::HeaderName::from_bytes(self.header.as_bytes()).is_err() {
+            return Err(PurgerError(format!(
+                "`{}` is not a header name",
+                self.header
+            )));
+        }
+        let targets = self
+            .urls
+            .iter()
+            .map(|url| Target::parse(url).map_err(PurgerError))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shared = Arc::new(Shared {
+            targets,
+            settings: self,
+            queue: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+            sent: AtomicU64::new(0),
+            keys: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        });
+        let worker = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("cache-runtime-purge".to_owned())
+            .spawn(move || worker.run())
+            .map_err(|e| PurgerError(format!("starting the purge thread: {e}")))?;
+        Ok(VarnishPurger { shared })
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The purge thread: takes the keys queued, sends them, and again, at the rate allowed.
+    fn run(&self) {
+        let interval = Duration::from_secs(1) / self.settings.max_per_second;
+        let mut last: Option<Instant> = None;
+        loop {
+            let batch = self.next_batch();
+            if let Some(at) = last {
+                std::thread::sleep(interval.saturating_sub(at.elapsed()));
+            }
+            last = Some(Instant::now());
+            for target in &self.targets {
+                self.send(target, &batch);
+            }
+            let mut queue = self.lock();
+            queue.busy = false;
+            drop(queue);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Waits for keys; takes up to `max_keys_per_request` of them, marking the queue busy.
+    fn next_batch(&self) -> Vec<String> {
+        let mut queue = self.lock();
+        while queue.keys.is_empty() {
+            queue = self
+                .changed
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        queue.busy = true;
+        let mut batch = Vec::new();
+        while batch.len() < self.settings.max_keys_per_request {
+            match queue.keys.pop_first() {
+                Some(key) => batch.push(key),
+                None => break,
+            }
+        }
+        batch
+    }
+
+    /// Sends `keys` to `target`, retried with a doubling backoff; counted.
+    fn send(&self, target: &Target, keys: &[String]) {
+        let header = (self.settings.header.as_str(), keys.join(" "));
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 1..=self.settings.attempts {
+            match purge_request::send(target, &header, self.settings.timeout) {
+                Ok(()) => {
+                    self.sent.fetch_add(1, Ordering::Relaxed);
+                    self.keys.fetch_add(keys.len() as u64, Ordering::Relaxed);
+                    #[cfg(feature = "metrics")]
+                    metrics::counter!("cache.purge.sent").increment(1);
+                    return;
+                }
+                Err(e) if attempt < self.settings.attempts && e.retry => {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                }
+                Err(e) => {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "metrics")]
+                    metrics::counter!("cache.purge.failed").increment(1);
+                    self.log_failure(target, keys.len(), &e.message);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Logs a purge given up, once a minute at most.
+    fn log_failure(&self, target: &Target, keys: usize, why: &str) {
+        let mut queue = self.lock();
+        if queue
+            .logged
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        queue.logged = Some(Instant::now());
+        drop(queue);
+        tracing::warn!(
+            server = %target,
+            keys,
+            error = why,
+            "cache-runtime: a purge failed after every attempt; its keys were dropped (logged once a minute)"
+        );
+    }
+}
