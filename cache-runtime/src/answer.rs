@@ -238,6 +238,21 @@ impl Noted {
     }
 }
 
+impl Noted {
+    /// The same note, without its entry's times if the answer came from a load (`Miss`) whose
+    /// stored entry `kept(version)` says is no longer there: an answer nothing keeps.
+    pub(crate) fn unless_kept(mut self, kept: impl FnOnce(u64) -> bool) -> Noted {
+        if self.status == CacheStatus::Miss
+            && let Some(times) = self.times
+            && times.version != 0
+            && !kept(times.version)
+        {
+            self.times = None;
+        }
+        self
+    }
+}
+
 thread_local! {
     /// Whether the call running on this thread is an `f_entry` call.
     static WANTED: Cell<bool> = const { Cell::new(false) };

@@ -58,12 +58,14 @@ pub enum Invalidated<'a> {
     Tags(&'a [String]),
     /// One key of the cache named `cache` (`f_invalidate`,
     /// [`Cache::invalidate`](crate::Cache::invalidate)).
+    #[non_exhaustive]
     Key {
         /// The cache's name.
         cache: &'a str,
     },
     /// Every entry of the cache named `cache` ([`CacheHandle::clear`](crate::CacheHandle::clear),
     /// [`clear_all`](crate::clear_all)).
+    #[non_exhaustive]
     Cache {
         /// The cache's name.
         cache: &'a str,
@@ -103,7 +105,7 @@ static NEXT_HOOK: AtomicU64 = AtomicU64::new(1);
 ///
 /// ```
 /// use std::sync::Mutex;
-/// use cache_runtime::{Invalidated, cached, invalidate_tag, on_invalidate};
+/// use cache_runtime::{Invalidated, invalidate_tag, on_invalidate};
 ///
 /// static TOLD: Mutex<Vec<String>> = Mutex::new(Vec::new());
 ///

@@ -311,16 +311,18 @@ fn hooks_hear_of_tags_keys_and_clears() {
             }
             Invalidated::Key {
                 cache: "http-hooked",
+                ..
             } => heard.push("key".into()),
             Invalidated::Cache {
                 cache: "http-hooked",
+                ..
             } => heard.push("clear".into()),
             _ => {}
         }
     });
     // A hook that panics changes nothing.
     let panicking = on_invalidate(|what: Invalidated<'_>| {
-        if matches!(what, Invalidated::Key { cache } if cache == "http-hooked") {
+        if matches!(what, Invalidated::Key { cache, .. } if cache == "http-hooked") {
             panic!("a broken hook");
         }
     });
@@ -337,4 +339,39 @@ fn hooks_hear_of_tags_keys_and_clears() {
         *HEARD.lock().unwrap(),
         ["tags hooked:1", "tags hooked:2 hooked:3", "key", "clear"]
     );
+}
+
+#[test]
+fn a_load_an_invalidation_cut_off_is_not_for_keeping() {
+    // The load reads the old value, then the value changes and its tag (or its key) is
+    // invalidated before the load ends: the caller gets the old value, which nothing keeps,
+    // so no cache in front may keep it either (`no-store`).
+    #[cached(ttl = 60, key = "{id}", tags = ["cut:{id}"], backend = "memory", name = "http-cut")]
+    fn cut(id: u64) -> u64 {
+        match id {
+            1 => {
+                let _ = invalidate_tag("cut:1");
+            }
+            _ => {
+                let _ = cut_invalidate(id);
+            }
+        }
+        id
+    }
+    let headers = CacheHeaders::public();
+    for id in [1, 2] {
+        let entry = cut_entry(id);
+        assert_eq!(entry.status(), CacheStatus::Miss);
+        assert_eq!(entry.version(), None, "{id}: not kept");
+        let response = headers.json(&HeaderMap::new(), &entry);
+        assert_eq!(header(&response, "cache-control"), "no-store", "{id}");
+        assert!(!policy("/cut", &response, true).is_storable());
+    }
+    // An uncut load is kept, and says so.
+    #[cached(ttl = 60, key = "{id}", tags = ["uncut:{id}"], backend = "memory", name = "http-uncut")]
+    fn uncut(id: u64) -> u64 {
+        id
+    }
+    let response = headers.json(&HeaderMap::new(), &uncut_entry(1));
+    assert!(header(&response, "cache-control").starts_with("public, max-age="));
 }

@@ -384,3 +384,131 @@ fn a_matching_if_none_match_is_a_304_from_the_cache() {
         });
     }
 }
+
+/// What a scripted service answers for a path: a status, and a header to add.
+type Script = fn(&str) -> (u16, Option<(&'static str, &'static str)>);
+
+/// A service answering each path as the test's script says.
+fn scripted(calls: Arc<AtomicU32>, answer: Script) -> Origins {
+    BoxCloneService::new(service_fn(move |request: Request<Full<Bytes>>| {
+        let calls = Arc::clone(&calls);
+        async move {
+            calls.fetch_add(1, SeqCst);
+            let path = request.uri().path().to_owned();
+            let (status, header) = answer(&path);
+            let mut response = Response::builder().status(status);
+            if let Some((name, value)) = header {
+                response = response.header(name, value);
+            }
+            // What the service saw of the client's conditions.
+            let conditional = request.headers().contains_key(IF_NONE_MATCH);
+            let body = format!("{path} conditional={conditional}");
+            Ok(response.body(Full::new(Bytes::from(body))).unwrap())
+        }
+    }))
+}
+
+async fn through(
+    layer: &ResponseCacheLayer,
+    service: &Origins,
+    request: Request<Full<Bytes>>,
+) -> (StatusCode, http::HeaderMap, String) {
+    let response = layer.layer(service.clone()).oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    )
+}
+
+#[test]
+fn an_answer_that_may_not_be_kept_is_not_replaced_by_a_kept_one() {
+    let rt = runtime();
+    for backend in common::cache_backends() {
+        rt.block_on(async {
+            static REDIRECT: AtomicU32 = AtomicU32::new(0);
+            REDIRECT.store(0, SeqCst);
+            let calls = Arc::new(AtomicU32::new(0));
+            let service = scripted(Arc::clone(&calls), |_| match REDIRECT.load(SeqCst) {
+                0 => (200, None),
+                _ => (302, Some(("location", "/elsewhere"))),
+            });
+            let cache = Cache::builder(format!("layer-302-{backend:?}"))
+                .ttl(Duration::from_secs(1))
+                .stale_if_error(Duration::from_secs(60))
+                .backend(backend)
+                .build()
+                .unwrap();
+            let layer = ResponseCacheLayer::new(cache);
+            let (status, _, _) = through(&layer, &service, get("/r")).await;
+            assert_eq!(status, StatusCode::OK);
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            // Expired; the service now redirects: that is the answer, not the kept 200.
+            REDIRECT.store(1, SeqCst);
+            let (status, headers, _) = through(&layer, &service, get("/r")).await;
+            assert_eq!(status, StatusCode::FOUND, "{backend:?}");
+            assert_eq!(headers["location"], "/elsewhere");
+        });
+    }
+}
+
+#[test]
+fn hosts_vary_writes_and_conditions() {
+    let rt = runtime();
+    for backend in common::cache_backends() {
+        rt.block_on(async {
+            let calls = Arc::new(AtomicU32::new(0));
+            let service = scripted(Arc::clone(&calls), |path| match path {
+                "/varies" => (200, Some(("vary", "Accept-Encoding"))),
+                _ => (200, None),
+            });
+            let layer = ResponseCacheLayer::new(pages("hosts", backend));
+            let on = |host: &str| {
+                Request::get("/h")
+                    .header("host", host)
+                    .body(Full::default())
+                    .unwrap()
+            };
+            // Two hosts, two pages.
+            let (_, _, a) = through(&layer, &service, on("a.example")).await;
+            let (_, hit, _) = through(&layer, &service, on("a.example")).await;
+            through(&layer, &service, on("b.example")).await;
+            assert_eq!(hit["x-cache"], "HIT");
+            assert_eq!(calls.load(SeqCst), 2, "{backend:?}: one page per host");
+            assert_eq!(a, "/h conditional=false");
+            // A response varying by a header the key does not hold is not kept.
+            through(&layer, &service, get("/varies")).await;
+            through(&layer, &service, get("/varies")).await;
+            assert_eq!(calls.load(SeqCst), 4, "{backend:?}");
+            // A client's condition is not passed on: the page is loaded whole and kept, and the
+            // condition answered from it.
+            let etag = cache_runtime::http::content_etag(b"/c conditional=false");
+            let conditional = Request::get("/c")
+                .header(IF_NONE_MATCH, etag.clone())
+                .body(Full::default())
+                .unwrap();
+            let (status, _, body) = through(&layer, &service, conditional).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::NOT_MODIFIED, ""),
+                "{backend:?}"
+            );
+            let (status, headers, body) = through(&layer, &service, get("/c")).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::OK, "/c conditional=false")
+            );
+            assert_eq!(headers["x-cache"], "HIT");
+            // A write to the URL drops its page.
+            let put = Request::put("/c").body(Full::default()).unwrap();
+            through(&layer, &service, put).await;
+            let (_, headers, _) = through(&layer, &service, get("/c")).await;
+            assert_eq!(
+                headers["x-cache"], "MISS",
+                "{backend:?}: the PUT dropped it"
+            );
+        });
+    }
+}

@@ -220,3 +220,29 @@ fn bad_urls_are_refused() {
             .is_err()
     );
 }
+
+#[test]
+fn keys_that_cannot_go_in_a_header_are_dropped_and_long_lists_split() {
+    let varnish = FakeVarnish::start(&[]);
+    let purger = purger(&varnish.url);
+    purger.purge([
+        "good:1",
+        "",
+        "bad key",
+        "evil\r\nx-injected: 1",
+        "comma,key",
+    ]);
+    // 100 keys of 100 bytes: more than a 4 KiB header holds.
+    purger.purge((0..100).map(|i| format!("{i:0>100}")));
+    assert!(purger.flush(Duration::from_secs(10)));
+    let received = varnish.received();
+    let keys = varnish.keys();
+    assert!(keys.contains(&"good:1".to_owned()));
+    assert_eq!(keys.len(), 101, "{keys:?}");
+    assert!(
+        received.iter().all(|r| r.xkey.len() <= 4096),
+        "headers within 4 KiB"
+    );
+    assert!(received.len() >= 3, "{} requests", received.len());
+    assert_eq!(purger.stats().failed, 4, "four bad keys");
+}

@@ -226,26 +226,33 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
         E: Send,
         Fut: Future<Output = Result<V, E>> + Send,
     {
-        let tags = self.tags.map(|tags| tags(&key));
-        self.try_entry_tagged_async(key, tags, load).await
+        match self.try_entry_tagged_async(key, None, load).await {
+            (Some(answer), _) => Ok(answer),
+            (None, Some(e)) => Err(e),
+            // An error is answered only to the call whose load failed, which kept it.
+            (None, None) => unreachable!("a load's error reached another call"),
+        }
     }
 
     /// [`Cache::try_entry_or_load_async`] with the entry's tags given by the caller (`None`:
-    /// none), in place of the cache's `tags` function: the HTTP layer's, rendered from the
-    /// route's path parameters.
+    /// the cache's `tags` function's), answering both what answered and this call's own
+    /// load's error: a kept value (`stale_if_error`) may answer in place of the error, and
+    /// the HTTP layer decides which to serve.
     pub(crate) async fn try_entry_tagged_async<E, Fut>(
         &self,
         key: K,
         tags: Option<Vec<String>>,
         load: impl FnOnce() -> Fut,
-    ) -> Result<Cached<V>, E>
+    ) -> (Option<Cached<V>>, Option<E>)
     where
         E: Send,
         Fut: Future<Output = Result<V, E>> + Send,
     {
-        let names = tags.unwrap_or_default();
+        let names = tags
+            .or_else(|| self.tags.map(|tags| tags(&key)))
+            .unwrap_or_default();
         if let Some(hit) = self.ops.hit_entry(&key) {
-            return Ok(hit.tagged(names).map(value));
+            return (Some(hit.tagged(names).map(value)), None);
         }
         let stamped = Tags::from_names(names.iter().cloned());
         let is_null = self.is_null;
@@ -259,9 +266,9 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
         });
         let answer = self.ops.load_entry_async(&key, stamped, body).await;
         let error = error.into_inner().unwrap_or_else(PoisonError::into_inner);
-        match (answer.value(), error) {
-            (Outcome::Failed, Some(e)) => Err(e),
-            _ => Ok(answer.map(value)),
+        match answer.value() {
+            Outcome::Failed => (None, error),
+            _ => (Some(answer.map(value)), error),
         }
     }
 

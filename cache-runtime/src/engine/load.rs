@@ -19,7 +19,7 @@ use crate::reentry::Mark;
 use crate::shape::Shape;
 use crate::stats::Counter;
 use crate::store::{Start, Store};
-use crate::tags::EntryTags;
+use crate::tags::{EntryTags, Tags};
 
 use super::flight::{Flight, Guard, Lead};
 use super::lead::{Owner, stored};
@@ -141,9 +141,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         key: Key<F, S>,
         body: impl SyncBody<F::Output>,
     ) -> Cached<F::Output> {
-        let tags = key.tags.names().map(str::to_owned).collect();
+        let (stamp, local) = (key.tags.clone(), key.local.clone());
+        let tags = stamp.names().map(str::to_owned).collect();
         let (result, noted) = answer::noting(|| self.load(key, body));
-        self.answer(result, noted).tagged(tags)
+        self.loaded_answer(result, noted, &stamp, &local)
+            .tagged(tags)
     }
 
     /// The async twin of [`Engine::load_entry`].
@@ -152,9 +154,38 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         key: Key<F, S>,
         body: impl AsyncBody<F::Output>,
     ) -> Cached<F::Output> {
-        let tags = key.tags.names().map(str::to_owned).collect();
+        let (stamp, local) = (key.tags.clone(), key.local.clone());
+        let tags = stamp.names().map(str::to_owned).collect();
         let (result, noted) = answer::noting_async(self.load_async(key, body)).await;
-        self.answer(result, noted).tagged(tags)
+        self.loaded_answer(result, noted, &stamp, &local)
+            .tagged(tags)
+    }
+
+    /// `f_entry`'s answer after a load (its own, or one it waited for): reported as stored
+    /// only if it still is. A load that an invalidation cut off (a tag invalidated since it
+    /// started, or, in process, its entry dropped or replaced) answers its caller but was not
+    /// kept; telling an HTTP cache to keep it (`max-age`) would let the cache in front keep
+    /// the old value after the purge went out, so it is reported as not stored (`no-store`).
+    fn loaded_answer<R>(
+        &self,
+        result: R,
+        noted: Option<answer::Noted>,
+        tags: &Tags,
+        local: &F::Key,
+    ) -> Cached<R> {
+        let noted = noted.map(|noted| {
+            noted.unless_kept(|version| {
+                tags.current() && (!Self::LOCAL || self.holds(local, version))
+            })
+        });
+        self.answer(result, noted)
+    }
+
+    /// Whether the in-process store holds `key`'s entry of `version`.
+    fn holds(&self, key: &F::Key, version: u64) -> bool {
+        self.local
+            .get(key)
+            .is_some_and(|entry| entry.times.version == version)
     }
 
     /// `f_warm`'s call for one key (its hit path found no fresh entry in process): loaded,

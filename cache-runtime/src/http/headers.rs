@@ -40,7 +40,8 @@ enum Scope {
 ///   the same content has the same ETag in every process and after a reload, so a revalidation
 ///   at expiry gets a `304`;
 /// - `304 Not Modified` for a matching `If-None-Match`, without encoding the body when this
-///   value answered that entry before (the ETags of 4,096 entries are kept, by version);
+///   value answered that entry before (the ETags of 4,096 entries are kept, by version and
+///   the values of the `Vary` headers);
 /// - `Vary` as configured; `Surrogate-Key` and `xkey` (configurable) with the entry's rendered
 ///   tags and its cache's token, which [`VarnishPurger`](super::VarnishPurger) purges on
 ///   `invalidate_tag`, `clear` and `f_invalidate`;
@@ -192,7 +193,10 @@ impl CacheHeaders {
     {
         let mut headers = self.headers(entry);
         let validated = status == StatusCode::OK && headers.contains_key(CACHE_CONTROL);
-        let version = entry.version().filter(|_| validated);
+        let version = entry
+            .version()
+            .filter(|_| validated)
+            .map(|v| self.memo_key(v, request));
         if let Some(etag) = version.and_then(|v| self.etags.get(v))
             && etag::if_none_match(request, &etag)
         {
@@ -223,6 +227,23 @@ impl CacheHeaders {
         }
         headers.insert(CONTENT_TYPE, content_type);
         with_headers(status, headers, body)
+    }
+
+    /// What the ETag of a body is remembered by: the entry's version and, with `Vary`, the
+    /// request's values of the varied headers (another variant is another body).
+    fn memo_key(&self, version: u64, request: &HeaderMap) -> u64 {
+        if self.vary.is_empty() {
+            return version;
+        }
+        let mut bytes = version.to_le_bytes().to_vec();
+        for name in &self.vary {
+            for value in request.get_all(name) {
+                bytes.extend_from_slice(value.as_bytes());
+                bytes.push(0);
+            }
+            bytes.push(b'\n');
+        }
+        xxhash_rust::xxh3::xxh3_64(&bytes)
     }
 
     /// The caching headers of `entry`, without `ETag` (made from the body): `Cache-Control`,

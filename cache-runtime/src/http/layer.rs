@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{ETAG, HeaderMap};
+use http::header::{ETAG, HeaderMap, HeaderName};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_layer::Layer;
@@ -26,7 +26,7 @@ use crate::cache::Cache;
 /// `stale_if_error`, `ttl`, byte budget and tags; answered with [`CacheHeaders`]' headers
 /// (`Cache-Control`, `Age`, a content `ETag` and `304`, `Vary`, surrogate keys).
 ///
-/// - **Key** ([`RequestKey`]): the method, the path, the query parameters (all but the
+/// - **Key** ([`RequestKey`]): the method, the host, the path, the query parameters (all but the
 ///   tracking ones by default: `utm_*`, `gclid`, `fbclid`, `msclkid`, …; or only those named
 ///   by [`query_params`](Self::query_params)), sorted, and the values of the `Vary` headers.
 /// - **Cached:** `GET` requests without `Authorization`, answered with a heuristically
@@ -34,8 +34,17 @@ use crate::cache::Cache;
 ///   `501`), without `Set-Cookie` or a `Cache-Control` of `no-store`, `private` or `no-cache`,
 ///   whose body is at most [`max_body`](Self::max_body) bytes (1 MiB by default). Anything
 ///   else passes through untouched (a body over the cap streams on) and is never stored.
-/// - **Errors:** any other status (a `500`) is the load's failure: with `stale_if_error` the
-///   expired response answers in its place; else it passes through.
+/// - **Errors:** a server error (`5xx`) is the load's failure: with `stale_if_error` the
+///   expired response answers in its place; else it passes through. A response that may not
+///   be kept for another reason (a redirect that is not permanent, `Set-Cookie`, …) is this
+///   caller's answer, and the next caller asks the service again.
+/// - **Writes:** a successful `POST`, `PUT`, `PATCH` or `DELETE` drops the response kept for
+///   its URL (and this request's `Vary` values), as RFC 9111 §4.4 asks.
+/// - **Conditions:** the service is asked for whole responses (`If-None-Match`, `Range`, … are
+///   not passed on); a client's `If-None-Match` is answered `304` from what is kept.
+/// - **`Vary`:** a response that varies by a request header the key does not hold (its own
+///   `Vary` names one the layer's [`CacheHeaders::vary`] does not, or `*`) is not kept.
+///   `Cookie` is not in the key unless named: a route whose page depends on it must say so.
 /// - **Tags:** [`tags`](Self::tags) renders tags from the route's path parameters
 ///   (`/products/{id}` → `product:{id}`), so `invalidate_tag("product:42")` drops the
 ///   response here and, with a [`VarnishPurger`](super::VarnishPurger), at the edge.
@@ -236,46 +245,96 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
         // The service polled ready is the one that serves; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let settings = Arc::clone(&self.settings);
         let Some(key) = request_key::of(&request, &settings.query, settings.headers.varied())
         else {
+            // A write to a URL drops the responses of that URL kept for this request's
+            // variant (RFC 9111 §4.4), once the write succeeded.
+            let written =
+                request_key::written(&request, &settings.query, settings.headers.varied());
             let response = inner.call(request);
             return Box::pin(async move {
                 let response = response.await?;
+                if let Some(key) = written
+                    && (response.status().is_success() || response.status().is_redirection())
+                {
+                    let _ = settings.cache.invalidate_async(&key).await;
+                }
                 Ok(response.map(|body| ResponseBody::passed(Default::default(), Box::pin(body))))
             });
         };
         let tags = settings.tags_of(request.uri().path());
         let asked = request.headers().clone();
+        // The service is asked for the whole, current response: the client's conditions are
+        // answered from what is kept.
+        for name in CONDITIONS {
+            request.headers_mut().remove(name);
+        }
         Box::pin(async move {
-            let max_body = settings.max_body;
+            let (max_body, varied) = (settings.max_body, settings.headers.varied().to_vec());
             let load = move || async move {
                 match inner.call(request).await {
                     Err(e) => Err(Miss::Service(e)),
-                    Ok(response) => match capture(response, max_body).await {
+                    Ok(response) => match capture(response, max_body, &varied).await {
                         Captured::Stored(stored) => Ok(stored),
                         Captured::Passed(response) => Err(Miss::Passed(response)),
                     },
                 }
             };
             match settings.cache.try_entry_tagged_async(key, tags, load).await {
-                Ok(entry) => Ok(settings.serve(&asked, &entry)),
-                Err(Miss::Passed(response)) => Ok(response),
-                Err(Miss::Service(e)) => Err(e),
+                (Some(entry), None | Some(Miss::Service(_))) => Ok(settings.serve(&asked, &entry)),
+                // What this call's service answered and may not be kept: a server error
+                // (`5xx`) is the load's failure, and a kept response answers in its place
+                // (`stale_if_error`); any other (a redirect, `Set-Cookie`, a body over the
+                // cap) is the answer.
+                (Some(entry), Some(Miss::Passed(response))) => {
+                    match response.status().is_server_error() {
+                        true => Ok(settings.serve(&asked, &entry)),
+                        false => Ok(response),
+                    }
+                }
+                (None, Some(Miss::Passed(response))) => Ok(response),
+                (None, Some(Miss::Service(e))) => Err(e),
+                (None, None) => Ok(unanswered()),
             }
         })
     }
 }
 
+/// The request headers of a condition or a range: not sent to the service when the layer
+/// loads (it keeps whole responses; the client's conditions are answered from them).
+const CONDITIONS: [HeaderName; 6] = [
+    http::header::IF_NONE_MATCH,
+    http::header::IF_MODIFIED_SINCE,
+    http::header::IF_MATCH,
+    http::header::IF_UNMODIFIED_SINCE,
+    http::header::IF_RANGE,
+    http::header::RANGE,
+];
+
+/// A `502` no cache keeps: a load ended with neither a value nor an error (not expected).
+fn unanswered<B>() -> Response<ResponseBody<B>> {
+    let mut response = Response::new(ResponseBody::full(Bytes::new()));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
 impl Settings {
-    /// The tags of a response to `path`; `None` without tags or when it does not match.
+    /// The tags of a response to `path`: `None` without [`ResponseCacheLayer::tags`] (the
+    /// cache's own `tags` function then renders them), none when the path does not match.
     fn tags_of(&self, path: &str) -> Option<Vec<String>> {
         let (route, tags) = self.route.as_ref()?;
-        let params = route.matches(path)?;
+        let Some(params) = route.matches(path) else {
+            return Some(Vec::new());
+        };
         Some(
             tags.iter()
                 .filter_map(|t| request_key::render(t, &params))

@@ -26,8 +26,12 @@ use crate::invalidation::{Invalidated, InvalidationHook};
 ///   `max_keys_per_request` keys each), and at most `max_per_second` requests are sent per
 ///   server.
 /// - **Retried:** a purge that fails (no connection, a timeout, a `5xx`) is sent again after
-///   100 ms, 200 ms, 400 ms… up to `attempts` times; then its keys are dropped, counted
-///   ([`PurgeStats::failed`]) and logged (once a minute at most).
+///   100 ms, 200 ms, 400 ms… (at most 5 s) up to `attempts` times; then its keys are dropped,
+///   counted ([`PurgeStats::failed`]) and logged (once a minute at most). Servers are purged
+///   one after the other: one that is down delays the others' purges by its retries.
+/// - **Batches:** at most `max_keys_per_request` keys and a 4 KiB header per request; a key
+///   that cannot go in a header (empty, a space, a comma, a control character) is dropped and
+///   counted.
 /// - **The VCL:** see the README's "HTTP and the edge": `xkey.purge(req.http.xkey)` on
 ///   `PURGE`, allowed from the application's hosts only.
 ///
@@ -106,6 +110,17 @@ struct Queue {
 /// The most keys a queue holds; more are dropped, counted as failed.
 const MAX_QUEUED: usize = 100_000;
 
+/// The longest `xkey` header a request carries (Varnish's default `http_req_hdr_len` is 8 KiB).
+const MAX_HEADER_BYTES: usize = 4096;
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Whether `key` can go in a space-separated header: visible ASCII but `,`, not empty.
+fn is_token(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+}
+
 impl VarnishPurger {
     /// A purger of the Varnish at `url` (`http://host:port`), with the default settings.
     pub fn new(url: &str) -> Result<VarnishPurger, PurgerError> {
@@ -132,21 +147,25 @@ impl VarnishPurger {
         S: Into<String>,
     {
         let mut queue = self.shared.lock();
-        let mut dropped = 0;
+        let (mut full, mut bad) = (0, 0);
         for key in keys {
-            match queue.keys.len() < MAX_QUEUED {
-                true => {
-                    queue.keys.insert(key.into());
-                }
-                false => dropped += 1,
+            let key: String = key.into();
+            if !is_token(&key) {
+                bad += 1;
+            } else if queue.keys.len() < MAX_QUEUED {
+                queue.keys.insert(key);
+            } else {
+                full += 1;
             }
         }
         drop(queue);
-        if dropped > 0 {
-            self.shared.failed.fetch_add(dropped, Ordering::Relaxed);
+        if full + bad > 0 {
+            self.shared.failed.fetch_add(full + bad, Ordering::Relaxed);
             tracing::warn!(
-                dropped,
-                "cache-runtime: the purge queue is full; keys dropped"
+                full,
+                bad,
+                "cache-runtime: purge keys dropped (the queue is full, or a key is empty or has \
+                 a space, comma or control character: make keys with `http::surrogate_key`)"
             );
         }
         self.shared.changed.notify_all();
@@ -315,10 +334,18 @@ impl Shared {
         }
         queue.busy = true;
         let mut batch = Vec::new();
+        let mut bytes = 0;
         while batch.len() < self.settings.max_keys_per_request {
-            match queue.keys.pop_first() {
-                Some(key) => batch.push(key),
-                None => break,
+            let Some(key) = queue.keys.first() else {
+                break;
+            };
+            // One key at least, however long; then within the header's limit.
+            if !batch.is_empty() && bytes + 1 + key.len() > MAX_HEADER_BYTES {
+                break;
+            }
+            bytes += 1 + key.len();
+            if let Some(key) = queue.keys.pop_first() {
+                batch.push(key);
             }
         }
         batch
@@ -340,7 +367,7 @@ impl Shared {
                 Err(e) if attempt < self.settings.attempts && e.retry => {
                     self.retries.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(backoff);
-                    backoff *= 2;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => {
                     self.failed.fetch_add(1, Ordering::Relaxed);

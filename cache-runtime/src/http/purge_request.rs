@@ -23,14 +23,31 @@ impl Target {
         if authority.is_empty() || authority.contains('@') {
             return Err(format!("`{url}`: no host"));
         }
-        let authority = match authority.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-                port.parse::<u16>()
-                    .map_err(|_| format!("`{url}`: `{port}` is not a port"))?;
-                authority.to_owned()
-            }
-            _ => format!("{authority}:80"),
+        // `[v6]:port`, `[v6]`, `host:port`, `host`.
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((_, "")) => (authority, None),
+                Some((_, rest)) => match rest.strip_prefix(':') {
+                    Some(port) => (&authority[..authority.len() - rest.len()], Some(port)),
+                    None => return Err(format!("`{url}`: a bad IPv6 address")),
+                },
+                None => return Err(format!("`{url}`: a bad IPv6 address")),
+            },
+            None => match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            },
         };
+        let port = match port {
+            Some(port) => port
+                .parse::<u16>()
+                .map_err(|_| format!("`{url}`: `{port}` is not a port"))?,
+            None => 80,
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}`: no host"));
+        }
+        let authority = format!("{host}:{port}");
         Ok(Target { authority })
     }
 

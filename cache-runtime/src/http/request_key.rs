@@ -85,36 +85,75 @@ pub(super) fn of<B>(
     {
         return None;
     }
+    Some(key(request, query, vary))
+}
+
+/// For a write (`POST`, `PUT`, `PATCH`, `DELETE`): the key of a `GET` of its URL with its
+/// `Vary` values, whose kept response the write makes old (RFC 9111 §4.4).
+pub(super) fn written<B>(
+    request: &Request<B>,
+    query: &Query,
+    vary: &[HeaderName],
+) -> Option<RequestKey> {
+    let unsafe_method = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+    unsafe_method
+        .contains(request.method())
+        .then(|| key(request, query, vary))
+}
+
+/// `GET <host><path>[?<query>]` and a line per varied header.
+fn key<B>(request: &Request<B>, query: &Query, vary: &[HeaderName]) -> RequestKey {
     let uri = request.uri();
-    let mut key = format!("GET {}", uri.path());
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            let host = request.headers().get(http::header::HOST)?;
+            Some(escaped(host.as_bytes()))
+        })
+        .unwrap_or_default();
+    let mut key = format!("GET {}{}", host.to_ascii_lowercase(), uri.path());
     let mut pairs: Vec<&str> = uri
         .query()
         .unwrap_or_default()
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .filter(|pair| query.keeps(pair.split('=').next().unwrap_or_default()))
+        .filter(|pair| query.keeps(name_of(pair)))
         .collect();
-    pairs.sort_unstable();
+    // By name; a repeated parameter keeps its order (`a=2&a=1` is not `a=1&a=2`).
+    pairs.sort_by_key(|pair| name_of(pair));
     for (i, pair) in pairs.iter().enumerate() {
         key.push(if i == 0 { '?' } else { '&' });
         key.push_str(pair);
     }
     for name in vary {
-        let values: Vec<&[u8]> = request
-            .headers()
-            .get_all(name)
-            .iter()
-            .map(http::HeaderValue::as_bytes)
-            .collect();
         key.push('\n');
         key.push_str(name.as_str());
         key.push(':');
-        for value in values {
+        for value in request.headers().get_all(name) {
             key.push(' ');
-            key.push_str(&String::from_utf8_lossy(value));
+            key.push_str(&escaped(value.as_bytes()));
         }
     }
-    Some(RequestKey(key))
+    RequestKey(key)
+}
+
+/// A query pair's name.
+fn name_of(pair: &str) -> &str {
+    pair.split('=').next().unwrap_or_default()
+}
+
+/// `bytes` as text: visible ASCII and spaces as they are, every other byte (and `%`) as `%XX`,
+/// so two different header values never share a key.
+fn escaped(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        match byte {
+            b' '..=b'~' if byte != b'%' => text.push(char::from(byte)),
+            _ => text.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    text
 }
 
 /// A route template, `/products/{id}`, matched against paths to render tags.
@@ -214,6 +253,22 @@ mod tests {
         let all = Query::AllBut(Vec::new());
         let expected = Some("GET /p?a=1&b=2".to_owned());
         assert_eq!(
+            key("/p?a=2&a=1", &all, &[], &[]),
+            Some("GET /p?a=2&a=1".to_owned())
+        );
+        assert_ne!(
+            key("/p?a=2&a=1", &all, &[], &[]),
+            key("/p?a=1&a=2", &all, &[], &[])
+        );
+        assert_eq!(
+            key("http://Shop.example/p?a=1", &all, &[], &[]),
+            Some("GET shop.example/p?a=1".to_owned())
+        );
+        assert_eq!(
+            key("/p?a=1", &all, &[], &[("host", "other.example")]),
+            Some("GET other.example/p?a=1".to_owned())
+        );
+        assert_eq!(
             key(
                 "/p?b=2&utm_source=x&a=1&gclid=9&fbclid=3&UTM_Medium=m",
                 &all,
@@ -245,6 +300,12 @@ mod tests {
         assert_eq!(key("/p", &all, &[], &[("authorization", "Bearer x")]), None);
         let post = Request::post("/p").body(()).unwrap();
         assert_eq!(of(&post, &all, &[]), None);
+        assert_eq!(
+            written(&post, &all, &[]).map(|k| k.0),
+            Some("GET /p".to_owned())
+        );
+        let get = Request::get("/p").body(()).unwrap();
+        assert_eq!(written(&get, &all, &[]), None);
     }
 
     #[test]

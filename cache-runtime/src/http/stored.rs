@@ -105,8 +105,13 @@ pub(super) enum Captured<B> {
     Passed(Response<ResponseBody<B>>),
 }
 
-/// Reads `response` whole if it may be stored (at most `cap` bytes of body).
-pub(super) async fn capture<B>(response: Response<B>, cap: usize) -> Captured<B>
+/// Reads `response` whole if it may be stored (at most `cap` bytes of body; varying by no
+/// request header but those of `varied`).
+pub(super) async fn capture<B>(
+    response: Response<B>,
+    cap: usize,
+    varied: &[HeaderName],
+) -> Captured<B>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -117,7 +122,7 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut body = Box::pin(body);
-    if !storable(parts.status, &parts.headers) || declared.is_some_and(|n| n > cap as u64) {
+    if !storable(parts.status, &parts.headers, varied) || declared.is_some_and(|n| n > cap as u64) {
         let passed = ResponseBody::passed(VecDeque::new(), body);
         return Captured::Passed(Response::from_parts(parts, passed));
     }
@@ -175,8 +180,17 @@ where
 }
 
 /// Whether a response of `status` with `headers` may be stored: a cacheable status, no
-/// `Set-Cookie`, and no `Cache-Control` that forbids a shared cache to keep it.
-fn storable(status: StatusCode, headers: &HeaderMap) -> bool {
+/// `Set-Cookie`, no `Cache-Control` that forbids a shared cache to keep it, and a `Vary` that
+/// names only headers of `varied` (the key's).
+fn storable(status: StatusCode, headers: &HeaderMap, varied: &[HeaderName]) -> bool {
+    let varies_otherwise = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .any(|name| name == "*" || !varied.iter().any(|v| v.as_str().eq_ignore_ascii_case(name)));
     let forbidden = headers
         .get_all(header::CACHE_CONTROL)
         .iter()
@@ -190,7 +204,10 @@ fn storable(status: StatusCode, headers: &HeaderMap) -> bool {
                 .to_ascii_lowercase()
         })
         .any(|d| matches!(d.as_str(), "no-store" | "private" | "no-cache"));
-    CACHEABLE.contains(&status.as_u16()) && !headers.contains_key(header::SET_COOKIE) && !forbidden
+    CACHEABLE.contains(&status.as_u16())
+        && !headers.contains_key(header::SET_COOKIE)
+        && !forbidden
+        && !varies_otherwise
 }
 
 /// The body of a [`ResponseCacheLayer`](super::ResponseCacheLayer)'s response: a stored body,
