@@ -10,7 +10,6 @@
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -68,7 +67,7 @@ pub struct Cached<R> {
     /// The entry's rendered tags.
     tags: Vec<String>,
     /// The name of the cache that answered.
-    cache: Option<Arc<str>>,
+    cache: Option<&'static str>,
     /// This call's own load failed (a kept value may have answered): `f_warm`'s count.
     pub(crate) load_failed: bool,
 }
@@ -124,12 +123,12 @@ impl<R> Cached<R> {
     /// metrics and in invalidation hooks): an HTTP surrogate key that `clear` and
     /// `f_invalidate` purge.
     pub fn cache_name(&self) -> &str {
-        self.cache.as_deref().unwrap_or_default()
+        self.cache.unwrap_or_default()
     }
 
     /// The same answer, from the cache named `name`.
-    pub(crate) fn of_cache(mut self, name: &Arc<str>) -> Self {
-        self.cache = Some(Arc::clone(name));
+    pub(crate) fn of_cache(mut self, name: &'static str) -> Self {
+        self.cache = Some(name);
         self
     }
 

@@ -18,6 +18,7 @@
 set -euo pipefail
 
 RUN_SECONDS=${RUN_SECONDS:-10}      # whole seconds of load per run (each run stays under 20 s)
+RUNS=${RUNS:-all}                   # or some of: none memory memory-pages memory-varnish redis tiered redis-killed-mid-run
 REQUESTS=${REQUESTS:-5000000}       # the other bound of each run
 CONNECTIONS=${CONNECTIONS:-32}
 
@@ -68,7 +69,7 @@ port_in_use() {
 free_port() {
     local port _
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 30000))
+        port=$((20000 + RANDOM % 12000))   # below the ephemeral ports (32768 and up)
         if ! port_in_use "$port"; then
             echo "$port"
             return 0
@@ -142,7 +143,10 @@ fi
 
 # Starts Varnish on port $1 in front of the shop on port $2 (varnish/shop.vcl).
 start_varnish() {
+    # varnishd started as root reads its VCL as the `varnish` user.
+    chmod 755 "$WORK"
     sed "s/\.port = \"8080\";/.port = \"$2\";/" examples/shop-http/varnish/shop.vcl >"$WORK/shop.vcl"
+    chmod 644 "$WORK/shop.vcl"
     /usr/sbin/varnishd -F -a "127.0.0.1:$1" -f "$WORK/shop.vcl" -n "$WORK/varnish" \
         -s malloc,256m >>"$WORK/varnish.log" 2>&1 &
     VARNISH_PID=$!
@@ -153,6 +157,9 @@ start_varnish() {
 # of the cached HTML pages) or `varnish` (the load through Varnish, which the shop purges).
 run() {
     local label=$1 mode=$2 chaos=${3:-} port target out log load_pid varnish_port=
+    if [[ $RUNS != all && " $RUNS " != *" $label "* ]]; then
+        return 0
+    fi
     local -a extra=()
     port=$(free_port)
     target=$port

@@ -40,7 +40,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// A cache was made: an L1 listens to its store's change feed.
     pub(super) fn created(&'static self) {
         if Self::L1 {
-            registry::listen(S::FEED, &self.name, self);
+            registry::listen(S::FEED, self.name, self);
             self.store.follow();
         }
     }

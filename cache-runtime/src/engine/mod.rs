@@ -39,8 +39,8 @@ use std::any::TypeId;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use quick_cache::Equivalent;
@@ -64,7 +64,7 @@ use crate::weigh::Weigher;
 /// The cache behind one `#[cached]` function `F` on the store `S`: generated code keeps one
 /// per owner type in the function's [`Cell`].
 pub struct Engine<F: Types, S> {
-    name: Arc<str>,
+    name: &'static str,
     policy: Policy,
     /// The entries (in process), the L1 copies (tiered), or the hand-overs to waiters (shared).
     local: Local<F::Key, F::Value>,
@@ -157,7 +157,9 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         });
         Engine {
             store,
-            name: Arc::from(name),
+            // Engines live as long as the process (each is made once per cache and leaked):
+            // so does its name, which answers then carry without a reference count.
+            name: Box::leak(name.into_boxed_str()),
             policy,
             local,
             fence,
@@ -279,24 +281,24 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     pub fn invalidate(&'static self, lookup: &F::Lookup<'_>) -> Invalidation {
         if !Self::SHARED {
             self.invalidate_local(lookup);
-            self.tell(Invalidated::Key { cache: &self.name });
+            self.tell(Invalidated::Key { cache: self.name });
             return Invalidation::Done;
         }
         let done = shared::now(self.invalidate_with(lookup, shared::Blocking));
-        self.tell(Invalidated::Key { cache: &self.name });
+        self.tell(Invalidated::Key { cache: self.name });
         done
     }
 
     /// The async twin of [`Engine::invalidate`].
     pub async fn invalidate_async(&'static self, lookup: &F::Lookup<'_>) -> Invalidation {
         let done = self.invalidate_with(lookup, shared::Awaiting).await;
-        self.tell(Invalidated::Key { cache: &self.name });
+        self.tell(Invalidated::Key { cache: self.name });
         done
     }
 
     /// `f_entry`'s answer of `result` by `noted`, with this cache's name and stale windows.
     pub(crate) fn answer<R>(&self, result: R, noted: Option<answer::Noted>) -> Cached<R> {
-        Cached::new(result, noted, self.policy.windows()).of_cache(&self.name)
+        Cached::new(result, noted, self.policy.windows()).of_cache(self.name)
     }
 
     /// Tells the invalidation hooks (`on_invalidate`) of `what`, done in this process.
@@ -398,7 +400,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
 
 impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     fn name(&self) -> &str {
-        &self.name
+        self.name
     }
 
     fn backend(&self) -> &'static str {
@@ -432,7 +434,7 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     fn clear(&'static self) -> Invalidation {
         self.clear_local();
         let done = shared::now(self.clear_with(shared::Blocking));
-        self.tell(Invalidated::Cache { cache: &self.name });
+        self.tell(Invalidated::Cache { cache: self.name });
         done
     }
 
@@ -442,7 +444,7 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
         self.clear_local();
         Box::pin(async move {
             let done = self.clear_with(shared::Awaiting).await;
-            self.tell(Invalidated::Cache { cache: &self.name });
+            self.tell(Invalidated::Cache { cache: self.name });
             done
         })
     }

@@ -173,7 +173,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         let observed = !span.is_disabled();
         LoadWatch {
             stats: &self.stats,
-            cache: &self.name,
+            cache: self.name,
             backend: S::NAME,
             span,
             started: (observed || cfg!(feature = "metrics")).then(Instant::now),

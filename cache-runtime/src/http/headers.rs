@@ -40,8 +40,8 @@ enum Scope {
 ///   the same content has the same ETag in every process and after a reload, so a revalidation
 ///   at expiry gets a `304`;
 /// - `304 Not Modified` for a matching `If-None-Match`, without encoding the body when this
-///   value answered that entry before (the ETags of 4,096 entries are kept, by version and
-///   the values of the `Vary` headers);
+///   value answered a conditional request for that entry before (the ETags of 4,096 entries
+///   are kept, by version and the values of the `Vary` headers);
 /// - `Vary` as configured; `Surrogate-Key` and `xkey` (configurable) with the entry's rendered
 ///   tags and its cache's token, which [`VarnishPurger`](super::VarnishPurger) purges on
 ///   `invalidate_tag`, `clear` and `f_invalidate`;
@@ -197,10 +197,15 @@ impl CacheHeaders {
             .version()
             .filter(|_| validated)
             .map(|v| self.memo_key(v, request));
-        if let Some(etag) = version.and_then(|v| self.etags.get(v))
-            && etag::if_none_match(request, &etag)
+        // For a conditional request, the ETag of this entry's body if this value encoded it
+        // before (hashing a body costs less than a lookup: others hash it again).
+        let conditional = request.contains_key(http::header::IF_NONE_MATCH);
+        let version = version.filter(|_| conditional);
+        let remembered = version.and_then(|v| self.etags.get(v));
+        if let Some(etag) = &remembered
+            && etag::if_none_match(request, etag)
         {
-            headers.insert(ETAG, etag);
+            headers.insert(ETAG, etag.clone());
             return not_modified(headers);
         }
         let body: Bytes = match encode() {
@@ -215,10 +220,16 @@ impl CacheHeaders {
             }
         };
         if validated {
-            let etag = etag::content_etag(&body);
-            if let Some(version) = version {
-                self.etags.insert(version, etag.clone());
-            }
+            let etag = match (remembered, version) {
+                (Some(etag), _) => etag,
+                (None, version) => {
+                    let etag = etag::content_etag(&body);
+                    if let Some(version) = version {
+                        self.etags.insert(version, etag.clone());
+                    }
+                    etag
+                }
+            };
             let matched = etag::if_none_match(request, &etag);
             headers.insert(ETAG, etag);
             if matched {
@@ -250,7 +261,7 @@ impl CacheHeaders {
     /// `Age`, `Vary`, the surrogate keys and `X-Cache`. `Cache-Control: no-store` (and no
     /// `Age`) when no stored entry answered.
     pub fn headers<R>(&self, entry: &Cached<R>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
+        let mut headers = HeaderMap::with_capacity(8);
         if let Some(value) = vary(&self.vary) {
             headers.insert(VARY, value);
         }

@@ -21,15 +21,20 @@ use crate::invalidation::Invalidated;
 /// ```
 pub fn surrogate_key(tag: &str) -> String {
     let mut token = String::with_capacity(tag.len());
+    push_key(&mut token, tag);
+    token
+}
+
+/// Appends `tag`'s token to `out`.
+fn push_key(out: &mut String, tag: &str) {
     for byte in tag.bytes() {
         match byte {
-            b'!'..=b'~' if byte != b',' && byte != b'%' => token.push(char::from(byte)),
+            b'!'..=b'~' if byte != b',' && byte != b'%' => out.push(char::from(byte)),
             _ => {
-                let _ = write!(token, "%{byte:02X}");
+                let _ = write!(out, "%{byte:02X}");
             }
         }
     }
-    token
 }
 
 /// The token every response of the cache named `cache` carries: what `clear` and a key's
@@ -50,20 +55,19 @@ pub(super) fn header_value<'a>(
     tags: impl IntoIterator<Item = &'a str>,
     cache: &str,
 ) -> Option<HeaderValue> {
-    let mut value = String::new();
-    let tokens = tags
-        .into_iter()
-        .map(surrogate_key)
-        .chain((!cache.is_empty()).then(|| cache_surrogate_key(cache)));
-    for token in tokens {
-        if !value.is_empty() {
-            value.push(' ');
-        }
-        value.push_str(&token);
+    let mut value = String::with_capacity(64);
+    for tag in tags {
+        push_key(&mut value, tag);
+        value.push(' ');
     }
+    if !cache.is_empty() {
+        push_key(&mut value, "@cache:");
+        push_key(&mut value, cache);
+    }
+    let value = value.trim_end();
     // Visible ASCII and spaces only: always a valid header value.
     (!value.is_empty())
-        .then(|| HeaderValue::from_str(&value).ok())
+        .then(|| HeaderValue::from_str(value).ok())
         .flatten()
 }
 
