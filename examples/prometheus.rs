@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 
 use cache_runtime::cached;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// A lookup (2 ms) that fails for unknown users and finds no one for id 0.
 #[cached(ttl = 60, name = "users")]
@@ -62,7 +62,13 @@ fn scrape(port: u16) -> std::io::Result<String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let prometheus = PrometheusBuilder::new().install_recorder()?;
+    // Load durations as Prometheus histograms (without buckets the exporter writes summaries).
+    let prometheus = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            cache_runtime::DURATION_BUCKETS,
+        )?
+        .install_recorder()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     std::thread::spawn(move || serve(listener, prometheus));
@@ -79,15 +85,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         users.backend()
     );
 
-    println!("GET http://127.0.0.1:{port}/metrics (the cache.* lines, two quantiles):");
+    println!(
+        "GET http://127.0.0.1:{port}/metrics (the cache_* families, the load durations' \
+         buckets up to 10 ms):"
+    );
     for line in scrape(port)?.lines() {
-        let quantile = line.contains("quantile=");
-        if line.starts_with("cache_")
-            && (!quantile
-                || line.contains("quantile=\"0.5\"")
-                || line.contains("quantile=\"0.99\""))
-        {
-            println!("  {line}");
+        let bucket = line.contains("_bucket{");
+        let small = [
+            "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01\"",
+        ];
+        let wanted = line.starts_with("cache_")
+            || line.starts_with("# HELP cache_")
+            || line.starts_with("# TYPE cache_");
+        if wanted && (!bucket || small.iter().any(|le| line.contains(&format!("le=\"{le}")))) {
+            println!("{line}");
         }
     }
     Ok(())

@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
     cache_runtime::set_metrics_interval(Duration::from_millis(100));
     cache_runtime::export_metrics();
     assert!(
-        prometheus.render().contains("cache_gets"),
+        prometheus.render().contains("cache_gets_total"),
         "the recorder receives the caches' figures"
     );
     measure(c, "prometheus recorder, export every 100 ms");

@@ -61,7 +61,9 @@ pub use policy::{Codec, Compression, Lock};
 pub use cache_macros::Weigh;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-pub use metrics::{export_metrics, set_metrics_interval};
+pub use metrics::{
+    DURATION_BUCKETS, METRICS, Metric, MetricKind, export_metrics, set_metrics_interval,
+};
 pub use registry::{caches, clear_all, clear_all_async};
 pub use stats::Stats;
 #[cfg(feature = "redis")]

@@ -1,5 +1,7 @@
 //! Feature `metrics`: every registered cache's figures through the `metrics` facade (DESIGN
-//! §13), with Micrometer-style names and `cache` and `backend` labels.
+//! §13), named by Prometheus' conventions (base units, `_total` on counters, `_seconds` and
+//! `_bytes`), with `cache` and `backend` labels, each described (`describe_*`, with its unit)
+//! so that an exporter writes its `HELP`.
 //!
 //! The hit path pays nothing for it: the figures are the striped [`Stats`](crate::Stats)
 //! counters, read and handed to the installed recorder as absolute values by
@@ -8,31 +10,9 @@
 //! started with the first cache. Only load durations are recorded as they happen (a histogram
 //! sample per load, never per hit).
 //!
-//! | metric | kind | labels | from `Stats` |
-//! |---|---|---|---|
-//! | `cache.gets` | counter | `result=hit` | `hits` |
-//! | `cache.gets` | counter | `result=null_hit` | `null_hits` |
-//! | `cache.gets` | counter | `result=miss` | `misses` |
-//! | `cache.gets` | counter | `result=stale` | `stale_hits` |
-//! | `cache.gets` | counter | `result=stale_if_error` | `stale_if_error_hits` |
-//! | `cache.loads` | counter | `result=success` | `loads − load_errors` |
-//! | `cache.loads` | counter | `result=error` | `load_errors` |
-//! | `cache.waits` | counter | | `waits` |
-//! | `cache.refreshes` | counter | | `refreshes` |
-//! | `cache.store.errors` | counter | | `store_errors` |
-//! | `cache.store.skips` | counter | | `store_skips` |
-//! | `cache.invalidations.received` | counter | | `invalidations_received` |
-//! | `cache.evictions` | counter | | `evictions` |
-//! | `cache.oversized` | counter | | `oversized` |
-//! | `cache.store.written.bytes` | counter | | `bytes_written` (Redis-backed caches) |
-//! | `cache.memory.bytes` | gauge | | `memory_bytes`: bytes held in process |
-//! | `cache.memory.max.bytes` | gauge | | `max_bytes` (caches with `max_bytes` only) |
-//! | `cache.size` | gauge | | `size` (`CacheHandle::len()`) |
-//! | `cache.breaker.open` | gauge | | `CacheHandle::breaker()`: 1 open, 0 closed (Redis-backed caches only) |
-//! | `cache.load.duration` | histogram (seconds) | `outcome=success\|error\|panicked\|cancelled` | one sample per load |
-//!
-//! Every metric also carries `cache` (the cache's name) and `backend` (`memory`, `redis`,
-//! `tiered`).
+//! The facade names end with their suffixes (`cache.gets.total`), so that Prometheus
+//! exporters, which write dots as `_`, give the conventional names (`cache_gets_total`)
+//! without any setting. [`METRICS`] lists them all with their kind, unit and description.
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -78,61 +58,284 @@ pub fn set_metrics_interval(every: Duration) {
 /// double(1);
 /// double(1);
 /// // With a recorder installed (e.g. metrics-exporter-prometheus), this reports
-/// // cache.gets{cache="…::double",backend="memory",result="hit"} = 1, and the rest.
+/// // cache_gets_total{cache="…::double",backend="memory",result="hit"} 1, and the rest.
 /// cache_runtime::export_metrics();
 /// ```
 pub fn export_metrics() {
+    describe();
     for cache in crate::registry::caches() {
         export(&cache);
+    }
+}
+
+/// What a metric is: a counter, a gauge or a histogram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetricKind {
+    /// Only goes up; its name ends with `_total`.
+    Counter,
+    /// A value now.
+    Gauge,
+    /// A distribution of samples (load durations, in seconds).
+    Histogram,
+}
+
+/// One metric this library exports: its facade name (Prometheus writes its dots as `_`), kind,
+/// unit, labels besides `cache` and `backend`, and description (what the exporter writes as
+/// `HELP`).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Metric {
+    /// The facade name, e.g. `cache.gets.total` (`cache_gets_total` in Prometheus).
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricKind,
+    /// Its unit.
+    pub unit: metrics::Unit,
+    /// Its labels besides `cache` and `backend` (`""` for none).
+    pub labels: &'static str,
+    /// What it counts or measures.
+    pub help: &'static str,
+}
+
+const fn metric(
+    name: &'static str,
+    kind: MetricKind,
+    unit: metrics::Unit,
+    labels: &'static str,
+    help: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        unit,
+        labels,
+        help,
+    }
+}
+
+use MetricKind::{Counter, Gauge, Histogram};
+use metrics::Unit::{Bytes, Count, Seconds};
+
+/// Every metric this library exports (the README's table, and what [`export_metrics`]
+/// describes to the recorder).
+pub const METRICS: &[Metric] = &[
+    metric(
+        "cache.gets.total",
+        Counter,
+        Count,
+        "result=hit|null_hit|miss|stale",
+        "Calls of the cache, by how they were answered: a fresh entry, a fresh cached null, a load (this call's or one it waited for), an expired entry within stale.",
+    ),
+    metric(
+        "cache.fail_safe.answers.total",
+        Counter,
+        Count,
+        "",
+        "Misses answered with an expired value kept by stale_if_error because their load failed (counted in cache_gets_total{result=\"miss\"} too).",
+    ),
+    metric(
+        "cache.tier.hits.total",
+        Counter,
+        Count,
+        "tier=l1|l2",
+        "Hits of a tiered cache, by where they were answered: the in-process L1 or the shared L2 (Redis).",
+    ),
+    metric(
+        "cache.loads.total",
+        Counter,
+        Count,
+        "",
+        "Loads started (the function's body run on a miss or a refresh).",
+    ),
+    metric(
+        "cache.load.errors.total",
+        Counter,
+        Count,
+        "",
+        "Loads that ended with an error or a panic (never cached).",
+    ),
+    metric(
+        "cache.waits.total",
+        Counter,
+        Count,
+        "",
+        "Misses answered by another caller's load of the same key (single-flight), without running the body.",
+    ),
+    metric(
+        "cache.refreshes.total",
+        Counter,
+        Count,
+        "",
+        "Refreshes: revalidations in the background (stale-while-revalidate) and early refreshes (XFetch).",
+    ),
+    metric(
+        "cache.store.errors.total",
+        Counter,
+        Count,
+        "",
+        "Failures of the shared store: errors, timeouts and entries that could not be used.",
+    ),
+    metric(
+        "cache.store.skips.total",
+        Counter,
+        Count,
+        "",
+        "Calls that did not use the shared store while its circuit breaker was open.",
+    ),
+    metric(
+        "cache.invalidations.received.total",
+        Counter,
+        Count,
+        "",
+        "Invalidations from other processes applied to this process's copies.",
+    ),
+    metric(
+        "cache.evictions.total",
+        Counter,
+        Count,
+        "",
+        "Entries evicted from the in-process store to stay within its bounds.",
+    ),
+    metric(
+        "cache.oversized.total",
+        Counter,
+        Count,
+        "",
+        "Values not stored in process because one alone weighs more than the budget allows.",
+    ),
+    metric(
+        "cache.store.written.bytes.total",
+        Counter,
+        Bytes,
+        "",
+        "Bytes this process wrote to the shared store (after compression).",
+    ),
+    metric(
+        "cache.entries",
+        Gauge,
+        Count,
+        "",
+        "Entries held in process.",
+    ),
+    metric(
+        "cache.memory.bytes",
+        Gauge,
+        Bytes,
+        "",
+        "Bytes held in process by the cache's entries, as Weigh counts them.",
+    ),
+    metric(
+        "cache.memory.max.bytes",
+        Gauge,
+        Bytes,
+        "",
+        "The in-process byte budget (max_bytes).",
+    ),
+    metric(
+        "cache.breaker.open",
+        Gauge,
+        Count,
+        "",
+        "Whether the circuit breaker of the shared store is open (1) or closed (0).",
+    ),
+    metric(
+        "cache.load.duration.seconds",
+        Histogram,
+        Seconds,
+        "outcome=success|error|panicked|cancelled",
+        "How long loads took, by how they ended.",
+    ),
+    metric(
+        "cache.purge.sent.total",
+        Counter,
+        Count,
+        "",
+        "Purges of an HTTP cache in front (Varnish, by xkey) that a server accepted (process-wide).",
+    ),
+    metric(
+        "cache.purge.failed.total",
+        Counter,
+        Count,
+        "",
+        "Purges given up after every attempt, their keys dropped (process-wide).",
+    ),
+];
+
+/// Bucket bounds, in seconds, for the load durations (`cache_load_duration_seconds`): 100 µs
+/// to 10 s. Exporters render a histogram as a Prometheus histogram only when told its
+/// buckets; with `metrics-exporter-prometheus`:
+///
+/// ```ignore
+/// PrometheusBuilder::new()
+///     .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), cache_runtime::DURATION_BUCKETS)?
+///     .install_recorder()?;
+/// ```
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Describes every metric to the installed recorder (its `HELP` and unit). Each export does:
+/// a recorder installed after the first cache still learns them.
+fn describe() {
+    for m in METRICS {
+        match m.kind {
+            Counter => metrics::describe_counter!(m.name, m.unit, m.help),
+            Gauge => metrics::describe_gauge!(m.name, m.unit, m.help),
+            Histogram => metrics::describe_histogram!(m.name, m.unit, m.help),
+        }
     }
 }
 
 fn export(cache: &CacheHandle) {
     let s = cache.stats();
     let (name, backend) = (cache.name().to_owned(), cache.backend());
-    let counter = |metric: &'static str, result: Option<&'static str>, value: u64| {
-        let labels = [("cache", name.clone()), ("backend", backend.to_owned())];
-        match result {
-            Some(result) => {
-                let labels = [
-                    labels[0].clone(),
-                    labels[1].clone(),
-                    ("result", result.to_owned()),
-                ];
-                metrics::counter!(metric, &labels).absolute(value);
+    let counter =
+        |metric: &'static str, label: Option<(&'static str, &'static str)>, value: u64| {
+            let labels = [("cache", name.clone()), ("backend", backend.to_owned())];
+            match label {
+                Some((key, label)) => {
+                    let labels = [
+                        labels[0].clone(),
+                        labels[1].clone(),
+                        (key, label.to_owned()),
+                    ];
+                    metrics::counter!(metric, &labels).absolute(value);
+                }
+                None => metrics::counter!(metric, &labels).absolute(value),
             }
-            None => metrics::counter!(metric, &labels).absolute(value),
-        }
-    };
-    counter("cache.gets", Some("hit"), s.hits);
-    counter("cache.gets", Some("null_hit"), s.null_hits);
-    counter("cache.gets", Some("miss"), s.misses);
-    counter("cache.gets", Some("stale"), s.stale_hits);
-    counter("cache.gets", Some("stale_if_error"), s.stale_if_error_hits);
+        };
+    let result = |r| Some(("result", r));
+    counter("cache.gets.total", result("hit"), s.hits);
+    counter("cache.gets.total", result("null_hit"), s.null_hits);
+    counter("cache.gets.total", result("miss"), s.misses);
+    counter("cache.gets.total", result("stale"), s.stale_hits);
+    counter("cache.fail_safe.answers.total", None, s.stale_if_error_hits);
+    if backend == "tiered" {
+        counter("cache.tier.hits.total", Some(("tier", "l1")), s.l1_hits);
+        counter("cache.tier.hits.total", Some(("tier", "l2")), s.l2_hits);
+    }
+    counter("cache.loads.total", None, s.loads);
+    counter("cache.load.errors.total", None, s.load_errors);
+    counter("cache.waits.total", None, s.waits);
+    counter("cache.refreshes.total", None, s.refreshes);
+    counter("cache.store.errors.total", None, s.store_errors);
+    counter("cache.store.skips.total", None, s.store_skips);
     counter(
-        "cache.loads",
-        Some("success"),
-        s.loads.saturating_sub(s.load_errors),
-    );
-    counter("cache.loads", Some("error"), s.load_errors);
-    counter("cache.waits", None, s.waits);
-    counter("cache.refreshes", None, s.refreshes);
-    counter("cache.store.errors", None, s.store_errors);
-    counter("cache.store.skips", None, s.store_skips);
-    counter(
-        "cache.invalidations.received",
+        "cache.invalidations.received.total",
         None,
         s.invalidations_received,
     );
-    counter("cache.evictions", None, s.evictions);
-    counter("cache.oversized", None, s.oversized);
+    counter("cache.evictions.total", None, s.evictions);
+    counter("cache.oversized.total", None, s.oversized);
     if backend != "memory" {
-        counter("cache.store.written.bytes", None, s.bytes_written);
+        counter("cache.store.written.bytes.total", None, s.bytes_written);
     }
     let labels = [("cache", name), ("backend", backend.to_owned())];
     #[allow(clippy::cast_precision_loss, reason = "a gauge is a float")]
     {
-        metrics::gauge!("cache.size", &labels).set(s.size as f64);
+        metrics::gauge!("cache.entries", &labels).set(s.size as f64);
         metrics::gauge!("cache.memory.bytes", &labels).set(s.memory_bytes as f64);
         if s.max_bytes > 0 {
             metrics::gauge!("cache.memory.max.bytes", &labels).set(s.max_bytes as f64);

@@ -88,15 +88,18 @@ fn exported(
     backend: &str,
 ) -> HashMap<(String, Option<String>), f64> {
     let mut values = HashMap::new();
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+    for (key, unit, help, value) in snapshotter.snapshot().into_vec() {
         let labels: HashMap<&str, &str> =
             key.key().labels().map(|l| (l.key(), l.value())).collect();
         if labels.get("cache") != Some(&name) {
             continue;
         }
+        // Issue 27: every metric is described, with its unit (an exporter's HELP).
+        assert!(unit.is_some() && help.is_some(), "{key:?} is not described");
         assert_eq!(labels.get("backend"), Some(&backend), "{key:?}");
         let result = match key.key().name() {
-            "cache.load.duration" => labels.get("outcome"),
+            "cache.load.duration.seconds" => labels.get("outcome"),
+            "cache.tier.hits.total" => labels.get("tier"),
             _ => labels.get("result"),
         };
         let value = match value {
@@ -120,34 +123,53 @@ fn assert_exported(values: &HashMap<(String, Option<String>), f64>, s: &Stats) {
             .get(&(name.to_owned(), result.map(str::to_owned)))
             .unwrap_or_else(|| panic!("{name} {result:?} not exported: {values:?}"))
     };
-    assert_eq!(get("cache.gets", Some("hit")), s.hits as f64);
-    assert_eq!(get("cache.gets", Some("null_hit")), s.null_hits as f64);
-    assert_eq!(get("cache.gets", Some("miss")), s.misses as f64);
-    assert_eq!(get("cache.gets", Some("stale")), s.stale_hits as f64);
+    assert_eq!(get("cache.gets.total", Some("hit")), s.hits as f64);
+    assert_eq!(
+        get("cache.gets.total", Some("null_hit")),
+        s.null_hits as f64
+    );
+    assert_eq!(get("cache.gets.total", Some("miss")), s.misses as f64);
+    assert_eq!(get("cache.gets.total", Some("stale")), s.stale_hits as f64);
     let sie = s.stale_if_error_hits as f64;
-    assert_eq!(get("cache.gets", Some("stale_if_error")), sie);
-    let successes = (s.loads - s.load_errors) as f64;
-    assert_eq!(get("cache.loads", Some("success")), successes);
-    assert_eq!(get("cache.loads", Some("error")), s.load_errors as f64);
-    assert_eq!(get("cache.waits", None), s.waits as f64);
-    assert_eq!(get("cache.refreshes", None), s.refreshes as f64);
-    assert_eq!(get("cache.store.errors", None), s.store_errors as f64);
-    assert_eq!(get("cache.store.skips", None), s.store_skips as f64);
+    assert_eq!(get("cache.fail_safe.answers.total", None), sie);
+    assert_eq!(get("cache.loads.total", None), s.loads as f64);
+    assert_eq!(get("cache.load.errors.total", None), s.load_errors as f64);
+    assert_eq!(get("cache.waits.total", None), s.waits as f64);
+    assert_eq!(get("cache.refreshes.total", None), s.refreshes as f64);
+    assert_eq!(get("cache.store.errors.total", None), s.store_errors as f64);
+    assert_eq!(get("cache.store.skips.total", None), s.store_skips as f64);
     let received = s.invalidations_received as f64;
-    assert_eq!(get("cache.invalidations.received", None), received);
-    assert_eq!(get("cache.evictions", None), s.evictions as f64);
-    assert_eq!(get("cache.size", None), s.size as f64);
-    assert_eq!(get("cache.oversized", None), s.oversized as f64);
+    assert_eq!(get("cache.invalidations.received.total", None), received);
+    assert_eq!(get("cache.evictions.total", None), s.evictions as f64);
+    assert_eq!(get("cache.entries", None), s.size as f64);
+    assert_eq!(get("cache.oversized.total", None), s.oversized as f64);
     // Issue 25: the bytes held in process, for every cache (its entries' slots without a
     // budget).
     assert_eq!(get("cache.memory.bytes", None), s.memory_bytes as f64);
     assert!(s.memory_bytes > 0 || s.size == 0);
     // Each load's duration, by outcome (recorded when the load ends, not by the export).
-    assert_eq!(get("cache.load.duration", Some("success")), successes);
+    let successes = (s.loads - s.load_errors) as f64;
     assert_eq!(
-        get("cache.load.duration", Some("error")),
+        get("cache.load.duration.seconds", Some("success")),
+        successes
+    );
+    assert_eq!(
+        get("cache.load.duration.seconds", Some("error")),
         s.load_errors as f64
     );
+    // Issue 27: every name exported is in `METRICS`, which says its kind; counters end in
+    // `.total`, durations in `.seconds`.
+    for (name, _) in values.keys() {
+        let metric = cache_runtime::METRICS
+            .iter()
+            .find(|m| m.name == name.as_str())
+            .unwrap_or_else(|| panic!("{name} is not in METRICS"));
+        match metric.kind {
+            cache_runtime::MetricKind::Counter => assert!(name.ends_with(".total"), "{name}"),
+            cache_runtime::MetricKind::Histogram => assert!(name.ends_with(".seconds"), "{name}"),
+            _ => assert!(!name.ends_with(".total"), "{name}"),
+        }
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::reentry::Mark;
 use crate::shape::Shape;
 use crate::stats::Counter;
 use crate::store::{Start, Store};
-use crate::tags::{EntryTags, Tags};
+use crate::tags::EntryTags;
 
 use super::flight::{Flight, Guard, Lead};
 use super::lead::{Owner, stored};
@@ -141,11 +141,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         key: Key<F, S>,
         body: impl SyncBody<F::Output>,
     ) -> Cached<F::Output> {
-        let (stamp, local) = (key.tags.clone(), key.local.clone());
-        let tags = stamp.names().map(str::to_owned).collect();
+        let tags = key.tags.names().map(str::to_owned).collect();
+        let local = key.local.clone();
         let (result, noted) = answer::noting(|| self.load(key, body));
-        self.loaded_answer(result, noted, &stamp, &local)
-            .tagged(tags)
+        self.loaded_answer(result, noted, &local).tagged(tags)
     }
 
     /// The async twin of [`Engine::load_entry`].
@@ -154,30 +153,28 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         key: Key<F, S>,
         body: impl AsyncBody<F::Output>,
     ) -> Cached<F::Output> {
-        let (stamp, local) = (key.tags.clone(), key.local.clone());
-        let tags = stamp.names().map(str::to_owned).collect();
+        let tags = key.tags.names().map(str::to_owned).collect();
+        let local = key.local.clone();
         let (result, noted) = answer::noting_async(self.load_async(key, body)).await;
-        self.loaded_answer(result, noted, &stamp, &local)
-            .tagged(tags)
+        self.loaded_answer(result, noted, &local).tagged(tags)
     }
 
     /// `f_entry`'s answer after a load (its own, or one it waited for): reported as stored
-    /// only if it still is. A load that an invalidation cut off (a tag invalidated since it
-    /// started, or, in process, its entry dropped or replaced) answers its caller but was not
-    /// kept; telling an HTTP cache to keep it (`max-age`) would let the cache in front keep
-    /// the old value after the purge went out, so it is reported as not stored (`no-store`).
+    /// only if it still is. On the in-process store, a load that an invalidation cut off (a
+    /// tag invalidated since it started, or its key) answers its caller but was not kept;
+    /// telling an HTTP cache to keep it (`max-age`) would let the cache in front keep the old
+    /// value after the purge went out, so it is reported as not stored (`no-store`).
     fn loaded_answer<R>(
         &self,
         result: R,
         noted: Option<answer::Noted>,
-        tags: &Tags,
         local: &F::Key,
     ) -> Cached<R> {
-        let noted = noted.map(|noted| {
-            noted.unless_kept(|version| {
-                tags.current() && (!Self::LOCAL || self.holds(local, version))
-            })
-        });
+        // In process alone the store holds exactly what was written (a write an invalidation
+        // cut off, by a tag or its key, was dropped). A shared store's entry is checked
+        // against its tags when it is read, reading it back would cost a round trip, and an
+        // L1 keeps copies at its own discretion: there the answer is taken as stored.
+        let noted = noted.map(|noted| noted.unless_kept(|v| Self::SHARED || self.holds(local, v)));
         self.answer(result, noted)
     }
 

@@ -43,7 +43,7 @@ impl Outcome {
 /// `load_errors` if it panics (an `Err` is counted by [`Engine::settle`]); its `cache.load`
 /// span (debug) with the cache, backend, outcome, duration and the callers that waited for
 /// it, and the key only with `record_keys`; with the `metrics` feature, its sample of the
-/// `cache.load.duration` histogram. Dropped without an end, it ends as `panicked` while its
+/// `cache.load.duration.seconds` histogram. Dropped without an end, it ends as `panicked` while its
 /// thread unwinds, else as `cancelled`.
 pub(crate) struct LoadWatch<'a> {
     stats: &'a Counters,
@@ -99,7 +99,7 @@ impl LoadWatch<'_> {
                 ("backend", self.backend.to_owned()),
                 ("outcome", outcome.as_str().to_owned()),
             ];
-            metrics::histogram!("cache.load.duration", &labels).record(took.as_secs_f64());
+            metrics::histogram!("cache.load.duration.seconds", &labels).record(took.as_secs_f64());
         }
     }
 }

@@ -361,7 +361,7 @@ impl Shared {
                     self.sent.fetch_add(1, Ordering::Relaxed);
                     self.keys.fetch_add(keys.len() as u64, Ordering::Relaxed);
                     #[cfg(feature = "metrics")]
-                    metrics::counter!("cache.purge.sent").increment(1);
+                    metrics::counter!("cache.purge.sent.total").increment(1);
                     return;
                 }
                 Err(e) if attempt < self.settings.attempts && e.retry => {
@@ -372,7 +372,7 @@ impl Shared {
                 Err(e) => {
                     self.failed.fetch_add(1, Ordering::Relaxed);
                     #[cfg(feature = "metrics")]
-                    metrics::counter!("cache.purge.failed").increment(1);
+                    metrics::counter!("cache.purge.failed.total").increment(1);
                     self.log_failure(target, keys.len(), &e.message);
                     return;
                 }

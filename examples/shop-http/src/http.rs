@@ -375,7 +375,7 @@ async fn put_product(State(state): State<AppState>, Path(id): Path<u64>, body: B
 }
 
 /// `GET /metrics`: every cache's figures (exported now, not 5 s ago) in Prometheus' text
-/// format, and `shop_db_queries`.
+/// format, and `shop_db_queries_total`.
 async fn metrics(State(state): State<AppState>) -> Response {
     cache_runtime::export_metrics();
     let mut text = state
@@ -387,9 +387,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
     let _ = writeln!(
         text,
-        "# HELP shop_db_queries Queries that reached the shop's SQLite database.\n\
-         # TYPE shop_db_queries counter\n\
-         shop_db_queries {}",
+        "# HELP shop_db_queries_total Queries that reached the shop's SQLite database.\n\
+         # TYPE shop_db_queries_total counter\n\
+         shop_db_queries_total {}",
         db::queries()
     );
     (

@@ -30,6 +30,20 @@ pub use http::{requests, router};
 /// The error of the set-up functions.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Installs the process's Prometheus recorder, with cache-runtime's load durations as
+/// Prometheus histograms (`cache_load_duration_seconds`, buckets `DURATION_BUCKETS`); its
+/// handle renders `GET /metrics`.
+pub fn install_prometheus() -> Result<PrometheusHandle, BoxError> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+            cache_runtime::DURATION_BUCKETS,
+        )?
+        .install_recorder()
+        .map_err(|e| format!("installing the Prometheus recorder: {e}"))?;
+    Ok(handle)
+}
+
 /// A product, as `GET /products/{id}` shows it. `Weigh`: the product cache is bounded by
 /// bytes (`max_bytes`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, cache_runtime::Weigh)]
@@ -270,7 +284,7 @@ impl AppState {
     }
 
     /// Serves `GET /metrics` from this recorder (without one it shows only
-    /// `shop_db_queries`).
+    /// `shop_db_queries_total`).
     #[must_use]
     pub fn with_prometheus(mut self, handle: PrometheusHandle) -> AppState {
         self.prometheus = Some(handle);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt as _;
 use cache_runtime::http::VarnishPurger;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use shop_http::db::{self, DataSize};
 use shop_http::{AppState, BoxError, Mode, db_queries, router};
 use tokio::net::TcpListener;
@@ -45,9 +45,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), BoxError> {
-    let prometheus = PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| format!("installing the Prometheus recorder: {e}"))?;
+    let prometheus = shop_http::install_prometheus()?;
     let mode = Mode::from_env()?;
     if cfg!(not(feature = "redis")) && std::env::var_os("CACHE_REDIS_URL").is_some() {
         warn!("CACHE_REDIS_URL is set, but this build has no `redis` feature: caching in memory");

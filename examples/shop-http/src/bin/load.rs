@@ -14,7 +14,7 @@
 //! Every id comes from a deterministic generator (`--seed`), so two runs send the same mix.
 //! It reports requests/s, p50/p99/p99.9 latency (every latency is kept and sorted at the
 //! end), errors (non-2xx answers, except `404` for users, and I/O errors and timeouts) and
-//! database queries/s (the server's `shop_db_queries`, read from `GET /metrics` before and
+//! database queries/s (the server's `shop_db_queries_total`, read from `GET /metrics` before and
 //! after), as a Markdown table row and as a JSON line.
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -378,7 +378,7 @@ async fn worker(plan: Arc<Plan>, index: u64) -> Tally {
     tally
 }
 
-/// The server's `shop_db_queries`, from `GET /metrics`.
+/// The server's `shop_db_queries_total`, from `GET /metrics`.
 async fn db_queries(address: SocketAddr, host: &str) -> Result<u64, String> {
     let mut sender = connect(address).await?;
     let request = Request::get("/metrics")
@@ -401,9 +401,9 @@ async fn db_queries(address: SocketAddr, host: &str) -> Result<u64, String> {
         .to_bytes();
     String::from_utf8_lossy(&body)
         .lines()
-        .find_map(|line| line.strip_prefix("shop_db_queries "))
+        .find_map(|line| line.strip_prefix("shop_db_queries_total "))
         .and_then(|value| value.trim().parse().ok())
-        .ok_or_else(|| "GET /metrics has no `shop_db_queries` line".to_owned())
+        .ok_or_else(|| "GET /metrics has no `shop_db_queries_total` line".to_owned())
 }
 
 /// The `p` quantile (0 to 1) of sorted nanoseconds, in milliseconds (nearest rank).
