@@ -246,3 +246,32 @@ fn keys_that_cannot_go_in_a_header_are_dropped_and_long_lists_split() {
     assert!(received.len() >= 3, "{} requests", received.len());
     assert_eq!(purger.stats().failed, 4, "four bad keys");
 }
+
+#[test]
+fn a_dead_server_delays_no_other() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let live = FakeVarnish::start(&[]);
+    let purger = VarnishPurger::builder()
+        .url(&format!("http://127.0.0.1:{port}"))
+        .url(&live.url)
+        .attempts(5)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    purger.purge(["both:1"]);
+    // The dead server's retries take 1.5 s of backoff; the live one is purged meanwhile.
+    while live.received().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the live server waited for the dead one"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(purger.flush(Duration::from_secs(10)));
+    let stats = purger.stats();
+    assert_eq!((stats.sent, stats.failed), (1, 1), "{stats:?}");
+}

@@ -193,14 +193,13 @@ impl CacheHeaders {
     {
         let mut headers = self.headers(entry);
         let validated = status == StatusCode::OK && headers.contains_key(CACHE_CONTROL);
-        let version = entry
-            .version()
-            .filter(|_| validated)
-            .map(|v| self.memo_key(v, request));
         // For a conditional request, the ETag of this entry's body if this value encoded it
         // before (hashing a body costs less than a lookup: others hash it again).
         let conditional = request.contains_key(http::header::IF_NONE_MATCH);
-        let version = version.filter(|_| conditional);
+        let version = entry
+            .version()
+            .filter(|_| validated && conditional)
+            .map(|v| self.memo_key(v, request));
         let remembered = version.and_then(|v| self.etags.get(v));
         if let Some(etag) = &remembered
             && etag::if_none_match(request, etag)

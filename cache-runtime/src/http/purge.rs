@@ -21,14 +21,14 @@ use crate::invalidation::{Invalidated, InvalidationHook};
 /// - **Purged:** `invalidate_tag(s)` purges the tags' keys; `clear()` (and `clear_all`) and
 ///   a key's invalidation (`f_invalidate`) purge the cache's key, so every response of that
 ///   cache (the edge does not know the cache's keys: tag what you purge one by one).
-/// - **Never in the way:** an invalidation only adds keys to a queue; one thread sends them.
+/// - **Never in the way:** an invalidation only adds keys to a queue per server; a thread per
+///   server sends them (a server that is down delays no other).
 ///   Keys that come while a purge is under way go together in the next one (at most
 ///   `max_keys_per_request` keys each), and at most `max_per_second` requests are sent per
 ///   server.
 /// - **Retried:** a purge that fails (no connection, a timeout, a `5xx`) is sent again after
 ///   100 ms, 200 ms, 400 ms… (at most 5 s) up to `attempts` times; then its keys are dropped,
-///   counted ([`PurgeStats::failed`]) and logged (once a minute at most). Servers are purged
-///   one after the other: one that is down delays the others' purges by its retries.
+///   counted ([`PurgeStats::failed`]) and logged (once a minute at most).
 /// - **Batches:** at most `max_keys_per_request` keys and a 4 KiB header per request; a key
 ///   that cannot go in a header (empty, a space, a comma, a control character) is dropped and
 ///   counted.
@@ -44,7 +44,9 @@ use crate::invalidation::{Invalidated, InvalidationHook};
 /// ```
 #[derive(Clone)]
 pub struct VarnishPurger {
-    shared: Arc<Shared>,
+    /// One per server, each with its queue and thread.
+    servers: Arc<[Arc<Server>]>,
+    counts: Arc<Counts>,
 }
 
 /// The settings of a [`VarnishPurger`], from [`VarnishPurger::builder`].
@@ -70,7 +72,7 @@ pub struct PurgeStats {
     pub retries: u64,
     /// Requests given up after every attempt failed (their keys dropped).
     pub failed: u64,
-    /// Keys waiting in the queue now.
+    /// Keys waiting in the queues now (a key counts once per server).
     pub pending: u64,
 }
 
@@ -86,16 +88,25 @@ impl fmt::Display for PurgerError {
 
 impl std::error::Error for PurgerError {}
 
-struct Shared {
-    targets: Vec<Target>,
+/// One server's queue and worker.
+struct Server {
+    target: Target,
     settings: PurgerBuilder,
     queue: Mutex<Queue>,
     /// Signalled when keys are queued, and when the queue is empty and nothing is in flight.
     changed: Condvar,
+    counts: Arc<Counts>,
+}
+
+/// What every server's worker counts.
+#[derive(Default)]
+struct Counts {
     sent: AtomicU64,
     keys: AtomicU64,
     retries: AtomicU64,
     failed: AtomicU64,
+    /// When the last failure was logged.
+    logged: Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -103,11 +114,9 @@ struct Queue {
     keys: BTreeSet<String>,
     /// A purge is under way (its keys already out of `keys`).
     busy: bool,
-    /// When the last failure was logged.
-    logged: Option<Instant>,
 }
 
-/// The most keys a queue holds; more are dropped, counted as failed.
+/// The most keys a server's queue holds; more are dropped, counted as failed.
 const MAX_QUEUED: usize = 100_000;
 
 /// The longest `xkey` header a request carries (Varnish's default `http_req_hdr_len` is 8 KiB).
@@ -146,61 +155,55 @@ impl VarnishPurger {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut queue = self.shared.lock();
-        let (mut full, mut bad) = (0, 0);
-        for key in keys {
-            let key: String = key.into();
-            if !is_token(&key) {
-                bad += 1;
-            } else if queue.keys.len() < MAX_QUEUED {
-                queue.keys.insert(key);
-            } else {
-                full += 1;
+        let (keys, bad): (Vec<String>, Vec<String>) =
+            keys.into_iter().map(Into::into).partition(|k| is_token(k));
+        let mut full = 0;
+        for server in self.servers.iter() {
+            let mut queue = server.lock();
+            for key in &keys {
+                match queue.keys.len() < MAX_QUEUED {
+                    true => {
+                        queue.keys.insert(key.clone());
+                    }
+                    false => full += 1,
+                }
             }
+            drop(queue);
+            server.changed.notify_all();
         }
-        drop(queue);
+        let bad = bad.len() as u64;
         if full + bad > 0 {
-            self.shared.failed.fetch_add(full + bad, Ordering::Relaxed);
+            self.counts.failed.fetch_add(full + bad, Ordering::Relaxed);
             tracing::warn!(
                 full,
                 bad,
-                "cache-runtime: purge keys dropped (the queue is full, or a key is empty or has \
+                "cache-runtime: purge keys dropped (a queue is full, or a key is empty or has \
                  a space, comma or control character: make keys with `http::surrogate_key`)"
             );
         }
-        self.shared.changed.notify_all();
     }
 
     /// What it did so far.
     pub fn stats(&self) -> PurgeStats {
-        let shared = &self.shared;
+        let counts = &self.counts;
         PurgeStats {
-            sent: shared.sent.load(Ordering::Relaxed),
-            keys: shared.keys.load(Ordering::Relaxed),
-            retries: shared.retries.load(Ordering::Relaxed),
-            failed: shared.failed.load(Ordering::Relaxed),
-            pending: shared.lock().keys.len() as u64,
+            sent: counts.sent.load(Ordering::Relaxed),
+            keys: counts.keys.load(Ordering::Relaxed),
+            retries: counts.retries.load(Ordering::Relaxed),
+            failed: counts.failed.load(Ordering::Relaxed),
+            pending: self
+                .servers
+                .iter()
+                .map(|s| s.lock().keys.len() as u64)
+                .sum(),
         }
     }
 
-    /// Waits until every key queued so far was sent (or given up), at most `timeout`; whether
-    /// the queue is empty and idle. For tests and orderly shutdowns.
+    /// Waits until every key queued so far was sent to every server (or given up), at most
+    /// `timeout`; whether every queue is empty and idle. For tests and orderly shutdowns.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut queue = self.shared.lock();
-        while queue.busy || !queue.keys.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            queue = self
-                .shared
-                .changed
-                .wait_timeout(queue, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        true
+        self.servers.iter().all(|server| server.idle_by(deadline))
     }
 }
 
@@ -213,7 +216,14 @@ impl InvalidationHook for VarnishPurger {
 impl fmt::Debug for VarnishPurger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VarnishPurger")
-            .field("urls", &self.shared.settings.urls)
+            .field(
+                "servers",
+                &self
+                    .servers
+                    .iter()
+                    .map(|s| s.target.to_string())
+                    .collect::<Vec<_>>(),
+            )
             .field("stats", &self.stats())
             .finish()
     }
@@ -279,31 +289,37 @@ impl PurgerBuilder {
             .iter()
             .map(|url| Target::parse(url).map_err(PurgerError))
             .collect::<Result<Vec<_>, _>>()?;
-        let shared = Arc::new(Shared {
-            targets,
-            settings: self,
-            queue: Mutex::new(Queue::default()),
-            changed: Condvar::new(),
-            sent: AtomicU64::new(0),
-            keys: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-        });
-        let worker = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("cache-runtime-purge".to_owned())
-            .spawn(move || worker.run())
-            .map_err(|e| PurgerError(format!("starting the purge thread: {e}")))?;
-        Ok(VarnishPurger { shared })
+        let counts = Arc::new(Counts::default());
+        let mut servers = Vec::with_capacity(targets.len());
+        for target in targets {
+            let server = Arc::new(Server {
+                target,
+                settings: self.clone(),
+                queue: Mutex::new(Queue::default()),
+                changed: Condvar::new(),
+                counts: Arc::clone(&counts),
+            });
+            let worker = Arc::clone(&server);
+            std::thread::Builder::new()
+                .name("cache-runtime-purge".to_owned())
+                .spawn(move || worker.run())
+                .map_err(|e| PurgerError(format!("starting a purge thread: {e}")))?;
+            servers.push(server);
+        }
+        Ok(VarnishPurger {
+            servers: servers.into(),
+            counts,
+        })
     }
 }
 
-impl Shared {
+impl Server {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The purge thread: takes the keys queued, sends them, and again, at the rate allowed.
+    /// The server's purge thread: takes the keys queued, sends them, and again, at the rate
+    /// allowed.
     fn run(&self) {
         let interval = Duration::from_secs(1) / self.settings.max_per_second;
         let mut last: Option<Instant> = None;
@@ -313,9 +329,7 @@ impl Shared {
                 std::thread::sleep(interval.saturating_sub(at.elapsed()));
             }
             last = Some(Instant::now());
-            for target in &self.targets {
-                self.send(target, &batch);
-            }
+            self.send(&batch);
             let mut queue = self.lock();
             queue.busy = false;
             drop(queue);
@@ -351,26 +365,29 @@ impl Shared {
         batch
     }
 
-    /// Sends `keys` to `target`, retried with a doubling backoff; counted.
-    fn send(&self, target: &Target, keys: &[String]) {
+    /// Sends `keys` to the server, retried with a doubling backoff; counted.
+    fn send(&self, keys: &[String]) {
+        let target = &self.target;
         let header = (self.settings.header.as_str(), keys.join(" "));
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=self.settings.attempts {
             match purge_request::send(target, &header, self.settings.timeout) {
                 Ok(()) => {
-                    self.sent.fetch_add(1, Ordering::Relaxed);
-                    self.keys.fetch_add(keys.len() as u64, Ordering::Relaxed);
+                    self.counts.sent.fetch_add(1, Ordering::Relaxed);
+                    self.counts
+                        .keys
+                        .fetch_add(keys.len() as u64, Ordering::Relaxed);
                     #[cfg(feature = "metrics")]
                     metrics::counter!("cache.purge.sent.total").increment(1);
                     return;
                 }
                 Err(e) if attempt < self.settings.attempts && e.retry => {
-                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    self.counts.retries.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => {
-                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    self.counts.failed.fetch_add(1, Ordering::Relaxed);
                     #[cfg(feature = "metrics")]
                     metrics::counter!("cache.purge.failed.total").increment(1);
                     self.log_failure(target, keys.len(), &e.message);
@@ -380,22 +397,41 @@ impl Shared {
         }
     }
 
-    /// Logs a purge given up, once a minute at most.
+    /// Logs a purge given up, once a minute at most (for every server together).
     fn log_failure(&self, target: &Target, keys: usize, why: &str) {
-        let mut queue = self.lock();
-        if queue
-            .logged
-            .is_some_and(|at| at.elapsed() < Duration::from_secs(60))
         {
-            return;
+            let mut logged = self
+                .counts
+                .logged
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if logged.is_some_and(|at| at.elapsed() < Duration::from_secs(60)) {
+                return;
+            }
+            *logged = Some(Instant::now());
         }
-        queue.logged = Some(Instant::now());
-        drop(queue);
         tracing::warn!(
             server = %target,
             keys,
             error = why,
             "cache-runtime: a purge failed after every attempt; its keys were dropped (logged once a minute)"
         );
+    }
+
+    /// Waits until the queue is empty and idle, at most until `deadline`.
+    fn idle_by(&self, deadline: Instant) -> bool {
+        let mut queue = self.lock();
+        while queue.busy || !queue.keys.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            queue = self
+                .changed
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
     }
 }
