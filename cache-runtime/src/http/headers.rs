@@ -176,6 +176,61 @@ impl CacheHeaders {
         })
     }
 
+    /// The answer to a lookup that may find nothing or fail (`Result<Option<T>, E>`, the
+    /// usual shape of a cached query): `Ok(Some(v))` is [`json_of`](Self::json_of) `v`;
+    /// `Ok(None)` a `404` with the caching headers (a cached null is kept by caches in front
+    /// for its `null_ttl`) and the body `{"error":"not found"}`; `Err(e)` a `500` with
+    /// `no-store` and `{"error":"<e>"}`, logged.
+    ///
+    /// ```
+    /// use cache_runtime::cached;
+    /// use cache_runtime::http::CacheHeaders;
+    /// use http::{HeaderMap, StatusCode};
+    ///
+    /// #[cached(ttl = 60, null_ttl = 10, backend = "memory")]
+    /// fn product(id: u64) -> Result<Option<String>, String> {
+    ///     match id {
+    ///         0 => Err("the database is down".into()),
+    ///         1..=99 => Ok(Some(format!("product {id}"))),
+    ///         _ => Ok(None),
+    ///     }
+    /// }
+    ///
+    /// let headers = CacheHeaders::public();
+    /// let request = HeaderMap::new();
+    /// assert_eq!(headers.json_lookup(&request, &product_entry(7)).status(), StatusCode::OK);
+    /// let missing = headers.json_lookup(&request, &product_entry(500));
+    /// assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    /// assert!(missing.headers()["cache-control"].to_str().unwrap().contains("max-age="));
+    /// let failed = headers.json_lookup(&request, &product_entry(0));
+    /// assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    /// assert_eq!(failed.headers()["cache-control"], "no-store");
+    /// ```
+    pub fn json_lookup<T, E>(
+        &self,
+        request: &HeaderMap,
+        entry: &Cached<Result<Option<T>, E>>,
+    ) -> FullResponse
+    where
+        T: serde::Serialize,
+        E: fmt::Display,
+    {
+        let json = || HeaderValue::from_static("application/json");
+        match entry.value() {
+            Ok(Some(value)) => self.json_of(request, entry, value),
+            Ok(None) => self.respond(request, entry, StatusCode::NOT_FOUND, json(), || {
+                Ok::<_, std::convert::Infallible>(&br#"{"error":"not found"}"#[..])
+            }),
+            Err(e) => {
+                let message = e.to_string();
+                tracing::error!(error = %message, "cache-runtime: a cached lookup failed");
+                let body = serde_json::to_vec(&serde_json::json!({ "error": message }))
+                    .unwrap_or_default();
+                no_store(StatusCode::INTERNAL_SERVER_ERROR, json(), body)
+            }
+        }
+    }
+
     /// A response of `status` with the body `encode` makes, and `entry`'s caching headers
     /// (the `ETag` and `304` only for a `200`): `encode` runs unless a `304` answers. An error
     /// of `encode` is a `500` with `no-store`, logged.
