@@ -49,7 +49,7 @@ pub enum CacheStatus {
 /// // Fresh for the rest of its ttl (60 s at most: jitter only shortens it, by up to 10% by
 /// // default).
 /// assert!(again.fresh_for().as_secs() <= 60);
-/// // The same stored entry, the same version: an HTTP `ETag`.
+/// // The same stored entry, the same version.
 /// assert_eq!(again.version(), first.version());
 /// assert_eq!(again.into_inner(), 700);
 /// ```
@@ -139,8 +139,10 @@ impl<R> Cached<R> {
         self
     }
 
-    /// Names the stored entry that answered (an HTTP `ETag`): another value of the key, or the
-    /// same value loaded again, has another version. On Redis it is a hash of the entry's
+    /// Names the stored entry that answered: another value of the key, or the same value
+    /// loaded again, has another version (an HTTP `ETag` is made from the content instead, by
+    /// [`http::CacheHeaders`](crate::http::CacheHeaders), so a reload of the same content keeps
+    /// it). On Redis it is a hash of the entry's
     /// bytes, the same in every process that reads it; in process (`memory`, and the copy a
     /// `tiered` process keeps of its own load) it is drawn at random when the entry is stored.
     /// `None` when no stored entry answers (an error; a null while null caching is off).

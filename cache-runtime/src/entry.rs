@@ -41,7 +41,7 @@ pub struct Times {
     pub retry_at_ms: u64,
     /// When the load that produced the value ended (its `age` is counted from here).
     pub written_ms: u64,
-    /// Names the stored entry (`Cached::version`, an HTTP `ETag`): random per load in
+    /// Names the stored entry (`Cached::version`): random per load in
     /// process; on Redis a hash of the entry's bytes, the same in every process that reads
     /// them. 0 for a hand-over that is not stored.
     pub version: u64,

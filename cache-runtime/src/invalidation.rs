@@ -81,7 +81,9 @@ pub enum Invalidated<'a> {
 /// be quick and must not block: hand the work to a queue (as `http::VarnishPurger` does). A
 /// panic in a hook is caught and logged; it never fails the invalidation.
 ///
-/// Any `Fn(Invalidated<'_>) + Send + Sync + 'static` is a hook.
+/// Any `Fn(Invalidated<'_>) + Send + Sync + 'static` is a hook; a closure needs its parameter's
+/// type written out (`|what: Invalidated<'_>| …`), or Rust infers one lifetime and refuses it.
+/// `Key` and `Cache` may gain fields: match them with `..` (`Invalidated::Key { cache, .. }`).
 pub trait InvalidationHook: Send + Sync + 'static {
     /// Told of one invalidation.
     fn invalidated(&self, what: Invalidated<'_>);

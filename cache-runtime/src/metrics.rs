@@ -268,7 +268,10 @@ pub const METRICS: &[Metric] = &[
 ///
 /// ```ignore
 /// PrometheusBuilder::new()
-///     .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), cache_runtime::DURATION_BUCKETS)?
+///     .set_buckets_for_metric(
+///         metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+///         cache_runtime::DURATION_BUCKETS,
+///     )?
 ///     .install_recorder()?;
 /// ```
 pub const DURATION_BUCKETS: &[f64] = &[

@@ -38,8 +38,10 @@ use crate::cache::Cache;
 ///   expired response answers in its place; else it passes through. A response that may not
 ///   be kept for another reason (a redirect that is not permanent, `Set-Cookie`, …) is this
 ///   caller's answer, and the next caller asks the service again.
-/// - **Writes:** a successful `POST`, `PUT`, `PATCH` or `DELETE` drops the response kept for
-///   its URL (and this request's `Vary` values), as RFC 9111 §4.4 asks.
+/// - **Writes:** a successful (`2xx`, `3xx`) `POST`, `PUT`, `PATCH` or `DELETE` drops the
+///   response kept for its URL (and this request's `Vary` values), as RFC 9111 §4.4 asks. It
+///   is a key's invalidation: with a [`VarnishPurger`](super::VarnishPurger) installed, it
+///   purges every response of this layer's cache at the edge (the edge does not know keys).
 /// - **Conditions:** the service is asked for whole responses (`If-None-Match`, `Range`, … are
 ///   not passed on); a client's `If-None-Match` is answered `304` from what is kept.
 /// - **`Vary`:** a response that varies by a request header the key does not hold (its own

@@ -3,7 +3,7 @@
 //! | piece | what it does |
 //! |---|---|
 //! | [`CacheHeaders`] | the caching headers of a response made from a [`Cached`](crate::Cached) answer (`f_entry`, `Cache::entry_or_load`): `Cache-Control` with `max-age`, `stale-while-revalidate` and `stale-if-error`, `Age`, a content `ETag` and `304`, `Vary`, surrogate keys |
-//! | [`ResponseCacheLayer`] | a tower layer that caches whole responses of a route in a [`Cache`](crate::Cache), keyed by method, path, query (tracking parameters left out) and `Vary` headers |
+//! | [`ResponseCacheLayer`] | a tower layer that caches whole responses of a route in a [`Cache`](crate::Cache), keyed by method, host, path, query (tracking parameters left out) and `Vary` headers |
 //! | [`VarnishPurger`] | an [`InvalidationHook`](crate::InvalidationHook) that purges Varnish by `xkey` on every `invalidate_tag`, `clear` and `f_invalidate` |
 //! | [`content_etag`], [`if_none_match`], [`surrogate_key`], [`no_store`] | the pieces, for hand-made responses |
 //!

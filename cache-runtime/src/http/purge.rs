@@ -31,7 +31,9 @@ use crate::invalidation::{Invalidated, InvalidationHook};
 ///   counted ([`PurgeStats::failed`]) and logged (once a minute at most).
 /// - **Batches:** at most `max_keys_per_request` keys and a 4 KiB header per request; a key
 ///   that cannot go in a header (empty, a space, a comma, a control character) is dropped and
-///   counted.
+///   counted ([`PurgeStats::dropped`]).
+/// - **Lifetime:** make one per process (clones share it): its threads live as long as the
+///   process, even after every clone is dropped.
 /// - **The VCL:** see the README's "HTTP and the edge": `xkey.purge(req.http.xkey)` on
 ///   `PURGE`, allowed from the application's hosts only.
 ///
@@ -72,6 +74,9 @@ pub struct PurgeStats {
     pub retries: u64,
     /// Requests given up after every attempt failed (their keys dropped).
     pub failed: u64,
+    /// Keys dropped before any request: a full queue (100,000 keys a server), or a key that
+    /// cannot go in a header.
+    pub dropped: u64,
     /// Keys waiting in the queues now (a key counts once per server).
     pub pending: u64,
 }
@@ -105,6 +110,7 @@ struct Counts {
     keys: AtomicU64,
     retries: AtomicU64,
     failed: AtomicU64,
+    dropped: AtomicU64,
     /// When the last failure was logged.
     logged: Mutex<Option<Instant>>,
 }
@@ -173,7 +179,7 @@ impl VarnishPurger {
         }
         let bad = bad.len() as u64;
         if full + bad > 0 {
-            self.counts.failed.fetch_add(full + bad, Ordering::Relaxed);
+            self.counts.dropped.fetch_add(full + bad, Ordering::Relaxed);
             tracing::warn!(
                 full,
                 bad,
@@ -191,6 +197,7 @@ impl VarnishPurger {
             keys: counts.keys.load(Ordering::Relaxed),
             retries: counts.retries.load(Ordering::Relaxed),
             failed: counts.failed.load(Ordering::Relaxed),
+            dropped: counts.dropped.load(Ordering::Relaxed),
             pending: self
                 .servers
                 .iter()

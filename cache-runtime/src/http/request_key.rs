@@ -1,5 +1,5 @@
-//! What a cached response is keyed by: the method, the path, the query parameters that
-//! matter (sorted; tracking parameters left out) and the values of the `Vary` headers.
+//! What a cached response is keyed by: the method, the host, the path, the query parameters
+//! that matter (sorted; tracking parameters left out) and the values of the `Vary` headers.
 
 use http::header::HeaderName;
 use http::{Method, Request};
