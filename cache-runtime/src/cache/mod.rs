@@ -167,13 +167,7 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
         let tags = self.tags_of(&key);
         let is_null = self.is_null;
         let error = Mutex::new(None);
-        let fut = load();
-        let body = Box::pin(async {
-            let mut kept = None;
-            let outcome = wrap_or_keep(is_null, fut.await, &mut kept);
-            *error.lock().unwrap_or_else(PoisonError::into_inner) = kept;
-            outcome
-        });
+        let body = Box::pin(keeping_error(is_null, load(), &error));
         let outcome = self.ops.load_async(&key, tags, body).await;
         result(
             outcome,
@@ -257,13 +251,7 @@ impl<K: KeyParam, V: CachedValue> Cache<K, V> {
         let stamped = Tags::from_names(names.iter().cloned());
         let is_null = self.is_null;
         let error = Mutex::new(None);
-        let fut = load();
-        let body = Box::pin(async {
-            let mut kept = None;
-            let outcome = wrap_or_keep(is_null, fut.await, &mut kept);
-            *error.lock().unwrap_or_else(PoisonError::into_inner) = kept;
-            outcome
-        });
+        let body = Box::pin(keeping_error(is_null, load(), &error));
         let answer = self.ops.load_entry_async(&key, stamped, body).await;
         let error = error.into_inner().unwrap_or_else(PoisonError::into_inner);
         match answer.value() {
@@ -389,6 +377,19 @@ fn wrap_or_keep<V, E>(
             Outcome::Failed
         }
     }
+}
+
+/// An async fallible load as the engine runs it: its error, if it failed, kept in `error` for
+/// its caller alone.
+async fn keeping_error<V, E>(
+    is_null: fn(&V) -> bool,
+    load: impl Future<Output = Result<V, E>>,
+    error: &Mutex<Option<E>>,
+) -> Outcome<V> {
+    let mut kept = None;
+    let outcome = wrap_or_keep(is_null, load.await, &mut kept);
+    *error.lock().unwrap_or_else(PoisonError::into_inner) = kept;
+    outcome
 }
 
 /// The value of an answer of an infallible load.

@@ -5,12 +5,12 @@
 //!
 //! Without Chromium the test says SKIPPED and passes, unless `CACHE_REQUIRE_CHROMIUM=1`.
 
-use std::net::{Ipv4Addr, TcpListener};
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-use shop_http::db::{self, DataSize};
-use shop_http::{AppState, Mode, requests, router};
+use shop_http::requests;
 
 fn chromium() -> Option<PathBuf> {
     [
@@ -21,28 +21,6 @@ fn chromium() -> Option<PathBuf> {
     .iter()
     .map(PathBuf::from)
     .find(|p| p.exists())
-}
-
-/// The shop on a small database, served in the background; its port.
-fn start_shop() -> u16 {
-    let path = std::env::temp_dir().join(format!("shop-browser-{}.db", std::process::id()));
-    db::create_database(&path, DataSize::SMALL).expect("the test database");
-    let state = AppState::new(path, Mode::Memory).expect("the shop's state");
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, router(state)).await.unwrap();
-        });
-    });
-    port
 }
 
 #[test]
@@ -56,7 +34,7 @@ fn the_browser_keeps_what_the_headers_let_it_keep() {
         eprintln!("SKIPPED: Chromium is not installed (apt-get install chromium)");
         return;
     };
-    let port = start_shop();
+    let port = common::start_shop("browser");
     let profile = std::env::temp_dir().join(format!("shop-browser-profile-{}", std::process::id()));
     // The flags this machine's closed network needs (no background connections), and time
     // for the page's script to finish before the DOM is printed.

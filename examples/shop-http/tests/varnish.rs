@@ -7,6 +7,8 @@
 //! Without `varnishd` the test says SKIPPED and passes, unless `CACHE_REQUIRE_VARNISH=1` (CI),
 //! which makes a missing Varnish a failure.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,8 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cache_runtime::http::VarnishPurger;
-use shop_http::db::{self, DataSize};
-use shop_http::{AppState, Mode, memory, router};
+use shop_http::memory;
 
 /// `varnishd`, if installed.
 fn varnishd() -> Option<PathBuf> {
@@ -174,28 +175,6 @@ fn put_price(port: u16, id: u64, price: i64) {
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
-/// The shop on a small database, served in the background; its port.
-fn start_shop() -> u16 {
-    let path = std::env::temp_dir().join(format!("shop-varnish-{}.db", std::process::id()));
-    db::create_database(&path, DataSize::SMALL).expect("the test database");
-    let state = AppState::new(path, Mode::Memory).expect("the shop's state");
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, router(state)).await.unwrap();
-        });
-    });
-    port
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
@@ -212,7 +191,7 @@ fn varnish_in_front_of_the_shop_is_purged_and_revalidates() {
         eprintln!("SKIPPED: varnishd is not installed (apt-get install varnish varnish-modules)");
         return;
     };
-    let shop = start_shop();
+    let shop = common::start_shop("varnish");
     let varnish = Varnish::start(&binary, shop);
     let purger = VarnishPurger::new(&format!("http://127.0.0.1:{}", varnish.port)).unwrap();
     let _hook = cache_runtime::on_invalidate(purger.clone());
