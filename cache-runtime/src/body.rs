@@ -54,6 +54,12 @@ pub trait SyncBody<R>: Sized {
         Err((self, data))
     }
 
+    /// The body as a closure that can run on another thread (`verify`'s worker); gives it
+    /// back if it cannot leave the caller.
+    fn boxed(self) -> Result<Box<dyn FnOnce() -> R + Send>, Self> {
+        Err(self)
+    }
+
     /// Runs the body on a thread of the library's own and waits for it up to `limit`: its
     /// result, or a handle on the load still running. Gives the body back if it cannot leave
     /// the caller.
@@ -150,6 +156,10 @@ impl<R: Send + 'static, C: FnOnce() -> R + Send + 'static> SyncBody<R> for Owned
             Ok(_) => give.send((self, data)).map_err(|e| e.0),
             Err(_) => Err((self, data)),
         }
+    }
+
+    fn boxed(self) -> Result<Box<dyn FnOnce() -> R + Send>, Self> {
+        Ok(Box::new(self.0))
     }
 
     fn call_within(self, limit: Duration) -> Result<Waited<R, Handoff<R>>, Self> {

@@ -155,3 +155,33 @@ pub trait CacheValue: CachedValue {}
 #[cfg(not(feature = "redis"))]
 #[diagnostic::do_not_recommend]
 impl<T: CachedValue> CacheValue for T {}
+
+/// A value `verify` compares with `PartialEq` (an in-process cache): a fresh load's result
+/// against the value a hit served. Every `PartialEq` type is one.
+#[diagnostic::on_unimplemented(
+    message = "`verify` compares a fresh load's `{Self}` with the one a hit served, so it must \
+               implement `PartialEq`",
+    label = "this cache verifies its hits",
+    note = "derive `PartialEq`, or remove `verify`"
+)]
+pub trait VerifyEq: PartialEq {}
+
+#[diagnostic::do_not_recommend]
+impl<T: PartialEq> VerifyEq for T {}
+
+/// `verify`'s comparison in process: `PartialEq`.
+pub fn same_eq<V: VerifyEq>(served: &V, fresh: &V) -> bool {
+    served == fresh
+}
+
+/// `verify`'s comparison of values stored serialized: their MessagePack bytes (what Redis
+/// would hold). A value whose encoding is not canonical (a `HashMap`'s order) may differ when
+/// equal: prefer a `BTreeMap` in values that are verified.
+#[cfg(feature = "redis")]
+pub fn same_bytes<V: RedisValue>(served: &V, fresh: &V) -> bool {
+    match (rmp_serde::to_vec(served), rmp_serde::to_vec(fresh)) {
+        (Ok(a), Ok(b)) => a == b,
+        // A value that does not encode is never written to Redis either: compare nothing.
+        _ => true,
+    }
+}

@@ -58,6 +58,7 @@ fn spawn_ticker() -> Option<Thread> {
 
 /// The ticker: ticks for `AWAKE_TICKS`, then parks until a read wants it.
 fn tick() {
+    crate::stopwatch::calibrate();
     loop {
         for _ in 0..AWAKE_TICKS {
             COARSE.fetch_max(now_ms(), Relaxed);

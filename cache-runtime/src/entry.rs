@@ -34,8 +34,11 @@ pub struct Times {
     /// Kept (for `stale` and `stale_if_error`) while the clock is below this; at least
     /// `fresh_until_ms`.
     pub stale_until_ms: u64,
-    /// How long the load that produced the value took (XFetch's `δ`), in milliseconds.
-    pub load_ms: u32,
+    /// How long the load that produced the value took, in microseconds (at most `u32::MAX`,
+    /// 71 minutes): XFetch's `δ`, and what each hit on the entry saves
+    /// ([`Stats::load_time_saved`](crate::Stats::load_time_saved)). An entry read from Redis
+    /// carries it in milliseconds (the envelope's), so its figure is a multiple of 1,000.
+    pub load_us: u32,
     /// Set when the value was kept after a failed load (fail-safe): no load of the key
     /// starts before this; 0 for none.
     pub retry_at_ms: u64,
@@ -52,7 +55,7 @@ impl Times {
     pub(crate) const FOREVER: Times = Times {
         fresh_until_ms: u64::MAX,
         stale_until_ms: u64::MAX,
-        load_ms: 0,
+        load_us: 0,
         retry_at_ms: 0,
         written_ms: 0,
         version: 0,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::figures::Figures;
 use crate::invalidation::Invalidation;
 
 use crate::stats::Stats;
@@ -15,6 +16,7 @@ pub(crate) trait Erased: Send + Sync {
     fn name(&self) -> &str;
     fn backend(&self) -> &'static str;
     fn stats(&self) -> Stats;
+    fn figures(&self) -> Figures;
     fn clear(&'static self) -> Invalidation;
     fn clear_async(&'static self) -> Pin<Box<dyn Future<Output = Invalidation> + Send>>;
     fn len(&self) -> usize;
@@ -84,6 +86,11 @@ impl CacheHandle {
     /// A snapshot of the cache's counters, with its size.
     pub fn stats(&self) -> Stats {
         self.cache.stats()
+    }
+
+    /// What [`crate::report`] reads besides the stats.
+    pub(crate) fn figures(&self) -> Figures {
+        self.cache.figures()
     }
 
     /// The share of calls answered from the cache, `None` before the first call: see

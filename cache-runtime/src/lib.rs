@@ -24,8 +24,10 @@ mod config;
 mod engine;
 mod entry;
 mod fence;
+mod figures;
 mod function;
 mod handle;
+mod histogram;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -36,8 +38,10 @@ mod metrics;
 mod policy;
 mod reentry;
 mod registry;
+mod report;
 mod shape;
 mod stats;
+mod stopwatch;
 pub mod store;
 mod tag_invalidation;
 mod tags;
@@ -65,6 +69,7 @@ pub use metrics::{
     DURATION_BUCKETS, METRICS, Metric, MetricKind, export_metrics, set_metrics_interval,
 };
 pub use registry::{caches, clear_all, clear_all_async};
+pub use report::{AgeBand, Report, Row, Verdict, VerdictKind, report};
 pub use stats::Stats;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -90,6 +95,9 @@ pub mod __private {
     pub use crate::body::{Detach, DetachFn, PickInPlace, PickOwned};
     #[cfg(feature = "redis")]
     pub use crate::bounds::KeyJson;
+    #[cfg(feature = "redis")]
+    pub use crate::bounds::same_bytes;
+    pub use crate::bounds::same_eq;
     pub use crate::bounds::{KeyDebug, KeyDisplay, KeyParam, KeyPlaceholder};
     pub use crate::cell::{Cell, method_name};
     pub use crate::engine::Engine;

@@ -247,6 +247,41 @@ pub const METRICS: &[Metric] = &[
         "How long loads took, by how they ended.",
     ),
     metric(
+        "cache.saved.seconds",
+        Gauge,
+        Seconds,
+        "",
+        "Load time the cache's answers saved their callers: each hit, null hit and stale hit adds how long the load of the entry it served took (a gauge that only goes up: the metrics facade's counters are whole numbers).",
+    ),
+    metric(
+        "cache.store.read.seconds",
+        Gauge,
+        Seconds,
+        "",
+        "Time this process's calls spent reading the shared store, hits and misses alike (a gauge that only goes up).",
+    ),
+    metric(
+        "cache.verify.checks.total",
+        Counter,
+        Count,
+        "result=same|differed",
+        "Hits picked by verify whose load ran again off the caller's path, by whether the fresh value equalled the one served.",
+    ),
+    metric(
+        "cache.verify.skipped.total",
+        Counter,
+        Count,
+        "",
+        "Hits picked by verify that were not verified: the load could not leave its caller, the queue was full, or the fresh load failed.",
+    ),
+    metric(
+        "cache.verify.mismatch.age.seconds",
+        Histogram,
+        Seconds,
+        "",
+        "The age of each served value that a fresh load no longer gave (verify).",
+    ),
+    metric(
         "cache.purge.sent.total",
         Counter,
         Count,
@@ -335,6 +370,16 @@ fn export(cache: &CacheHandle) {
     if backend != "memory" {
         counter("cache.store.written.bytes.total", None, s.bytes_written);
     }
+    if s.verified + s.verify_skipped > 0 {
+        let same = s.verified - s.mismatched;
+        counter("cache.verify.checks.total", result("same"), same);
+        counter(
+            "cache.verify.checks.total",
+            result("differed"),
+            s.mismatched,
+        );
+        counter("cache.verify.skipped.total", None, s.verify_skipped);
+    }
     let labels = [("cache", name), ("backend", backend.to_owned())];
     #[allow(clippy::cast_precision_loss, reason = "a gauge is a float")]
     {
@@ -342,6 +387,12 @@ fn export(cache: &CacheHandle) {
         metrics::gauge!("cache.memory.bytes", &labels).set(s.memory_bytes as f64);
         if s.max_bytes > 0 {
             metrics::gauge!("cache.memory.max.bytes", &labels).set(s.max_bytes as f64);
+        }
+        let saved = s.load_time_saved.as_secs_f64();
+        metrics::gauge!("cache.saved.seconds", &labels).set(saved);
+        if backend != "memory" {
+            let read = s.store_time.as_secs_f64();
+            metrics::gauge!("cache.store.read.seconds", &labels).set(read);
         }
     }
     if let Some(state) = cache.breaker() {

@@ -91,6 +91,9 @@ pub struct Policy {
     /// `backend = "tiered"`: the longest life of an entry's copy in the in-process L1;
     /// `None` for `min(ttl, 30 s)`.
     pub l1_ttl: Option<Duration>,
+    /// The fraction of hits whose load runs again, off the caller's path, to check that the
+    /// value served is still right (`verify`); zero for none.
+    pub verify: f64,
 }
 
 /// The default longest life of an L1 copy.
@@ -123,20 +126,20 @@ impl Policy {
         }
     }
 
-    /// The times of an entry written at `now_ms` by a load that took `load_ms`, for the
+    /// The times of an entry written at `now_ms` by a load that took `load_us` µs, for the
     /// lifetime `chosen` by `ttl_fn` (`None`: `ttl` or `null_ttl`).
     pub(crate) fn times(
         &self,
         null: bool,
         chosen: Option<Duration>,
         now_ms: u64,
-        load_ms: u32,
+        load_us: u32,
     ) -> Times {
         let fresh_until_ms = self.deadline(null, chosen, now_ms);
         Times {
             fresh_until_ms,
             stale_until_ms: fresh_until_ms.saturating_add(ms(self.grace())),
-            load_ms,
+            load_us,
             retry_at_ms: 0,
             written_ms: now_ms,
             // Never 0 (a hand-over's).
@@ -189,9 +192,9 @@ impl Policy {
         &self,
         null: bool,
         chosen: Option<Duration>,
-        load_ms: u32,
+        load_us: u32,
     ) -> Times {
-        self.times(null, chosen, clock::coarse_ms(), load_ms)
+        self.times(null, chosen, clock::coarse_ms(), load_us)
     }
 }
 
@@ -216,6 +219,7 @@ mod tests {
             load_timeout: None,
             early_refresh: 0.0,
             l1_ttl: None,
+            verify: 0.0,
         }
     }
 

@@ -10,6 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
 
 /// A snapshot of one cache's counters, from [`CacheHandle::stats`](crate::CacheHandle::stats).
 ///
@@ -88,6 +89,22 @@ pub struct Stats {
     /// envelopes, after compression), a counter; 0 for `"memory"`. What a cache holds in
     /// Redis: [`CacheHandle::shared_memory`](crate::CacheHandle::shared_memory).
     pub bytes_written: u64,
+    /// The load time the cache's answers saved their callers: each hit, null hit and stale
+    /// hit adds how long the load of the entry it served took (measured per load; an entry
+    /// read from Redis carries it in whole milliseconds). Compare with
+    /// [`store_time`](Stats::store_time) and the hits' own cost ([`crate::report`]).
+    pub load_time_saved: Duration,
+    /// The time this process's calls spent reading the shared store (Redis round trips of
+    /// reads, hits and misses alike); zero for `"memory"`.
+    pub store_time: Duration,
+    /// Hits picked by `verify` whose load ran again off the caller's path and gave a value
+    /// that was compared with the one served.
+    pub verified: u64,
+    /// Of [`verified`](Stats::verified), those whose fresh value differed from the one served.
+    pub mismatched: u64,
+    /// Hits picked by `verify` that were not verified: the body could not leave its caller
+    /// (it borrows), the verification queue was full, or the fresh load failed or panicked.
+    pub verify_skipped: u64,
 }
 
 impl Stats {
@@ -143,6 +160,11 @@ impl std::ops::Add for Stats {
             max_bytes: self.max_bytes + o.max_bytes,
             oversized: self.oversized + o.oversized,
             bytes_written: self.bytes_written + o.bytes_written,
+            load_time_saved: self.load_time_saved + o.load_time_saved,
+            store_time: self.store_time + o.store_time,
+            verified: self.verified + o.verified,
+            mismatched: self.mismatched + o.mismatched,
+            verify_skipped: self.verify_skipped + o.verify_skipped,
         }
     }
 }
@@ -151,6 +173,12 @@ impl std::ops::Add for Stats {
 #[repr(align(128))]
 struct Stripe {
     hits: AtomicU64,
+    /// Microseconds of load time the answers saved (beside `hits`: one cache line for a hit).
+    saved_us: AtomicU64,
+    /// Owned stripes: hits left before the next one `verify` picks.
+    verify_left: AtomicU64,
+    /// Shared stripes: hits seen by `verify` (the picked one is every n-th).
+    verify_seen: AtomicU64,
     misses: AtomicU64,
     null_hits: AtomicU64,
     loads: AtomicU64,
@@ -277,6 +305,17 @@ fn assign() -> usize {
     i
 }
 
+/// Adds one to `cell`, plainly if this thread owns the stripe (`i`).
+#[inline(always)]
+fn bump(cell: &AtomicU64, i: usize, by: u64) {
+    if i & SHARED_BIT == 0 {
+        // This thread is the stripe's only writer.
+        cell.store(cell.load(Relaxed).wrapping_add(by), Relaxed);
+    } else {
+        cell.fetch_add(by, Relaxed);
+    }
+}
+
 impl Counters {
     pub(crate) fn new() -> Self {
         Counters {
@@ -288,7 +327,13 @@ impl Counters {
     pub(crate) fn add(&self, counter: Counter) {
         let i = stripe_index();
         let stripe = &self.stripes[(i & !SHARED_BIT) % STRIPES];
-        let cell = match counter {
+        bump(Self::cell(stripe, counter), i, 1);
+    }
+
+    /// The cell of `counter` in `stripe`.
+    #[inline(always)]
+    fn cell(stripe: &Stripe, counter: Counter) -> &AtomicU64 {
+        match counter {
             Counter::Hit => &stripe.hits,
             Counter::Miss => &stripe.misses,
             Counter::NullHit => &stripe.null_hits,
@@ -303,12 +348,48 @@ impl Counters {
             Counter::L2Answer => &stripe.l2_answers,
             Counter::L2Hit => &stripe.l2_hits,
             Counter::InvalidationReceived => &stripe.invalidations_received,
-        };
+        }
+    }
+
+    /// The hit path's count: a hit or null hit (`counter`) on an entry whose load took
+    /// `load_us`, counted with the time it saved; unless `verify_every` is not 0 and this is
+    /// the hit it picks (every `verify_every`-th of the thread's stripe), which is not counted
+    /// here (`false`): the miss path answers, counts and verifies it. No random draw and no
+    /// write shared with other threads.
+    #[inline(always)]
+    pub(crate) fn add_hit(&self, counter: Counter, load_us: u32, verify_every: u64) -> bool {
+        if verify_every != 0 && self.pick(verify_every) {
+            return false;
+        }
+        self.add_answer(counter, load_us);
+        true
+    }
+
+    /// Counts an answer from the cache (`counter`) on an entry whose load took `load_us`: a
+    /// hit, null hit or stale hit adds it to the time saved.
+    #[inline(always)]
+    pub(crate) fn add_answer(&self, counter: Counter, load_us: u32) {
+        let i = stripe_index();
+        let stripe = &self.stripes[(i & !SHARED_BIT) % STRIPES];
+        bump(Self::cell(stripe, counter), i, 1);
+        if matches!(counter, Counter::Hit | Counter::NullHit | Counter::StaleHit) {
+            bump(&stripe.saved_us, i, u64::from(load_us));
+        }
+    }
+
+    /// Whether `verify` picks this hit: every `every`-th of the calling thread's stripe.
+    #[inline]
+    pub(crate) fn pick(&self, every: u64) -> bool {
+        let i = stripe_index();
+        let stripe = &self.stripes[(i & !SHARED_BIT) % STRIPES];
         if i & SHARED_BIT == 0 {
-            // This thread is the stripe's only writer.
-            cell.store(cell.load(Relaxed).wrapping_add(1), Relaxed);
+            let left = stripe.verify_left.load(Relaxed);
+            let picked = left == 0;
+            let next = if picked { every - 1 } else { left - 1 };
+            stripe.verify_left.store(next, Relaxed);
+            picked
         } else {
-            cell.fetch_add(1, Relaxed);
+            stripe.verify_seen.fetch_add(1, Relaxed).is_multiple_of(every)
         }
     }
 
@@ -316,8 +397,10 @@ impl Counters {
     /// the engine turns it into the L1's (so that an L1 hit counts one counter, not two).
     pub(crate) fn snapshot(&self) -> Stats {
         let mut s = Stats::default();
+        let mut saved_us = 0;
         for st in self.stripes.iter() {
             s.hits += st.hits.load(Relaxed);
+            saved_us += st.saved_us.load(Relaxed);
             s.misses += st.misses.load(Relaxed);
             s.null_hits += st.null_hits.load(Relaxed);
             s.loads += st.loads.load(Relaxed);
@@ -332,6 +415,7 @@ impl Counters {
             s.l2_hits += st.l2_hits.load(Relaxed);
             s.invalidations_received += st.invalidations_received.load(Relaxed);
         }
+        s.load_time_saved = Duration::from_micros(saved_us);
         s
     }
 }

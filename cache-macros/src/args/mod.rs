@@ -77,6 +77,8 @@ pub(crate) struct Args {
     /// Milliseconds.
     pub(crate) load_timeout: Option<At<u64>>,
     pub(crate) early_refresh: Option<At<f64>>,
+    /// The fraction of hits verified, in `(0, 1]`.
+    pub(crate) verify: Option<At<f64>>,
     /// Milliseconds.
     pub(crate) l1_ttl: Option<At<u64>>,
     /// The tag templates, in order.
@@ -95,7 +97,7 @@ pub(crate) struct Args {
 
 const NAMES: &str = "`ttl`, `key`, `name`, `null_ttl`, `jitter`, `max_entries`, `max_bytes`, \
                      `backend`, `lock`, `lock_timeout`, `codec`, `compress`, `compress_min`, `stale`, `stale_if_error`, \
-                     `load_timeout`, `early_refresh`, `l1_ttl`, `tags`, `record_keys`, `store`, \
+                     `load_timeout`, `early_refresh`, `verify`, `l1_ttl`, `tags`, `record_keys`, `store`, \
                      `ttl_fn`, `batch`, `crate`";
 
 /// Stores `value` in `slot` unless the argument was given before.
@@ -153,7 +155,9 @@ impl Args {
             "ttl" | "null_ttl" | "lock_timeout" | "stale" | "stale_if_error" | "load_timeout"
             | "l1_ttl" => self.set_duration(name, value, errors),
             "key" | "name" | "crate" => self.set_string(name, value, errors),
-            "jitter" | "early_refresh" | "max_entries" => self.set_number(name, value, errors),
+            "jitter" | "early_refresh" | "verify" | "max_entries" => {
+                self.set_number(name, value, errors);
+            }
             "backend" | "lock" | "codec" | "compress" => self.set_choice(name, value, errors),
             "max_bytes" | "compress_min" => self.set_size(name, value, errors),
             "store" => match value {
@@ -262,7 +266,7 @@ impl Args {
         }
     }
 
-    /// The numbers: `jitter`, `early_refresh` and `max_entries`.
+    /// The numbers: `jitter`, `early_refresh`, `verify` and `max_entries`.
     fn set_number(&mut self, name: &syn::Ident, value: &Expr, errors: &mut Errors) {
         let span = value.span();
         match name.to_string().as_str() {
@@ -275,6 +279,15 @@ impl Args {
                 if let Some(beta) = values::early_refresh(value, errors) {
                     let at = At { value: beta, span };
                     set(&mut self.early_refresh, at, name, errors);
+                }
+            }
+            "verify" => {
+                if let Some(fraction) = values::verify(value, errors) {
+                    let at = At {
+                        value: fraction,
+                        span,
+                    };
+                    set(&mut self.verify, at, name, errors);
                 }
             }
             "max_entries" => match values::integer(value) {

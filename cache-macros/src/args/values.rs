@@ -174,6 +174,26 @@ pub(super) fn early_refresh(value: &Expr, errors: &mut Errors) -> Option<f64> {
     }
 }
 
+/// `verify`'s fraction of hits: a number in `(0, 1]`.
+pub(super) fn verify(value: &Expr, errors: &mut Errors) -> Option<f64> {
+    let fraction = match literal(value) {
+        Some(Lit::Float(f)) => f.base10_parse::<f64>().ok(),
+        Some(Lit::Int(i)) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match fraction {
+        Some(f) if f > 0.0 && f <= 1.0 => Some(f),
+        _ => {
+            errors.at(
+                value.span(),
+                "`verify` takes the fraction of hits to verify, more than 0 and at most 1: \
+                 `verify = 0.01` re-runs the load of 1% of hits off the caller's path",
+            );
+            None
+        }
+    }
+}
+
 /// One of `choices`, by its name written as a string.
 pub(super) fn choice<T: Copy>(
     value: &Expr,

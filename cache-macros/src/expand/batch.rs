@@ -98,6 +98,13 @@ fn refuse(args: &Args, errors: &mut Errors) {
             "`record_keys` does not apply to a batch function: remove it",
         );
     }
+    if let Some(v) = args.verify {
+        errors.at(
+            v.span,
+            "`verify` does not apply to a batch function (one load answers many keys): \
+             verify a single-key function that reads the same source",
+        );
+    }
 }
 
 /// The key type from `&[K]`, the value type from `HashMap<K, V>` (inside `Result`).

@@ -348,14 +348,16 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// With freshness phases, or async (a load goes on when its caller is cancelled), and
-    /// parameters that are all owned: the body wrapped so that the engine may run it in the
-    /// background if the type checker finds it `Send` (see `cache_runtime`'s `body.rs`).
-    /// Otherwise the body as it is, run by its caller.
+    /// With freshness phases, `verify`, or async (a load goes on when its caller is
+    /// cancelled), and parameters that are all owned: the body wrapped so that the engine may
+    /// run it in the background if the type checker finds it `Send` (see `cache_runtime`'s
+    /// `body.rs`). Otherwise the body as it is, run by its caller.
     fn movable_body(&self, body: TokenStream) -> TokenStream {
         let args = self.args;
-        let phases =
-            args.stale.is_some() || args.load_timeout.is_some() || args.early_refresh.is_some();
+        let phases = args.stale.is_some()
+            || args.load_timeout.is_some()
+            || args.early_refresh.is_some()
+            || args.verify.is_some();
         let moves = phases || self.func.sig.asyncness.is_some();
         if !moves || self.place != Place::Alone || !self.sig.owns_its_arguments() {
             return body;

@@ -92,6 +92,7 @@ impl Gen<'_> {
             None => quote!(::core::option::Option::None),
         };
         let early_refresh = Literal::f64_suffixed(args.early_refresh.map_or(0.0, |b| b.value));
+        let verify = Literal::f64_suffixed(args.verify.map_or(0.0, |v| v.value));
         let l1_ttl = match args.l1_ttl {
             Some(t) => {
                 let d = ms(t.value);
@@ -114,6 +115,7 @@ impl Gen<'_> {
                 load_timeout: #load_timeout,
                 early_refresh: #early_refresh,
                 l1_ttl: #l1_ttl,
+                verify: #verify,
             }
         }
     }
@@ -163,6 +165,23 @@ impl Gen<'_> {
                 ::core::option::Option::Some(#path as fn(&_) -> #krate::__private::Duration)
             },
             None => quote!(::core::option::Option::None),
+        }
+    }
+
+    /// How `verify` compares a served value with a fresh one, checked at the argument: by the
+    /// encoded bytes where values are serialized (Redis, tiered), else by `PartialEq`; none
+    /// without `verify`.
+    fn same(&self) -> TokenStream {
+        let Some(at) = self.args.verify else {
+            return quote!(::core::option::Option::None);
+        };
+        let krate = respan(&self.krate, at.span);
+        let by = match (self.redis, &self.args.store) {
+            (true, None) => quote_spanned!(at.span=> same_bytes),
+            _ => quote_spanned!(at.span=> same_eq),
+        };
+        quote_spanned! {at.span=>
+            ::core::option::Option::Some(#krate::__private::#by as fn(&_, &_) -> bool)
         }
     }
 
@@ -285,10 +304,11 @@ impl Gen<'_> {
         let krate_out = respan(krate, out);
         let shape_at = syn::Ident::new("__shape", out);
         let make = syn::Ident::new(make, proc_macro2::Span::call_site());
-        let (ttl_fn, weigher) = (self.ttl_fn(), self.weigher());
+        let (ttl_fn, weigher, same) = (self.ttl_fn(), self.weigher(), self.same());
         let make = quote! {
             #krate::__private::#make(
-                &#cell, #owner, #signature, #shape_at, || (#name, #policy, #ttl_fn, #weigher)
+                &#cell, #owner, #signature, #shape_at,
+                || (#name, #policy, #ttl_fn, #weigher, #same)
             )
         };
         quote! {

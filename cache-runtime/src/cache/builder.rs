@@ -313,7 +313,10 @@ impl<K: 'static, V: 'static> CacheBuilder<K, V> {
     pub fn build(self) -> Result<Cache<K, V>, BuildError> {
         let policy = self.policy()?;
         let weigher = self.max_bytes.map(|(_, w)| w);
-        let opened = (self.open)(self.backend, (self.name, policy, self.ttl_fn, weigher));
+        // No `verify`: a `Cache`'s loads borrow their caller, and a verification runs after
+        // the caller has its answer.
+        let init = (self.name, policy, self.ttl_fn, weigher, None);
+        let opened = (self.open)(self.backend, init);
         Ok(Cache::new(opened, self.tags))
     }
 
@@ -391,6 +394,7 @@ impl<K: 'static, V: 'static> CacheBuilder<K, V> {
             load_timeout: self.load_timeout,
             early_refresh: self.early_refresh,
             l1_ttl: self.l1_ttl,
+            verify: 0.0,
         })
     }
 }

@@ -17,10 +17,11 @@ use crate::stats::Counter;
 use crate::store::Store;
 use crate::tags::EntryTags;
 
-use super::flight::{Guard, LoadClock};
+use super::flight::Guard;
 use super::settle::Settled;
 use super::shared::Wait;
 use super::{Engine, Key};
+use crate::stopwatch::Stopwatch;
 
 /// Why a load gave no value, and whether its caller's answer was counted already.
 #[derive(Clone, Copy)]
@@ -142,11 +143,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     pub(super) fn late_entry(
         &self,
         result: Result<F::Output, Panic>,
-        started: LoadClock,
+        started: Stopwatch,
     ) -> Option<Entry<F::Value>> {
         match result {
             Ok(result) => {
-                let settled = self.settle(&result, started.elapsed_ms());
+                let settled = self.settle(&result, started.elapsed_us());
                 let times = settled.times;
                 // The tags are the key's, set when it is stored (`store_late`).
                 settled.store.map(|slot| Entry {

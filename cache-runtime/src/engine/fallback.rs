@@ -58,9 +58,11 @@ impl<F: Function> Fallback<F> {
             stale: Duration::ZERO,
             stale_if_error: Duration::ZERO,
             load_timeout: None,
+            // The outage fallback answers while the store fails: its hits are not verified.
+            verify: 0.0,
             ..*policy
         };
-        let mut engine = Engine::new((name.to_owned(), policy, ttl_fn, weigher));
+        let mut engine = Engine::new((name.to_owned(), policy, ttl_fn, weigher, None));
         engine.ttl_cap = Some(ttl);
         Fallback {
             engine: Box::new(engine),

@@ -7,7 +7,7 @@
 //! hands it to one waiter, which loads next. A caller that has waited `lock_timeout` loads by
 //! itself.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quick_cache::sync::{EntryAction, EntryResult, GuardResult};
 
@@ -73,25 +73,6 @@ pub(super) struct Lead<'g, F: Function> {
     /// The caller's answer was counted already (a revalidation run in place): a fail-safe
     /// answer is not counted again.
     pub(super) counted: bool,
-}
-
-/// When a load started, for XFetch's δ (how long it took, stored with its entry): read only
-/// for a function with `early_refresh`, the only reader of δ (a clock read costs about 22 ns
-/// on this project's VMs, `notes/engines.md`).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct LoadClock(Option<Instant>);
-
-impl LoadClock {
-    pub(super) fn start(policy: &crate::policy::Policy) -> Self {
-        LoadClock((policy.early_refresh > 0.0).then(Instant::now))
-    }
-
-    /// Milliseconds since the start; 0 when not read.
-    pub(super) fn elapsed_ms(self) -> u32 {
-        self.0.map_or(0, |started| {
-            u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX)
-        })
-    }
 }
 
 impl<F: Function, S: Store<F>> Engine<F, S> {

@@ -20,10 +20,11 @@ use crate::stats::Counter;
 use crate::store::{Start, Store};
 
 use super::fail_safe::Failed;
-use super::flight::{Guard, Lead, LoadClock};
+use super::flight::{Guard, Lead};
 use super::settle::{LoadWatch, Settled};
 use super::shared::{Awaiting, Blocking, Granted, now};
 use super::{Engine, Key};
+use crate::stopwatch::Stopwatch;
 
 /// What a leader does after asking for its lease.
 enum Leading<'g, F: Function, L> {
@@ -73,12 +74,13 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             }
             Leading::Answer(result) => return result,
             Leading::Unleased(guard) => {
+                let started = Stopwatch::start();
                 let result = self.run(load.mark, self.watch(load.mark, &key.local), || body.call());
-                self.unleased(key, guard, load.ticket, &result);
+                self.unleased(key, (guard, load.ticket), &result, started);
                 return result;
             }
         };
-        let started = LoadClock::start(&self.policy);
+        let started = Stopwatch::start();
         let result = match self.timed(load.held.as_ref()) {
             Some((answer, limit)) => {
                 let watch = self.watch(load.mark, &key.local);
@@ -152,12 +154,13 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             Leading::Answer(result) => return result,
             Leading::Unleased(guard) => {
                 let watch = self.watch(load.mark, &key.local);
+                let started = Stopwatch::start();
                 let result = self.run_async(load.mark, watch, body.start()).await;
-                self.unleased(key, guard, load.ticket, &result);
+                self.unleased(key, (guard, load.ticket), &result, started);
                 return result;
             }
         };
-        let started = LoadClock::start(&self.policy);
+        let started = Stopwatch::start();
         let watch = self.watch(load.mark, &key.local);
         let result = match self.timed(load.held.as_ref()) {
             Some((answer, limit)) => match body.call_within(limit).await {
@@ -269,11 +272,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     fn unleased(
         &self,
         key: &Key<F, S>,
-        guard: Option<Guard<'_, F>>,
-        ticket: Option<Ticket>,
+        (guard, ticket): (Option<Guard<'_, F>>, Option<Ticket>),
         result: &F::Output,
+        started: Stopwatch,
     ) {
-        let settled = self.settle(result, 0);
+        let settled = self.settle(result, started.elapsed_us());
         note_load(Some(&settled));
         self.write_local(key, guard, ticket, &settled, true);
     }
@@ -283,11 +286,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     fn ending<'r>(
         &self,
         result: &'r Result<F::Output, Panic>,
-        started: LoadClock,
+        started: Stopwatch,
         load: &Leader<'_, F>,
     ) -> Ending<'r, F::Value> {
         let outcome = match result {
-            Ok(result) => Some(self.settle(result, started.elapsed_ms())),
+            Ok(result) => Some(self.settle(result, started.elapsed_us())),
             Err(_) => None,
         };
         note_load(outcome.as_ref());

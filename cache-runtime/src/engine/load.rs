@@ -37,6 +37,8 @@ pub(crate) type Read<V> = (Option<Ticket>, Option<Fetched<V>>);
 enum Step<F: Function> {
     /// Answer with this (counted).
     Answer(F::Output),
+    /// Answer with this (counted) and verify the hit on the entry (`verify`).
+    Verify(Entry<F::Value>, F::Output),
     /// Answer with this (counted as `Counter`) and revalidate or refresh the entry.
     Refresh(Entry<F::Value>, Counter, F::Output),
     /// Load; the entry, if any, answers if the load fails.
@@ -68,8 +70,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         read: Option<Fetched<F::Value>>,
         ticket: Option<Ticket>,
     ) -> Step<F> {
+        let picked = !Self::SHARED && super::verify::take_picked();
         let entry = match read {
-            None if self.policy.has_phases() => {
+            // A cache with `verify` reads it too: the hit path left a picked hit to this path
+            // (a batch forgets the pick, and answers the hit here).
+            None if self.policy.has_phases() || self.verifier.every != 0 => {
                 self.local.get(&key.local).map(|e| self.held_copy(key, e))
             }
             None => None,
@@ -114,17 +119,28 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                     }
                     None => Step::Load(None),
                 },
-                Next::Answer { entry, counter, .. } => match F::Shape::from_slot(entry.slot) {
-                    Some(result) => {
-                        answer::note_counted(counter, &entry.times);
-                        self.stats.add(counter);
-                        if Self::L1 && matches!(counter, Counter::Hit | Counter::NullHit) {
-                            self.stats.add(Counter::L2Answer);
+                Next::Answer { entry, counter, .. } => {
+                    let hit = matches!(counter, Counter::Hit | Counter::NullHit);
+                    // Picked by the hit path, or here (a shared store's hit, or an entry a
+                    // load put in place since the hit path looked).
+                    let every = self.verifier.every;
+                    let verify = hit && every != 0 && (picked || self.stats.pick(every));
+                    let kept = verify.then(|| entry.clone());
+                    match F::Shape::from_slot(entry.slot) {
+                        Some(result) => {
+                            answer::note_counted(counter, &entry.times);
+                            self.stats.add_answer(counter, entry.times.load_us);
+                            if Self::L1 && hit {
+                                self.stats.add(Counter::L2Answer);
+                            }
+                            match kept {
+                                Some(entry) => Step::Verify(entry, result),
+                                None => Step::Answer(result),
+                            }
                         }
-                        Step::Answer(result)
+                        None => Step::Load(None),
                     }
-                    None => Step::Load(None),
-                },
+                }
                 Next::Load { held } => Step::Load(held),
             }
         }
@@ -239,6 +255,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         let unusable = Self::unusable(&read);
         let held = match self.found(&key, read, ticket) {
             Step::Answer(result) => return result,
+            Step::Verify(entry, result) => {
+                self.verify(&key, &entry, body);
+                return result;
+            }
             Step::Refresh(entry, counter, result) => {
                 return self.revalidate(key, entry, ticket, counter, result, body);
             }
@@ -328,6 +348,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         let unusable = Self::unusable(&read);
         let held = match self.found(&key, read, ticket) {
             Step::Answer(result) => return result,
+            Step::Verify(entry, result) => {
+                self.verify_async(&key, &entry, body);
+                return result;
+            }
             Step::Refresh(entry, counter, result) => {
                 return self
                     .revalidate_async(key, entry, ticket, counter, result, body)

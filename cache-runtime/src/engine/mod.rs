@@ -30,7 +30,10 @@ mod phase;
 mod refresh;
 mod settle;
 mod shared;
+mod verify;
 mod waiters;
+
+pub(crate) use verify::SameFn;
 
 /// The key of a call of the cache `Engine<F, S>`.
 pub(crate) type Key<F, S> = CallKey<F, S>;
@@ -50,6 +53,7 @@ use crate::cell::Cell;
 use crate::clock;
 use crate::entry::{Entry, Slot, Times};
 use crate::fence::{Fence, Ticket};
+use crate::figures::Measured;
 use crate::function::{Function, Types};
 use crate::handle::{CacheHandle, Erased};
 use crate::invalidation::{self, Invalidated, Invalidation};
@@ -91,15 +95,25 @@ pub struct Engine<F: Types, S> {
     ttl_fn: Option<TtlFn<F::Value>>,
     /// The longest life `ttl_fn` may give (a fallback's `fallback_ttl`); `None` for none.
     ttl_cap: Option<Duration>,
+    /// `verify`: which hits are verified, and how.
+    verifier: verify::Verifier<F::Value>,
+    /// Load durations, verified ages, store time and invalidations, for [`crate::report`].
+    measured: Measured,
 }
 
 /// A lifetime chosen from the value to be stored (`ttl_fn`): inside `Ok`, inside `Some`.
 /// `Duration::ZERO` means do not store.
 pub(crate) type TtlFn<V> = fn(&V) -> Duration;
 
-/// What makes an engine: its name, its settings, its `ttl_fn` and, with `max_bytes`, the
-/// weigher of its keys and values.
-pub(crate) type Init<K, V> = (String, Policy, Option<TtlFn<V>>, Option<Weigher<K, V>>);
+/// What makes an engine: its name, its settings, its `ttl_fn`, with `max_bytes` the weigher
+/// of its keys and values, and with `verify` how its values are compared.
+pub(crate) type Init<K, V> = (
+    String,
+    Policy,
+    Option<TtlFn<V>>,
+    Option<Weigher<K, V>>,
+    Option<SameFn<V>>,
+);
 
 /// The key of one call on a miss: the in-process key (single-flight, the local store), the
 /// call's tags with their versions when its load started, and the store's part (`None`: the
@@ -132,7 +146,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     const L1: bool = matches!(S::TIER, Tier::Tiered);
 
     /// An engine named `name` with the settings of `policy`.
-    pub(crate) fn new((name, policy, ttl_fn, weigher): Init<F::Key, F::Value>) -> Self {
+    pub(crate) fn new((name, policy, ttl_fn, weigher, same): Init<F::Key, F::Value>) -> Self {
         clock::start();
         let budget = match Self::LOCAL {
             true => Budget {
@@ -174,6 +188,8 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             handle: OnceLock::new(),
             ttl_fn,
             ttl_cap: None,
+            verifier: verify::Verifier::new(policy.verify, same),
+            measured: Measured::new(),
         }
     }
 
@@ -187,7 +203,12 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// its phase.
     #[inline]
     pub fn get(&self, lookup: &F::Lookup<'_>) -> Option<F::Output> {
-        self.with_fresh(lookup, |entry| self.hit(entry.slot))
+        self.with_fresh(lookup, |entry| self.hit(entry.slot, entry.times.load_us))
+    }
+
+    /// [`Engine::get`] for a call that has no load to verify a hit with (a peek).
+    pub(crate) fn get_unpicked(&self, lookup: &F::Lookup<'_>) -> Option<F::Output> {
+        self.with_fresh(lookup, |e| self.hit_picking(e.slot, e.times.load_us, 0))
     }
 
     /// `f_entry`'s hit path: [`Engine::get`] with how the entry answered.
@@ -240,18 +261,35 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             Slot::Null => CacheStatus::NullHit,
         };
         let times = entry.times;
-        Some((self.hit(entry.slot)?, status, times))
+        Some((self.hit(entry.slot, times.load_us)?, status, times))
     }
 
-    /// The result of a hit on `slot`, counted; `None` for a null of a shape without nulls.
+    /// The result of a hit on `slot`, whose load took `load_us`, counted with the time it
+    /// saved; `None` for a null of a shape without nulls, and for a hit `verify` picked (the
+    /// miss path answers and verifies it).
     #[inline(always)]
-    pub(crate) fn hit(&self, slot: Slot<F::Value>) -> Option<F::Output> {
+    pub(crate) fn hit(&self, slot: Slot<F::Value>, load_us: u32) -> Option<F::Output> {
+        self.hit_picking(slot, load_us, self.verifier.every)
+    }
+
+    /// [`Engine::hit`], where `verify` picks every `every`-th hit (0: none, for a call with
+    /// no load to verify with, such as a peek).
+    #[inline(always)]
+    pub(crate) fn hit_picking(
+        &self,
+        slot: Slot<F::Value>,
+        load_us: u32,
+        every: u64,
+    ) -> Option<F::Output> {
         let counter = match slot {
             Slot::Value(_) => Counter::Hit,
             Slot::Null => Counter::NullHit,
         };
         let result = F::Shape::from_slot(slot)?;
-        self.stats.add(counter);
+        if !self.stats.add_hit(counter, load_us, every) {
+            verify::pick();
+            return None;
+        }
         Some(result)
     }
 
@@ -303,6 +341,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
 
     /// Tells the invalidation hooks (`on_invalidate`) of `what`, done in this process.
     fn tell(&self, what: Invalidated<'_>) {
+        self.measured.invalidations.fetch_add(1, Relaxed);
         invalidation::tell(what);
     }
 
@@ -407,6 +446,10 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
         S::NAME
     }
 
+    fn figures(&self) -> crate::figures::Figures {
+        self.measured.snapshot(self.policy.verify)
+    }
+
     /// This engine's counts, plus its fallback's.
     fn stats(&self) -> Stats {
         let mut own = self.stats.snapshot();
@@ -415,6 +458,7 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
             self.memory(&mut own);
         }
         own.bytes_written = self.store.bytes_written();
+        self.measured.add_to(&mut own);
         own.size = u64::try_from(self.len()).unwrap_or(u64::MAX);
         // With an L1, every hit not answered from the L2 was the L1's.
         own.l1_hits = match Self::L1 {
@@ -488,11 +532,13 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
     }
 }
 
-/// Forgets an XFetch draw of the hit path that fired on this thread: a batch reads many keys
+/// Forgets an XFetch draw of the hit path that fired on this thread, and a hit `verify`
+/// picked (it is answered, unverified): a batch reads many keys
 /// before it loads any, and the mark would reach another key's load (its keys are not
 /// refreshed early).
 pub(crate) fn forget_fired() {
     let _ = phase::take_fired();
+    let _ = verify::take_picked();
 }
 
 /// The engine of `owner` in `cell`, made from `init`'s name and policy and registered at first

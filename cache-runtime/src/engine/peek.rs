@@ -14,7 +14,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// store fails, in the fallback. Never loads, never waits for a load, and answers nothing
     /// for an expired entry (stale or kept for fail-safe). An absent key is not counted.
     pub(crate) fn peek(&'static self, lookup: &F::Lookup<'_>, tags: Tags) -> Option<F::Output> {
-        if let Some(hit) = self.get(lookup) {
+        if let Some(hit) = self.get_unpicked(lookup) {
             return Some(hit);
         }
         if !Self::SHARED {
@@ -31,7 +31,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         lookup: &F::Lookup<'_>,
         tags: Tags,
     ) -> Option<F::Output> {
-        if let Some(hit) = self.get(lookup) {
+        if let Some(hit) = self.get_unpicked(lookup) {
             return Some(hit);
         }
         if !Self::SHARED {
@@ -44,7 +44,9 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
 
     fn peeked(&'static self, lookup: &F::Lookup<'_>, read: Fetched<F::Value>) -> Option<F::Output> {
         match read {
-            Fetched::Hit(entry) if entry.is_fresh() && entry.is_current() => self.hit(entry.slot),
+            Fetched::Hit(entry) if entry.is_fresh() && entry.is_current() => {
+                self.hit_picking(entry.slot, entry.times.load_us, 0)
+            }
             Fetched::Failed => self.fallback()?.get(lookup),
             Fetched::Hit(_) | Fetched::Miss | Fetched::Unusable => None,
         }

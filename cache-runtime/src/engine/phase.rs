@@ -104,7 +104,7 @@ impl Policy {
         if self.early_refresh <= 0.0 || now_ms < t.retry_at_ms {
             return false;
         }
-        let scale = f64::from(t.load_ms) * self.early_refresh;
+        let scale = f64::from(t.load_us) / 1_000.0 * self.early_refresh;
         let gap = t.fresh_until_ms.saturating_sub(now_ms) as f64;
         if scale <= 0.0 || gap > scale * XFETCH_REACH {
             return false;
@@ -273,6 +273,7 @@ mod tests {
             load_timeout: None,
             early_refresh: beta,
             l1_ttl: None,
+            verify: 0.0,
         }
     }
 
@@ -317,7 +318,7 @@ mod tests {
     #[test]
     fn xfetch_fires_more_often_near_expiry_and_never_far_from_it() {
         let p = policy(0, 0, 1.0);
-        let t = p.times(false, None, 0, 100); // δ = 100 ms, expiry at 10 000
+        let t = p.times(false, None, 0, 100_000); // δ = 100 ms, expiry at 10 000
         let fires = |now: u64| (0..10_000).filter(|_| p.early(&t, now)).count();
         // P(fire) = exp(-gap / (δβ)): gap 10 ms → 0.905, 100 ms → 0.368, 500 ms → 0.0067.
         let near = fires(9_990);

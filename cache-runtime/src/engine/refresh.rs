@@ -16,10 +16,11 @@ use crate::reentry::Mark;
 use crate::stats::Counter;
 use crate::store::{Start, Store};
 
-use super::flight::{Lead, LoadClock};
+use super::flight::Lead;
 use super::phase::RefreshMark;
 use super::shared::{Awaiting, Blocking, Granted, now};
 use super::{Engine, Key};
+use crate::stopwatch::Stopwatch;
 
 impl<F: Function, S: Store<F>> Engine<F, S> {
     /// Answers with `answer` (the entry's value, counted as `counter`) and revalidates the
@@ -35,11 +36,11 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         body: impl SyncBody<F::Output>,
     ) -> F::Output {
         let Some(mark) = self.start_refresh(&key, &entry) else {
-            self.stats.add(counter);
+            self.stats.add_answer(counter, entry.times.load_us);
             return answer;
         };
         // Counted once: the answer is the entry's value, or (in place) the revalidation's.
-        self.stats.add(counter);
+        self.stats.add_answer(counter, entry.times.load_us);
         let job = move |body, (key, held, ticket, mark)| {
             self.refresh_in_background(&key, held, ticket, body);
             drop(mark);
@@ -68,10 +69,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
         let Some(mark) = self.start_refresh(&key, &entry) else {
-            self.stats.add(counter);
+            self.stats.add_answer(counter, entry.times.load_us);
             return answer;
         };
-        self.stats.add(counter);
+        self.stats.add_answer(counter, entry.times.load_us);
         let job = move |body: SendFuture<F::Output>, (key, held, ticket, mark)| async move {
             self.refresh_in_background_async(key, held, ticket, body)
                 .await;
@@ -143,7 +144,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             Granted::Found(_) | Granted::Busy => return,
         };
         self.stats.add(Counter::Refresh);
-        let started = LoadClock::start(&self.policy);
+        let started = Stopwatch::start();
         let mark = Mark::new(self, &key.local);
         let watch = self.watch(mark, &key.local);
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -173,7 +174,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             Granted::Found(_) | Granted::Busy => return,
         };
         self.stats.add(Counter::Refresh);
-        let started = LoadClock::start(&self.policy);
+        let started = Stopwatch::start();
         let watch = self.watch(Mark::new(self, &key.local), &key.local);
         let body = tracing::Instrument::instrument(body, watch.span().clone());
         // The result is mapped to its entry in one step, with no await while it lives.

@@ -232,9 +232,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     }
 
     /// Maps a result by the function's shape: an error is counted and neither stored nor
-    /// shared; a null is shared, and stored only while null caching is on. `load_ms` is how
+    /// shared; a null is shared, and stored only while null caching is on. `load_us` is how
     /// long the load took (XFetch's δ).
-    pub(crate) fn settle<'r>(&self, result: &'r F::Output, load_ms: u32) -> Settled<'r, F::Value> {
+    pub(crate) fn settle<'r>(&self, result: &'r F::Output, load_us: u32) -> Settled<'r, F::Value> {
+        self.measured.loads.record(u64::from(load_us));
         let Some(slot) = F::Shape::to_slot(result) else {
             self.stats.add(Counter::LoadError);
             return Settled {
@@ -247,7 +248,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         Settled {
             store: stored.then(|| slot.clone()),
             share: Some(slot),
-            times: self.policy.times_from_now(null, ttl, load_ms),
+            times: self.policy.times_from_now(null, ttl, load_us),
         }
     }
 

@@ -15,6 +15,7 @@ use crate::store::{Leased, Op, Published, Read, Start, Store, StoreError};
 use crate::tags::EntryTags;
 
 use super::{Engine, Key};
+use crate::stopwatch::Stopwatch;
 
 /// How a call waits for its store's operations: written once, each step that asks the store
 /// is an `async fn` generic over this; a sync caller runs it with [`Blocking`] (each operation
@@ -94,23 +95,31 @@ pub(super) enum Granted<L, V> {
 pub(super) struct RateLimit {
     last_ms: AtomicU64,
     held_back: AtomicU64,
+    every_ms: u64,
 }
 
 const WARN_EVERY_MS: u64 = 5_000;
 
 impl RateLimit {
+    /// At most one warning every 5 s.
     pub(super) fn new() -> Self {
+        Self::every(WARN_EVERY_MS)
+    }
+
+    /// At most one warning every `every_ms`.
+    pub(super) fn every(every_ms: u64) -> Self {
         RateLimit {
             last_ms: AtomicU64::new(0),
             held_back: AtomicU64::new(0),
+            every_ms,
         }
     }
 
     /// `Some(held back since the last one)` if a warning may be logged now.
-    fn allow(&self) -> Option<u64> {
+    pub(super) fn allow(&self) -> Option<u64> {
         let now = clock::now_ms();
         let last = self.last_ms.load(Relaxed);
-        if (last == 0 || now >= last + WARN_EVERY_MS)
+        if (last == 0 || now >= last + self.every_ms)
             && self
                 .last_ms
                 .compare_exchange(last, now.max(1), Relaxed, Relaxed)
@@ -170,6 +179,12 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         }
     }
 
+    /// Adds the time since `started` to the time spent reading the store.
+    fn took(&self, started: Stopwatch) {
+        let us = u64::from(started.elapsed_us());
+        self.measured.store_us.fetch_add(us, Relaxed);
+    }
+
     /// Reads `key` from the store (sync).
     pub(super) fn fetch(&'static self, key: &Key<F, S>) -> Fetched<F::Value> {
         now(self.fetch_with(key, Blocking))
@@ -186,7 +201,9 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         };
         // The fallback's ticket, before the read: an invalidation since keeps its copy out.
         let warm = self.warm(key);
+        let started = Stopwatch::start();
         let read = wait.wait(&self.store, self.store.read(at)).await;
+        self.took(started);
         self.fetched(key, warm, read)
     }
 
@@ -197,7 +214,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     ) -> Vec<Fetched<F::Value>> {
         let at: Vec<S::Key> = keys.iter().filter_map(|k| k.store.clone()).collect();
         let warms: Vec<_> = keys.iter().map(|key| self.warm(key)).collect();
-        let mut reads = match self.store.read_many(&at).await {
+        let started = Stopwatch::start();
+        let read = self.store.read_many(&at).await;
+        self.took(started);
+        let mut reads = match read {
             Ok(reads) if reads.len() == at.len() => reads.into_iter(),
             Ok(_) => {
                 let e = StoreError::Failed("read_many answered another number of keys".into());

@@ -102,7 +102,7 @@ impl RedisStore {
                 let times = Times {
                     fresh_until_ms,
                     stale_until_ms: fresh_until_ms.saturating_add(ms(self.grace)),
-                    load_ms: stamp.load_ms,
+                    load_us: stamp.load_ms.saturating_mul(1_000),
                     retry_at_ms: clock::from_unix_ms(stamp.retry_at),
                     written_ms: clock::from_unix_ms(stamp.written),
                     // The same bytes, the same version, in every process.
@@ -126,7 +126,8 @@ impl RedisStore {
             fresh_until: clock::to_unix_ms(times.fresh_until_ms),
             retry_at: clock::to_unix_ms(times.retry_at_ms),
             written: clock::to_unix_ms(times.written_ms),
-            load_ms: times.load_ms,
+            // Milliseconds, rounded to the nearest (the envelope's unit).
+            load_ms: times.load_us.saturating_add(500) / 1_000,
         };
         let max = config::current().max_value_bytes;
         let packing = codec::Packing {

@@ -1,0 +1,262 @@
+//! `verify`: a fraction of hits runs the load again off the caller's path and compares the
+//! fresh result with what the hit served, to measure how often (and from what age) the cache
+//! serves values that are no longer right (a missed invalidation, a TTL longer than the data's
+//! change rate).
+//!
+//! **Picking.** Every n-th hit of each thread's counter stripe (`n = round(1 / verify)`,
+//! `stats.rs`): no random draw and no write shared with other threads. The hit path does not
+//! answer a picked hit: it marks it ([`pick`]) and the miss path that follows on the same
+//! thread answers it (counted as a hit) and hands the body to the verification. A hit read
+//! from a shared store is picked by the miss path itself.
+//!
+//! **Running.** Never on the caller's path and never written to the cache: a sync body on the
+//! library's verification threads (`cache-runtime-verify`, two, behind a queue of 1,024), an
+//! async body as a task on the caller's runtime; at most [`IN_FLIGHT`] per cache at once. A
+//! hit that cannot be verified (the body borrows from its caller, the queue is full, the
+//! fresh load fails or panics) is counted in `verify_skipped` and changes nothing.
+//!
+//! **Comparing.** By `PartialEq` in process; by the encoded bytes for a cache whose values
+//! are serialized (Redis, tiered). A null matches a null. A verification that an
+//! invalidation of the key made in this process overtook (between the hit and the compare)
+//! is skipped: the value was right when served.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use crate::body::{AsyncBody, CatchUnwind, Panic, SendFuture, SyncBody};
+use crate::clock;
+use crate::entry::{Entry, Slot};
+use crate::fence::Ticket;
+use crate::function::Function;
+use crate::shape::Shape;
+use crate::store::Store;
+
+use super::shared::RateLimit;
+use super::{Engine, Key};
+
+/// How `verify` compares a served value with a fresh one: `PartialEq`, or the encoded bytes.
+pub(crate) type SameFn<V> = fn(&V, &V) -> bool;
+
+/// Verifications of one cache running or queued at once, at most.
+const IN_FLIGHT: u32 = 8;
+/// Sync verifications waiting for a verification thread, at most (every cache together).
+const QUEUE: usize = 1024;
+/// Verification threads.
+const WORKERS: usize = 2;
+/// A cache logs a mismatch at most this often.
+const LOG_EVERY_MS: u64 = 60_000;
+
+thread_local! {
+    /// Set by the hit path for a hit `verify` picked; taken by the miss path that follows on
+    /// the same thread (before any await).
+    static PICKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks that the hit path picked this call's hit for verification.
+#[cold]
+pub(crate) fn pick() {
+    PICKED.set(true);
+}
+
+/// Whether the hit path picked this call's hit (and clears the mark).
+pub(crate) fn take_picked() -> bool {
+    PICKED.replace(false)
+}
+
+/// One cache's verification settings and state.
+pub(crate) struct Verifier<V> {
+    /// Every how many hits one is verified; 0 for none.
+    pub(super) every: u64,
+    same: Option<SameFn<V>>,
+    in_flight: AtomicU32,
+    log: RateLimit,
+}
+
+impl<V> Verifier<V> {
+    /// `verify` (a fraction of hits in `0.0..=1.0`) compared by `same`.
+    pub(super) fn new(verify: f64, same: Option<SameFn<V>>) -> Self {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "≥ 1"
+        )]
+        let every = match same {
+            Some(_) if verify > 0.0 => (1.0 / verify.min(1.0)).round().max(1.0) as u64,
+            _ => 0,
+        };
+        Verifier {
+            every,
+            same,
+            in_flight: AtomicU32::new(0),
+            log: RateLimit::every(LOG_EVERY_MS),
+        }
+    }
+}
+
+/// What a verification compares the fresh result with: the served slot and its age; it
+/// holds one of its cache's places in flight until dropped.
+struct Served<V: 'static> {
+    slot: Slot<V>,
+    age_ms: u64,
+    /// Taken when the hit was served: a verification that an invalidation of the key (its
+    /// fence shard) overtook compares a value that was right when served with one written
+    /// since, and proves nothing.
+    ticket: Ticket,
+    key: Option<String>,
+    in_flight: &'static AtomicU32,
+}
+
+impl<V> Drop for Served<V> {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The queue of the verification threads, started at the first sync verification; `None`
+/// if none could be started.
+static QUEUE_IN: OnceLock<Option<SyncSender<Job>>> = OnceLock::new();
+
+/// Queues `job` for a verification thread: false if the queue is full (or there is none).
+fn submit(job: Job) -> bool {
+    let Some(queue) = QUEUE_IN.get_or_init(start_workers) else {
+        return false;
+    };
+    queue.try_send(job).is_ok()
+}
+
+fn start_workers() -> Option<SyncSender<Job>> {
+    let (give, take) = sync_channel::<Job>(QUEUE);
+    let take = Arc::new(Mutex::new(take));
+    let mut started = false;
+    for _ in 0..WORKERS {
+        let take = Arc::clone(&take);
+        let worker = move || {
+            loop {
+                let next = take.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                let Ok(job) = next else { return };
+                // A panic in a user's `PartialEq` or `Serialize` ends that job only.
+                let _ = catch_unwind(AssertUnwindSafe(job));
+            }
+        };
+        let thread = std::thread::Builder::new().name("cache-runtime-verify".into());
+        started |= thread.spawn(worker).is_ok();
+    }
+    started.then_some(give)
+}
+
+impl<F: Function, S: Store<F>> Engine<F, S> {
+    /// Verifies the hit that answered with `entry` (sync): its load runs on a verification
+    /// thread.
+    pub(super) fn verify(
+        &'static self,
+        key: &Key<F, S>,
+        entry: &Entry<F::Value>,
+        body: impl SyncBody<F::Output>,
+    ) {
+        let Some(served) = self.admit(key, entry) else {
+            return;
+        };
+        let Ok(body) = body.boxed() else {
+            return self.skipped();
+        };
+        let job = move || {
+            let fresh = catch_unwind(AssertUnwindSafe(body));
+            self.compare(served, fresh);
+        };
+        if !submit(Box::new(job)) {
+            self.skipped();
+        }
+    }
+
+    /// Verifies the hit that answered with `entry` (async): its load runs as a task of the
+    /// caller's runtime.
+    pub(super) fn verify_async(
+        &'static self,
+        key: &Key<F, S>,
+        entry: &Entry<F::Value>,
+        body: impl AsyncBody<F::Output>,
+    ) {
+        let Some(served) = self.admit(key, entry) else {
+            return;
+        };
+        let job = move |body: SendFuture<F::Output>, served| async move {
+            let fresh = CatchUnwind::new(body).await;
+            self.compare(served, fresh);
+        };
+        if body.detach(served, job).is_err() {
+            self.skipped();
+        }
+    }
+
+    /// A place in flight for a verification of `entry`, served now; `None` (counted) if the
+    /// cache has [`IN_FLIGHT`] already.
+    fn admit(&'static self, key: &Key<F, S>, entry: &Entry<F::Value>) -> Option<Served<F::Value>> {
+        let in_flight = &self.verifier.in_flight;
+        if in_flight.fetch_add(1, Relaxed) >= IN_FLIGHT {
+            in_flight.fetch_sub(1, Relaxed);
+            self.skipped();
+            return None;
+        }
+        Some(Served {
+            slot: entry.slot.clone(),
+            age_ms: clock::coarse_ms().saturating_sub(entry.times.written_ms),
+            ticket: self.ticket(&key.local),
+            key: F::key_text(&key.local),
+            in_flight,
+        })
+    }
+
+    fn skipped(&self) {
+        self.measured.verify_skipped.fetch_add(1, Relaxed);
+    }
+
+    /// Compares a fresh result with what was served: counted by the served age; a mismatch
+    /// logged at most once a minute.
+    fn compare(&self, served: Served<F::Value>, fresh: Result<F::Output, Panic>) {
+        let fresh_slot = fresh.as_ref().ok().and_then(F::Shape::to_slot);
+        let (Some(fresh_slot), Some(same)) = (fresh_slot, self.verifier.same) else {
+            return self.skipped();
+        };
+        let mut overtaken = true;
+        self.fenced(served.ticket, || overtaken = false);
+        if overtaken {
+            return self.skipped();
+        }
+        let equal = match (&served.slot, fresh_slot) {
+            (Slot::Null, Slot::Null) => true,
+            (Slot::Value(served), Slot::Value(fresh)) => same(served, fresh),
+            _ => false,
+        };
+        let m = &self.measured;
+        m.verified_ages.record(served.age_ms);
+        if equal {
+            return;
+        }
+        m.mismatched_ages.record(served.age_ms);
+        #[cfg(feature = "metrics")]
+        {
+            let labels = [
+                ("cache", self.name.to_owned()),
+                ("backend", S::NAME.to_owned()),
+            ];
+            #[allow(clippy::cast_precision_loss, reason = "seconds")]
+            let age = served.age_ms as f64 / 1_000.0;
+            metrics::histogram!("cache.verify.mismatch.age.seconds", &labels).record(age);
+        }
+        if let Some(held_back) = self.verifier.log.allow() {
+            tracing::warn!(
+                cache = %self.name,
+                backend = S::NAME,
+                age_ms = served.age_ms,
+                key = served.key.as_deref().unwrap_or("(set record_keys to see it)"),
+                mismatches_not_logged = held_back,
+                "cache_runtime: a verified hit served a value that a fresh load no longer gives"
+            );
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The verdict of a [`Row`]: the first of these rules that holds (DESIGN §13).
+//!
+//! | verdict | when | what it says to do |
+//! |---|---|---|
+//! | too few calls | under 100 calls | nothing yet |
+//! | stale | 20+ hits verified and 1%+ of them differed | invalidate on write, or a `ttl` under the age mismatches start at |
+//! | cheap | 20+ loads and the median load costs no more than a read of the cache (a Redis read, measured; in process, under 1 µs) | keep it in process, or do not cache |
+//! | write-heavy | 0.5+ invalidations per call | do not cache |
+//! | cold | a hit ratio under 20% | a longer `ttl` if the data allows, else do not cache |
+//! | keep | otherwise | keep it (and `verify` it, if it is not) |
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::Stats;
+
+use super::{AgeBand, Row};
+
+/// Calls below which nothing is judged.
+const MIN_CALLS: u64 = 100;
+/// Verified hits, and loads, below which those figures are not judged.
+const MIN_SAMPLES: u64 = 20;
+/// A band's verified hits below which its mismatch share is not read.
+const MIN_BAND: u64 = 5;
+/// The mismatch share of a band from which mismatches have started.
+const BAND_SHARE: f64 = 0.10;
+
+/// What a cache's figures say of it: a kind, and the sentence with the figure behind it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Verdict {
+    /// Which rule held.
+    pub kind: VerdictKind,
+    /// The sentence, e.g. "changes faster than it lives: 62% of verified hits older than 2 s
+    /// differed; invalidate on write or use ttl ≤ 2 s".
+    pub reason: String,
+}
+
+/// Which rule of the verdict held (in the order they are tried).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[non_exhaustive]
+pub enum VerdictKind {
+    /// Under 100 calls: nothing to judge yet.
+    #[default]
+    TooFewCalls,
+    /// Verified hits differ from fresh loads: the data changes faster than entries live, or
+    /// a write does not invalidate.
+    Stale,
+    /// A load costs no more than reading the cache.
+    Cheap,
+    /// Invalidated about as often as read.
+    WriteHeavy,
+    /// Rarely read again.
+    Cold,
+    /// Worth caching.
+    Keep,
+}
+
+impl fmt::Display for VerdictKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VerdictKind::TooFewCalls => "too few calls",
+            VerdictKind::Stale => "stale",
+            VerdictKind::Cheap => "cheap",
+            VerdictKind::WriteHeavy => "write-heavy",
+            VerdictKind::Cold => "cold",
+            VerdictKind::Keep => "keep",
+        })
+    }
+}
+
+fn verdict(kind: VerdictKind, reason: String) -> Verdict {
+    Verdict { kind, reason }
+}
+
+/// The age from which verified hits differ: the least age of the first band with
+/// [`MIN_BAND`] verified hits of which [`BAND_SHARE`] or more differed.
+pub(super) fn mismatches_from(bands: &[AgeBand]) -> Option<Duration> {
+    #[allow(clippy::cast_precision_loss, reason = "a share")]
+    bands
+        .iter()
+        .find(|b| b.verified >= MIN_BAND && b.mismatched as f64 >= BAND_SHARE * b.verified as f64)
+        .map(|b| b.from)
+}
+
+/// The first rule that holds for `row`.
+pub(super) fn judge(row: &Row, s: &Stats, hit_cost: Duration) -> Verdict {
+    if row.calls < MIN_CALLS {
+        let reason = format!("too few calls to judge: {}", row.calls);
+        return verdict(VerdictKind::TooFewCalls, reason);
+    }
+    if let Some(v) = stale(row) {
+        return v;
+    }
+    if let Some(v) = cheap(row, s) {
+        return v;
+    }
+    if row.invalidations_per_call >= 0.5 {
+        let reason = format!(
+            "written about as often as read: {:.2} invalidations per call; do not cache",
+            row.invalidations_per_call
+        );
+        return verdict(VerdictKind::WriteHeavy, reason);
+    }
+    let ratio = row.hit_ratio.unwrap_or(0.0);
+    if ratio < 0.2 {
+        let reason = format!(
+            "rarely read again: hit ratio {:.0}%; a longer ttl if the data allows, else do not cache",
+            ratio * 100.0
+        );
+        return verdict(VerdictKind::Cold, reason);
+    }
+    let checked = match (row.verify > 0.0, row.verified) {
+        (false, _) => "not verified (verify = 0.01 checks freshness)".to_owned(),
+        (true, n) => format!("{} of {n} verified hits differed", row.mismatched),
+    };
+    let reason = format!(
+        "keep: hit ratio {:.0}%, {} of loads saved for {} of cache time (a hit: {}); {checked}",
+        ratio * 100.0,
+        human(row.time_saved),
+        human(row.cache_time),
+        human(hit_cost),
+    );
+    verdict(VerdictKind::Keep, reason)
+}
+
+/// Stale: enough verified hits, and 1% or more of them differed.
+#[allow(clippy::cast_precision_loss, reason = "shares")]
+fn stale(row: &Row) -> Option<Verdict> {
+    if row.verified < MIN_SAMPLES || row.mismatched * 100 < row.verified {
+        return None;
+    }
+    let reason = match row.mismatches_from {
+        Some(from) => {
+            let older = row.by_age.iter().filter(|b| b.from >= from);
+            let (verified, mismatched) =
+                older.fold((0, 0), |(v, m), b| (v + b.verified, m + b.mismatched));
+            let pct = 100.0 * mismatched as f64 / verified.max(1) as f64;
+            format!(
+                "changes faster than it lives: {pct:.0}% of verified hits older than {} \
+                 differed; invalidate on write or use ttl ≤ {}",
+                human(from),
+                human(from)
+            )
+        }
+        None => format!(
+            "changes faster than it lives: {:.1}% of verified hits differed ({} of {}); \
+             invalidate on write or shorten ttl",
+            100.0 * row.mismatched as f64 / row.verified as f64,
+            row.mismatched,
+            row.verified
+        ),
+    };
+    Some(verdict(VerdictKind::Stale, reason))
+}
+
+/// Cheap: the median load costs no more than reading the cache does.
+fn cheap(row: &Row, s: &Stats) -> Option<Verdict> {
+    let p50 = row.load_p50?;
+    if row.loads < MIN_SAMPLES {
+        return None;
+    }
+    let reason = if row.backend == "redis" {
+        let reads = (s.hits + s.null_hits + s.stale_hits + s.misses).max(1);
+        let read = s.store_time / u32::try_from(reads).unwrap_or(u32::MAX);
+        if p50 > read {
+            return None;
+        }
+        format!(
+            "cheap: a load costs {}, no more than a Redis read ({}); keep it in process or do \
+             not cache",
+            human(p50),
+            human(read)
+        )
+    } else {
+        if p50 >= Duration::from_micros(1) {
+            return None;
+        }
+        "cheap: a load costs under 1 µs, about what a hit costs; do not cache".to_owned()
+    };
+    Some(verdict(VerdictKind::Cheap, reason))
+}
+
+/// A duration as people write it: `62 ms`, `3 s`, `1.5 min`, `0.4 µs`.
+pub(super) fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    match s {
+        s if s >= 120.0 => format!("{:.1} min", s / 60.0),
+        s if s >= 10.0 => format!("{s:.0} s"),
+        s if s >= 1.0 => format!("{s:.1} s"),
+        s if s >= 0.01 => format!("{:.0} ms", s * 1e3),
+        s if s >= 0.001 => format!("{:.1} ms", s * 1e3),
+        s if s >= 1e-6 => format!("{:.0} µs", s * 1e6),
+        s if s > 0.0 => format!("{:.0} ns", s * 1e9),
+        _ => "0".to_owned(),
+    }
+}
