@@ -33,6 +33,12 @@ fn ours(x: u64) -> u64 {
     body(x)
 }
 
+/// Ours with `verify = 0.01` (issue 27): one hit in 100 re-loads off the caller's path.
+#[cache_runtime::cached(ttl = 3600, max_entries = 100_000, backend = "memory", verify = 0.01)]
+fn ours_verified(x: u64) -> u64 {
+    body(x)
+}
+
 #[cached::macros::cached(max_size = 100_000, ttl_secs = 3600)]
 fn theirs(x: u64) -> u64 {
     body(x)
@@ -77,8 +83,9 @@ fn floor(x: u64) -> u64 {
 type Candidate = (&'static str, fn(u64) -> u64);
 
 /// The candidates.
-const CANDIDATES: [Candidate; 5] = [
+const CANDIDATES: [Candidate; 6] = [
     ("cache-runtime #[cached]", ours),
+    ("cache-runtime #[cached] verify = 0.01", ours_verified),
     ("cached 4.1 #[cached]", theirs),
     ("cached 4.1 #[concurrent_cached]", theirs_concurrent),
     ("moka 0.12 sync get", moka_get),
@@ -92,6 +99,7 @@ fn hits(c: &mut Criterion) {
             f(k);
         }
     }
+    let before = ours_verified_cache().stats();
     let mut one = c.benchmark_group("hit/1 thread");
     for (name, f) in CANDIDATES {
         let order = Arc::clone(&order);
@@ -137,6 +145,25 @@ fn hits(c: &mut Criterion) {
         });
     }
     two.finish();
+    verified_share(before);
+}
+
+/// How many of `ours_verified`'s hits since `before` were picked for verification (verified,
+/// or skipped for want of room): one in 100 of each thread's.
+fn verified_share(before: cache_runtime::Stats) {
+    // The verifications still running end first.
+    std::thread::sleep(Duration::from_millis(200));
+    let s = ours_verified_cache().stats();
+    let hits = s.hits - before.hits;
+    let picked = (s.verified + s.verify_skipped) - (before.verified + before.verify_skipped);
+    #[allow(clippy::cast_precision_loss, reason = "a share")]
+    let share = picked as f64 / hits.max(1) as f64;
+    println!(
+        "verify = 0.01: {picked} of {hits} hits picked ({:.4}%): {} verified, {} skipped",
+        share * 100.0,
+        s.verified - before.verified,
+        s.verify_skipped - before.verify_skipped,
+    );
 }
 
 static MISS_KEY: AtomicU32 = AtomicU32::new(0);

@@ -230,6 +230,9 @@ pub(crate) enum Counter {
 /// The striped counters of one cache.
 pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
+    /// `verify`: every how many hits of a stripe one is picked (0: none). Kept beside the
+    /// stripes' pointer, which the hit path reads anyway (one cache line).
+    verify_every: u64,
 }
 
 /// Stripes owned by one thread each.
@@ -317,10 +320,18 @@ fn bump(cell: &AtomicU64, i: usize, by: u64) {
 }
 
 impl Counters {
-    pub(crate) fn new() -> Self {
+    /// Counters whose hits `verify` picks every `verify_every`-th of (0: none).
+    pub(crate) fn new(verify_every: u64) -> Self {
         Counters {
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            verify_every,
         }
+    }
+
+    /// Every how many hits `verify` picks one; 0 for none.
+    #[inline(always)]
+    pub(crate) fn verify_every(&self) -> u64 {
+        self.verify_every
     }
 
     #[inline]
@@ -361,7 +372,14 @@ impl Counters {
         if verify_every != 0 && self.pick(verify_every) {
             return false;
         }
-        self.add_answer(counter, load_us);
+        let i = stripe_index();
+        let stripe = &self.stripes[(i & !SHARED_BIT) % STRIPES];
+        let cell = match counter {
+            Counter::NullHit => &stripe.null_hits,
+            _ => &stripe.hits,
+        };
+        bump(cell, i, 1);
+        bump(&stripe.saved_us, i, u64::from(load_us));
         true
     }
 
@@ -389,7 +407,10 @@ impl Counters {
             stripe.verify_left.store(next, Relaxed);
             picked
         } else {
-            stripe.verify_seen.fetch_add(1, Relaxed).is_multiple_of(every)
+            stripe
+                .verify_seen
+                .fetch_add(1, Relaxed)
+                .is_multiple_of(every)
         }
     }
 
@@ -426,7 +447,7 @@ mod tests {
 
     #[test]
     fn counts_from_many_threads_add_up_exactly() {
-        let c = Counters::new();
+        let c = Counters::new(0);
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
@@ -445,7 +466,7 @@ mod tests {
 
     #[test]
     fn owned_and_shared_stripes_add_up_exactly_across_waves_of_threads() {
-        let c = Counters::new();
+        let c = Counters::new(0);
         // More threads at once than owned stripes, in waves, so stripes are owned, shared, and
         // handed from exited threads to new ones.
         for _ in 0..4 {

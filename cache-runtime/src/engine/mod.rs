@@ -159,6 +159,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             },
         };
         let counts = Counts::default();
+        let verifier = verify::Verifier::new(policy.verify, same);
         let local = new_local(budget, &counts);
         let fence = Fence::new(local.num_shards());
         let store = S::open(Setup {
@@ -177,7 +178,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             policy,
             local,
             fence,
-            stats: Counters::new(),
+            stats: Counters::new(verifier.every),
             counts,
             waiters: waiters::Waiters::default(),
             refreshing: phase::Refreshing::new(),
@@ -188,7 +189,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             handle: OnceLock::new(),
             ttl_fn,
             ttl_cap: None,
-            verifier: verify::Verifier::new(policy.verify, same),
+            verifier,
             measured: Measured::new(),
         }
     }
@@ -269,7 +270,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// miss path answers and verifies it).
     #[inline(always)]
     pub(crate) fn hit(&self, slot: Slot<F::Value>, load_us: u32) -> Option<F::Output> {
-        self.hit_picking(slot, load_us, self.verifier.every)
+        self.hit_picking(slot, load_us, self.stats.verify_every())
     }
 
     /// [`Engine::hit`], where `verify` picks every `every`-th hit (0: none, for a call with
@@ -286,11 +287,25 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             Slot::Null => Counter::NullHit,
         };
         let result = F::Shape::from_slot(slot)?;
-        if !self.stats.add_hit(counter, load_us, every) {
-            verify::pick();
+        if !self.stats.add_hit(counter, load_us, every) && self.picked(counter, load_us) {
             return None;
         }
         Some(result)
+    }
+
+    /// A hit `verify` picked: marked for the miss path, which answers and verifies it; or,
+    /// when the cache has as many verifications in flight as it may, counted here as a hit
+    /// and a skipped verification (`false`: this path answers).
+    #[cold]
+    #[inline(never)]
+    fn picked(&self, counter: Counter, load_us: u32) -> bool {
+        if self.verifier.has_room() {
+            verify::pick();
+            return true;
+        }
+        self.stats.add_answer(counter, load_us);
+        self.measured.verify_skipped.fetch_add(1, Relaxed);
+        false
     }
 
     /// The key of a call, built on a miss, with the call's tags (their versions taken now,

@@ -10,7 +10,8 @@
 //! from a shared store is picked by the miss path itself.
 //!
 //! **Running.** Never on the caller's path and never written to the cache: a sync body on the
-//! library's verification threads (`cache-runtime-verify`, two, behind a queue of 1,024), an
+//! library's verification threads (`cache-runtime-verify`, two, behind a queue of 4,096,
+//! drained every millisecond while busy, so that queuing makes no system call), an
 //! async body as a task on the caller's runtime; at most [`IN_FLIGHT`] per cache at once. A
 //! hit that cannot be verified (the body borrows from its caller, the queue is full, the
 //! fresh load fails or panics) is counted in `verify_skipped` and changes nothing.
@@ -23,8 +24,9 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use crate::body::{AsyncBody, CatchUnwind, Panic, SendFuture, SyncBody};
 use crate::clock;
@@ -41,9 +43,12 @@ use super::{Engine, Key};
 pub(crate) type SameFn<V> = fn(&V, &V) -> bool;
 
 /// Verifications of one cache running or queued at once, at most.
-const IN_FLIGHT: u32 = 8;
+const IN_FLIGHT: u32 = 64;
 /// Sync verifications waiting for a verification thread, at most (every cache together).
-const QUEUE: usize = 1024;
+const QUEUE: usize = 4096;
+/// An idle verification thread looks at its queue every millisecond this many times before
+/// it blocks on it: while hits are picked, queuing one makes no system call.
+const IDLE_POLLS: u32 = 1_000;
 /// Verification threads.
 const WORKERS: usize = 2;
 /// A cache logs a mismatch at most this often.
@@ -96,6 +101,13 @@ impl<V> Verifier<V> {
     }
 }
 
+impl<V> Verifier<V> {
+    /// Whether another verification may start now (a hint: [`Engine::admit`] decides).
+    pub(super) fn has_room(&self) -> bool {
+        self.in_flight.load(Relaxed) < IN_FLIGHT
+    }
+}
+
 /// What a verification compares the fresh result with: the served slot and its age; it
 /// holds one of its cache's places in flight until dropped.
 struct Served<V: 'static> {
@@ -136,9 +148,27 @@ fn start_workers() -> Option<SyncSender<Job>> {
     for _ in 0..WORKERS {
         let take = Arc::clone(&take);
         let worker = move || {
+            let mut idle = 0;
             loop {
-                let next = take.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                let Ok(job) = next else { return };
+                let next = take
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .try_recv();
+                let job = match next {
+                    Ok(job) => job,
+                    Err(TryRecvError::Disconnected) => return,
+                    Err(TryRecvError::Empty) if idle < IDLE_POLLS => {
+                        idle += 1;
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    Err(TryRecvError::Empty) => {
+                        let next = take.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        let Ok(job) = next else { return };
+                        job
+                    }
+                };
+                idle = 0;
                 // A panic in a user's `PartialEq` or `Serialize` ends that job only.
                 let _ = catch_unwind(AssertUnwindSafe(job));
             }
