@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Load test of the shop: the same fixed mix (90% product reads on a Zipf distribution, 8% user
-# reads, 2% price updates) against the server in each cache mode, and once more on Redis with
+# Load test of the shop: the same fixed mix (86% product reads on a Zipf distribution, 8% user
+# reads, 2% price updates, 3% cart reads and 1% cart adds) against the server in each cache mode, and once more on Redis with
 # redis-server killed a third of the way through the run and restarted 3 s later (that run
 # must have no errors). Prints a Markdown table of requests/s, latency and database queries/s.
 #
@@ -11,6 +11,10 @@
 # keeps (`memory-pages`), and, when Varnish and vmod_xkey are installed (Debian: `varnish`,
 # `varnish-modules`), the load sent through a Varnish in front of the shop, which purges it
 # by xkey (`memory-varnish`, with varnish/shop.vcl).
+#
+# After the memory, redis and tiered runs it prints the shop's `GET /caches`: every cache's
+# figures and verdict ("is this cache right?"; the carts' cache, which an add does not
+# invalidate, is flagged).
 #
 # Loopback only. The Redis runs need `redis-server` on PATH: this script starts its own on a
 # free loopback port (no persistence) and stops it at the end; without it, only the `none`
@@ -181,6 +185,9 @@ run() {
         start_varnish "$varnish_port" "$port"
     fi
 
+    if [[ $label == memory || $label == redis || $label == tiered ]]; then
+        extra+=(--report)
+    fi
     "$LOAD_BIN" --addr "127.0.0.1:$target" --seconds "$RUN_SECONDS" --requests "$REQUESTS" \
         --connections "$CONNECTIONS" --label "$label" "${extra[@]}" >"$out" &
     load_pid=$!
@@ -207,6 +214,10 @@ run() {
 
     grep '^|' "$out" >>"$WORK/table.md"
     grep '^{' "$out" >>"$WORK/results.jsonl"
+    if grep -q '^caches: ' "$out"; then
+        { echo "GET /caches after the $label run:"; sed -n 's/^caches: //p' "$out"; echo; } \
+            >>"$WORK/caches.txt"
+    fi
     if ! grep -q '"errors":0[,}]' "$out"; then
         echo "run $label had errors (see its JSON below)" >&2
         FAILED=1
@@ -241,6 +252,10 @@ echo
 cat "$WORK/table.md"
 echo
 cat "$WORK/results.jsonl"
+if [[ -f $WORK/caches.txt ]]; then
+    echo
+    cat "$WORK/caches.txt"
+fi
 if ((FAILED)); then
     echo "FAILED: a run had errors" >&2
     exit 1

@@ -167,7 +167,9 @@ pub fn use_database(path: &Path) -> Result<(), BoxError> {
 
 /// Runs `query` on this thread's connection, and counts it. A connection whose query failed
 /// is closed (the next query opens a new one).
-fn with_connection<T>(query: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
+pub(crate) fn with_connection<T>(
+    query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, String> {
     QUERIES.fetch_add(1, Relaxed);
     let path = DATABASE
         .get()
@@ -188,6 +190,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     // Readers never wait in WAL mode; a writer waits up to 5 s for another.
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
     connection.execute_batch("PRAGMA synchronous = NORMAL;")?;
+    crate::cart::create_table(&connection)?;
     Ok(connection)
 }
 

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use cache_runtime::Cached;
 use cache_runtime::http::{CacheHeaders, no_store};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,9 @@ pub fn router(state: AppState) -> Router {
         .route("/products/{id}", get(get_product).put(put_product))
         .route("/pages/products/{id}", page)
         .route("/users/{id}", get(get_user))
+        .route("/users/{id}/cart", get(crate::cart::get_cart))
+        .route("/users/{id}/cart/items", post(crate::cart::post_cart_item))
+        .route("/caches", get(crate::caches::get_caches))
         .route("/categories/{category}/top", get(get_top))
         .route("/browser", get(browser_page))
         .route("/metrics", get(metrics))

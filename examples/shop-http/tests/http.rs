@@ -2,7 +2,7 @@
 //! mode, on a small database made once for this file.
 //!
 //! The tests of this file run at the same time in one process and share its caches, so each
-//! uses ids of its own (products 11, 21, 31, 32, 41, 51–55; users 12, 99 999; its own
+//! uses ids of its own (products 11, 21, 31, 32, 41, 51–55, 61; users 12, 77, 99 999; its own
 //! category). The database query counter is process-wide too: the one test that checks it
 //! takes [`GATE`] for writing, every other test takes it for reading.
 
@@ -456,5 +456,81 @@ async fn metrics_pass_promtool() {
     assert!(
         out.status.success() && said.trim().is_empty(),
         "promtool:\n{said}\n{text}"
+    );
+}
+
+async fn post_cart_item(user: u64, product: u64) -> Answer {
+    let request = Request::post(format!("/users/{user}/cart/items"))
+        .header("content-type", "application/json")
+        .body(Body::from(format!(
+            "{{\"product_id\":{product},\"qty\":1}}"
+        )))
+        .expect("a request");
+    send(request).await
+}
+
+/// Issue 27: the carts' cache, which an add does not invalidate (the shop's deliberately bad
+/// candidate), is flagged by `GET /caches` from its verified hits; the products' is not.
+#[tokio::test]
+async fn caches_flag_the_cart_that_adds_do_not_invalidate() {
+    let _gate = GATE.read().await;
+    let user = 77;
+    assert_eq!(post_cart_item(user, 1).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        get(&format!("/users/{user}/cart")).await.json()[0]["product_id"],
+        1
+    );
+    for product in 2..=30 {
+        assert_eq!(
+            post_cart_item(user, product).await.status,
+            StatusCode::NO_CONTENT
+        );
+        for _ in 0..10 {
+            let cart = get(&format!("/users/{user}/cart")).await;
+            assert_eq!(cart.status, StatusCode::OK);
+        }
+        get("/products/61").await;
+    }
+    // The verifications run off the callers' path: wait for them.
+    let cart = memory::cart_cache();
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while cart.stats().verified + cart.stats().verify_skipped < 50 {
+        assert!(std::time::Instant::now() < give_up, "{:?}", cart.stats());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let request = Request::get("/caches")
+        .header("accept", "application/json")
+        .body(Body::empty())
+        .expect("a request");
+    let report = send(request).await.json();
+    let row = |name: &str| {
+        report["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {name} in {report}"))
+    };
+    let cart_row = row("memory.cart");
+    assert_eq!(cart_row["verdict"]["kind"], "stale", "{cart_row}");
+    let reason = cart_row["verdict"]["reason"].as_str().expect("a reason");
+    assert!(reason.contains("invalidate on write"), "{reason}");
+    assert!(
+        cart_row["mismatched"].as_u64().expect("a count") >= 20,
+        "{cart_row}"
+    );
+    let products = row("memory.product");
+    assert_ne!(products["verdict"]["kind"], "stale", "{products}");
+    let html = get("/caches").await;
+    assert!(
+        html.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/html")
+    );
+    let page = String::from_utf8_lossy(&html.body);
+    assert!(
+        page.contains("memory.cart") && page.contains("stale"),
+        "{page}"
     );
 }

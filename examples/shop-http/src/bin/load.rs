@@ -6,10 +6,16 @@
 //! `--connections` workers (default 32), each on a keep-alive HTTP/1.1 connection of its own,
 //! send a fixed mix until `--requests` were sent or `--seconds` passed, whichever is first:
 //!
-//! - 90% `GET /products/{id}`, ids drawn from a Zipf distribution (s = 1.1) over the 20,000
+//! - 86% `GET /products/{id}`, ids drawn from a Zipf distribution (s = 1.1) over the 20,000
 //!   products: rank 1 is product 1, which the database's orders also make the best seller;
 //! - 8% `GET /users/{id}`, ids uniform over 1..=55,000 (about 9% of them do not exist: `404`);
-//! - 2% `PUT /products/{id}` with a new price, ids drawn like the reads.
+//! - 2% `PUT /products/{id}` with a new price, ids drawn like the reads;
+//! - 3% `GET /users/{id}/cart` and 1% `POST /users/{id}/cart/items`, users uniform over
+//!   1..=100 (the carts' cache is the shop's deliberately bad candidate: an add does not
+//!   invalidate it).
+//!
+//! With `--report`, it prints the shop's `GET /caches` (`cache_runtime::report()`) after the
+//! run, each line prefixed with `caches: `.
 //!
 //! Every id comes from a deterministic generator (`--seed`), so two runs send the same mix.
 //! It reports requests/s, p50/p99/p99.9 latency (every latency is kept and sorted at the
@@ -45,7 +51,8 @@ usage: shop-load [options]
   --products N         product ids are 1..=N (default 20000)
   --users N            user ids are drawn from 1..=N (default 55000; the shop has 50000)
   --product-path P     the path of a product read, `{id}` its id (default /products/{id};
-                       /pages/products/{id} reads the HTML pages the response cache keeps)";
+                       /pages/products/{id} reads the HTML pages the response cache keeps)
+  --report             print the shop's GET /caches after the run (lines `caches: ...`)";
 
 /// How long one request may take before it counts as an error (and its connection is
 /// replaced).
@@ -61,6 +68,7 @@ struct Options {
     products: u64,
     users: u64,
     product_path: String,
+    report: bool,
 }
 
 impl Options {
@@ -76,6 +84,7 @@ impl Options {
             products: 20_000,
             users: 55_000,
             product_path: "/products/{id}".into(),
+            report: false,
         }
     }
 
@@ -85,6 +94,10 @@ impl Options {
         while let Some(arg) = args.next() {
             if arg == "-h" || arg == "--help" {
                 return Ok(None);
+            }
+            if arg == "--report" {
+                options.report = true;
+                continue;
             }
             // `--flag=value` or `--flag value`.
             let inline = arg
@@ -197,7 +210,12 @@ enum Op {
     Product(u64),
     User(u64),
     Update { id: u64, price_cents: u64 },
+    Cart(u64),
+    AddToCart { user: u64, product: u64 },
 }
+
+/// Carts belong to users 1..=CART_USERS.
+const CART_USERS: u64 = 100;
 
 impl Op {
     fn request(
@@ -222,6 +240,17 @@ impl Op {
                 .body(Full::new(Bytes::from(format!(
                     "{{\"price_cents\":{price_cents}}}"
                 )))),
+            Op::Cart(user) => builder
+                .method(Method::GET)
+                .uri(format!("/users/{user}/cart"))
+                .body(Full::new(Bytes::new())),
+            Op::AddToCart { user, product } => builder
+                .method(Method::POST)
+                .uri(format!("/users/{user}/cart/items"))
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(format!(
+                    "{{\"product_id\":{product},\"qty\":1}}"
+                )))),
         }
     }
 }
@@ -244,11 +273,16 @@ struct Plan {
 impl Plan {
     fn next_op(&self, rng: &mut Lcg) -> Op {
         match rng.below(100) {
-            0..90 => Op::Product(self.products.sample(rng.unit())),
-            90..98 => Op::User(1 + rng.below(self.users)),
-            _ => Op::Update {
+            0..86 => Op::Product(self.products.sample(rng.unit())),
+            86..94 => Op::User(1 + rng.below(self.users)),
+            94..96 => Op::Update {
                 id: self.products.sample(rng.unit()),
                 price_cents: 100 + rng.below(99_900),
+            },
+            96..99 => Op::Cart(1 + rng.below(CART_USERS)),
+            _ => Op::AddToCart {
+                user: 1 + rng.below(CART_USERS),
+                product: self.products.sample(rng.unit()),
             },
         }
     }
@@ -263,6 +297,8 @@ struct Tally {
     users: u64,
     missing_users: u64,
     updates: u64,
+    carts: u64,
+    cart_adds: u64,
     /// Answers with a status the mix does not expect.
     http_errors: u64,
     /// Connections refused or broken, and requests past `REQUEST_TIMEOUT`.
@@ -289,6 +325,14 @@ impl Tally {
                 self.updates += 1;
                 status.is_success()
             }
+            Op::Cart(_) => {
+                self.carts += 1;
+                status.is_success()
+            }
+            Op::AddToCart { .. } => {
+                self.cart_adds += 1;
+                status.is_success()
+            }
         };
         if !expected {
             self.http_errors += 1;
@@ -301,6 +345,8 @@ impl Tally {
         self.users += other.users;
         self.missing_users += other.missing_users;
         self.updates += other.updates;
+        self.carts += other.carts;
+        self.cart_adds += other.cart_adds;
         self.http_errors += other.http_errors;
         self.io_errors += other.io_errors;
     }
@@ -378,28 +424,40 @@ async fn worker(plan: Arc<Plan>, index: u64) -> Tally {
     tally
 }
 
-/// The server's `shop_db_queries_total`, from `GET /metrics`.
-async fn db_queries(address: SocketAddr, host: &str) -> Result<u64, String> {
+/// The body of `GET path` (`Accept: accept`), which must answer 2xx.
+async fn fetch(
+    address: SocketAddr,
+    host: &str,
+    path: &str,
+    accept: &str,
+) -> Result<String, String> {
     let mut sender = connect(address).await?;
-    let request = Request::get("/metrics")
+    let request = Request::get(path)
         .header(HOST, host)
+        .header(hyper::header::ACCEPT, accept)
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
     sender.ready().await.map_err(|e| e.to_string())?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| format!("GET /metrics: {e}"))?;
+        .map_err(|e| format!("GET {path}: {e}"))?;
     if !response.status().is_success() {
-        return Err(format!("GET /metrics answered {}", response.status()));
+        return Err(format!("GET {path} answered {}", response.status()));
     }
     let body = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| format!("GET /metrics: {e}"))?
+        .map_err(|e| format!("GET {path}: {e}"))?
         .to_bytes();
-    String::from_utf8_lossy(&body)
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The server's `shop_db_queries_total`, from `GET /metrics`.
+async fn db_queries(address: SocketAddr, host: &str) -> Result<u64, String> {
+    fetch(address, host, "/metrics", "text/plain")
+        .await?
         .lines()
         .find_map(|line| line.strip_prefix("shop_db_queries_total "))
         .and_then(|value| value.trim().parse().ok())
@@ -475,9 +533,19 @@ async fn run(options: Options) -> Result<(), String> {
             "user_reads": total.users,
             "missing_users": total.missing_users,
             "updates": total.updates,
+            "cart_reads": total.carts,
+            "cart_adds": total.cart_adds,
         },
     });
     println!("{json}");
+    if options.report {
+        // Verifications still running (a sync one waits at most a millisecond in its queue).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let report = fetch(address, &plan.host, "/caches", "text/plain").await?;
+        for line in report.lines() {
+            println!("caches: {line}");
+        }
+    }
     Ok(())
 }
 
