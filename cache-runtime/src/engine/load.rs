@@ -70,10 +70,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         read: Option<Fetched<F::Value>>,
         ticket: Option<Ticket>,
     ) -> Step<F> {
-        let picked = !Self::SHARED && super::verify::take_picked();
         let entry = match read {
-            // A cache with `verify` reads it too: the hit path left a picked hit to this path
-            // (a batch forgets the pick, and answers the hit here).
+            // A cache with `verify` reads it too: a load may have put an entry in place since
+            // the hit path looked, and a batch's hits come here (it forgets the hit path's
+            // picks).
             None if self.policy.has_phases() || self.verifier.every != 0 => {
                 self.local.get(&key.local).map(|e| self.held_copy(key, e))
             }
@@ -121,10 +121,9 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
                 },
                 Next::Answer { entry, counter, .. } => {
                     let hit = matches!(counter, Counter::Hit | Counter::NullHit);
-                    // Picked by the hit path, or here (a shared store's hit, or an entry a
-                    // load put in place since the hit path looked).
+                    // Picked here: a shared store's hit, or an entry found here.
                     let every = self.verifier.every;
-                    let verify = hit && every != 0 && (picked || self.stats.pick(every));
+                    let verify = hit && every != 0 && self.stats.pick(every);
                     let kept = verify.then(|| entry.clone());
                     match F::Shape::from_slot(entry.slot) {
                         Some(result) => {
@@ -250,6 +249,10 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// The miss path of a sync cached function: load `key` with `body` once per key, or wait
     /// for the load already running; answer with an expired entry where its phase says so.
     pub fn load(&'static self, key: Key<F, S>, body: impl SyncBody<F::Output>) -> F::Output {
+        if let Some((entry, result)) = self.picked_hit(&key) {
+            self.verify(&key, &entry, body);
+            return result;
+        }
         let ticket = self.phase_ticket(&key);
         let read = Self::SHARED.then(|| self.fetch(&key));
         let unusable = Self::unusable(&read);
@@ -334,6 +337,12 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         read: Option<Read<F::Value>>,
         body: impl AsyncBody<F::Output>,
     ) -> F::Output {
+        if read.is_none()
+            && let Some((entry, result)) = self.picked_hit(&key)
+        {
+            self.verify_async(&key, &entry, body);
+            return result;
+        }
         let (ticket, read) = match read {
             Some(given) => given,
             None => {

@@ -34,6 +34,7 @@ use crate::entry::{Entry, Slot};
 use crate::fence::Ticket;
 use crate::function::Function;
 use crate::shape::Shape;
+use crate::stats::Counter;
 use crate::store::Store;
 
 use super::shared::RateLimit;
@@ -221,6 +222,28 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         if body.detach(served, job).is_err() {
             self.skipped();
         }
+    }
+
+    /// The hit the hit path picked for this call, if it did: answered (and counted) from the
+    /// local store (the cache's entries, or an L1's copies), with its entry for the
+    /// verification. `None` without a pick, or when the entry went or aged meanwhile (the
+    /// call goes on as a miss).
+    pub(super) fn picked_hit(&self, key: &Key<F, S>) -> Option<(Entry<F::Value>, F::Output)> {
+        if !Self::LOCAL || !take_picked() {
+            return None;
+        }
+        let entry = self.local.get(&key.local)?;
+        if !entry.is_fresh() || !entry.is_current() || !Self::serves_local() {
+            return None;
+        }
+        let counter = match entry.slot {
+            Slot::Value(_) => Counter::Hit,
+            Slot::Null => Counter::NullHit,
+        };
+        let result = F::Shape::from_slot(entry.slot.clone())?;
+        crate::answer::note_counted(counter, &entry.times);
+        self.stats.add_answer(counter, entry.times.load_us);
+        Some((entry, result))
     }
 
     /// A place in flight for a verification of `entry`, served now; `None` (counted) if the
