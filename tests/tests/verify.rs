@@ -277,9 +277,10 @@ fn the_report_calls_cheap_cold_and_good_caches_by_their_figures() {
     let verdict = |c: &CacheHandle| report.row(c.name()).unwrap().verdict.clone();
     let cheap = verdict(trivial_cache());
     assert_eq!(cheap.kind, VerdictKind::Cheap, "{}", cheap.reason);
+    assert!(cheap.reason.contains("do not cache"), "{}", cheap.reason);
     let cold = verdict(rarely_again_cache());
     assert_eq!(cold.kind, VerdictKind::Cold, "{}", cold.reason);
-    assert!(cold.reason.contains("hit ratio 0%"), "{}", cold.reason);
+    assert!(cold.reason.contains("hit ratio 0.0%"), "{}", cold.reason);
     let keep = verdict(worth_it_cache());
     assert_eq!(keep.kind, VerdictKind::Keep, "{}", keep.reason);
     assert!(keep.reason.contains("not verified"), "{}", keep.reason);

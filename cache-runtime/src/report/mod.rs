@@ -1,7 +1,7 @@
 //! [`report`]: is each cache right? One row per registered cache with what it costs, what it
 //! saves, how fresh its hits were (with `verify`), and a verdict against four questions asked
 //! before caching anything: is it read more than written, expensive to compute, safe to serve
-//! a little stale, hot? The rules of the verdicts are in [`Verdict`] and DESIGN §13.
+//! a little stale, hot? The rules of the verdicts are in [`Verdict`].
 
 mod table;
 mod verdict;

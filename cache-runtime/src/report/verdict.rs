@@ -1,13 +1,4 @@
-//! The verdict of a [`Row`]: the first of these rules that holds (DESIGN §13).
-//!
-//! | verdict | when | what it says to do |
-//! |---|---|---|
-//! | too few calls | under 100 calls | nothing yet |
-//! | stale | 20+ hits verified and 1%+ of them differed | invalidate on write, or a `ttl` under the age mismatches start at |
-//! | cheap | 20+ loads and the median load costs no more than a read of the cache (a Redis read, measured; in process, under 1 µs) | keep it in process, or do not cache |
-//! | write-heavy | 0.5+ invalidations per call | do not cache |
-//! | cold | a hit ratio under 20% | a longer `ttl` if the data allows, else do not cache |
-//! | keep | otherwise | keep it (and `verify` it, if it is not) |
+//! The verdict of a [`Row`]: the rules are [`Verdict`]'s docs.
 
 use std::fmt;
 use std::time::Duration;
@@ -26,6 +17,19 @@ const MIN_BAND: u64 = 5;
 const BAND_SHARE: f64 = 0.10;
 
 /// What a cache's figures say of it: a kind, and the sentence with the figure behind it.
+///
+/// The rules, tried in this order (the first that holds is the verdict), each answering one
+/// of the four questions to ask before caching (is it read more than written, expensive to
+/// compute, safe to serve a little stale, hot?):
+///
+/// | verdict | when | why | what it says to do |
+/// |---|---|---|---|
+/// | too few calls | under 100 calls | no figure means anything yet | nothing |
+/// | [`Stale`](VerdictKind::Stale) | 20+ verified hits (`verify`) and 1%+ of them differed | a differing hit served a wrong value: the data changes faster than entries live, or a write does not invalidate | invalidate on write, or a `ttl` under the age where mismatches start (the first age band, doubling in width, where 10%+ of 5+ verified hits differed) |
+/// | [`Cheap`](VerdictKind::Cheap) | 20+ loads, and the cache's own cost (its store reads, measured, and its in-process hits at [`Report::hit_cost`](super::Report::hit_cost)) exceeds the load time its answers saved; or, in process, a median load under 1 µs (the resolution) | the cache saves nothing and adds staleness and memory | keep it in process (a shared store), or do not cache |
+/// | [`WriteHeavy`](VerdictKind::WriteHeavy) | 0.5+ invalidations per call | most loads are thrown away before they are read | do not cache |
+/// | [`Cold`](VerdictKind::Cold) | hit ratio under 20% | most entries are never read again | a longer `ttl` if the data allows, else do not cache |
+/// | [`Keep`](VerdictKind::Keep) | otherwise | the time saved against the cache's own cost | keep it (verify it, if it is not) |
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -111,7 +115,8 @@ pub(super) fn judge(row: &Row, s: &Stats, hit_cost: Duration) -> Verdict {
     let ratio = row.hit_ratio.unwrap_or(0.0);
     if ratio < 0.2 {
         let reason = format!(
-            "rarely read again: hit ratio {:.0}%; a longer ttl if the data allows, else do not cache",
+            "rarely read again: hit ratio {:.1}%; a longer ttl if the data allows, else do not \
+             cache",
             ratio * 100.0
         );
         return verdict(VerdictKind::Cold, reason);
@@ -160,30 +165,37 @@ fn stale(row: &Row) -> Option<Verdict> {
     Some(verdict(VerdictKind::Stale, reason))
 }
 
-/// Cheap: the median load costs no more than reading the cache does.
+/// Cheap: the cache costs its callers more than it saves them (its reads, measured, against
+/// the load time its answers saved), or, in process, the median load is under 1 µs.
 fn cheap(row: &Row, s: &Stats) -> Option<Verdict> {
-    let p50 = row.load_p50?;
     if row.loads < MIN_SAMPLES {
         return None;
     }
-    let reason = if row.backend == "redis" {
+    let advice = match row.backend {
+        "memory" => "do not cache",
+        _ => "keep it in process or do not cache",
+    };
+    if row.cache_time > row.time_saved {
         let reads = (s.hits + s.null_hits + s.stale_hits + s.misses).max(1);
         let read = s.store_time / u32::try_from(reads).unwrap_or(u32::MAX);
-        if p50 > read {
-            return None;
-        }
-        format!(
-            "cheap: a load costs {}, no more than a Redis read ({}); keep it in process or do \
-             not cache",
-            human(p50),
-            human(read)
-        )
-    } else {
-        if p50 >= Duration::from_micros(1) {
-            return None;
-        }
-        "cheap: a load costs under 1 µs, about what a hit costs; do not cache".to_owned()
-    };
+        let per_read = match s.store_time.is_zero() {
+            true => String::new(),
+            false => format!(", a read of the store {}", human(read)),
+        };
+        let reason = format!(
+            "cheap: it costs more than it saves: {} of loads saved for {} of cache time \
+             (a load {}{per_read}); {advice}",
+            human(row.time_saved),
+            human(row.cache_time),
+            row.load_p50.map_or("-".to_owned(), human),
+        );
+        return Some(verdict(VerdictKind::Cheap, reason));
+    }
+    let p50 = row.load_p50?;
+    if row.backend != "memory" || p50 >= Duration::from_micros(1) {
+        return None;
+    }
+    let reason = format!("cheap: a load costs under 1 µs, about what a hit costs; {advice}");
     Some(verdict(VerdictKind::Cheap, reason))
 }
 
