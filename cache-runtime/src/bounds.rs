@@ -170,18 +170,18 @@ pub trait VerifyEq: PartialEq {}
 impl<T: PartialEq> VerifyEq for T {}
 
 /// `verify`'s comparison in process: `PartialEq`.
-pub fn same_eq<V: VerifyEq>(served: &V, fresh: &V) -> bool {
-    served == fresh
+pub fn same_eq<V: VerifyEq>(served: &V, fresh: &V) -> Option<bool> {
+    Some(served == fresh)
 }
 
 /// `verify`'s comparison of values stored serialized: their MessagePack bytes (what Redis
 /// would hold). A value whose encoding is not canonical (a `HashMap`'s order) may differ when
 /// equal: prefer a `BTreeMap` in values that are verified.
 #[cfg(feature = "redis")]
-pub fn same_bytes<V: RedisValue>(served: &V, fresh: &V) -> bool {
+pub fn same_bytes<V: RedisValue>(served: &V, fresh: &V) -> Option<bool> {
     match (rmp_serde::to_vec(served), rmp_serde::to_vec(fresh)) {
-        (Ok(a), Ok(b)) => a == b,
-        // A value that does not encode is never written to Redis either: compare nothing.
-        _ => true,
+        (Ok(a), Ok(b)) => Some(a == b),
+        // A value that does not encode is never written to Redis either: no comparison.
+        _ => None,
     }
 }

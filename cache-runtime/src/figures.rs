@@ -39,18 +39,21 @@ impl Measured {
 
     /// Adds the counts kept here to `stats`: verifications and store time.
     pub(crate) fn add_to(&self, stats: &mut crate::Stats) {
-        stats.verified = self.verified_ages.snapshot().total();
+        // Mismatches first: a verification records its mismatch before its check, so a
+        // snapshot never has more mismatches than checks.
         stats.mismatched = self.mismatched_ages.snapshot().total();
+        stats.verified = self.verified_ages.snapshot().total();
         stats.verify_skipped = self.verify_skipped.load(Relaxed);
         stats.store_time = Duration::from_micros(self.store_us.load(Relaxed));
     }
 
     /// The measurements now; `verify` is the cache's fraction of hits verified.
     pub(crate) fn snapshot(&self, verify: f64) -> Figures {
+        let mismatched_ages_ms = self.mismatched_ages.snapshot();
         Figures {
             loads_us: self.loads.snapshot(),
             verified_ages_ms: self.verified_ages.snapshot(),
-            mismatched_ages_ms: self.mismatched_ages.snapshot(),
+            mismatched_ages_ms,
             invalidations: self.invalidations.load(Relaxed),
             open_for: self.opened.elapsed(),
             verify,

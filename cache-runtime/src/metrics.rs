@@ -272,7 +272,7 @@ pub const METRICS: &[Metric] = &[
         Counter,
         Count,
         "",
-        "Hits picked by verify that were not verified: the load could not leave its caller, the queue was full, or the fresh load failed.",
+        "Hits picked by verify that were not verified: too many in flight, the load could not leave its caller, it failed or ended late, or an invalidation overtook it.",
     ),
     metric(
         "cache.verify.mismatch.age.seconds",
@@ -371,7 +371,7 @@ fn export(cache: &CacheHandle) {
         counter("cache.store.written.bytes.total", None, s.bytes_written);
     }
     if s.verified + s.verify_skipped > 0 {
-        let same = s.verified - s.mismatched;
+        let same = s.verified.saturating_sub(s.mismatched);
         counter("cache.verify.checks.total", result("same"), same);
         counter(
             "cache.verify.checks.total",

@@ -102,8 +102,10 @@ pub struct Stats {
     pub verified: u64,
     /// Of [`verified`](Stats::verified), those whose fresh value differed from the one served.
     pub mismatched: u64,
-    /// Hits picked by `verify` that were not verified: the body could not leave its caller
-    /// (it borrows), the verification queue was full, or the fresh load failed or panicked.
+    /// Hits picked by `verify` that were not verified: the cache had 64 verifications in
+    /// flight or the queue was full, the body could not leave its caller, the fresh load
+    /// failed or panicked or ended more than 250 ms after the hit, the values could not be
+    /// compared, or an invalidation in this process overtook it.
     pub verify_skipped: u64,
 }
 
@@ -175,10 +177,9 @@ struct Stripe {
     hits: AtomicU64,
     /// Microseconds of load time the answers saved (beside `hits`: one cache line for a hit).
     saved_us: AtomicU64,
-    /// Owned stripes: hits left before the next one `verify` picks.
+    /// `verify`: an owned stripe's hits left before the next one it picks; a shared stripe's
+    /// hits seen (it picks every n-th). (16 words: the stripe is two cache lines.)
     verify_left: AtomicU64,
-    /// Shared stripes: hits seen by `verify` (the picked one is every n-th).
-    verify_seen: AtomicU64,
     misses: AtomicU64,
     null_hits: AtomicU64,
     loads: AtomicU64,
@@ -408,7 +409,7 @@ impl Counters {
             picked
         } else {
             stripe
-                .verify_seen
+                .verify_left
                 .fetch_add(1, Relaxed)
                 .is_multiple_of(every)
         }
@@ -444,6 +445,11 @@ impl Counters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stripe_is_two_cache_lines() {
+        assert_eq!(std::mem::size_of::<Stripe>(), 128);
+    }
 
     #[test]
     fn counts_from_many_threads_add_up_exactly() {

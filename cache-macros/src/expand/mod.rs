@@ -6,7 +6,7 @@
 //! `impl_block.rs`, and a method of a trait impl without it in `trait_impl.rs`.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::{Attribute, ItemFn, Visibility};
 
 use crate::args::{Args, Backend};
@@ -359,12 +359,26 @@ impl<'a> Gen<'a> {
             || args.early_refresh.is_some()
             || args.verify.is_some();
         let moves = phases || self.func.sig.asyncness.is_some();
-        if !moves || self.place != Place::Alone || !self.sig.owns_its_arguments() {
-            return body;
-        }
-        if self.func.sig.asyncness.is_some() && mentions(&self.func.block, &self.func.sig.ident) {
+        let stays = self.place != Place::Alone
+            || !self.sig.owns_its_arguments()
             // A body that awaits its own function: whether its future is `Send` depends on
             // itself, which the type checker cannot decide (an error, not a fallback).
+            || self.func.sig.asyncness.is_some()
+                && mentions(&self.func.block, &self.func.sig.ident);
+        if let (Some(v), true) = (args.verify, stays) {
+            // `verify` runs the load again after the caller has its answer: a body that
+            // cannot leave the caller would never be verified.
+            return quote_spanned! {v.span=> {
+                ::core::compile_error!(
+                    "`verify` runs the load again off the caller's path, so the function's \
+                     parameters must all be owned (no reference, lifetime or `self`) and it \
+                     must be a free function: cache a free function that takes owned \
+                     arguments, or remove `verify`"
+                );
+                #body
+            }};
+        }
+        if !moves || stays {
             return body;
         }
         let krate = &self.krate;

@@ -181,7 +181,9 @@ impl Gen<'_> {
             _ => quote_spanned!(at.span=> same_eq),
         };
         quote_spanned! {at.span=>
-            ::core::option::Option::Some(#krate::__private::#by as fn(&_, &_) -> bool)
+            ::core::option::Option::Some(
+                #krate::__private::#by as fn(&_, &_) -> ::core::option::Option<bool>
+            )
         }
     }
 

@@ -10,6 +10,8 @@
 //! | fail-safe: a kept value answers a failed or late load; the throttle | `fail_safe.rs` |
 //! | the types a load, fail-safe and refresh share; joining a key's single-flight | `flight.rs` |
 //! | the calls to the store, their errors counted and logged | `shared.rs` |
+//! | `f_entry`'s and `f_warm`'s miss paths | `noted.rs` |
+//! | `verify`: picked hits re-loaded off the caller's path and compared | `verify.rs` |
 //! | the outage fallback in front of a shared store | `fallback.rs` |
 //! | the L1 in front of a shared store, fed by its change feed | `l1.rs` |
 //!
@@ -25,6 +27,7 @@ mod flight;
 mod l1;
 mod lead;
 mod load;
+mod noted;
 mod peek;
 mod phase;
 mod refresh;
@@ -300,7 +303,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     #[inline(never)]
     fn picked(&self, counter: Counter, load_us: u32) -> bool {
         if self.verifier.has_room() {
-            verify::pick();
+            verify::pick(self.address());
             return true;
         }
         self.stats.add_answer(counter, load_us);
@@ -553,7 +556,7 @@ impl<F: Function, S: Store<F>> Erased for Engine<F, S> {
 /// refreshed early).
 pub(crate) fn forget_fired() {
     let _ = phase::take_fired();
-    let _ = verify::take_picked();
+    let _ = verify::take_picked(0);
 }
 
 /// The engine of `owner` in `cell`, made from `init`'s name and policy and registered at first

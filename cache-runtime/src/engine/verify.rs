@@ -4,7 +4,8 @@
 //! change rate).
 //!
 //! **Picking.** Every n-th hit of each thread's counter stripe (`n = round(1 / verify)`,
-//! `stats.rs`): no random draw and no write shared with other threads. The hit path does not
+//! `stats.rs`): no random draw, and no write shared with other threads for the first 32
+//! threads (those beyond share stripes, and count atomically). The hit path does not
 //! answer a picked hit: it marks it ([`pick`]) and the miss path that follows on the same
 //! thread answers it (counted as a hit) and hands the body to the verification. A hit read
 //! from a shared store is picked by the miss path itself.
@@ -13,17 +14,19 @@
 //! library's verification threads (`cache-runtime-verify`, two, behind a queue of 4,096,
 //! drained every millisecond while busy, so that queuing makes no system call), an
 //! async body as a task on the caller's runtime; at most [`IN_FLIGHT`] per cache at once. A
-//! hit that cannot be verified (the body borrows from its caller, the queue is full, the
-//! fresh load fails or panics) is counted in `verify_skipped` and changes nothing.
+//! hit that is not verified (no room, the fresh load fails, panics or ends more than
+//! 250 ms after the hit, the values cannot be compared, an invalidation overtook it) is
+//! counted in `verify_skipped` and changes nothing.
 //!
 //! **Comparing.** By `PartialEq` in process; by the encoded bytes for a cache whose values
 //! are serialized (Redis, tiered). A null matches a null. A verification that an
-//! invalidation of the key made in this process overtook (between the hit and the compare)
-//! is skipped: the value was right when served.
+//! invalidation in this process overtook (of the key's fence shard, a clear, or one of the
+//! entry's tags), between the hit and the compare, is skipped: the value was right when
+//! served.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -40,8 +43,9 @@ use crate::store::Store;
 use super::shared::RateLimit;
 use super::{Engine, Key};
 
-/// How `verify` compares a served value with a fresh one: `PartialEq`, or the encoded bytes.
-pub(crate) type SameFn<V> = fn(&V, &V) -> bool;
+/// How `verify` compares a served value with a fresh one: `PartialEq`, or the encoded bytes;
+/// `None` when they cannot be compared (a value that does not encode).
+pub(crate) type SameFn<V> = fn(&V, &V) -> Option<bool>;
 
 /// Verifications of one cache running or queued at once, at most.
 const IN_FLIGHT: u32 = 64;
@@ -54,22 +58,27 @@ const IDLE_POLLS: u32 = 1_000;
 const WORKERS: usize = 2;
 /// A cache logs a mismatch at most this often.
 const LOG_EVERY_MS: u64 = 60_000;
+/// A verification whose fresh load ended later than this after the hit is skipped: the
+/// source may have changed meanwhile, after a hit that was right.
+const MAX_DELAY_MS: u64 = 250;
 
 thread_local! {
-    /// Set by the hit path for a hit `verify` picked; taken by the miss path that follows on
-    /// the same thread (before any await).
-    static PICKED: Cell<bool> = const { Cell::new(false) };
+    /// Set by the hit path for a hit `verify` picked, to the address of its engine; taken by
+    /// that engine's miss path, which follows on the same thread (before any await). 0: none.
+    static PICKED: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Marks that the hit path picked this call's hit for verification.
+/// Marks that the hit path of the engine at `engine` picked this call's hit.
 #[cold]
-pub(crate) fn pick() {
-    PICKED.set(true);
+pub(crate) fn pick(engine: usize) {
+    PICKED.set(engine);
 }
 
-/// Whether the hit path picked this call's hit (and clears the mark).
-pub(crate) fn take_picked() -> bool {
-    PICKED.replace(false)
+/// Whether the hit path of the engine at `engine` picked this call's hit; clears any mark
+/// (one left by a call that panicked before its miss path, or by another engine's call, is
+/// stale).
+pub(crate) fn take_picked(engine: usize) -> bool {
+    PICKED.replace(0) == engine
 }
 
 /// One cache's verification settings and state.
@@ -109,21 +118,31 @@ impl<V> Verifier<V> {
     }
 }
 
-/// What a verification compares the fresh result with: the served slot and its age; it
-/// holds one of its cache's places in flight until dropped.
+/// What a verification compares the fresh result with: the served entry and its age. It
+/// holds one of its cache's places in flight until dropped, and a verification dropped
+/// before it was counted (its body could not leave, the queue was full, its task was
+/// dropped, a panic) is counted as skipped then: every picked hit is counted once.
 struct Served<V: 'static> {
-    slot: Slot<V>,
+    entry: Entry<V>,
     age_ms: u64,
-    /// Taken when the hit was served: a verification that an invalidation of the key (its
-    /// fence shard) overtook compares a value that was right when served with one written
-    /// since, and proves nothing.
+    /// When the hit was served (cache clock, ms).
+    served_ms: u64,
+    /// Taken when the hit was served: a verification that an invalidation in this process
+    /// overtook (of the key's fence shard, or a clear) compares a value that was right when
+    /// served with one written since, and proves nothing. (The entry's tags say the same of
+    /// tag invalidations.)
     ticket: Ticket,
     key: Option<String>,
     in_flight: &'static AtomicU32,
+    skipped: &'static AtomicU64,
+    counted: bool,
 }
 
 impl<V> Drop for Served<V> {
     fn drop(&mut self) {
+        if !self.counted {
+            self.skipped.fetch_add(1, Relaxed);
+        }
         self.in_flight.fetch_sub(1, Relaxed);
     }
 }
@@ -192,16 +211,16 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         let Some(served) = self.admit(key, entry) else {
             return;
         };
+        // Dropped unverified (counted as skipped by `Served`) if the body cannot leave, or
+        // the queue is full.
         let Ok(body) = body.boxed() else {
-            return self.skipped();
+            return;
         };
         let job = move || {
             let fresh = catch_unwind(AssertUnwindSafe(body));
             self.compare(served, fresh);
         };
-        if !submit(Box::new(job)) {
-            self.skipped();
-        }
+        let _ = submit(Box::new(job));
     }
 
     /// Verifies the hit that answered with `entry` (async): its load runs as a task of the
@@ -219,9 +238,8 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             let fresh = CatchUnwind::new(body).await;
             self.compare(served, fresh);
         };
-        if body.detach(served, job).is_err() {
-            self.skipped();
-        }
+        // Without a runtime, `served` comes back and is dropped: counted as skipped.
+        let _ = body.detach(served, job);
     }
 
     /// The hit the hit path picked for this call, if it did: answered (and counted) from the
@@ -229,7 +247,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
     /// verification. `None` without a pick, or when the entry went or aged meanwhile (the
     /// call goes on as a miss).
     pub(super) fn picked_hit(&self, key: &Key<F, S>) -> Option<(Entry<F::Value>, F::Output)> {
-        if !Self::LOCAL || !take_picked() {
+        if !Self::LOCAL || !take_picked(self.address()) {
             return None;
         }
         let entry = self.local.get(&key.local)?;
@@ -241,9 +259,17 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             Slot::Null => Counter::NullHit,
         };
         let result = F::Shape::from_slot(entry.slot.clone())?;
+        // The hit path drew no XFetch number for a picked hit; a mark left by another call
+        // must not reach this call's store read.
+        let _ = super::phase::take_fired();
         crate::answer::note_counted(counter, &entry.times);
         self.stats.add_answer(counter, entry.times.load_us);
         Some((entry, result))
+    }
+
+    /// This engine's address: what the hit path's pick mark names.
+    pub(super) fn address(&self) -> usize {
+        std::ptr::from_ref(self).addr()
     }
 
     /// A place in flight for a verification of `entry`, served now; `None` (counted) if the
@@ -255,12 +281,16 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
             self.skipped();
             return None;
         }
+        let now = clock::coarse_ms();
         Some(Served {
-            slot: entry.slot.clone(),
-            age_ms: clock::coarse_ms().saturating_sub(entry.times.written_ms),
+            entry: entry.clone(),
+            age_ms: now.saturating_sub(entry.times.written_ms),
+            served_ms: now,
             ticket: self.ticket(&key.local),
             key: F::key_text(&key.local),
             in_flight,
+            skipped: &self.measured.verify_skipped,
+            counted: false,
         })
     }
 
@@ -268,29 +298,44 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
         self.measured.verify_skipped.fetch_add(1, Relaxed);
     }
 
+    /// Whether `fresh` equals what `served` served: `None` when it cannot tell (the load
+    /// failed or panicked, the values cannot be compared, the comparison panicked, or an
+    /// invalidation or a long delay overtook the verification).
+    fn same(&self, served: &Served<F::Value>, fresh: &Result<F::Output, Panic>) -> Option<bool> {
+        let fresh = fresh.as_ref().ok().and_then(F::Shape::to_slot)?;
+        let same = self.verifier.same?;
+        let mut unfenced = false;
+        self.fenced(served.ticket, || unfenced = true);
+        let overtaken = !unfenced || !served.entry.is_current();
+        let late = clock::coarse_ms().saturating_sub(served.served_ms) > MAX_DELAY_MS;
+        if overtaken || late {
+            return None;
+        }
+        let compared = catch_unwind(AssertUnwindSafe(|| match (&served.entry.slot, fresh) {
+            (Slot::Null, Slot::Null) => Some(true),
+            (Slot::Value(served), Slot::Value(fresh)) => same(served, fresh),
+            _ => Some(false),
+        }));
+        compared.ok().flatten()
+    }
+
     /// Compares a fresh result with what was served: counted by the served age; a mismatch
     /// logged at most once a minute.
-    fn compare(&self, served: Served<F::Value>, fresh: Result<F::Output, Panic>) {
-        let fresh_slot = fresh.as_ref().ok().and_then(F::Shape::to_slot);
-        let (Some(fresh_slot), Some(same)) = (fresh_slot, self.verifier.same) else {
-            return self.skipped();
+    fn compare(&self, mut served: Served<F::Value>, fresh: Result<F::Output, Panic>) {
+        // Counted here, or as skipped when `served` drops.
+        let Some(equal) = self.same(&served, &fresh) else {
+            return;
         };
-        let mut overtaken = true;
-        self.fenced(served.ticket, || overtaken = false);
-        if overtaken {
-            return self.skipped();
-        }
-        let equal = match (&served.slot, fresh_slot) {
-            (Slot::Null, Slot::Null) => true,
-            (Slot::Value(served), Slot::Value(fresh)) => same(served, fresh),
-            _ => false,
-        };
+        served.counted = true;
         let m = &self.measured;
+        // Mismatches first: a reader that reads `verified` second never sees more of them.
+        if !equal {
+            m.mismatched_ages.record(served.age_ms);
+        }
         m.verified_ages.record(served.age_ms);
         if equal {
             return;
         }
-        m.mismatched_ages.record(served.age_ms);
         #[cfg(feature = "metrics")]
         {
             let labels = [

@@ -213,3 +213,125 @@ pub(super) fn human(d: Duration) -> String {
         _ => "0".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A memory cache's row: 1,000 calls, 900 hits, loads of 20 µs, nothing verified.
+    fn row() -> (Row, Stats) {
+        let stats = Stats {
+            hits: 900,
+            misses: 100,
+            loads: 100,
+            ..Stats::default()
+        };
+        let row = Row {
+            name: "t".into(),
+            backend: "memory",
+            calls: 1_000,
+            calls_per_second: 10.0,
+            hit_ratio: Some(0.9),
+            loads: 100,
+            load_errors: 0,
+            load_p50: Some(Duration::from_micros(20)),
+            load_p99: Some(Duration::from_micros(40)),
+            time_saved: Duration::from_millis(18),
+            cache_time: Duration::from_micros(20),
+            invalidations: 0,
+            invalidations_per_call: 0.0,
+            verify: 0.0,
+            verified: 0,
+            mismatched: 0,
+            mismatches_from: None,
+            by_age: Vec::new(),
+            memory_bytes: 0,
+            evictions: 0,
+            verdict: Verdict::default(),
+        };
+        (row, stats)
+    }
+
+    fn kind(row: &Row, s: &Stats) -> VerdictKind {
+        judge(row, s, Duration::from_nanos(20)).kind
+    }
+
+    #[test]
+    fn each_rule_in_its_order() {
+        let (good, s) = row();
+        assert_eq!(kind(&good, &s), VerdictKind::Keep);
+        let few = Row {
+            calls: 99,
+            ..good.clone()
+        };
+        assert_eq!(kind(&few, &s), VerdictKind::TooFewCalls);
+        // Stale wins over everything after it.
+        let bands = vec![
+            AgeBand {
+                from: Duration::from_millis(0),
+                to: Duration::from_millis(1),
+                verified: 10,
+                mismatched: 0,
+            },
+            AgeBand {
+                from: Duration::from_millis(512),
+                to: Duration::from_millis(1024),
+                verified: 10,
+                mismatched: 6,
+            },
+        ];
+        let stale = Row {
+            verify: 1.0,
+            verified: 20,
+            mismatched: 6,
+            mismatches_from: mismatches_from(&bands),
+            by_age: bands,
+            hit_ratio: Some(0.01),
+            ..good.clone()
+        };
+        let v = judge(&stale, &s, Duration::from_nanos(20));
+        assert_eq!(v.kind, VerdictKind::Stale);
+        assert!(
+            v.reason.contains("60% of verified hits older than 512 ms"),
+            "{}",
+            v.reason
+        );
+        assert!(v.reason.contains("ttl ≤ 512 ms"), "{}", v.reason);
+        // Under 1% differed: not stale.
+        let clean = Row {
+            verified: 1_000,
+            mismatched: 9,
+            ..stale.clone()
+        };
+        assert_ne!(kind(&clean, &s), VerdictKind::Stale);
+        let costly = Row {
+            cache_time: Duration::from_millis(30),
+            ..good.clone()
+        };
+        assert_eq!(kind(&costly, &s), VerdictKind::Cheap);
+        let instant = Row {
+            load_p50: Some(Duration::ZERO),
+            ..good.clone()
+        };
+        assert_eq!(kind(&instant, &s), VerdictKind::Cheap);
+        let written = Row {
+            invalidations_per_call: 0.6,
+            ..good.clone()
+        };
+        assert_eq!(kind(&written, &s), VerdictKind::WriteHeavy);
+        let cold = Row {
+            hit_ratio: Some(0.1),
+            ..good.clone()
+        };
+        assert_eq!(kind(&cold, &s), VerdictKind::Cold);
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(human(Duration::from_millis(62)), "62 ms");
+        assert_eq!(human(Duration::from_secs(3)), "3.0 s");
+        assert_eq!(human(Duration::from_nanos(400)), "400 ns");
+        assert_eq!(human(Duration::from_secs(600)), "10.0 min");
+        assert_eq!(human(Duration::ZERO), "0");
+    }
+}

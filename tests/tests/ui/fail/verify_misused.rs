@@ -19,4 +19,10 @@ fn not_a_number(id: u64) -> u64 {
     id
 }
 
+// A body that borrows cannot run after its caller has the answer.
+#[cached(ttl = 60, verify = 0.5, backend = "memory", key = "{name}")]
+fn borrowed(name: &str) -> usize {
+    name.len()
+}
+
 fn main() {}
