@@ -1,6 +1,7 @@
 //! What a cache measures beyond its counters, for [`crate::report`]: how long its loads
 //! take, how old the hits were that `verify` checked (and those that differed), how often it
-//! is invalidated, and how long it has been open.
+//! is invalidated, and how long it has been open. (The time saved and the store's time are
+//! striped counters: `stats.rs`.)
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -17,8 +18,6 @@ pub(crate) struct Measured {
     pub(crate) mismatched_ages: Histogram,
     /// Picked hits not verified.
     pub(crate) verify_skipped: AtomicU64,
-    /// Microseconds spent reading the shared store.
-    pub(crate) store_us: AtomicU64,
     /// Invalidations of a key or of the whole cache made by this process.
     pub(crate) invalidations: AtomicU64,
     opened: Instant,
@@ -31,20 +30,18 @@ impl Measured {
             verified_ages: Histogram::new(),
             mismatched_ages: Histogram::new(),
             verify_skipped: AtomicU64::new(0),
-            store_us: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             opened: Instant::now(),
         }
     }
 
-    /// Adds the counts kept here to `stats`: verifications and store time.
+    /// Adds the counts kept here to `stats`: verifications.
     pub(crate) fn add_to(&self, stats: &mut crate::Stats) {
         // Mismatches first: a verification records its mismatch before its check, so a
         // snapshot never has more mismatches than checks.
         stats.mismatched = self.mismatched_ages.snapshot().total();
         stats.verified = self.verified_ages.snapshot().total();
         stats.verify_skipped = self.verify_skipped.load(Relaxed);
-        stats.store_time = Duration::from_micros(self.store_us.load(Relaxed));
     }
 
     /// The measurements now; `verify` is the cache's fraction of hits verified.

@@ -178,8 +178,10 @@ struct Stripe {
     /// Microseconds of load time the answers saved (beside `hits`: one cache line for a hit).
     saved_us: AtomicU64,
     /// `verify`: an owned stripe's hits left before the next one it picks; a shared stripe's
-    /// hits seen (it picks every n-th). (16 words: the stripe is two cache lines.)
+    /// hits seen (it picks every n-th).
     verify_left: AtomicU64,
+    /// Microseconds spent reading the shared store.
+    store_us: AtomicU64,
     misses: AtomicU64,
     null_hits: AtomicU64,
     loads: AtomicU64,
@@ -396,6 +398,16 @@ impl Counters {
         }
     }
 
+    /// Adds `us` microseconds to the time spent reading the shared store.
+    pub(crate) fn add_store_time(&self, us: u32) {
+        let i = stripe_index();
+        bump(
+            &self.stripes[(i & !SHARED_BIT) % STRIPES].store_us,
+            i,
+            u64::from(us),
+        );
+    }
+
     /// Whether `verify` picks this hit: every `every`-th of the calling thread's stripe.
     #[inline]
     pub(crate) fn pick(&self, every: u64) -> bool {
@@ -419,10 +431,11 @@ impl Counters {
     /// the engine turns it into the L1's (so that an L1 hit counts one counter, not two).
     pub(crate) fn snapshot(&self) -> Stats {
         let mut s = Stats::default();
-        let mut saved_us = 0;
+        let (mut saved_us, mut store_us) = (0, 0);
         for st in self.stripes.iter() {
             s.hits += st.hits.load(Relaxed);
             saved_us += st.saved_us.load(Relaxed);
+            store_us += st.store_us.load(Relaxed);
             s.misses += st.misses.load(Relaxed);
             s.null_hits += st.null_hits.load(Relaxed);
             s.loads += st.loads.load(Relaxed);
@@ -438,6 +451,7 @@ impl Counters {
             s.invalidations_received += st.invalidations_received.load(Relaxed);
         }
         s.load_time_saved = Duration::from_micros(saved_us);
+        s.store_time = Duration::from_micros(store_us);
         s
     }
 }
@@ -447,8 +461,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stripe_is_two_cache_lines() {
-        assert_eq!(std::mem::size_of::<Stripe>(), 128);
+    fn a_stripe_is_four_cache_lines() {
+        assert_eq!(std::mem::size_of::<Stripe>(), 256);
     }
 
     #[test]

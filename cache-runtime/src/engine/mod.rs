@@ -100,7 +100,7 @@ pub struct Engine<F: Types, S> {
     ttl_cap: Option<Duration>,
     /// `verify`: which hits are verified, and how.
     verifier: verify::Verifier<F::Value>,
-    /// Load durations, verified ages, store time and invalidations, for [`crate::report`].
+    /// Load durations, verified ages and invalidations, for [`crate::report`].
     measured: Measured,
 }
 

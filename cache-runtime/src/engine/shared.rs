@@ -181,8 +181,7 @@ impl<F: Function, S: Store<F>> Engine<F, S> {
 
     /// Adds the time since `started` to the time spent reading the store.
     fn took(&self, started: Stopwatch) {
-        let us = u64::from(started.elapsed_us());
-        self.measured.store_us.fetch_add(us, Relaxed);
+        self.stats.add_store_time(started.elapsed_us());
     }
 
     /// Reads `key` from the store (sync).
