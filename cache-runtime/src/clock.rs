@@ -43,7 +43,10 @@ static TICKER: OnceLock<Option<Thread>> = OnceLock::new();
 
 /// Starts the ticker once. Called when a cache is built, never on the hit path.
 pub(crate) fn start() {
-    TICKER.get_or_init(spawn_ticker);
+    TICKER.get_or_init(|| {
+        crate::stopwatch::calibrate_in_background();
+        spawn_ticker()
+    });
 }
 
 fn spawn_ticker() -> Option<Thread> {
@@ -58,7 +61,6 @@ fn spawn_ticker() -> Option<Thread> {
 
 /// The ticker: ticks for `AWAKE_TICKS`, then parks until a read wants it.
 fn tick() {
-    crate::stopwatch::calibrate();
     loop {
         for _ in 0..AWAKE_TICKS {
             COARSE.fetch_max(now_ms(), Relaxed);

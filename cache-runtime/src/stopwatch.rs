@@ -3,9 +3,10 @@
 //!
 //! Two reads of `std::time::Instant` cost about 44 ns on this project's VMs; two reads of the
 //! CPU's time-stamp counter through [`quanta`] about 21 ns (`BENCHMARKS.md`, issue 27). quanta
-//! calibrates the counter against the system clock once (about 0.6 ms here), on the cache
-//! clock's ticker thread, so no caller waits for it: until it is ready, loads are timed with
-//! `Instant`. Where the counter is not reliable, quanta reads the monotonic clock itself.
+//! calibrates the counter against the system clock once (about 0.6 ms here), on a thread of
+//! its own started with the first cache, so no caller (and not the cache clock's ticker)
+//! waits for it: until it is ready, loads are timed with `Instant`. Where the counter is not
+//! reliable, quanta reads the monotonic clock itself.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -13,9 +14,17 @@ use std::time::Instant;
 /// The calibrated counter, once the ticker thread made it.
 static COUNTER: OnceLock<quanta::Clock> = OnceLock::new();
 
-/// Calibrates the counter (blocking, about 0.6 ms): called by the ticker thread.
+/// Calibrates the counter (blocking, about 0.6 ms).
 pub(crate) fn calibrate() {
     COUNTER.get_or_init(quanta::Clock::new);
+}
+
+/// Calibrates the counter on a thread of its own (once; if no thread can be started, loads
+/// stay timed with `Instant`).
+pub(crate) fn calibrate_in_background() {
+    let _ = std::thread::Builder::new()
+        .name("cache-runtime-calibrate".into())
+        .spawn(calibrate);
 }
 
 /// A load's start.
