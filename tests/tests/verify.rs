@@ -3,6 +3,7 @@
 //! write leaves nothing to find; a verification that fails or panics changes nothing served.
 //! Also the time hits save (`load_time_saved`) and the report's verdicts.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{LazyLock, RwLock};
 use std::time::{Duration, Instant};
@@ -99,84 +100,120 @@ fn mismatches_by_age_follow_the_change_process() {
 
 // ------------------------------------------------ invalidation on every write
 
-/// A source written under a lock that also invalidates: no call sees a write between the
-/// source's change and the invalidation.
-static SOURCE: RwLock<u64> = RwLock::new(0);
-
-#[cached(ttl = 60, verify = 1.0, backend = "memory")]
-fn invalidated_on_write(k: u64) -> u64 {
-    *SOURCE.read().unwrap() * 1_000 + k
+thread_local! {
+    /// Set while a reader of this thread holds its source's read lock around a call.
+    static HOLDING: Cell<bool> = const { Cell::new(false) };
 }
 
-#[test]
-fn invalidation_on_every_write_leaves_no_mismatch() {
+/// A source written under a lock that also invalidates: no call sees a write between the
+/// source's change and its invalidation. A load takes the read lock, unless its caller holds
+/// it already (a read lock taken twice by one thread can deadlock behind a waiting writer).
+struct Source {
+    lock: RwLock<()>,
+    value: AtomicU64,
+}
+
+impl Source {
+    const fn new() -> Self {
+        Source {
+            lock: RwLock::new(()),
+            value: AtomicU64::new(0),
+        }
+    }
+
+    fn read(&self) -> u64 {
+        if HOLDING.get() {
+            return self.value.load(SeqCst);
+        }
+        let _reading = self.lock.read().unwrap();
+        self.value.load(SeqCst)
+    }
+
+    /// Changes the value and runs `invalidate`, under the write lock.
+    fn write(&self, invalidate: impl FnOnce()) {
+        let _writing = self.lock.write().unwrap();
+        self.value.fetch_add(1, SeqCst);
+        invalidate();
+    }
+
+    /// Calls `call` under the read lock.
+    fn call<R>(&self, call: impl FnOnce() -> R) -> R {
+        let _reading = self.lock.read().unwrap();
+        HOLDING.set(true);
+        let result = call();
+        HOLDING.set(false);
+        result
+    }
+}
+
+/// Two readers for 2 s while a writer changes `source` every 20 ms and `invalidate`s.
+fn race_writes(source: &Source, invalidate: impl Fn() + Sync, call: impl Fn(u64) + Sync) {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
             while !stop.load(SeqCst) {
-                let mut source = SOURCE.write().unwrap();
-                *source += 1;
-                for k in 0..8 {
-                    assert!(invalidated_on_write_invalidate(k).is_done());
-                }
-                drop(source);
+                source.write(&invalidate);
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        for _ in 0..2 {
-            s.spawn(|| {
-                let until = Instant::now() + Duration::from_secs(2);
-                while Instant::now() < until {
-                    for k in 0..8 {
-                        let _reading = SOURCE.read().unwrap();
-                        invalidated_on_write(k);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let until = Instant::now() + Duration::from_secs(2);
+                    while Instant::now() < until {
+                        for k in 0..8 {
+                            source.call(|| call(k));
+                        }
+                        std::thread::sleep(Duration::from_micros(100));
                     }
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-            });
+                })
+            })
+            .collect();
+        for reader in readers {
+            reader.join().unwrap();
         }
-        std::thread::sleep(Duration::from_millis(2_100));
         stop.store(true, SeqCst);
+    });
+}
+
+static KEYED: Source = Source::new();
+
+#[cached(ttl = 60, verify = 1.0, backend = "memory")]
+fn invalidated_on_write(k: u64) -> u64 {
+    KEYED.read() * 1_000 + k
+}
+
+#[test]
+fn invalidation_on_every_write_leaves_no_mismatch() {
+    let invalidate = || {
+        for k in 0..8 {
+            assert!(invalidated_on_write_invalidate(k).is_done());
+        }
+    };
+    race_writes(&KEYED, invalidate, |k| {
+        invalidated_on_write(k);
     });
     let s = drained(invalidated_on_write_cache());
     assert!(s.verified > 500, "too few verified: {s:?}");
     assert_eq!(s.mismatched, 0, "{s:?}");
 }
 
-/// A source whose writes invalidate a tag (under the same kind of lock).
-static TAGGED_SOURCE: RwLock<u64> = RwLock::new(0);
+static TAGGED: Source = Source::new();
 
 #[cached(ttl = 60, verify = 1.0, backend = "memory", tags = ["verify-tagged-source"])]
 fn invalidated_by_tag(k: u64) -> u64 {
-    *TAGGED_SOURCE.read().unwrap() * 1_000 + k
+    TAGGED.read() * 1_000 + k
 }
 
 #[test]
 fn invalidation_by_tag_on_every_write_leaves_no_mismatch() {
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            while !stop.load(SeqCst) {
-                let mut source = TAGGED_SOURCE.write().unwrap();
-                *source += 1;
-                // Done in process; with the `redis` feature and no Redis here, it is also
-                // kept for Redis (`Pending`), which changes nothing in process.
-                let _ = cache_runtime::invalidate_tag("verify-tagged-source");
-                drop(source);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        s.spawn(|| {
-            let until = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < until {
-                for k in 0..8 {
-                    let _reading = TAGGED_SOURCE.read().unwrap();
-                    invalidated_by_tag(k);
-                }
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            stop.store(true, SeqCst);
-        });
+    // Done in process; with the `redis` feature and no Redis here, it is also kept for Redis
+    // (`Pending`), which changes nothing in process.
+    let invalidate = || {
+        let _ = cache_runtime::invalidate_tag("verify-tagged-source");
+    };
+    race_writes(&TAGGED, invalidate, |k| {
+        invalidated_by_tag(k);
     });
     let s = drained(invalidated_by_tag_cache());
     assert!(s.verified > 500, "too few verified: {s:?}");
